@@ -1,0 +1,151 @@
+//! File-system helpers shared by every command that writes.
+//!
+//! Whatever we write can be read at the same moment by someone else: a Zoi
+//! client reading its config, nginx serving a `.hash`. So nothing is ever
+//! written in place: bytes go to a temporary file in the same directory, are
+//! flushed to disk, and the file is renamed over the target, which POSIX
+//! guarantees to be atomic. A reader sees the old file or the new one, never
+//! half of either.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Writes `bytes` to `path` atomically. An existing file's permissions (and,
+/// on Unix, owner and group, where we are allowed to set them) are kept.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            path.file_name()
+                .map_or("tmp".into(), |n| n.to_string_lossy())
+        ))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    if let Ok(meta) = fs::metadata(path) {
+        fs::set_permissions(tmp.path(), meta.permissions())
+            .with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // Only root can give a file away; for anyone else the new file
+            // already has the right owner when they owned the old one.
+            let _ = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()));
+        }
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Flushes a directory entry change (a rename) to disk, best effort.
+pub fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Writes a set of files as a new directory `target`, replacing any
+/// existing one only once every file is written. Files from an older
+/// version of the directory do not survive.
+pub fn replace_dir_with(target: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".zoi-mirror-staging.")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a staging directory in {}", parent.display()))?;
+    for (rel, bytes) in files {
+        let path = staging.path().join(rel);
+        if let Some(p) = path.parent() {
+            fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+        }
+        fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        #[cfg(unix)]
+        if rel.extension().is_some_and(|e| e == "sh") || rel.starts_with("tools") {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    let staged = staging.keep();
+    let old = parent.join(format!(
+        ".{}.old",
+        target
+            .file_name()
+            .map_or("dir".into(), |n| n.to_string_lossy())
+    ));
+    if target.exists() {
+        let _ = fs::remove_dir_all(&old);
+        fs::rename(target, &old)
+            .with_context(|| format!("cannot move {} aside", target.display()))?;
+    }
+    if let Err(e) = fs::rename(&staged, target) {
+        // Put the previous version back so a failed build loses nothing.
+        let _ = fs::rename(&old, target);
+        let _ = fs::remove_dir_all(&staged);
+        return Err(e)
+            .with_context(|| format!("cannot move the new bundle to {}", target.display()));
+    }
+    let _ = fs::remove_dir_all(&old);
+    sync_dir(parent);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_keeps_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.yaml");
+        fs::write(&p, "old").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        }
+        atomic_write(&p, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o640
+            );
+        }
+        // no temporary files left behind
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn replace_dir_drops_stale_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("b");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("stale"), "x").unwrap();
+        replace_dir_with(&target, &[(PathBuf::from("a/new"), b"y".to_vec())]).unwrap();
+        assert!(!target.join("stale").exists());
+        assert_eq!(fs::read_to_string(target.join("a/new")).unwrap(), "y");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,23 @@
+//! zoi-mirror: a private mirror of the Zoi registry and binary archives.
+//!
+//! Data flows one way: [`spec`] (mirror.toml) → [`bundle`] (build) →
+//! [`client`] (apply on a machine) → [`probe`] (check over the network), with
+//! [`zoi`] underneath all of them as the single source of truth about how
+//! the real Zoi client behaves.
+
+/// Rendering bundles: templates, quoting, bundle.json.
+pub mod bundle;
+/// clap definitions for every command.
+pub mod cli;
+/// One module per command; the only code that prints.
+pub mod commands;
+/// Exit codes and user-facing failures.
+pub mod error;
+/// Shared file-system helpers: atomic writes, directory replacement.
+pub mod fsutil;
+/// Human and JSON printers.
+pub mod output;
+/// mirror.toml: schema, loading with spans, validation, the init template.
+pub mod spec;
+/// Zoi's formats and rules.
+pub mod zoi;

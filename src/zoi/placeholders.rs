@@ -1,0 +1,137 @@
+//! URL templates in `repo.yaml` (`url`, `hash`, `size`, `files`, `pgp`) and
+//! how Zoi expands them.
+//!
+//! Zoi 1.29.4 expands with plain sequential `str::replace` in a fixed order
+//! (`{os}`, `{arch}`, `{version}`, `{repo}`, `{name}`, `{id}`, `{platform}`), so
+//! a value that itself contains a later placeholder is expanded again. We
+//! reproduce that order instead of a "correct" single-pass expansion, because
+//! the point is to predict the URL Zoi will actually request.
+
+use crate::zoi::platform::Platform;
+
+/// The seven placeholders Zoi knows. Anything else in braces stays literally
+/// in the URL.
+pub const KNOWN: [&str; 7] = ["name", "version", "repo", "id", "os", "arch", "platform"];
+
+/// Human list for error messages: `{name}, {version}, …`.
+pub fn known_list() -> String {
+    KNOWN
+        .iter()
+        .map(|p| format!("{{{p}}}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `{word}` tokens in `template` that Zoi does not expand, with byte offsets.
+pub fn unknown(template: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let bytes = template.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'{'
+            && let Some(len) = template[i + 1..].find('}')
+        {
+            let word = &template[i + 1..i + 1 + len];
+            let looks_like_placeholder = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if looks_like_placeholder && !KNOWN.contains(&word) {
+                out.push((i, word.to_string()));
+            }
+            i += len + 2;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// What a package contributes to a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coordinates<'a> {
+    pub name: &'a str,
+    /// The package's metadata `repo` (its tier path, may contain `/`).
+    pub repo: &'a str,
+    /// The plain version: no epoch, no revision.
+    pub version: &'a str,
+    pub platform: Platform,
+}
+
+impl Coordinates<'_> {
+    /// `{id}`: `repo` with `/` → `.`, then `.name`; just `name` for no repo.
+    pub fn id(&self) -> String {
+        if self.repo.is_empty() {
+            self.name.to_string()
+        } else {
+            format!("{}.{}", self.repo.replace('/', "."), self.name)
+        }
+    }
+
+    /// Expands `template` exactly as Zoi's `resolve_url_placeholders`.
+    pub fn expand(&self, template: &str) -> String {
+        let platform = self.platform.to_string();
+        template
+            .replace("{os}", self.platform.os.as_str())
+            .replace("{arch}", self.platform.arch.as_str())
+            .replace("{version}", self.version)
+            .replace("{repo}", self.repo)
+            .replace("{name}", self.name)
+            .replace("{id}", &self.id())
+            .replace("{platform}", &platform)
+    }
+
+    /// `{name}-{version}-{platform}.zpa`, the name Zoi appends to a
+    /// directory URL and searches for in `pkg_dirs`.
+    pub fn archive_file_name(&self, ext: &str) -> String {
+        format!("{}-{}-{}.{ext}", self.name, self.version, self.platform)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c<'a>(name: &'a str, repo: &'a str) -> Coordinates<'a> {
+        Coordinates {
+            name,
+            repo,
+            version: "1.2.3",
+            platform: "linux-amd64".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn expands_every_placeholder() {
+        let url = c("hello", "zillowe")
+            .expand("https://h/{repo}/{os}/{arch}/{version}/{name}-{version}-{platform}.zpa?{id}");
+        assert_eq!(
+            url,
+            "https://h/zillowe/linux/amd64/1.2.3/hello-1.2.3-linux-amd64.zpa?zillowe.hello"
+        );
+    }
+
+    #[test]
+    fn id_flattens_nested_repo() {
+        assert_eq!(c("x", "community/tools").id(), "community.tools.x");
+        assert_eq!(c("x", "").id(), "x");
+    }
+
+    #[test]
+    fn unknown_placeholders_stay_and_are_reported() {
+        assert_eq!(
+            unknown("https://h/{repo}/{tier}/{name}"),
+            vec![(17, "tier".to_string())]
+        );
+        // Unknown ones are left verbatim by the expansion.
+        assert_eq!(c("a", "b").expand("{tier}/{name}"), "{tier}/a");
+        // Not placeholders: empty braces and spaces.
+        assert!(unknown("https://h/{}/{a b}").is_empty());
+    }
+
+    #[test]
+    fn sequential_replacement_like_zoi() {
+        // A repo named "{name}" is expanded again by the later {name} pass.
+        assert_eq!(c("pkg", "{name}").expand("{repo}"), "pkg");
+    }
+}

@@ -1,0 +1,229 @@
+//! `repo.yaml`, the file at the root of a registry's git repository, and the
+//! archive URLs Zoi derives from its `pkg` links.
+
+use serde::{Deserialize, Serialize};
+
+use crate::zoi::placeholders::Coordinates;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitLink {
+    #[serde(rename = "type")]
+    pub link_type: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PkgLink {
+    #[serde(rename = "type")]
+    pub link_type: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PgpKey {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoEntry {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub repo_type: String,
+    pub active: bool,
+}
+
+/// `repo.yaml` as Zoi 1.29.4 reads it (`RepoConfig`), plus the `handle` key
+/// Zoidberg writes. `delta`, `zrepo` and `db` are read so that we can tell the
+/// user we drop them: they point at upstream's infrastructure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepoYaml {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub name: String,
+    pub description: String,
+    /// Not read by Zoi; written so the intended handle is visible in the repo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisory_prefix: Option<String>,
+    #[serde(default)]
+    pub git: Vec<GitLink>,
+    #[serde(default)]
+    pub pkg: Vec<PkgLink>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delta: Vec<serde_yaml::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zrepo: Vec<serde_yaml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    #[serde(default)]
+    pub pgp: Vec<PgpKey>,
+    #[serde(default)]
+    pub repos: Vec<RepoEntry>,
+}
+
+impl RepoYaml {
+    pub fn parse(text: &str) -> Result<Self, serde_yaml::Error> {
+        serde_yaml::from_str(text)
+    }
+
+    /// The one `pkg` link Zoi uses for pre-built archives: the first `main`,
+    /// else the first `mirror`. Every other link is ignored by Zoi 1.29.
+    pub fn first_archive_link(&self) -> Option<&PkgLink> {
+        self.pkg
+            .iter()
+            .find(|p| p.link_type == "main")
+            .or_else(|| self.pkg.iter().find(|p| p.link_type == "mirror"))
+    }
+
+    /// Links Zoi never reads for archives (later mirrors), reported apart.
+    pub fn ignored_archive_links(&self) -> Vec<&PkgLink> {
+        let first = self.first_archive_link();
+        self.pkg
+            .iter()
+            .filter(|p| p.link_type == "main" || p.link_type == "mirror")
+            .filter(|p| Some(*p) != first)
+            .collect()
+    }
+
+    pub fn main_git(&self) -> Option<&str> {
+        self.git
+            .iter()
+            .find(|g| g.link_type == "main")
+            .map(|g| g.url.as_str())
+    }
+
+    pub fn active_tiers(&self) -> Vec<String> {
+        self.repos
+            .iter()
+            .filter(|r| r.active)
+            .map(|r| r.name.clone())
+            .collect()
+    }
+}
+
+/// The URLs Zoi fetches for one package on one platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveUrls {
+    pub archive: String,
+    /// Always set: defaults to `<archive>.sig`.
+    pub pgp: String,
+    pub hash: Option<String>,
+    pub size: Option<String>,
+    pub files: Option<String>,
+}
+
+/// Builds the archive URLs from a `pkg` link exactly as Zoi's
+/// `find_registry_info_for_package` does.
+pub fn archive_urls(link: &PkgLink, c: &Coordinates<'_>) -> ArchiveUrls {
+    let base = c.expand(&link.url);
+    let archive = if base.ends_with(".zpa") {
+        base
+    } else {
+        format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            c.archive_file_name("zpa")
+        )
+    };
+    ArchiveUrls {
+        pgp: link
+            .pgp
+            .as_ref()
+            .map_or_else(|| format!("{archive}.sig"), |t| c.expand(t)),
+        hash: link.hash.as_ref().map(|t| c.expand(t)),
+        size: link.size.as_ref().map(|t| c.expand(t)),
+        files: link.files.as_ref().map(|t| c.expand(t)),
+        archive,
+    }
+}
+
+/// Zoi's `cache_mirrors` candidates for a URL: the URL itself, then
+/// `<mirror>/<last path segment>` for each mirror.
+pub fn mirror_candidates(url: &str, cache_mirrors: &[String]) -> Vec<String> {
+    let mut out = vec![url.to_string()];
+    if let Some(file) = url.split('/').next_back().filter(|s| !s.is_empty()) {
+        for m in cache_mirrors {
+            out.push(format!("{}/{file}", m.trim_end_matches('/')));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(url: &str) -> PkgLink {
+        PkgLink {
+            link_type: "main".into(),
+            url: url.into(),
+            pgp: None,
+            hash: Some(format!("{url}.hash")),
+            size: None,
+            files: None,
+        }
+    }
+
+    fn coords() -> Coordinates<'static> {
+        Coordinates {
+            name: "hello",
+            repo: "zillowe",
+            version: "2.0.0",
+            platform: "macos-arm64".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn directory_urls_get_the_zpa_name_appended() {
+        let u = archive_urls(&link("https://b/{repo}/{os}/{arch}/{version}/"), &coords());
+        assert_eq!(
+            u.archive,
+            "https://b/zillowe/macos/arm64/2.0.0/hello-2.0.0-macos-arm64.zpa"
+        );
+        assert_eq!(u.pgp, format!("{}.sig", u.archive));
+        // hash is expanded from its own template, not derived from the archive
+        assert_eq!(u.hash.unwrap(), "https://b/zillowe/macos/arm64/2.0.0/.hash");
+    }
+
+    #[test]
+    fn legacy_names_are_not_zpa_so_zoi_appends_anyway() {
+        let u = archive_urls(
+            &link("https://b/{name}-{version}-{platform}.pkg.tar.zst"),
+            &coords(),
+        );
+        assert!(
+            u.archive
+                .ends_with(".pkg.tar.zst/hello-2.0.0-macos-arm64.zpa")
+        );
+    }
+
+    #[test]
+    fn first_link_is_main_then_mirror() {
+        let mut r = RepoYaml::parse("name: x\ndescription: y\n").unwrap();
+        let mut m = link("https://mirror");
+        m.link_type = "mirror".into();
+        r.pkg = vec![m.clone(), link("https://main")];
+        assert_eq!(r.first_archive_link().unwrap().url, "https://main");
+        assert_eq!(r.ignored_archive_links(), vec![&m]);
+        r.pkg = vec![m.clone()];
+        assert_eq!(r.first_archive_link().unwrap().url, "https://mirror");
+    }
+
+    #[test]
+    fn mirror_candidates_use_last_segment() {
+        assert_eq!(
+            mirror_candidates("https://a/x/y/f.zpa", &["https://m/".into()]),
+            ["https://a/x/y/f.zpa", "https://m/f.zpa"]
+        );
+    }
+}

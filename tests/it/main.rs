@@ -1,0 +1,5 @@
+//! Integration tests: one binary, shared helpers in `support`.
+
+mod support;
+
+mod build;

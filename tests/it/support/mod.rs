@@ -1,0 +1,157 @@
+//! Shared helpers for the integration tests: running our binary, temp
+//! homes, the shared fixtures, and real components (Lua, nginx, git).
+
+#![allow(dead_code)]
+
+pub mod zoi_types;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zoi-mirror"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/fixtures`, or `$ZOI_MIRROR_SHARED/fixtures`. The fixtures are
+/// test data the tests cannot do without: a missing directory is a failure,
+/// not a skip.
+pub fn fixtures() -> PathBuf {
+    let shared = std::env::var_os("ZOI_MIRROR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"));
+    let dir = shared.join("fixtures");
+    assert!(
+        dir.is_dir(),
+        "shared fixtures not found at {} (set ZOI_MIRROR_SHARED to the shared/ directory)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn example_spec() -> PathBuf {
+    repo_root().join("examples/acme/mirror.toml")
+}
+
+/// A command for our binary with a scrubbed environment: its own HOME and
+/// XDG dirs under `home`, no colour, nothing from the developer's machine.
+pub fn cmd(home: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("NO_COLOR", "1")
+        .current_dir(home);
+    c
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn run(c: &mut Command) -> Run {
+    Run::of(c.output().expect("spawn"))
+}
+
+/// Runs our binary with `args` in a fresh temp home.
+pub fn zm(home: &Path, args: &[&str]) -> Run {
+    run(cmd(home).args(args))
+}
+
+/// A Lua interpreter: `$ZOI_MIRROR_LUA`, else lua5.4, lua, luau on PATH.
+pub fn lua() -> PathBuf {
+    if let Some(p) = std::env::var_os("ZOI_MIRROR_LUA") {
+        return p.into();
+    }
+    for name in ["lua5.4", "lua", "luau"] {
+        if let Ok(out) = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {name}"))
+            .output()
+            && out.status.success()
+        {
+            return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        }
+    }
+    panic!("no Lua interpreter found: install lua5.4 (scripts/test.sh does) or set ZOI_MIRROR_LUA")
+}
+
+/// Evaluates a `.pkg.lua` with a `metadata` stub in a real Lua and returns
+/// the table it passed, as JSON.
+pub fn eval_pkg_lua(path: &Path) -> serde_json::Value {
+    let script = repo_root().join("tests/lua/eval_pkg.lua");
+    let out = Command::new(lua())
+        .arg(&script)
+        .arg(path)
+        .output()
+        .expect("run lua");
+    assert!(
+        out.status.success(),
+        "lua failed on {}:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "lua output is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Every file under `dir`, relative, sorted, with contents.
+pub fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
