@@ -8,6 +8,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 need=""
 have lua5.4 || have lua || need="$need lua5.4"
 have git || need="$need git"
+have nginx || need="$need nginx-light"
 have sha512sum || need="$need coreutils"
 
 if [ -n "$need" ]; then

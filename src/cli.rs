@@ -35,6 +35,122 @@ pub enum Command {
     Init(InitArgs),
     /// Build the distributable bundle from mirror.toml (or check it is current).
     Build(BuildArgs),
+    /// Make this machine's Zoi use the mirror described by a bundle.
+    Apply(ApplyArgs),
+    /// Say whether this machine's Zoi still uses the mirror, and why not.
+    Status(StatusArgs),
+    /// Undo what `apply` did for an extension.
+    Revert(RevertArgs),
+}
+
+/// Options for commands that fetch over HTTP.
+#[derive(Debug, Args, Clone)]
+pub struct NetArgs {
+    /// Extra CA certificate (PEM) to trust besides the system store; repeatable.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_certs: Vec<PathBuf>,
+    /// Extra request header `Name: value` (e.g. an Authorization token);
+    /// repeatable. Never printed. Also read from ZOI_MIRROR_HEADER.
+    #[arg(
+        long = "header",
+        value_name = "NAME: VALUE",
+        env = "ZOI_MIRROR_HEADER",
+        hide_env_values = true
+    )]
+    pub headers: Vec<String>,
+    /// Seconds allowed to connect.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Seconds allowed per request (Zoi allows 60).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+/// Where on the machine: scope, --root, layout, and which zoi.
+#[derive(Debug, Args, Clone)]
+pub struct MachineArgs {
+    /// Which config layer: the user's, or the machine-wide system file (the
+    /// only place policy locks count).
+    #[arg(long, value_enum, default_value_t = crate::client::Scope::User)]
+    pub scope: crate::client::Scope,
+    /// Prefix every absolute path with DIR, as Zoi's own --root does (image
+    /// builds, tests).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Force the config layout instead of detecting it: `xdg` (Zoi >= 1.26,
+    /// ~/.config/zoi) or `legacy` (Zoi <= 1.25, ~/.zoi/pkgs).
+    #[arg(long, value_enum)]
+    pub layout: Option<crate::zoi::paths::LayoutKind>,
+    /// The zoi executable (default: `zoi` on PATH).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_zoi")]
+    pub zoi: Option<PathBuf>,
+    /// Do not run zoi even if it is installed.
+    #[arg(long)]
+    pub no_zoi: bool,
+    /// Seconds to wait for another zoi-mirror run to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub lock_timeout: u64,
+}
+
+/// JSON (`--format json`): `{extension, version, scope, target: {scope,
+/// layout, layout_reason, config_path, state_dir, zoi_data_dir}, dry_run,
+/// already_applied, changed, keys: [{key, before, after, changed}], zoi:
+/// {found, path, version, action, reason}, backup, state_file, diff, notes,
+/// revert_command}`.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct ApplyArgs {
+    /// The bundle: the directory `build` wrote, or its http(s) URL.
+    pub bundle: String,
+    /// Require bundle.json to have this SHA-512 (hex).
+    #[arg(long, value_name = "HEX")]
+    pub sha512: Option<String>,
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// Print the unified diff of what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (never asked without a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// JSON: `{extension, version, scope, layout, layout_reason, in_sync,
+/// layers: [{layer, path, exists, problem}], settings: [{key, expected,
+/// system, user, project, effective, decided_by, ok, why}], traps: [{kind,
+/// severity, message, hint}]}`.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct StatusArgs {
+    /// The bundle: the directory `build` wrote, or its http(s) URL.
+    pub bundle: String,
+    /// Require bundle.json to have this SHA-512 (hex).
+    #[arg(long, value_name = "HEX")]
+    pub sha512: Option<String>,
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// JSON: `{extension, scope, reverted, config_path, keys: [{key, action:
+/// restored|kept|unchanged, now, after}], zoi: removed|not_registered|
+/// not_found|failed, backup, diff, notes}`.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct RevertArgs {
+    /// The extension name (as in the bundle).
+    pub name: String,
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// Print the unified diff of what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (never asked without a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,8 @@
 pub mod bundle;
 /// clap definitions for every command.
 pub mod cli;
+/// Editing Zoi's config on a machine: apply, status, revert.
+pub mod client;
 /// One module per command; the only code that prints.
 pub mod commands;
 /// Exit codes and user-facing failures.
@@ -17,6 +19,8 @@ pub mod error;
 pub mod fsutil;
 /// Human and JSON printers.
 pub mod output;
+/// HTTP and git probing.
+pub mod probe;
 /// mirror.toml: schema, loading with spans, validation, the init template.
 pub mod spec;
 /// Zoi's formats and rules.

@@ -22,6 +22,9 @@ pub struct Manifest {
     pub generator: Generator,
     /// The config keys `apply` manages, per scope.
     pub manages: Manages,
+    /// The extension's changes, as in the `.pkg.lua` (so `apply` can tell
+    /// which would collide with a user's config before handing it to Zoi).
+    pub extension_changes: Vec<crate::zoi::extension::Change>,
     pub registry: RegistryInfo,
     pub binaries: BinariesInfo,
     /// SHA-512 and size of every other file, by path relative to the bundle.

@@ -5,6 +5,7 @@
 //! what lets `build --check` compare a fresh render against the disk and
 //! lets people keep the bundle in git next to the spec.
 
+pub mod load;
 pub mod manifest;
 pub mod quote;
 pub mod render;
@@ -338,6 +339,7 @@ pub fn render(spec: &Spec) -> Result<Bundle> {
             user: managed_keys(spec, false),
             system: managed_keys(spec, true),
         },
+        extension_changes: changes.clone(),
         registry: manifest::RegistryInfo {
             url: spec.registry.url.clone(),
             branch: spec.registry.branch.clone(),

@@ -1,8 +1,11 @@
 //! One module per command. These are the only modules that print; the
 //! library underneath returns values and errors.
 
+pub mod apply;
 pub mod build;
 pub mod init;
+pub mod revert;
+pub mod status;
 
 use anyhow::Result;
 
@@ -14,5 +17,83 @@ pub fn run(cli: Cli) -> Result<Exit> {
     match &cli.command {
         Command::Init(args) => init::run(args, format),
         Command::Build(args) => build::run(args, format),
+        Command::Apply(args) => apply::run(args, format),
+        Command::Status(args) => status::run(args, format),
+        Command::Revert(args) => revert::run(args, format),
+    }
+}
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use crate::cli::{MachineArgs, NetArgs};
+use crate::client::zoi_cli::{self, Zoi};
+use crate::error::{Failure, fail};
+use crate::probe::http;
+use crate::zoi::paths::Env;
+
+/// HTTP options from the shared flags.
+pub fn net_options(net: &NetArgs) -> Result<http::Options> {
+    let mut headers = Vec::new();
+    for h in &net.headers {
+        let Some((name, value)) = h.split_once(':') else {
+            return fail(
+                Failure::bad_input(
+                    "usage",
+                    "a --header must look like `Name: value` (value not shown)",
+                )
+                .hint("e.g. --header 'Authorization: Bearer …'"),
+            );
+        };
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    Ok(http::Options {
+        ca_certs: net.ca_certs.clone(),
+        headers,
+        connect_timeout: Duration::from_secs(net.connect_timeout),
+        timeout: Duration::from_secs(net.timeout),
+    })
+}
+
+/// The environment and the zoi executable to use.
+pub fn machine(m: &MachineArgs) -> Result<(Env, Option<Zoi>)> {
+    let env = Env::from_process(m.root.clone());
+    let zoi = if m.no_zoi {
+        None
+    } else {
+        match zoi_cli::find(m.zoi.as_deref()) {
+            Some(path) => Some(Zoi::open(path, m.root.clone()).map_err(|e| {
+                Failure::bad_input("zoi", format!("{e:#}")).hint("pass --zoi PATH, or --no-zoi")
+            })?),
+            None if m.zoi.is_some() => unreachable!("an explicit --zoi is always returned"),
+            None => None,
+        }
+    };
+    Ok((env, zoi))
+}
+
+pub fn lock_timeout(m: &MachineArgs) -> Duration {
+    Duration::from_secs(m.lock_timeout)
+}
+
+/// Asks on the terminal; without one (scripts, `curl | sh`) or with `--yes`
+/// the answer is yes.
+pub fn confirm(question: &str, yes: bool) -> bool {
+    if yes || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return true;
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
+}
+
+/// A YAML value on one line, for human output.
+pub fn compact(v: Option<&serde_yaml::Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(v) => serde_json::to_string(v).unwrap_or_else(|_| "?".into()),
     }
 }

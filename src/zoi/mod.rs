@@ -9,6 +9,7 @@
 pub mod config;
 pub mod extension;
 pub mod names;
+pub mod paths;
 pub mod placeholders;
 pub mod platform;
 pub mod repo;

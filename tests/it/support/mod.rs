@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod nginx;
 pub mod zoi_types;
 
 use std::path::{Path, PathBuf};
@@ -154,4 +155,19 @@ pub fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out.sort();
     out
+}
+
+/// `sha512sum FILE`, by the coreutils tool (an independent implementation).
+pub fn sha512_file(path: &Path) -> String {
+    let out = Command::new("sha512sum")
+        .arg(path)
+        .output()
+        .expect("sha512sum");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }

@@ -1,0 +1,295 @@
+//! Opening a bundle someone else built: from a directory or an http(s) URL,
+//! verified before anything in it is used.
+//!
+//! Trust starts at `bundle.json`: its own SHA-512 can be pinned (`--sha512`,
+//! which the one-command setup scripts do), and it pins every other file.
+//! A file is handed out only after its bytes match, so a tampered bundle can
+//! never reach a user's config.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::manifest::{self, Manifest, sha512_hex};
+use crate::error::{Failure, fail};
+
+/// Where a bundle comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Dir(PathBuf),
+    Url(url::Url),
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Source {
+        if (s.starts_with("http://") || s.starts_with("https://"))
+            && let Ok(mut u) = url::Url::parse(s)
+        {
+            if !u.path().ends_with('/') {
+                let p = format!("{}/", u.path());
+                u.set_path(&p);
+            }
+            return Source::Url(u);
+        }
+        Source::Dir(PathBuf::from(s))
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            Source::Dir(d) => d.display().to_string(),
+            Source::Url(u) => crate::probe::http::redact(u.as_str()),
+        }
+    }
+}
+
+/// A bundle whose `bundle.json` has been read and (optionally) pinned.
+#[derive(Debug)]
+pub struct Loaded {
+    pub source: Source,
+    /// A local directory holding the files (the bundle dir, or a temp copy
+    /// of a downloaded bundle).
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub manifest: Manifest,
+    pub manifest_sha512: String,
+}
+
+fn bad(kind: &'static str, msg: String) -> Failure {
+    Failure::bad_input(kind, msg)
+}
+
+/// Opens a bundle. With `pin`, `bundle.json` must have that SHA-512.
+/// Downloads (for URLs) go into a temp dir first; nothing is used until
+/// verified.
+pub fn open(
+    source: Source,
+    pin: Option<&str>,
+    http: &crate::probe::http::Options,
+) -> Result<Loaded> {
+    let (dir, tmp) = match &source {
+        Source::Dir(d) => {
+            if !d.is_dir() {
+                return fail(
+                    bad("bundle_missing", format!("bundle directory {} not found", d.display()))
+                        .hint("pass the directory `zoi-mirror build` wrote (DIR/<name>-<version>) or its http(s) URL"),
+                );
+            }
+            (d.clone(), None)
+        }
+        Source::Url(_) => {
+            let t = tempfile::Builder::new()
+                .prefix("zoi-mirror-bundle.")
+                .tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+
+    let manifest_bytes = match &source {
+        Source::Dir(d) => match std::fs::read(d.join(manifest::FILE_NAME)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return fail(
+                    bad(
+                        "bundle_invalid",
+                        format!(
+                            "{} has no {}: not a zoi-mirror bundle",
+                            d.display(),
+                            manifest::FILE_NAME
+                        ),
+                    )
+                    .hint("pass the directory `zoi-mirror build` wrote (DIR/<name>-<version>)"),
+                );
+            }
+            Err(e) => {
+                return fail(crate::error::io_failure(
+                    "read",
+                    &d.join(manifest::FILE_NAME),
+                    &e,
+                ));
+            }
+        },
+        Source::Url(u) => {
+            let b = download(http, u, manifest::FILE_NAME)?;
+            std::fs::write(dir.join(manifest::FILE_NAME), &b)?;
+            b
+        }
+    };
+
+    let manifest_sha512 = sha512_hex(&manifest_bytes);
+    if let Some(pin) = pin
+        && !pin.eq_ignore_ascii_case(&manifest_sha512)
+    {
+        return fail(
+            Failure::no(
+                "hash_mismatch",
+                format!(
+                    "{} of {} has SHA-512 {manifest_sha512}, not the pinned {pin}",
+                    manifest::FILE_NAME,
+                    source.display()
+                ),
+            )
+            .hint("the bundle changed since the hash was pinned, or it was tampered with; nothing was changed"),
+        );
+    }
+
+    let manifest = parse_manifest(&manifest_bytes, &source)?;
+
+    if let Source::Url(u) = &source {
+        for rel in manifest.files.keys() {
+            let bytes = download(http, u, rel)?;
+            let path = dir.join(rel);
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            std::fs::write(path, bytes)?;
+        }
+    }
+
+    Ok(Loaded {
+        source,
+        dir,
+        _tmp: tmp,
+        manifest,
+        manifest_sha512,
+    })
+}
+
+fn parse_manifest(bytes: &[u8], source: &Source) -> Result<Manifest> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        bad(
+            "bundle_invalid",
+            format!(
+                "{} of {} is not valid JSON: {e}",
+                manifest::FILE_NAME,
+                source.display()
+            ),
+        )
+    })?;
+    match value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+    {
+        Some(v) if v == u64::from(manifest::FORMAT_VERSION) => {}
+        Some(v) => {
+            return fail(
+                bad(
+                    "bundle_format",
+                    format!(
+                        "{} has bundle format version {v}; this zoi-mirror reads version {}",
+                        source.display(),
+                        manifest::FORMAT_VERSION
+                    ),
+                )
+                .hint("use the zoi-mirror version that built the bundle, or rebuild the bundle with this one"),
+            );
+        }
+        None => {
+            return fail(bad(
+                "bundle_invalid",
+                format!(
+                    "{} of {} has no format_version",
+                    manifest::FILE_NAME,
+                    source.display()
+                ),
+            ));
+        }
+    }
+    let m: Manifest = serde_json::from_value(value).map_err(|e| {
+        bad(
+            "bundle_invalid",
+            format!(
+                "{} of {} is malformed: {e}",
+                manifest::FILE_NAME,
+                source.display()
+            ),
+        )
+    })?;
+    for rel in m.files.keys() {
+        safe_rel(rel)?;
+    }
+    Ok(m)
+}
+
+/// A bundle-relative path must stay inside the bundle.
+fn safe_rel(rel: &str) -> Result<()> {
+    let p = Path::new(rel);
+    let ok = !rel.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        fail(bad(
+            "bundle_invalid",
+            format!(
+                "{} lists a file outside the bundle: {rel:?}",
+                manifest::FILE_NAME
+            ),
+        ))
+    }
+}
+
+fn download(http: &crate::probe::http::Options, base: &url::Url, rel: &str) -> Result<Vec<u8>> {
+    let url = base.join(rel)?;
+    crate::probe::http::fetch_blocking(http, &url).map_err(|e| {
+        let shown = crate::probe::http::redact(url.as_str());
+        Failure::no("download", format!("cannot download {shown}: {e:#}"))
+            .hint("check the bundle URL and that the host serves it")
+            .into()
+    })
+}
+
+impl Loaded {
+    /// The bytes of bundle file `rel`, only if they match `bundle.json`.
+    pub fn verified(&self, rel: &str) -> Result<Vec<u8>> {
+        safe_rel(rel)?;
+        let Some(entry) = self.manifest.files.get(rel) else {
+            return fail(bad(
+                "bundle_invalid",
+                format!("{} does not list {rel}", manifest::FILE_NAME),
+            ));
+        };
+        let path = self.dir.join(rel);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            Failure::bad_input(
+                "bundle_invalid",
+                format!(
+                    "{} lists {rel} but it cannot be read: {e}",
+                    manifest::FILE_NAME
+                ),
+            )
+        })?;
+        let got = sha512_hex(&bytes);
+        if got != entry.sha512 || bytes.len() as u64 != entry.size {
+            return fail(
+                Failure::no(
+                    "hash_mismatch",
+                    format!(
+                        "{} of the bundle has SHA-512 {got} ({} bytes), but {} says {} ({} bytes)",
+                        rel,
+                        bytes.len(),
+                        manifest::FILE_NAME,
+                        entry.sha512,
+                        entry.size
+                    ),
+                )
+                .hint("the bundle was modified after it was built; rebuild it or fetch it again. Nothing was changed"),
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// The path of a verified file (verifies it first).
+    pub fn verified_path(&self, rel: &str) -> Result<PathBuf> {
+        self.verified(rel)?;
+        Ok(self.dir.join(rel))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.extension.name
+    }
+
+    pub fn extension_file(&self) -> String {
+        format!("{}.pkg.lua", self.manifest.extension.name)
+    }
+}

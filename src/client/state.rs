@@ -1,0 +1,65 @@
+//! Per-extension state: what each managed key was before the first apply
+//! and what apply wrote, so revert can undo exactly that.
+//!
+//! The state is written *before* the config is replaced. A crash between
+//! the two leaves a state whose `applied` values are not (yet) in the file;
+//! the next apply keeps the recorded `before` values, so the user's original
+//! settings are never lost, whatever point a run was killed at.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::zoi::paths::LayoutKind;
+
+pub const STATE_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyState {
+    /// The key's value before the first apply; `None`: the key was absent.
+    pub before: Option<Value>,
+    /// The value apply wrote.
+    pub applied: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub format: u32,
+    pub extension: String,
+    pub version: String,
+    pub scope: String,
+    pub config_path: PathBuf,
+    pub layout: LayoutKind,
+    /// SHA-512 of the applied bundle's `bundle.json`.
+    pub bundle_sha512: String,
+    /// Whether apply registered the extension with Zoi (so revert runs
+    /// `zoi extension remove`).
+    pub zoi_registered: bool,
+    pub keys: BTreeMap<String, KeyState>,
+}
+
+/// `<state dir>/<name>.<scope>.json`.
+pub fn path(state_dir: &Path, name: &str, scope: &str) -> PathBuf {
+    state_dir.join(format!("{name}.{scope}.json"))
+}
+
+pub fn read(path: &Path) -> Result<Option<State>> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let s: State = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a zoi-mirror state file", path.display()))?;
+            Ok(Some(s))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+pub fn encode(state: &State) -> Result<Vec<u8>> {
+    let mut v = serde_json::to_vec_pretty(state)?;
+    v.push(b'\n');
+    Ok(v)
+}

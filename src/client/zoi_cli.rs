@@ -1,0 +1,160 @@
+//! Running the real `zoi` executable, and reading the traces it leaves.
+//!
+//! `apply` registers the extension through Zoi (`zoi extension add`) so that
+//! `zoi extension remove` knows it; we never imitate Zoi's store ourselves.
+//! We do read the store to learn whether an extension is already
+//! registered, because Zoi has no `zoi extension list`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::zoi::paths::parse_zoi_version;
+
+#[derive(Debug, Clone)]
+pub struct Zoi {
+    pub path: PathBuf,
+    pub version: Option<semver::Version>,
+    /// Zoi's global `--root`, passed through when set.
+    pub root: Option<PathBuf>,
+}
+
+/// Finds `zoi`: an explicit path, else the first executable `zoi` on PATH.
+pub fn find(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    let names: &[&str] = if cfg!(windows) {
+        &["zoi.exe", "zoi"]
+    } else {
+        &["zoi"]
+    };
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    p.is_file()
+}
+
+impl Zoi {
+    /// Probes `path` with `zoi --version`.
+    pub fn open(path: PathBuf, root: Option<PathBuf>) -> Result<Zoi> {
+        let out = Command::new(&path)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("cannot run {} --version", path.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(Zoi {
+            version: parse_zoi_version(&text),
+            path,
+            root,
+        })
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.path);
+        if let Some(root) = &self.root {
+            c.arg("--root").arg(root);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&std::ffi::OsStr]) -> Result<String> {
+        let mut c = self.command();
+        c.args(args).stdin(std::process::Stdio::null());
+        let out = c
+            .output()
+            .with_context(|| format!("cannot run {}", self.path.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            let shown: Vec<String> = args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            anyhow::bail!(
+                "`zoi {}` failed ({}):\n{}",
+                shown.join(" "),
+                out.status,
+                text.trim_end()
+            );
+        }
+        Ok(text)
+    }
+
+    /// `zoi extension add -y FILE` (`-y` because a local file asks for
+    /// confirmation, and we run without a TTY).
+    pub fn extension_add(&self, file: &Path) -> Result<String> {
+        self.run(&[
+            "extension".as_ref(),
+            "add".as_ref(),
+            "-y".as_ref(),
+            file.as_os_str(),
+        ])
+    }
+
+    pub fn extension_remove(&self, name: &str) -> Result<String> {
+        self.run(&[
+            "extension".as_ref(),
+            "remove".as_ref(),
+            "-y".as_ref(),
+            name.as_ref(),
+        ])
+    }
+}
+
+/// An extension record in Zoi's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub version: String,
+    pub dir: PathBuf,
+}
+
+/// Finds the record Zoi keeps for extension `name` under
+/// `<data>/pkgs/store/<id>-<name>/<version>/manifest.json`.
+pub fn registered(zoi_data_dir: &Path, name: &str) -> Option<Registered> {
+    let store = zoi_data_dir.join("pkgs").join("store");
+    let suffix = format!("-{name}");
+    for pkg in std::fs::read_dir(&store).ok()?.flatten() {
+        let file_name = pkg.file_name();
+        if !file_name.to_string_lossy().ends_with(&suffix) {
+            continue;
+        }
+        for ver in std::fs::read_dir(pkg.path()).ok()?.flatten() {
+            let manifest = ver.path().join("manifest.json");
+            let Ok(bytes) = std::fs::read(&manifest) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            let is_ours =
+                v["name"].as_str() == Some(name) && v["package_type"].as_str() == Some("extension");
+            if is_ours {
+                return Some(Registered {
+                    version: v["version"].as_str().unwrap_or_default().to_string(),
+                    dir: ver.path(),
+                });
+            }
+        }
+    }
+    None
+}

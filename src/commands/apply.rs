@@ -1,0 +1,119 @@
+//! `zoi-mirror apply BUNDLE`: make this machine's Zoi use the mirror.
+
+use anyhow::Result;
+
+use super::{compact, confirm, lock_timeout, machine, net_options};
+use crate::bundle::load::{self, Source};
+use crate::cli::ApplyArgs;
+use crate::client::{self, ApplyOptions};
+use crate::error::{Exit, Failure, fail};
+use crate::output::{self, Format, Style, paint};
+
+pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
+    let http = net_options(&args.net)?;
+    let bundle = load::open(Source::parse(&args.bundle), args.sha512.as_deref(), &http)?;
+    let (env, zoi) = machine(&args.machine)?;
+    let mut opts = ApplyOptions {
+        scope: args.machine.scope,
+        env,
+        layout: args.machine.layout,
+        zoi,
+        dry_run: true,
+        lock_timeout: lock_timeout(&args.machine),
+    };
+
+    // Interactive runs see what will change first.
+    if !args.dry_run
+        && !args.yes
+        && format == Format::Human
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        let plan = client::apply(&bundle, &opts)?;
+        if plan.already_applied {
+            return print(&plan, format);
+        }
+        if let Some(d) = &plan.diff {
+            eprint!("{d}");
+        }
+        if !confirm(
+            &format!(
+                "Apply {} {} to {}?",
+                plan.extension,
+                plan.version,
+                plan.target.config_path.display()
+            ),
+            false,
+        ) {
+            return fail(Failure::no(
+                "aborted",
+                "aborted by the user; nothing was changed",
+            ));
+        }
+    }
+    opts.dry_run = args.dry_run;
+    let report = client::apply(&bundle, &opts)?;
+    print(&report, format)
+}
+
+fn print(r: &client::ApplyReport, format: Format) -> Result<Exit> {
+    if format == Format::Json {
+        output::json(r)?;
+        return Ok(Exit::Ok);
+    }
+    let color = output::stdout_color();
+    let path = r.target.config_path.display();
+    if r.dry_run {
+        if let Some(d) = &r.diff {
+            print!("{d}");
+        }
+        output::info(format!("dry run: {path} not changed"));
+    } else if r.already_applied {
+        println!(
+            "{} {} {} is already applied to {path}",
+            paint("ok", Style::Green, color),
+            r.extension,
+            r.version
+        );
+    } else {
+        println!(
+            "{} {} {} to {path} ({} scope, {} layout: {})",
+            paint("Applied", Style::Green, color),
+            r.extension,
+            r.version,
+            r.scope.as_str(),
+            match r.target.layout {
+                crate::zoi::paths::LayoutKind::Xdg => "xdg",
+                crate::zoi::paths::LayoutKind::Legacy => "legacy",
+            },
+            r.target.layout_reason
+        );
+        for k in r.keys.iter().filter(|k| k.changed) {
+            println!(
+                "  {:<17} {} → {}",
+                k.key,
+                compact(k.before.as_ref()),
+                compact(k.after.as_ref())
+            );
+        }
+        if let Some(b) = &r.backup {
+            println!("  backup: {}", b.display());
+        }
+    }
+    match r.zoi.action.as_str() {
+        "added" => output::info("zoi: extension registered (`zoi extension add`)"),
+        "replaced" => output::info("zoi: the previously registered version was replaced"),
+        "already_registered" => output::info("zoi: extension already registered"),
+        _ => {
+            if let Some(why) = &r.zoi.reason {
+                output::info(format!("zoi: {why}"));
+            }
+        }
+    }
+    for n in &r.notes {
+        output::warn(n);
+    }
+    if !r.dry_run && !r.already_applied {
+        println!("revert with: {}", r.revert_command);
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,81 @@
+//! `zoi-mirror revert NAME`: undo exactly what apply did.
+
+use anyhow::Result;
+
+use super::{compact, confirm, lock_timeout, machine};
+use crate::cli::RevertArgs;
+use crate::client::{self, RevertOptions};
+use crate::error::{Exit, Failure, fail};
+use crate::output::{self, Format, Style, paint};
+
+pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
+    let (env, zoi) = machine(&args.machine)?;
+    let mut opts = RevertOptions {
+        name: args.name.clone(),
+        scope: args.machine.scope,
+        env,
+        zoi,
+        dry_run: true,
+        lock_timeout: lock_timeout(&args.machine),
+    };
+    if !args.dry_run
+        && !args.yes
+        && format == Format::Human
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        let plan = client::revert(&opts)?;
+        if let Some(d) = &plan.diff {
+            eprint!("{d}");
+        }
+        if plan.config_path.is_some() && !confirm(&format!("Revert {}?", args.name), false) {
+            return fail(Failure::no(
+                "aborted",
+                "aborted by the user; nothing was changed",
+            ));
+        }
+    }
+    opts.dry_run = args.dry_run;
+    let r = client::revert(&opts)?;
+    if format == Format::Json {
+        output::json(&r)?;
+        return Ok(Exit::Ok);
+    }
+    let color = output::stdout_color();
+    if r.diff.is_some() {
+        print!("{}", r.diff.as_deref().unwrap_or_default());
+        output::info("dry run: nothing changed");
+    } else if !r.reverted {
+        println!("nothing to revert for {}", r.extension);
+    } else {
+        println!(
+            "{} {} in {}",
+            paint("Reverted", Style::Green, color),
+            r.extension,
+            r.config_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        for k in &r.keys {
+            match k.action.as_str() {
+                "restored" => println!("  {:<17} restored to {}", k.key, compact(k.after.as_ref())),
+                "kept" => println!(
+                    "  {:<17} kept {} (you changed it after apply)",
+                    k.key,
+                    compact(k.now.as_ref())
+                ),
+                _ => {}
+            }
+        }
+        if let Some(b) = &r.backup {
+            println!("  backup: {}", b.display());
+        }
+        if r.zoi == "removed" {
+            output::info("zoi: extension removed (`zoi extension remove`)");
+        }
+    }
+    for n in &r.notes {
+        output::warn(n);
+    }
+    Ok(Exit::Ok)
+}

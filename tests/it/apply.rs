@@ -1,0 +1,886 @@
+//! `apply`, `status`, `revert` on a machine without zoi (the path with the
+//! real client is in `e2e`): merging, scopes, safety, bad input, crashes,
+//! concurrency.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+use crate::support::{self, Run, cmd, nginx::Nginx, run, zm, zoi_types};
+
+const BUNDLE: &str = "dist/acme-mirror-1.2.0";
+
+/// A temp home with the example bundle built into `dist/`.
+fn home_with_bundle() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let spec = support::example_spec();
+    zm(
+        home.path(),
+        &["build", "-c", spec.to_str().unwrap(), "-o", "dist"],
+    )
+    .ok();
+    home
+}
+
+fn user_cfg(home: &Path) -> PathBuf {
+    home.join(".config/zoi/config.yaml")
+}
+
+fn apply(home: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["apply", BUNDLE, "--no-zoi"];
+    args.extend_from_slice(extra);
+    zm(home, &args)
+}
+
+fn mapping(text: &str) -> serde_yaml::Mapping {
+    match serde_yaml::from_str(text).unwrap() {
+        Value::Mapping(m) => m,
+        Value::Null => serde_yaml::Mapping::new(),
+        other => panic!("not a mapping: {other:?}"),
+    }
+}
+
+const MANAGED: [&str; 4] = ["repos", "default_registry", "cache_mirrors", "pkg_dirs"];
+
+const BUSY_USER_CONFIG: &str = "\
+# Alice's Zoi settings — hand-written, please keep my comments!
+telemetry_enabled: false   # never
+audit_log_enabled: true
+repos:
+- core
+- extra
+- core        # a duplicate that must not multiply
+package_managers: [apt, flatpak]
+native_package_manager: apt
+
+# local archive stash
+pkg_dirs:
+  - /mnt/usb
+jobs: 8
+versions:
+  hello: 1.0.0
+policy:
+  denied_packages: [evil]
+rollback_enabled: false
+max_delta_steps: 5
+my_own_note: keep me   # unknown to Zoi, still mine
+";
+
+#[test]
+fn apply_changes_only_managed_keys_keeps_comments_and_is_idempotent() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+
+    let r = apply(home.path(), &["--format", "json"]).ok();
+    let doc = r.json();
+    assert_eq!(doc["already_applied"], false);
+    assert_eq!(doc["changed"], true);
+    assert_eq!(doc["target"]["config_path"], cfg.to_str().unwrap());
+    assert_eq!(doc["zoi"]["action"], "not_used");
+    let backup = PathBuf::from(doc["backup"].as_str().unwrap());
+    assert_eq!(
+        fs::read_to_string(&backup).unwrap(),
+        BUSY_USER_CONFIG,
+        "backup holds the original"
+    );
+
+    let after = fs::read_to_string(&cfg).unwrap();
+    let (old, new) = (mapping(BUSY_USER_CONFIG), mapping(&after));
+    for (k, v) in &old {
+        if !MANAGED.contains(&k.as_str().unwrap()) {
+            assert_eq!(new.get(k), Some(v), "unmanaged key {k:?} changed");
+        }
+    }
+    for (k, _) in &new {
+        assert!(
+            old.contains_key(k) || MANAGED.contains(&k.as_str().unwrap()),
+            "new key {k:?}"
+        );
+    }
+    // Every comment line of the original survives.
+    for line in BUSY_USER_CONFIG.lines().filter(|l| l.contains('#')) {
+        if !line.contains("duplicate") {
+            assert!(after.contains(line), "lost {line:?} in\n{after}");
+        }
+    }
+    // Lists merged without duplicates, user's entries first.
+    let repos: Vec<String> = serde_yaml::from_value(new["repos"].clone()).unwrap();
+    assert_eq!(repos, ["core", "extra", "main", "acme"]);
+    let dirs: Vec<String> = serde_yaml::from_value(new["pkg_dirs"].clone()).unwrap();
+    assert_eq!(dirs, ["/mnt/usb", "/srv/zoi-archives"]);
+    let reg: zoi_types::Registry = serde_yaml::from_value(new["default_registry"].clone()).unwrap();
+    assert_eq!(reg.handle, "zoidberg");
+    assert_eq!(reg.url, "https://git.acme.example/zoi/zoidberg.git");
+    assert_eq!(reg.authorities, Some(vec!["acme-registry".to_string()]));
+    // Zoi can read the result.
+    let _: zoi_types::Config = serde_yaml::from_str(&after).unwrap();
+
+    // Second apply: byte-identical, "already applied", no new backup.
+    let files_before = fs::read_dir(cfg.parent().unwrap()).unwrap().count();
+    let r = apply(home.path(), &[]).ok();
+    assert!(r.stdout.contains("is already applied"), "{}", r.stdout);
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), after);
+    assert_eq!(
+        fs::read_dir(cfg.parent().unwrap()).unwrap().count(),
+        files_before
+    );
+}
+
+#[test]
+fn revert_restores_managed_keys_but_keeps_what_the_user_changed_after_apply() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+    apply(home.path(), &[]).ok();
+
+    // After apply the user points default_registry elsewhere and adds a tier.
+    let text = fs::read_to_string(&cfg).unwrap();
+    let text = text
+        .replace(
+            "url: https://git.acme.example/zoi/zoidberg.git",
+            "url: https://git.other.example/z.git",
+        )
+        .replace("- acme\n", "- acme\n- test\n");
+    fs::write(&cfg, &text).unwrap();
+
+    let r = zm(
+        home.path(),
+        &["revert", "acme-mirror", "--no-zoi", "--format", "json"],
+    )
+    .ok();
+    let doc = r.json();
+    let actions: Vec<(String, String)> = doc["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["key"].as_str().unwrap().into(),
+                k["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("cache_mirrors".into(), "restored".into()),
+            ("default_registry".into(), "kept".into()),
+            ("pkg_dirs".into(), "restored".into()),
+            ("repos".into(), "restored".into())
+        ]
+    );
+    let after = mapping(&fs::read_to_string(&cfg).unwrap());
+    let orig = mapping(BUSY_USER_CONFIG);
+    assert_eq!(after.get("pkg_dirs"), orig.get("pkg_dirs"));
+    assert!(
+        after.get("cache_mirrors").is_none(),
+        "absent before apply, absent after revert"
+    );
+    // our tiers removed, the one the user added kept
+    let repos: Vec<String> = serde_yaml::from_value(after["repos"].clone()).unwrap();
+    assert_eq!(repos, ["core", "extra", "test"]);
+    assert_eq!(
+        after["default_registry"]["url"],
+        "https://git.other.example/z.git"
+    );
+    for (k, v) in &orig {
+        if !MANAGED.contains(&k.as_str().unwrap()) {
+            assert_eq!(after.get(k), Some(v), "{k:?}");
+        }
+    }
+    // A second revert is a no-op.
+    let r = zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    assert!(r.stdout.contains("nothing to revert"), "{}", r.stdout);
+}
+
+#[test]
+fn apply_then_revert_without_edits_restores_the_file_exactly() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    let original = "# mine\nrepos: [core, main]\noffline_mode: false\n";
+    fs::write(&cfg, original).unwrap();
+    apply(home.path(), &[]).ok();
+    assert_ne!(fs::read_to_string(&cfg).unwrap(), original);
+    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    let back = fs::read_to_string(&cfg).unwrap();
+    assert_eq!(mapping(&back), mapping(original));
+    assert!(back.starts_with("# mine\n"));
+}
+
+#[test]
+fn a_missing_config_dir_is_created_as_a_complete_layer() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    assert!(!cfg.parent().unwrap().exists());
+    apply(home.path(), &[]).ok();
+    let bytes = fs::read(&cfg).unwrap();
+    let c: zoi_types::Config = serde_yaml::from_slice(&bytes).unwrap();
+    let _legacy: zoi_types::LegacyConfig =
+        serde_yaml::from_slice(&bytes).expect("the four booleans Zoi <= 1.25 requires");
+    assert_eq!(c.repos, ["core", "main", "extra", "acme"]);
+    assert_eq!(c.default_registry.unwrap().handle, "zoidberg");
+    assert!(c.rollback_enabled);
+    // revert of a file we created removes only what we added
+    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    let m = mapping(&fs::read_to_string(&cfg).unwrap());
+    assert!(m.get("default_registry").is_none() && m.get("repos").is_none());
+}
+
+#[test]
+fn system_scope_and_root_write_the_system_file_with_policy_locks() {
+    let home = home_with_bundle();
+    let root = home.path().join("image");
+    let r = apply(
+        home.path(),
+        &[
+            "--scope",
+            "system",
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    )
+    .ok();
+    let sys = root.join("etc/zoi/config.yaml");
+    assert_eq!(r.json()["target"]["config_path"], sys.to_str().unwrap());
+    let c: zoi_types::Config = serde_yaml::from_slice(&fs::read(&sys).unwrap()).unwrap();
+    assert!(c.policy.default_registry_unoverridable && c.policy.repos_unoverridable);
+    assert_eq!(
+        c.policy.denied_licenses,
+        Some(vec!["AGPL-3.0-only".to_string()])
+    );
+    // state under the root too, nothing outside it
+    assert!(
+        root.join("var/lib/zoi-mirror/acme-mirror.system.json")
+            .exists()
+    );
+    assert!(!user_cfg(home.path()).exists());
+
+    // user scope under --root: the XDG path is prefixed as Zoi does
+    let r = apply(
+        home.path(),
+        &["--root", root.to_str().unwrap(), "--format", "json"],
+    )
+    .ok();
+    let expected = format!("{}{}", root.display(), user_cfg(home.path()).display());
+    assert_eq!(r.json()["target"]["config_path"], expected.as_str());
+    assert!(Path::new(&expected).exists());
+
+    // status of the system scope: in sync; revert restores
+    let r = zm(
+        home.path(),
+        &[
+            "status",
+            BUNDLE,
+            "--no-zoi",
+            "--scope",
+            "system",
+            "--root",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    zm(
+        home.path(),
+        &[
+            "revert",
+            "acme-mirror",
+            "--no-zoi",
+            "--scope",
+            "system",
+            "--root",
+            root.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert!(
+        mapping(&fs::read_to_string(&sys).unwrap())
+            .get("policy")
+            .is_none()
+    );
+}
+
+#[test]
+fn legacy_layout_is_used_when_forced_or_when_only_the_old_file_exists() {
+    let home = home_with_bundle();
+    let legacy = home.path().join(".zoi/pkgs/config.yaml");
+    fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+    fs::write(&legacy, "repos: [core]\n").unwrap();
+    let r = apply(home.path(), &["--format", "json"]).ok();
+    let doc = r.json();
+    assert_eq!(doc["target"]["layout"], "legacy");
+    assert_eq!(doc["target"]["config_path"], legacy.to_str().unwrap());
+    // the booleans old clients require were added
+    let _: zoi_types::LegacyConfig = serde_yaml::from_slice(&fs::read(&legacy).unwrap()).unwrap();
+    assert!(!user_cfg(home.path()).exists());
+
+    // --layout xdg overrides the detection; status then warns about the old file
+    apply(home.path(), &["--layout", "xdg"]).ok();
+    assert!(user_cfg(home.path()).exists());
+    let r = zm(
+        home.path(),
+        &[
+            "status", BUNDLE, "--no-zoi", "--layout", "xdg", "--format", "json",
+        ],
+    );
+    let traps: Vec<String> = r.json()["traps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        traps.contains(&"legacy_file_ignored".to_string()),
+        "{traps:?}"
+    );
+}
+
+#[test]
+fn a_read_only_config_is_refused_with_exit_3_and_left_alone() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, "repos: [core]\n").unwrap();
+    let mut perms = fs::metadata(&cfg).unwrap().permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(&cfg, perms).unwrap();
+    let r = apply(home.path(), &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("is read-only"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: make it writable"), "{}", r.stderr);
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), "repos: [core]\n");
+    assert_eq!(
+        fs::read_dir(cfg.parent().unwrap()).unwrap().count(),
+        1,
+        "no backup either"
+    );
+}
+
+#[test]
+fn dry_run_prints_the_diff_and_changes_nothing() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, "repos: [core]\n").unwrap();
+    let r = apply(home.path(), &["--dry-run"]).ok();
+    assert!(
+        r.stdout.contains(&format!("--- {}", cfg.display())),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("+- acme\n"), "{}", r.stdout);
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), "repos: [core]\n");
+    assert!(
+        !home.path().join(".local/state/zoi-mirror").exists(),
+        "no state, no lock"
+    );
+}
+
+// ------------------------------------------------------------- bad input
+
+fn tamper(home: &Path, file: &str, f: impl FnOnce(String) -> String) {
+    let p = home.join(BUNDLE).join(file);
+    let t = fs::read_to_string(&p).unwrap();
+    fs::write(&p, f(t)).unwrap();
+}
+
+#[test]
+fn malformed_inputs_fail_with_their_message_and_exit_code_and_change_nothing() {
+    type Setup = Box<dyn Fn(&Path) -> Vec<String>>;
+    let original = "# keep\nrepos: [core]\n";
+    let srv_dir = tempfile::tempdir().unwrap();
+    let srv = Nginx::start(srv_dir.path());
+    let missing_url = srv.url("nothing/here/");
+    let cases: Vec<(&str, Setup, i32, &str)> = vec![
+        (
+            "YAML syntax error",
+            Box::new(|h: &Path| {
+                fs::write(user_cfg(h), "repos: [core\nx: 1\n").unwrap();
+                vec![]
+            }),
+            2,
+            "is not a valid Zoi config layer",
+        ),
+        (
+            "wrong type (Zoi would discard the layer)",
+            Box::new(|h: &Path| {
+                fs::write(user_cfg(h), "cache_mirrors: notalist\n").unwrap();
+                vec![]
+            }),
+            2,
+            "Zoi silently replaces a layer with a wrong type",
+        ),
+        (
+            "wrong type nested",
+            Box::new(|h: &Path| {
+                fs::write(user_cfg(h), "default_registry: {url: [a]}\n").unwrap();
+                vec![]
+            }),
+            2,
+            "is not a valid Zoi config layer",
+        ),
+        (
+            "top level is a list",
+            Box::new(|h: &Path| {
+                fs::write(user_cfg(h), "- core\n- main\n").unwrap();
+                vec![]
+            }),
+            2,
+            "is not a YAML mapping",
+        ),
+        (
+            "tampered config layer in the bundle",
+            Box::new(|h: &Path| {
+                tamper(h, "config.user.yaml", |t| {
+                    t.replace("git.acme.example", "git.evil.example")
+                });
+                vec![]
+            }),
+            1,
+            "config.user.yaml of the bundle has SHA-512",
+        ),
+        (
+            "tampered extension in the bundle",
+            Box::new(|h: &Path| {
+                tamper(h, "acme-mirror.pkg.lua", |t| t + "\nos.execute('id')\n");
+                vec![]
+            }),
+            1,
+            "acme-mirror.pkg.lua of the bundle has SHA-512",
+        ),
+        (
+            "missing bundle.json",
+            Box::new(|h: &Path| {
+                fs::remove_file(h.join(BUNDLE).join("bundle.json")).unwrap();
+                vec![]
+            }),
+            2,
+            "has no bundle.json: not a zoi-mirror bundle",
+        ),
+        (
+            "unknown bundle format version",
+            Box::new(|h: &Path| {
+                tamper(h, "bundle.json", |t| {
+                    t.replace("\"format_version\": 1", "\"format_version\": 99")
+                });
+                vec![]
+            }),
+            2,
+            "has bundle format version 99; this zoi-mirror reads version 1",
+        ),
+        (
+            "bundle.json is not JSON",
+            Box::new(|h: &Path| {
+                tamper(h, "bundle.json", |t| t.replace('{', "<"));
+                vec![]
+            }),
+            2,
+            "is not valid JSON",
+        ),
+        (
+            "bundle.json lists a file outside the bundle",
+            Box::new(|h: &Path| {
+                tamper(h, "bundle.json", |t| {
+                    t.replace("\"config.user.yaml\": {", "\"../../.bashrc\": {\"sha512\": \"00\", \"size\": 1}, \"config.user.yaml\": {")
+                });
+                vec![]
+            }),
+            2,
+            "lists a file outside the bundle",
+        ),
+        (
+            "bundle.json manages an unknown key",
+            Box::new(|h: &Path| {
+                tamper(h, "bundle.json", |t| {
+                    t.replacen("\"repos\",", "\"telemetry_enabled\",", 1)
+                });
+                vec![]
+            }),
+            2,
+            "manages `telemetry_enabled`",
+        ),
+        (
+            "--sha512 mismatch",
+            Box::new(|_: &Path| vec!["--sha512".into(), "ab".repeat(64)]),
+            1,
+            "not the pinned",
+        ),
+        (
+            "bundle directory does not exist",
+            Box::new(|h: &Path| {
+                fs::remove_dir_all(h.join(BUNDLE)).unwrap();
+                vec![]
+            }),
+            2,
+            "bundle directory dist/acme-mirror-1.2.0 not found",
+        ),
+        (
+            "a bundle URL that 404s",
+            Box::new(move |_: &Path| vec!["--bundle-url".into(), missing_url.clone()]),
+            1,
+            "HTTP 404 Not Found",
+        ),
+        (
+            "a bad --header",
+            Box::new(|_: &Path| vec!["--header".into(), "no-colon-here".into()]),
+            2,
+            "a --header must look like `Name: value`",
+        ),
+    ];
+    assert!(cases.len() >= 12);
+    for (label, setup, code, message) in cases {
+        let home = home_with_bundle();
+        let cfg = user_cfg(home.path());
+        fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        fs::write(&cfg, original).unwrap();
+        let mut extra = setup(home.path());
+        let before = fs::read(&cfg).unwrap();
+        let mut bundle = BUNDLE.to_string();
+        if extra.first().is_some_and(|a| a == "--bundle-url") {
+            bundle = extra.remove(1);
+            extra.remove(0);
+        }
+        let mut args: Vec<String> = vec!["apply".into(), bundle, "--no-zoi".into()];
+        args.extend(extra);
+        let r = run(cmd(home.path()).args(&args));
+        assert_eq!(r.code, code, "{label}: exit code\n{}", r.stderr);
+        assert!(
+            r.stderr.contains(message),
+            "{label}: stderr lacks {message:?}:\n{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("error: "), "{label}");
+        assert_eq!(fs::read(&cfg).unwrap(), before, "{label}: config changed");
+        assert_eq!(
+            fs::read_dir(cfg.parent().unwrap()).unwrap().count(),
+            1,
+            "{label}: stray files"
+        );
+        assert!(
+            !home
+                .path()
+                .join(".local/state/zoi-mirror/acme-mirror.user.json")
+                .exists(),
+            "{label}: state written"
+        );
+        // JSON errors are one document on stdout
+        let mut args_json = args.clone();
+        args_json.push("--format".into());
+        args_json.push("json".into());
+        let r = run(cmd(home.path()).args(&args_json));
+        assert_eq!(r.json()["error"]["exit_code"], code, "{label}");
+    }
+}
+
+#[test]
+fn apply_from_an_http_url_with_a_pinned_bundle_json() {
+    let home = home_with_bundle();
+    let srv = Nginx::start(&home.path().join("dist"));
+    let url = srv.url("acme-mirror-1.2.0/");
+    let pin = crate::support::sha512_file(&home.path().join(BUNDLE).join("bundle.json"));
+    let r = zm(
+        home.path(),
+        &[
+            "apply", &url, "--sha512", &pin, "--no-zoi", "--format", "json",
+        ],
+    )
+    .ok();
+    assert_eq!(r.json()["changed"], true);
+    let c: zoi_types::Config =
+        serde_yaml::from_slice(&fs::read(user_cfg(home.path())).unwrap()).unwrap();
+    assert_eq!(
+        c.default_registry.unwrap().url,
+        "https://git.acme.example/zoi/zoidberg.git"
+    );
+    // a file tampered on the server is caught before use
+    tamper(home.path(), "config.user.yaml", |t| {
+        t.replace("extra", "evil")
+    });
+    let r = zm(home.path(), &["apply", &url, "--no-zoi"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("config.user.yaml of the bundle has SHA-512"),
+        "{}",
+        r.stderr
+    );
+}
+
+// ------------------------------------------------------------- status
+
+fn status(home: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["status", BUNDLE, "--no-zoi", "--format", "json"];
+    args.extend_from_slice(extra);
+    zm(home, &args)
+}
+
+fn setting<'a>(doc: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    doc["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap()
+}
+
+#[test]
+fn status_reports_sync_drift_deciding_layer_and_traps() {
+    let home = home_with_bundle();
+    // before apply: drift (Zoi's built-in registry is used)
+    let r = status(home.path(), &[]);
+    assert_eq!(r.code, 1);
+    let doc = r.json();
+    assert_eq!(doc["in_sync"], false);
+    assert_eq!(setting(&doc, "default_registry")["decided_by"], "default");
+    assert_eq!(setting(&doc, "default_registry")["ok"], false);
+
+    apply(home.path(), &[]).ok();
+    let r = status(home.path(), &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(setting(&r.json(), "default_registry")["decided_by"], "user");
+
+    // the user changes the handle: package ids change, drift
+    let cfg = user_cfg(home.path());
+    let t = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("handle: zoidberg", "handle: ''");
+    fs::write(&cfg, t).unwrap();
+    let r = status(home.path(), &[]);
+    assert_eq!(r.code, 1);
+    let why = setting(&r.json(), "default_registry")["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("package ids"), "{why}");
+
+    // a project layer overrides the registry: decided by project
+    let t = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("handle: ''", "handle: zoidberg");
+    fs::write(&cfg, t).unwrap();
+    let proj = home.path().join(".zoi/pkgs/config.yaml");
+    fs::create_dir_all(proj.parent().unwrap()).unwrap();
+    fs::write(
+        &proj,
+        "default_registry: {handle: x, url: https://elsewhere/z.git}\n",
+    )
+    .unwrap();
+    let doc = status(home.path(), &[]).json();
+    assert_eq!(setting(&doc, "default_registry")["decided_by"], "project");
+    assert_eq!(
+        setting(&doc, "default_registry")["project"]["url"],
+        "https://elsewhere/z.git"
+    );
+    fs::remove_file(&proj).unwrap();
+
+    // a wrong type anywhere in the user layer: Zoi discards all of it
+    let good = fs::read_to_string(&cfg).unwrap();
+    fs::write(&cfg, format!("{good}jobs: many\n")).unwrap();
+    let r = status(home.path(), &[]);
+    assert_eq!(r.code, 1);
+    let doc = r.json();
+    assert!(
+        doc["traps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"] == "layer_discarded"),
+        "{doc}"
+    );
+    assert_eq!(setting(&doc, "repos")["ok"], false);
+    fs::write(&cfg, &good).unwrap();
+
+    // a repos list in the system layer with a lock drops our tiers
+    let root = home.path().join("r");
+    fs::create_dir_all(root.join("etc/zoi")).unwrap();
+    let user_under_root = PathBuf::from(format!("{}{}", root.display(), cfg.display()));
+    fs::create_dir_all(user_under_root.parent().unwrap()).unwrap();
+    fs::copy(&cfg, &user_under_root).unwrap();
+    fs::write(
+        root.join("etc/zoi/config.yaml"),
+        "repos: [core]\npolicy: {repos_unoverridable: true}\n",
+    )
+    .unwrap();
+    let r = status(home.path(), &["--root", root.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    let repos = setting(&r.json(), "repos").clone();
+    assert_eq!(repos["effective"], serde_json::json!(["core"]));
+    assert!(
+        repos["why"]
+            .as_str()
+            .unwrap()
+            .contains("main, extra, acme not active"),
+        "{repos}"
+    );
+}
+
+#[test]
+fn status_warns_about_cache_mirror_order() {
+    let home = tempfile::tempdir().unwrap();
+    let spec = fs::read_to_string(support::example_spec())
+        .unwrap()
+        .replace(
+            "cache_mirrors = [\"https://bin-dr.acme.example/flat\"]",
+            "cache_mirrors = [\"https://z-primary.acme.example/flat\", \"https://a-backup.acme.example/flat\"]",
+        );
+    fs::write(home.path().join("m.toml"), spec).unwrap();
+    zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    apply(home.path(), &[]).ok();
+    let doc = status(home.path(), &[]).json();
+    let trap = doc["traps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "cache_mirrors_resorted")
+        .unwrap();
+    assert!(
+        trap["message"]
+            .as_str()
+            .unwrap()
+            .contains("tries https://a-backup.acme.example/flat first")
+    );
+    assert_eq!(trap["severity"], "warning");
+}
+
+// ------------------------------------------------------------- crashes, locks
+
+#[test]
+fn a_crash_at_any_point_leaves_the_old_or_the_new_file_and_a_rerun_recovers() {
+    let points = ["after-lock", "after-backup", "after-state", "after-config"];
+    let original = "# mine\nrepos: [extra]\njobs: 4\n";
+    let mut final_text = None;
+    for point in points {
+        let home = home_with_bundle();
+        let cfg = user_cfg(home.path());
+        fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        fs::write(&cfg, original).unwrap();
+        let r = run(cmd(home.path())
+            .args(["apply", BUNDLE, "--no-zoi"])
+            .env("ZOI_MIRROR_FAILPOINT", point));
+        assert_ne!(r.code, 0, "{point}: the failpoint must fire");
+        let text = fs::read_to_string(&cfg).unwrap();
+        let parsed: zoi_types::Config = serde_yaml::from_str(&text).unwrap();
+        let is_old = text == original;
+        assert!(
+            is_old || parsed.repos.contains(&"acme".to_string()),
+            "{point}: neither old nor new:\n{text}"
+        );
+        // no temp files left visible next to the config
+        for e in fs::read_dir(cfg.parent().unwrap()).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                n == "config.yaml" || n.ends_with(".bak"),
+                "{point}: stray {n}"
+            );
+        }
+        // a rerun completes, and revert gets back the original
+        apply(home.path(), &[]).ok();
+        let applied = fs::read_to_string(&cfg).unwrap();
+        if let Some(f) = &final_text {
+            assert_eq!(&applied, f, "{point}: recovery differs from a clean apply");
+        }
+        final_text = Some(applied);
+        zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+        assert_eq!(
+            mapping(&fs::read_to_string(&cfg).unwrap()),
+            mapping(original),
+            "{point}"
+        );
+    }
+}
+
+#[test]
+fn real_kills_during_apply_never_leave_a_torn_file() {
+    let original = "# mine\nrepos: [extra]\n";
+    for delay_us in [0u64, 200, 500, 1000, 2000, 3000, 5000, 8000] {
+        let home = home_with_bundle();
+        let cfg = user_cfg(home.path());
+        fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        fs::write(&cfg, original).unwrap();
+        let mut child = cmd(home.path())
+            .args(["apply", BUNDLE, "--no-zoi"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(delay_us));
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = fs::read_to_string(&cfg).unwrap();
+        let parsed: zoi_types::Config = serde_yaml::from_str(&text).unwrap();
+        assert!(
+            text == original || parsed.repos.contains(&"acme".to_string()),
+            "torn after {delay_us}us:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn two_applies_at_once_give_one_result_and_lose_no_keys() {
+    for _ in 0..5 {
+        let home = home_with_bundle();
+        let cfg = user_cfg(home.path());
+        fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+        let spawn = || {
+            cmd(home.path())
+                .args(["apply", BUNDLE, "--no-zoi"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let (ra, rb) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        assert!(ra.status.success() && rb.status.success());
+        let text = fs::read_to_string(&cfg).unwrap();
+        let m = mapping(&text);
+        for k in mapping(BUSY_USER_CONFIG).keys() {
+            assert!(m.contains_key(k), "lost {k:?}");
+        }
+        // exactly one of them did the work
+        let outs = [
+            String::from_utf8_lossy(&ra.stdout).to_string(),
+            String::from_utf8_lossy(&rb.stdout).to_string(),
+        ];
+        assert_eq!(
+            outs.iter()
+                .filter(|o| o.contains("already applied"))
+                .count(),
+            1,
+            "{outs:?}"
+        );
+        apply(home.path(), &[]).ok();
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), text);
+    }
+}
+
+#[test]
+fn a_held_lock_makes_a_second_run_wait_then_exit_3() {
+    let home = home_with_bundle();
+    let state = home.path().join(".local/state/zoi-mirror");
+    fs::create_dir_all(&state).unwrap();
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("zoi-mirror.lock"))
+        .unwrap();
+    f.lock().unwrap();
+    let t = std::time::Instant::now();
+    let r = apply(home.path(), &["--lock-timeout", "1"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("another zoi-mirror run holds the lock"),
+        "{}",
+        r.stderr
+    );
+    assert!(t.elapsed() >= std::time::Duration::from_millis(900));
+    assert!(!user_cfg(home.path()).exists());
+    drop(f);
+    apply(home.path(), &[]).ok();
+}

@@ -1,0 +1,134 @@
+//! A real nginx on loopback, started by the test that needs it, serving a
+//! directory the test controls. Stopped (and its files removed) on drop.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Nginx {
+    pub port: u16,
+    pub root: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+fn nginx_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ZOI_MIRROR_NGINX") {
+        return p.into();
+    }
+    for p in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("nginx not found: install nginx-light (scripts/test.sh does) or set ZOI_MIRROR_NGINX")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Nginx {
+    /// Serves `root` (read-only, no listings) with `extra` appended inside
+    /// the `server` block.
+    pub fn start_with(root: &Path, extra: &str) -> Nginx {
+        for _attempt in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let d = dir.path().display();
+            // Workers switch to `nobody` when started by root, and could not
+            // read the test's private temp dirs.
+            let user = if nix::unistd::geteuid().is_root() {
+                "user root root;"
+            } else {
+                ""
+            };
+            let conf = format!(
+                r#"{user}
+worker_processes 1;
+daemon off;
+error_log {d}/error.log warn;
+pid {d}/nginx.pid;
+events {{ worker_connections 512; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    types {{
+        text/plain hash size files txt;
+        application/json json;
+        text/yaml yaml;
+        application/zstd zpa zst;
+        text/x-lua lua;
+    }}
+    default_type application/octet-stream;
+    sendfile on;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        autoindex off;
+        {extra}
+    }}
+}}
+"#,
+                root = root.display()
+            );
+            std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+            let mut child = Command::new(nginx_bin())
+                .arg("-p")
+                .arg(dir.path())
+                .arg("-c")
+                .arg(dir.path().join("nginx.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start nginx");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Nginx {
+                        port,
+                        root: root.to_path_buf(),
+                        child,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken, most likely: try another
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("nginx did not start")
+    }
+
+    pub fn start(root: &Path) -> Nginx {
+        Nginx::start_with(root, "")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.port,
+            path.trim_start_matches('/')
+        )
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
