@@ -1,0 +1,58 @@
+#!/bin/sh
+# Median wall time of `zoi-mirror apply` on a local bundle (target: <= 20 ms).
+#
+# Each run applies the shipped example bundle to a fresh temp home holding a
+# realistic user config, without zoi (--no-zoi), so what is measured is
+# zoi-mirror itself: verifying bundle.json and the files it uses, reading
+# and merging the config, backup, state and the atomic write.
+#
+#   bench/apply.sh [RUNS]      (default 200)
+set -eu
+cd "$(dirname "$0")/.."
+runs=${1:-200}
+
+cargo build --release --quiet
+bin=$PWD/target/release/zoi-mirror
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$bin" build -c examples/acme/mirror.toml -o "$work/dist" >/dev/null
+bundle="$work/dist/acme-mirror-1.2.0"
+cat > "$work/user.yaml" <<'YAML'
+# a user's config with comments and unrelated settings
+telemetry_enabled: false
+repos: [core, extra]
+package_managers: [apt]
+pkg_dirs:
+  - /mnt/usb
+jobs: 8
+versions: {hello: 1.0.0}
+YAML
+
+reset() {
+    rm -rf "${work:?}/home"
+    mkdir -p "$work/home/.config/zoi"
+    cp "$work/user.yaml" "$work/home/.config/zoi/config.yaml"
+}
+
+if command -v hyperfine >/dev/null 2>&1; then
+    hyperfine --runs "$runs" --warmup 5 -N \
+        --prepare "sh -c 'rm -rf $work/home && mkdir -p $work/home/.config/zoi && cp $work/user.yaml $work/home/.config/zoi/config.yaml'" \
+        --export-json "$work/h.json" \
+        "env HOME=$work/home XDG_CONFIG_HOME= XDG_STATE_HOME= $bin apply $bundle --no-zoi" >&2
+    median_ms=$(python3 -c "import json,sys; print('%.2f' % (json.load(open(sys.argv[1]))['results'][0]['median']*1000))" "$work/h.json")
+else
+    times=""
+    i=0
+    while [ "$i" -lt "$runs" ]; do
+        reset
+        t0=$(date +%s%N)
+        HOME=$work/home XDG_CONFIG_HOME='' XDG_STATE_HOME='' "$bin" apply "$bundle" --no-zoi >/dev/null 2>&1
+        t1=$(date +%s%N)
+        times="$times $(( (t1 - t0) / 1000 ))"
+        i=$((i + 1))
+    done
+    median_ms=$(echo "$times" | tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {printf "%.2f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}')
+fi
+
+echo "apply on a local bundle: median ${median_ms} ms over $runs runs (target <= 20 ms)"
