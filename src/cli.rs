@@ -41,6 +41,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Undo what `apply` did for an extension.
     Revert(RevertArgs),
+    /// Check that every URL Zoi will fetch from the mirror answers correctly.
+    Check(CheckArgs),
 }
 
 /// Options for commands that fetch over HTTP.
@@ -64,6 +66,38 @@ pub struct NetArgs {
     /// Seconds allowed per request (Zoi allows 60).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+}
+
+/// Which packages and platforms to check on the binary host.
+#[derive(Debug, Args, Clone)]
+pub struct CheckScopeArgs {
+    /// A package to check, `@tier/name@version`; repeatable.
+    #[arg(long = "package", value_name = "@TIER/NAME@VERSION")]
+    pub packages: Vec<String>,
+    /// Check every package of a packages.json (v2) at its index version.
+    #[arg(long, value_name = "FILE|URL")]
+    pub index: Option<String>,
+    /// A platform (`linux-amd64`, …); repeatable. Default: the platforms the
+    /// bundle serves, else this machine's.
+    #[arg(long = "platform", value_name = "OS-ARCH")]
+    pub platforms: Vec<crate::zoi::platform::Platform>,
+    /// Also download each archive and compare its SHA-512 and size with the
+    /// metadata.
+    #[arg(long)]
+    pub deep: bool,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub concurrency: usize,
+    /// Requests in flight at once to one host.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub per_host: usize,
+    /// Retries after a 5xx, 429, reset or timeout (exponential backoff with
+    /// jitter; Retry-After honoured).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// Where on the machine: scope, --root, layout, and which zoi.
@@ -113,6 +147,64 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation (never asked without a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// After applying, check that the mirror's registry and binary host
+    /// answer (exit 1 when they do not).
+    #[arg(long)]
+    pub verify: bool,
+    /// When --verify fails, restore the previous state (as `revert` would).
+    #[arg(long, requires = "verify")]
+    pub rollback_on_fail: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Checks the registry's git URLs (reachable, a git repository, the branch
+/// exists) and, for each package × platform, the archive, `.hash`, `.size`,
+/// `.files` (and `.sig` when configured) URLs exactly as Zoi builds them.
+///
+/// JSON: `{registry: [{role, url, ok, checks: [URL]}], packages: [{package,
+/// version, platform, ok, urls: [URL]}], fallbacks: [URL], counts: {urls, ok,
+/// failed, warnings, targets, targets_failed, fallbacks_failed, by_kind},
+/// elapsed_ms}` where URL = `{kind, url, ok, status, latency_ms, attempts,
+/// error: {kind, message, hint}, warnings}`. Error kinds: dns,
+/// connect_refused, connect, tls, timeout, connection_reset, redirect_loop,
+/// redirect_other_host, unauthorized, forbidden, not_found, http_error,
+/// html_instead_of_metadata, malformed_metadata, size_mismatch,
+/// hash_mismatch, no_range, not_a_git_repo, branch_missing,
+/// registry_content_differs.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["bundle", "repo_yaml", "client"]))]
+pub struct CheckArgs {
+    /// A bundle (directory or http(s) URL): its repo.yaml, platforms and cache mirrors.
+    #[arg(long, value_name = "DIR|URL")]
+    pub bundle: Option<String>,
+    /// Require the bundle's bundle.json to have this SHA-512 (hex).
+    #[arg(long, value_name = "HEX", requires = "bundle")]
+    pub sha512: Option<String>,
+    /// A repo.yaml (file or http(s) URL).
+    #[arg(long, value_name = "FILE|URL")]
+    pub repo_yaml: Option<String>,
+    /// This machine's Zoi: its merged config and synced registry.
+    #[arg(long)]
+    pub client: bool,
+    /// The registry branch clients sync (default: the bundle's, else HEAD).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Skip the registry's git URLs.
+    #[arg(long)]
+    pub no_registry: bool,
+    /// Also compare the mirror's repo.yaml at HEAD with the bundle's.
+    #[arg(long, requires = "bundle")]
+    pub registry_content: bool,
+    #[command(flatten)]
+    pub scope: CheckScopeArgs,
+    /// With --client: prefix every absolute path with DIR.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// With --client: the config layout (default: from the installed zoi, else xdg).
+    #[arg(long, value_enum)]
+    pub layout: Option<crate::zoi::paths::LayoutKind>,
     #[command(flatten)]
     pub net: NetArgs,
 }

@@ -52,7 +52,58 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
     }
     opts.dry_run = args.dry_run;
     let report = client::apply(&bundle, &opts)?;
-    print(&report, format)
+    if !args.verify || args.dry_run {
+        return print(&report, format);
+    }
+
+    // --verify: the registry and binary host the bundle points at answer.
+    let mut plan = crate::probe::plan::from_bundle(&bundle)?;
+    plan.registry_content = None;
+    let check = crate::probe::run_blocking(
+        plan,
+        &http,
+        &crate::probe::RunOptions {
+            concurrency: 8,
+            per_host: 8,
+            retries: 2,
+            progress: false,
+        },
+    )?;
+    let mut rolled_back = None;
+    if !check.ok() && args.rollback_on_fail {
+        let (env, zoi) = machine(&args.machine)?;
+        rolled_back = Some(client::revert(&client::RevertOptions {
+            name: report.extension.clone(),
+            scope: args.machine.scope,
+            env,
+            zoi,
+            dry_run: false,
+            lock_timeout: lock_timeout(&args.machine),
+        })?);
+    }
+    if format == Format::Json {
+        output::json(&serde_json::json!({
+            "apply": report,
+            "verify": check,
+            "rolled_back": rolled_back.is_some(),
+        }))?;
+    } else {
+        print(&report, format)?;
+        super::check::print_human(&check);
+    }
+    if check.ok() {
+        return Ok(Exit::Ok);
+    }
+    let msg = if rolled_back.is_some() {
+        "verification failed: the mirror does not answer as it should; the previous config was restored"
+    } else {
+        "verification failed: the mirror does not answer as it should (the config stays applied)"
+    };
+    // The JSON document above already says so; stderr gets the sentence.
+    let color = output::stderr_color();
+    eprintln!("{}: {msg}", paint("error", Style::Red, color));
+    output::hint("see the failures above; `zoi-mirror check --bundle …` repeats the check");
+    Ok(Exit::No)
 }
 
 fn print(r: &client::ApplyReport, format: Format) -> Result<Exit> {

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod check;
 pub mod init;
 pub mod revert;
 pub mod status;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Apply(args) => apply::run(args, format),
         Command::Status(args) => status::run(args, format),
         Command::Revert(args) => revert::run(args, format),
+        Command::Check(args) => check::run(args, format),
     }
 }
 
@@ -52,6 +54,7 @@ pub fn net_options(net: &NetArgs) -> Result<http::Options> {
         headers,
         connect_timeout: Duration::from_secs(net.connect_timeout),
         timeout: Duration::from_secs(net.timeout),
+        cross_host_redirects: true,
     })
 }
 
@@ -96,4 +99,22 @@ pub fn compact(v: Option<&serde_yaml::Value>) -> String {
         None => "(absent)".into(),
         Some(v) => serde_json::to_string(v).unwrap_or_else(|_| "?".into()),
     }
+}
+
+/// Reads a local file or downloads an http(s) URL.
+pub fn read_file_or_url(what: &str, source: &str, http: &http::Options) -> Result<Vec<u8>> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let url = url::Url::parse(source)
+            .map_err(|e| Failure::bad_input("usage", format!("{what} {source}: {e}")))?;
+        return http::fetch_blocking(http, &url).map_err(|e| {
+            Failure::no(
+                "download",
+                format!("cannot download {what} {}: {e:#}", http::redact(source)),
+            )
+            .into()
+        });
+    }
+    std::fs::read(source).map_err(|e| {
+        Failure::bad_input("usage", format!("cannot read {what} {source}: {e}")).into()
+    })
 }

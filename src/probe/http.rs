@@ -20,6 +20,9 @@ pub struct Options {
     pub headers: Vec<(String, String)>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Follow redirects to other hosts (downloads) or stop there so the
+    /// redirect can be reported (`check`).
+    pub cross_host_redirects: bool,
 }
 
 impl Default for Options {
@@ -31,6 +34,7 @@ impl Default for Options {
             // Zoi allows 60 s per request; a mirror slower than that fails
             // for Zoi too.
             timeout: Duration::from_secs(60),
+            cross_host_redirects: true,
         }
     }
 }
@@ -53,7 +57,11 @@ pub fn client(opts: &Options) -> Result<reqwest::Client> {
         .default_headers(headers)
         .connect_timeout(opts.connect_timeout)
         .timeout(opts.timeout)
-        .redirect(reqwest::redirect::Policy::limited(10));
+        .redirect(if opts.cross_host_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            super::fetch::redirect_policy()
+        });
     for path in &opts.ca_certs {
         let pem = std::fs::read(path)
             .with_context(|| format!("cannot read CA certificate {}", path.display()))?;

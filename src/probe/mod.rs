@@ -4,4 +4,64 @@
 //! Nothing here knows Zoi's rules for *which* URLs to fetch; it asks
 //! [`crate::zoi`] and only decides how to fetch them robustly.
 
+pub mod check;
+pub mod fetch;
+pub mod git;
 pub mod http;
+pub mod plan;
+
+use std::sync::Arc;
+
+/// Knobs for a check run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub concurrency: usize,
+    pub per_host: usize,
+    pub retries: u32,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Runs `plan` on a multi-threaded runtime and returns the report.
+pub fn run_blocking(
+    plan: check::Plan,
+    http: &http::Options,
+    opts: &RunOptions,
+) -> anyhow::Result<check::Report> {
+    let http = http::Options {
+        cross_host_redirects: false,
+        ..http.clone()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let targets = if plan.link.is_some() {
+        (plan.packages.len() * plan.platforms.len()) as u64
+    } else {
+        0
+    };
+    let bar = if opts.progress && targets > 0 {
+        let b = indicatif::ProgressBar::new(targets);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} checking {pos}/{len} package/platforms {wide_bar} {eta}",
+            )
+            .expect("progress template"),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let report = rt.block_on(async {
+        let client = http::client(&http)?;
+        let prober = Arc::new(fetch::Prober::new(
+            client,
+            opts.concurrency,
+            opts.per_host,
+            opts.retries,
+        ));
+        anyhow::Ok(check::run(prober, plan, opts.concurrency, || bar.inc(1)).await)
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}

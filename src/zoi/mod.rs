@@ -8,6 +8,8 @@
 
 pub mod config;
 pub mod extension;
+pub mod index;
+pub mod metadata;
 pub mod names;
 pub mod paths;
 pub mod placeholders;

@@ -4,3 +4,4 @@ mod support;
 
 mod apply;
 mod build;
+mod check;

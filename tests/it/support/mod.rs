@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod nginx;
+pub mod tree;
 pub mod zoi_types;
 
 use std::path::{Path, PathBuf};
@@ -170,4 +172,15 @@ pub fn sha512_file(path: &Path) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+pub fn sha512_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha512::digest(bytes))
+}
+
+/// Whether two YAML texts mean the same.
+pub fn yaml_eq(a: &str, b: &str) -> bool {
+    serde_yaml::from_str::<serde_yaml::Value>(a).unwrap()
+        == serde_yaml::from_str::<serde_yaml::Value>(b).unwrap()
 }

@@ -1,0 +1,819 @@
+//! `check`: every URL Zoi will fetch from the mirror, fetched the way Zoi
+//! will read it, and judged.
+//!
+//! The pipeline (in the spirit of lychee): the plan lists registry URLs and
+//! package × platform targets; targets run concurrently (bounded globally
+//! and per host by the [`Prober`]), and within a target the archive and its
+//! `.hash`, `.size`, `.files` (and `.sig`) are requested at once, then
+//! cross-checked (the `.size` must match the archive's length; `--deep`
+//! streams the archive through SHA-512). URLs are built by
+//! [`crate::zoi::repo::archive_urls`], i.e. exactly as Zoi builds them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha512};
+
+use super::fetch::{Kind, Method, Outcome, Prober, Problem, Reply};
+use super::git;
+use crate::zoi::index::PackageRef;
+use crate::zoi::metadata::{self, HashKind, HashRead};
+use crate::zoi::placeholders::Coordinates;
+use crate::zoi::platform::Platform;
+use crate::zoi::repo::{PkgLink, archive_urls, mirror_candidates};
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// (role `main`/`mirror`, URL) of the registry's git remotes.
+    pub git: Vec<(String, String)>,
+    pub branch: String,
+    /// The `pkg` link Zoi uses, if the registry has one.
+    pub link: Option<PkgLink>,
+    pub cache_mirrors: Vec<String>,
+    pub packages: Vec<PackageRef>,
+    pub platforms: Vec<Platform>,
+    pub deep: bool,
+    /// Compare the mirror's repo.yaml at HEAD with these bytes.
+    pub registry_content: Option<Vec<u8>>,
+    pub git_timeout: Duration,
+    /// Binary host base URLs that must answer HTTP at all (any status).
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemOut {
+    pub kind: Kind,
+    pub message: String,
+    pub hint: &'static str,
+}
+
+impl From<Problem> for ProblemOut {
+    fn from(p: Problem) -> Self {
+        ProblemOut {
+            hint: p.kind.hint(),
+            kind: p.kind,
+            message: p.message,
+        }
+    }
+}
+
+/// One URL checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct UrlCheck {
+    /// `git`, `repo_yaml`, `archive`, `hash`, `size`, `files`, `pgp`, `deep`.
+    pub kind: &'static str,
+    /// Shown with credentials redacted.
+    pub url: String,
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ProblemOut>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl UrlCheck {
+    fn new(kind: &'static str, url: &str) -> Self {
+        UrlCheck {
+            kind,
+            url: super::http::redact(url),
+            ok: true,
+            status: None,
+            latency_ms: 0.0,
+            attempts: 0,
+            error: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn fail(&mut self, p: Problem) {
+        self.ok = false;
+        self.error = Some(p.into());
+    }
+
+    fn timing(&mut self, o: &Outcome) {
+        self.latency_ms = o.latency.as_secs_f64() * 1000.0;
+        self.attempts = o.attempts;
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistryCheck {
+    pub role: String,
+    pub url: String,
+    pub ok: bool,
+    pub checks: Vec<UrlCheck>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    pub package: String,
+    pub version: String,
+    pub platform: Platform,
+    pub ok: bool,
+    pub urls: Vec<UrlCheck>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub urls: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub warnings: usize,
+    pub targets: usize,
+    pub targets_failed: usize,
+    pub fallbacks_failed: usize,
+    /// Failures by kind.
+    pub by_kind: std::collections::BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub registry: Vec<RegistryCheck>,
+    /// Binary hosts answering at all.
+    pub hosts: Vec<UrlCheck>,
+    pub packages: Vec<TargetCheck>,
+    /// `cache_mirrors` candidates for the archives, reported apart: Zoi
+    /// tries them only when the main URL fails.
+    pub fallbacks: Vec<UrlCheck>,
+    pub counts: Counts,
+    pub elapsed_ms: f64,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.counts.failed == 0
+    }
+}
+
+/// A status that makes a URL fail (redirects were stopped at another host).
+pub fn status_problem(r: &Reply) -> Option<Problem> {
+    let s = r.status;
+    let p = match s {
+        200..=299 => return None,
+        300..=399 => Problem::new(
+            Kind::RedirectOtherHost,
+            format!(
+                "HTTP {s} redirect to {}",
+                r.location
+                    .as_deref()
+                    .map_or_else(|| "?".to_string(), super::http::redact)
+            ),
+        ),
+        401 => Problem::new(Kind::Unauthorized, "HTTP 401 Unauthorized"),
+        403 => Problem::new(Kind::Forbidden, "HTTP 403 Forbidden"),
+        404 | 410 => Problem::new(Kind::NotFound, format!("HTTP {s} Not Found")),
+        _ => Problem::new(Kind::HttpError, format!("HTTP {s}")),
+    };
+    Some(p)
+}
+
+fn looks_like_html(r: &Reply) -> bool {
+    if r.content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/html"))
+    {
+        return true;
+    }
+    let head: String = String::from_utf8_lossy(&r.body[..r.body.len().min(512)])
+        .trim_start()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")
+}
+
+/// Fetches a metadata URL and applies the checks every metadata file needs
+/// (200, not HTML); returns the body for the specific validation.
+async fn fetch_metadata(
+    prober: &Prober,
+    kind: &'static str,
+    url: &str,
+    max: usize,
+) -> (UrlCheck, Option<String>) {
+    let mut c = UrlCheck::new(kind, url);
+    let Ok(u) = url::Url::parse(url) else {
+        c.fail(Problem::new(
+            Kind::MalformedMetadata,
+            format!("{url} is not a valid URL"),
+        ));
+        return (c, None);
+    };
+    let out = prober.send(&u, Method::Get(max)).await;
+    c.timing(&out);
+    let reply = match out.result {
+        Ok(r) => r,
+        Err(p) => {
+            c.fail(p);
+            return (c, None);
+        }
+    };
+    c.status = Some(reply.status);
+    if let Some(p) = status_problem(&reply) {
+        c.fail(p);
+        return (c, None);
+    }
+    if looks_like_html(&reply) {
+        c.fail(Problem::new(
+            Kind::HtmlInsteadOfMetadata,
+            format!(
+                "HTTP {} with an HTML page ({}) instead of the {kind} file",
+                reply.status,
+                reply.content_type.as_deref().unwrap_or("no content type")
+            ),
+        ));
+        return (c, None);
+    }
+    match String::from_utf8(reply.body) {
+        Ok(body) => (c, Some(body)),
+        Err(_) => {
+            c.fail(Problem::new(
+                Kind::MalformedMetadata,
+                format!("the {kind} file is not UTF-8 text"),
+            ));
+            (c, None)
+        }
+    }
+}
+
+/// The `.hash` body, judged: a SHA-512 (SHA-256 with a warning) that names
+/// the archive when it names a file. Returns the SHA-512 when there is one.
+fn judge_hash(c: &mut UrlCheck, body: &str, file_name: &str) -> Option<String> {
+    match metadata::parse_hash(body, Some(file_name)) {
+        HashRead::Junk { first_word } => {
+            c.fail(Problem::new(
+                Kind::MalformedMetadata,
+                format!(
+                    "no SHA-512 in the .hash file (Zoi would read {:?} and fail with \"Unsupported hash length\")",
+                    first_word.chars().take(40).collect::<String>()
+                ),
+            ));
+            return None;
+        }
+        HashRead::Hash {
+            kind: HashKind::Unsupported32,
+            token,
+        } => {
+            c.fail(Problem::new(
+                Kind::MalformedMetadata,
+                format!("{token} has 32 hex digits; Zoi verifies only SHA-512 and SHA-256"),
+            ));
+            return None;
+        }
+        HashRead::Hash {
+            kind: HashKind::Sha256,
+            ..
+        } => c
+            .warnings
+            .push("SHA-256 hash: Zoi verifies it, but `zoi package build` writes SHA-512".into()),
+        HashRead::Hash {
+            kind: HashKind::Sha512,
+            ..
+        } => {}
+    }
+    // The line with the hash must not name another file.
+    if let Some(line) = body.lines().find(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let _hash = words.next();
+        if let Some(name) = words.next() {
+            let name = name.trim_start_matches('*');
+            if name != file_name {
+                c.fail(Problem::new(
+                    Kind::MalformedMetadata,
+                    format!("the .hash file names {name:?}, not {file_name:?}"),
+                ));
+            }
+        }
+    }
+    metadata::parse_hash(body, Some(file_name)).sha512()
+}
+
+/// The `.size` body, judged: both `down:` and `install:` integers. Returns
+/// the download size.
+fn judge_size(c: &mut UrlCheck, body: &str) -> Option<u64> {
+    let has = |key: &str| {
+        body.lines().any(|l| {
+            l.split_once(':')
+                .is_some_and(|(k, v)| k.trim() == key && v.trim().parse::<u64>().is_ok())
+        })
+    };
+    let sizes = metadata::parse_size(body);
+    if !has("down") || !has("install") {
+        let what = if sizes.is_some() {
+            "needs both `down: N` and `install: N` lines (zoi sync's pre-fetch reads only those)"
+        } else {
+            "has no `down: N` / `install: N` lines"
+        };
+        c.fail(Problem::new(
+            Kind::MalformedMetadata,
+            format!(
+                "the .size file {what}: {:?}",
+                body.chars().take(60).collect::<String>()
+            ),
+        ));
+        return sizes.map(|s| s.down);
+    }
+    sizes.map(|s| s.down)
+}
+
+/// The `.files` body, judged: non-empty, relative paths, no `..`.
+fn judge_files(c: &mut UrlCheck, body: &str) {
+    let lines = metadata::parse_files(body);
+    if lines.is_empty() {
+        c.fail(Problem::new(
+            Kind::MalformedMetadata,
+            "the .files file is empty",
+        ));
+        return;
+    }
+    for l in lines {
+        let windows_abs =
+            l.len() > 2 && l.as_bytes()[1] == b':' && l.as_bytes()[0].is_ascii_alphabetic();
+        if l.starts_with('/') || l.starts_with('\\') || windows_abs {
+            c.fail(Problem::new(
+                Kind::MalformedMetadata,
+                format!("absolute path in .files: {l:?}"),
+            ));
+            return;
+        }
+        if l.split(['/', '\\']).any(|seg| seg == "..") {
+            c.fail(Problem::new(
+                Kind::MalformedMetadata,
+                format!("path escaping the store in .files: {l:?}"),
+            ));
+            return;
+        }
+    }
+}
+
+/// HEAD the archive (a one-byte ranged GET where HEAD is refused), and make
+/// sure byte ranges are served. Returns the archive's length.
+async fn check_archive(prober: &Prober, kind: &'static str, url: &str) -> (UrlCheck, Option<u64>) {
+    let mut c = UrlCheck::new(kind, url);
+    let Ok(u) = url::Url::parse(url) else {
+        c.fail(Problem::new(
+            Kind::NotFound,
+            format!("{url} is not a valid URL"),
+        ));
+        return (c, None);
+    };
+    let head = prober.send(&u, Method::Head).await;
+    c.timing(&head);
+    let head = match head.result {
+        Ok(r) => r,
+        Err(p) => {
+            c.fail(p);
+            return (c, None);
+        }
+    };
+    c.status = Some(head.status);
+    let refused = matches!(head.status, 405 | 501);
+    if !refused {
+        if let Some(p) = status_problem(&head) {
+            c.fail(p);
+            return (c, None);
+        }
+        if head.accept_ranges {
+            return (c, head.content_length);
+        }
+    }
+    // HEAD refused, or ranges not advertised: ask for one byte.
+    let ranged = prober.send(&u, Method::FirstByte).await;
+    c.attempts += ranged.attempts;
+    c.latency_ms += ranged.latency.as_secs_f64() * 1000.0;
+    let r = match ranged.result {
+        Ok(r) => r,
+        Err(p) => {
+            c.fail(p);
+            return (c, None);
+        }
+    };
+    c.status = Some(r.status);
+    if let Some(p) = status_problem(&r) {
+        c.fail(p);
+        return (c, None);
+    }
+    if r.status == 206 {
+        (c, r.range_total.or(head.content_length))
+    } else {
+        c.fail(Problem::new(
+            Kind::NoRange,
+            format!(
+                "HTTP {} to a Range request: byte ranges are not served",
+                r.status
+            ),
+        ));
+        (c, r.content_length.or(head.content_length))
+    }
+}
+
+/// Streams the archive through SHA-512 (`--deep`).
+async fn deep_hash(prober: &Prober, url: &str) -> Result<(String, u64), Problem> {
+    let u = url::Url::parse(url).map_err(|e| Problem::new(Kind::NotFound, e.to_string()))?;
+    let resp = prober
+        .client
+        .get(u)
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+        .map_err(|e| super::fetch::classify(&e))?;
+    let reply = Reply {
+        status: resp.status().as_u16(),
+        ..Reply::default()
+    };
+    if let Some(p) = status_problem(&reply) {
+        return Err(p);
+    }
+    let mut hasher = Sha512::new();
+    let mut len = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| super::fetch::classify(&e))?;
+        len += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok((hex::encode(hasher.finalize()), len))
+}
+
+async fn check_target(
+    prober: Arc<Prober>,
+    plan: Arc<Plan>,
+    link: PkgLink,
+    pkg: PackageRef,
+    platform: Platform,
+) -> (TargetCheck, Vec<UrlCheck>) {
+    let coords = Coordinates {
+        name: &pkg.name,
+        repo: &pkg.repo,
+        version: &pkg.version,
+        platform,
+    };
+    let urls = archive_urls(&link, &coords);
+    let file_name = urls
+        .archive
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+
+    let archive_f = check_archive(&prober, "archive", &urls.archive);
+    let hash_f = async {
+        match &urls.hash {
+            Some(u) => Some(fetch_metadata(&prober, "hash", u, 64 << 10).await),
+            None => None,
+        }
+    };
+    let size_f = async {
+        match &urls.size {
+            Some(u) => Some(fetch_metadata(&prober, "size", u, 64 << 10).await),
+            None => None,
+        }
+    };
+    let files_f = async {
+        match &urls.files {
+            Some(u) => Some(fetch_metadata(&prober, "files", u, 32 << 20).await),
+            None => None,
+        }
+    };
+    let pgp_f = async {
+        if link.pgp.is_some() {
+            Some(check_archive_exists(&prober, "pgp", &urls.pgp).await)
+        } else {
+            None
+        }
+    };
+    let ((mut archive, length), hash, size, files, pgp) =
+        tokio::join!(archive_f, hash_f, size_f, files_f, pgp_f);
+
+    let mut out = Vec::new();
+    let mut sha = None;
+    if let Some((mut c, body)) = hash {
+        if let Some(body) = body {
+            sha = judge_hash(&mut c, &body, &file_name);
+        }
+        out.push(c);
+    }
+    let mut down = None;
+    if let Some((mut c, body)) = size {
+        if let Some(body) = body {
+            down = judge_size(&mut c, &body);
+            if c.ok
+                && let (Some(d), Some(len)) = (down, length)
+                && d != len
+            {
+                c.fail(Problem::new(
+                    Kind::SizeMismatch,
+                    format!(".size says down: {d}, but the archive is {len} bytes"),
+                ));
+            }
+        }
+        out.push(c);
+    }
+    if let Some((mut c, body)) = files {
+        if let Some(body) = body {
+            judge_files(&mut c, &body);
+        }
+        out.push(c);
+    }
+    if let Some(c) = pgp {
+        out.push(c);
+    }
+    if plan.deep && archive.ok {
+        let mut c = UrlCheck::new("deep", &urls.archive);
+        let t = Instant::now();
+        match deep_hash(&prober, &urls.archive).await {
+            Err(p) => c.fail(p),
+            Ok((got, len)) => {
+                if let Some(want) = &sha
+                    && *want != got
+                {
+                    c.fail(Problem::new(
+                        Kind::HashMismatch,
+                        format!("the archive's SHA-512 is {got}, the .hash says {want}"),
+                    ));
+                } else if let Some(d) = down
+                    && d != len
+                {
+                    c.fail(Problem::new(
+                        Kind::SizeMismatch,
+                        format!("downloaded {len} bytes, the .size says down: {d}"),
+                    ));
+                }
+            }
+        }
+        c.latency_ms = t.elapsed().as_secs_f64() * 1000.0;
+        c.attempts = 1;
+        out.push(c);
+    }
+    if archive.ok && urls.hash.is_none() {
+        archive.warnings.push(
+            "the pkg link has no `hash` URL: Zoi installs without verifying the archive".into(),
+        );
+    }
+    out.insert(0, archive);
+
+    // cache_mirrors candidates for the archive, reported apart.
+    let mut fallbacks = Vec::new();
+    for cand in mirror_candidates(&urls.archive, &plan.cache_mirrors)
+        .into_iter()
+        .skip(1)
+    {
+        let (c, _) = check_archive(&prober, "archive", &cand).await;
+        fallbacks.push(c);
+    }
+
+    let ok = out.iter().all(|c| c.ok);
+    (
+        TargetCheck {
+            package: format!("@{}/{}", pkg.repo, pkg.name),
+            version: pkg.version.clone(),
+            platform,
+            ok,
+            urls: out,
+        },
+        fallbacks,
+    )
+}
+
+/// A `.sig` only needs to exist.
+async fn check_archive_exists(prober: &Prober, kind: &'static str, url: &str) -> UrlCheck {
+    let mut c = UrlCheck::new(kind, url);
+    let Ok(u) = url::Url::parse(url) else {
+        c.fail(Problem::new(
+            Kind::NotFound,
+            format!("{url} is not a valid URL"),
+        ));
+        return c;
+    };
+    let out = prober.send(&u, Method::Head).await;
+    c.timing(&out);
+    match out.result {
+        Err(p) => c.fail(p),
+        Ok(r) => {
+            c.status = Some(r.status);
+            if let Some(p) = status_problem(&r) {
+                c.fail(p);
+            }
+        }
+    }
+    c
+}
+
+/// A binary host answers HTTP (any status will do: a directory URL may
+/// well be 403 or 404 without listings).
+async fn check_host(prober: &Prober, url: &str) -> UrlCheck {
+    let mut c = UrlCheck::new("host", url);
+    let Ok(u) = url::Url::parse(&format!("{}/", url.trim_end_matches('/'))) else {
+        c.fail(Problem::new(
+            Kind::Connect,
+            format!("{url} is not a valid URL"),
+        ));
+        return c;
+    };
+    let out = prober.send(&u, Method::Head).await;
+    c.timing(&out);
+    match out.result {
+        Ok(r) => c.status = Some(r.status),
+        Err(p) => c.fail(p),
+    }
+    c
+}
+
+async fn check_registry(prober: &Prober, plan: &Plan, role: &str, url: &str) -> RegistryCheck {
+    let mut c = UrlCheck::new("git", url);
+    let probe = if url.starts_with("http://") || url.starts_with("https://") {
+        git::probe_http(prober, url, &plan.branch).await
+    } else {
+        git::probe_cli(url, &plan.branch, plan.git_timeout).await
+    };
+    c.latency_ms = probe.latency.as_secs_f64() * 1000.0;
+    c.status = probe.status;
+    c.attempts = probe.attempts;
+    c.warnings = probe.warnings;
+    if let Err(p) = probe.result {
+        c.fail(p);
+    }
+    let mut checks = vec![c];
+    if role == "main"
+        && checks[0].ok
+        && let Some(expected) = &plan.registry_content
+    {
+        let mut rc = UrlCheck::new("repo_yaml", url);
+        let t = Instant::now();
+        match git::repo_yaml_at_head(url, &plan.branch, plan.git_timeout).await {
+            Err(p) => rc.fail(p),
+            Ok(got) if got != *expected => rc.fail(Problem::new(
+                Kind::RegistryContentDiffers,
+                "repo.yaml at the registry's HEAD differs from the bundle's",
+            )),
+            Ok(_) => {}
+        }
+        rc.latency_ms = t.elapsed().as_secs_f64() * 1000.0;
+        rc.attempts = 1;
+        checks.push(rc);
+    }
+    RegistryCheck {
+        role: role.to_string(),
+        url: super::http::redact(url),
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+    }
+}
+
+/// Runs the plan. `progress` is called once per finished target.
+pub async fn run(
+    prober: Arc<Prober>,
+    plan: Plan,
+    concurrency: usize,
+    progress: impl Fn(),
+) -> Report {
+    let start = Instant::now();
+    let plan = Arc::new(plan);
+
+    let registry_f = futures::future::join_all(
+        plan.git
+            .iter()
+            .map(|(role, url)| check_registry(&prober, &plan, role, url)),
+    );
+
+    let targets: Vec<(PackageRef, Platform)> = match &plan.link {
+        Some(_) => plan
+            .packages
+            .iter()
+            .flat_map(|p| plan.platforms.iter().map(move |pl| (p.clone(), *pl)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let link = plan.link.clone();
+    let targets_f = futures::stream::iter(targets.into_iter().map(|(pkg, pl)| {
+        let (prober, plan, link) = (prober.clone(), plan.clone(), link.clone().expect("link"));
+        async move {
+            let r = tokio::spawn(check_target(prober, plan, link, pkg, pl)).await;
+            r.expect("target task")
+        }
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .inspect(|_| progress())
+    .collect::<Vec<_>>();
+
+    let hosts_f = futures::future::join_all(plan.hosts.iter().map(|h| check_host(&prober, h)));
+    let (registry, hosts, results) = tokio::join!(registry_f, hosts_f, targets_f);
+    let mut packages = Vec::with_capacity(results.len());
+    let mut fallbacks = Vec::new();
+    for (t, f) in results {
+        packages.push(t);
+        fallbacks.extend(f);
+    }
+    packages.sort_by(|a, b| {
+        (&a.package, &a.version, a.platform).cmp(&(&b.package, &b.version, b.platform))
+    });
+
+    let mut counts = Counts::default();
+    let all = registry
+        .iter()
+        .flat_map(|r| r.checks.iter())
+        .chain(hosts.iter())
+        .chain(packages.iter().flat_map(|p| p.urls.iter()));
+    for c in all {
+        counts.urls += 1;
+        counts.warnings += c.warnings.len();
+        if c.ok {
+            counts.ok += 1;
+        } else {
+            counts.failed += 1;
+            if let Some(e) = &c.error {
+                *counts
+                    .by_kind
+                    .entry(e.kind.as_str().to_string())
+                    .or_default() += 1;
+            }
+        }
+    }
+    counts.targets = packages.len();
+    counts.targets_failed = packages.iter().filter(|p| !p.ok).count();
+    counts.fallbacks_failed = fallbacks.iter().filter(|f| !f.ok).count();
+
+    Report {
+        registry,
+        hosts,
+        packages,
+        fallbacks,
+        counts,
+        elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check() -> UrlCheck {
+        UrlCheck::new("x", "http://h/x")
+    }
+
+    #[test]
+    fn hash_rules() {
+        let h = "a".repeat(128);
+        let mut c = check();
+        assert_eq!(
+            judge_hash(&mut c, &format!("{h}  f.zpa\n"), "f.zpa"),
+            Some(h.clone())
+        );
+        assert!(c.ok);
+        let mut c = check();
+        judge_hash(&mut c, &format!("{h}  other.zpa\n"), "f.zpa");
+        assert_eq!(c.error.unwrap().kind, Kind::MalformedMetadata);
+        let mut c = check();
+        judge_hash(&mut c, &"b".repeat(64), "f.zpa");
+        assert!(c.ok && c.warnings.len() == 1);
+        let mut c = check();
+        judge_hash(&mut c, "Not Found", "f.zpa");
+        assert!(c.error.unwrap().message.contains("Unsupported hash length"));
+    }
+
+    #[test]
+    fn size_and_files_rules() {
+        let mut c = check();
+        assert_eq!(judge_size(&mut c, "down: 5\ninstall: 9\n"), Some(5));
+        assert!(c.ok);
+        let mut c = check();
+        judge_size(&mut c, "garbage");
+        assert!(!c.ok);
+        let mut c = check();
+        judge_size(&mut c, "12\n");
+        assert!(!c.ok, "a bare integer is not enough for zoi sync");
+        let mut c = check();
+        judge_files(&mut c, "${pkgstore}/bin/\n${pkgstore}/bin/x");
+        assert!(c.ok);
+        for bad in [
+            "",
+            "/etc/passwd",
+            "${pkgstore}/../../etc/passwd",
+            "../etc/passwd",
+        ] {
+            let mut c = check();
+            judge_files(&mut c, bad);
+            assert!(!c.ok, "{bad}");
+        }
+    }
+
+    #[test]
+    fn html_is_detected_by_type_or_body() {
+        let r = Reply {
+            status: 200,
+            content_type: Some("text/html; charset=utf-8".into()),
+            ..Reply::default()
+        };
+        assert!(looks_like_html(&r));
+        let r = Reply {
+            status: 200,
+            content_type: Some("text/plain".into()),
+            body: b"\n<!DOCTYPE html><html>".to_vec(),
+            ..Reply::default()
+        };
+        assert!(looks_like_html(&r));
+    }
+}

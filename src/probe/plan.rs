@@ -1,0 +1,159 @@
+//! Turning the three kinds of input `check` accepts — a bundle, a
+//! `repo.yaml`, or the machine's own Zoi config — into one [`Plan`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::check::Plan;
+use crate::bundle::load::Loaded;
+use crate::error::{Failure, fail};
+use crate::zoi::config::{self, Config, Layer};
+use crate::zoi::index::{self, PackageRef};
+use crate::zoi::paths::{Env, LayoutKind};
+use crate::zoi::platform::Platform;
+use crate::zoi::repo::RepoYaml;
+
+fn parse_repo_yaml(bytes: &[u8], what: &str) -> Result<RepoYaml> {
+    let text = String::from_utf8_lossy(bytes);
+    RepoYaml::parse(&text).map_err(|e| {
+        Failure::bad_input(
+            "repo_yaml_invalid",
+            format!("{what} is not a Zoi repo.yaml: {e}"),
+        )
+        .hint("Zoi requires at least `name` and `description`")
+        .into()
+    })
+}
+
+fn base(repo: &RepoYaml, branch: String, cache_mirrors: Vec<String>) -> Plan {
+    let mut git: Vec<(String, String)> = repo
+        .git
+        .iter()
+        .filter(|g| g.link_type == "main")
+        .map(|g| ("main".to_string(), g.url.clone()))
+        .collect();
+    git.extend(
+        repo.git
+            .iter()
+            .filter(|g| g.link_type == "mirror")
+            .map(|g| ("mirror".to_string(), g.url.clone())),
+    );
+    Plan {
+        git,
+        branch,
+        link: repo.first_archive_link().cloned(),
+        cache_mirrors,
+        packages: Vec::new(),
+        platforms: Vec::new(),
+        deep: false,
+        registry_content: None,
+        git_timeout: Duration::from_secs(60),
+        hosts: Vec::new(),
+    }
+}
+
+/// A plan from a verified bundle.
+pub fn from_bundle(bundle: &Loaded) -> Result<Plan> {
+    let bytes = bundle.verified(crate::bundle::REPO_YAML)?;
+    let repo = parse_repo_yaml(&bytes, "the bundle's repo.yaml")?;
+    let user: Config = serde_yaml::from_slice(&bundle.verified(crate::bundle::CONFIG_USER)?)
+        .map_err(|e| Failure::bad_input("bundle_invalid", format!("config.user.yaml: {e}")))?;
+    let mut plan = base(
+        &repo,
+        bundle.manifest.registry.branch.clone(),
+        user.cache_mirrors,
+    );
+    plan.platforms = bundle.manifest.binaries.platforms.clone();
+    plan.hosts = vec![bundle.manifest.binaries.url.clone()];
+    plan.registry_content = Some(bytes);
+    Ok(plan)
+}
+
+/// A plan from a `repo.yaml`'s bytes.
+pub fn from_repo_yaml(bytes: &[u8], what: &str, branch: Option<String>) -> Result<Plan> {
+    let repo = parse_repo_yaml(bytes, what)?;
+    Ok(base(
+        &repo,
+        branch.unwrap_or_else(|| "HEAD".into()),
+        Vec::new(),
+    ))
+}
+
+/// A plan from this machine's merged Zoi config and its synced registry.
+pub fn from_client(env: &Env, layout: LayoutKind) -> Result<Plan> {
+    let read = |p: &Path| -> Result<Layer> {
+        match std::fs::read_to_string(p) {
+            Err(_) => Ok(Layer::absent()),
+            Ok(t) => Layer::from_text(&t).map_err(|e| {
+                Failure::bad_input(
+                    "config_invalid",
+                    format!("{} has a YAML syntax error: {e}", p.display()),
+                )
+                .into()
+            }),
+        }
+    };
+    let merged = config::merge(
+        &read(&env.system_config())?,
+        &read(&env.user_config(layout)?)?,
+        &read(&env.project_config())?,
+        None,
+    );
+    let reg = merged.config.default_registry.clone().unwrap_or_default();
+    let db = env
+        .user_data(layout)?
+        .join("pkgs")
+        .join("db")
+        .join(&reg.handle);
+    let repo_yaml = db.join("repo.yaml");
+    let bytes = match std::fs::read(&repo_yaml) {
+        Ok(b) => b,
+        Err(_) => {
+            return fail(
+                Failure::bad_input(
+                    "not_synced",
+                    format!(
+                        "no synced registry at {} (handle {:?}, {})",
+                        db.display(),
+                        reg.handle,
+                        reg.url
+                    ),
+                )
+                .hint("run `zoi sync` once, then check again"),
+            );
+        }
+    };
+    let repo = parse_repo_yaml(&bytes, &repo_yaml.display().to_string())?;
+    let mut plan = base(&repo, "HEAD".into(), merged.config.cache_mirrors.clone());
+    // Zoi syncs from the configured URL, not from repo.yaml's own `git`.
+    plan.git.retain(|(role, _)| role != "main");
+    plan.git.insert(0, ("main".into(), reg.url));
+    Ok(plan)
+}
+
+/// `--package` references plus every package of `--index` (bytes).
+pub fn packages(refs: &[String], index: Option<(&[u8], &str)>) -> Result<Vec<PackageRef>> {
+    let mut out = Vec::new();
+    for r in refs {
+        out.push(PackageRef::parse(r).map_err(|e| Failure::bad_input("usage", e))?);
+    }
+    if let Some((bytes, what)) = index {
+        let list = index::parse(bytes)
+            .map_err(|e| Failure::bad_input("index_invalid", format!("{what}: {e}")))?;
+        out.extend(list);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// `--platform` values, or `default` when none were given.
+pub fn platforms(given: &[Platform], default: Vec<Platform>) -> Vec<Platform> {
+    if given.is_empty() {
+        default
+    } else {
+        given.to_vec()
+    }
+}

@@ -1,0 +1,123 @@
+//! `packages.json` (v2), the registry index, and package references
+//! (`@tier/name@version`).
+//!
+//! The index has no platform list (platforms live only in each `.pkg.lua`),
+//! so "what a mirror must host" is every package at its index version for
+//! each platform the mirror serves.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One package at one version: enough to build its archive URLs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PackageRef {
+    /// The package's `repo`: its tier path (`core`, `community/tools`).
+    pub repo: String,
+    pub name: String,
+    /// The plain version (no epoch, no revision), as `{version}` expands.
+    pub version: String,
+}
+
+impl PackageRef {
+    /// `@tier/name@version`.
+    pub fn display(&self) -> String {
+        format!("@{}/{}@{}", self.repo, self.name, self.version)
+    }
+
+    /// Parses `@tier/name@version` (the tier may be nested).
+    pub fn parse(s: &str) -> Result<PackageRef, String> {
+        let err = || {
+            format!(
+                "'{s}' is not a package reference: expected @tier/name@version, e.g. @core/hello@1.0.0"
+            )
+        };
+        let rest = s.strip_prefix('@').ok_or_else(err)?;
+        let (path, version) = rest.rsplit_once('@').ok_or_else(err)?;
+        let (repo, name) = path.rsplit_once('/').ok_or_else(err)?;
+        if repo.is_empty() || name.is_empty() || version.is_empty() {
+            return Err(err());
+        }
+        Ok(PackageRef {
+            repo: repo.to_string(),
+            name: name.to_string(),
+            version: version.to_string(),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct IndexV2 {
+    version: String,
+    packages: BTreeMap<String, Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    repo: String,
+    version: String,
+}
+
+/// Every package of a v2 index at its index version, ordered by id.
+pub fn parse(bytes: &[u8]) -> Result<Vec<PackageRef>, String> {
+    let idx: IndexV2 =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a packages.json: {e}"))?;
+    if idx.version != "2" {
+        return Err(format!(
+            "packages.json version {:?} is not supported (expected \"2\")",
+            idx.version
+        ));
+    }
+    let mut out = Vec::with_capacity(idx.packages.len());
+    for (id, e) in idx.packages {
+        let name = id
+            .rsplit('/')
+            .next()
+            .unwrap_or(&id)
+            .trim_start_matches('@')
+            .to_string();
+        if name.is_empty() {
+            return Err(format!("package id {id:?} has no name"));
+        }
+        out.push(PackageRef {
+            repo: e.repo,
+            name,
+            version: e.version,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_references() {
+        assert_eq!(
+            PackageRef::parse("@community/tools/x@1.2.3").unwrap(),
+            PackageRef {
+                repo: "community/tools".into(),
+                name: "x".into(),
+                version: "1.2.3".into()
+            }
+        );
+        for bad in ["core/x@1", "@x@1", "@core/x", "@core/@1"] {
+            assert!(PackageRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_a_v2_index() {
+        let j = br#"{"version":"2","packages":{"@zillowe/hello":{"repo":"zillowe","version":"5.0.0","x":1}}}"#;
+        assert_eq!(
+            parse(j).unwrap(),
+            [PackageRef {
+                repo: "zillowe".into(),
+                name: "hello".into(),
+                version: "5.0.0".into()
+            }]
+        );
+        assert!(parse(br#"{"version":"1","packages":{}}"#).is_err());
+    }
+}

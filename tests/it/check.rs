@@ -1,0 +1,732 @@
+//! `check` against real nginx (a generated tree with broken entries, the
+//! full fixture index) and against the in-process fault server.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::faults::{Fault, FaultServer, test_ca};
+use crate::support::nginx::Nginx;
+use crate::support::{self, Run, tree, zm};
+
+/// A bare git repo with one commit on `main`, as a registry stand-in.
+pub fn bare_registry(dir: &Path) -> String {
+    let work = dir.join("reg-work");
+    let bare = dir.join("reg.git");
+    let git = |args: &[&str], cwd: &Path| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(cwd)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    fs::create_dir_all(&work).unwrap();
+    git(&["init", "-q", "-b", "main"], &work);
+    fs::write(work.join("repo.yaml"), "name: t\ndescription: t\n").unwrap();
+    git(&["add", "."], &work);
+    git(&["commit", "-q", "-m", "init"], &work);
+    git(
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+        dir,
+    );
+    format!("file://{}", bare.display())
+}
+
+fn spec(dir: &Path, registry: &str, bin_url: &str, platforms: &[&str]) -> std::path::PathBuf {
+    let plats: Vec<String> = platforms.iter().map(|p| format!("\"{p}\"")).collect();
+    let text = format!(
+        r#"[extension]
+name = "lab-mirror"
+version = "1.0.0"
+description = "lab"
+tier = "core"
+maintainer = {{ name = "Lab", email = "lab@example.com" }}
+
+[registry]
+url = "{registry}"
+
+[binaries]
+url = "{bin_url}"
+platforms = [{}]
+"#,
+        plats.join(", ")
+    );
+    let p = dir.join("mirror.toml");
+    fs::write(&p, text).unwrap();
+    p
+}
+
+fn build_bundle(home: &Path, spec: &Path) -> String {
+    zm(home, &["build", "-c", spec.to_str().unwrap(), "-o", "dist"]).ok();
+    "dist/lab-mirror-1.0.0".to_string()
+}
+
+fn target<'a>(doc: &'a Value, package: &str, platform: &str) -> &'a Value {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["package"] == package && t["platform"] == platform)
+        .unwrap_or_else(|| panic!("no {package} {platform} in report"))
+}
+
+fn failures(t: &Value) -> Vec<(String, String)> {
+    t["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["ok"] == false)
+        .map(|u| {
+            (
+                u["kind"].as_str().unwrap().to_string(),
+                u["error"]["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn broken_entries_on_a_real_nginx_are_each_reported_with_their_kind() {
+    let home = tempfile::tempdir().unwrap();
+    let www = home.path().join("www");
+    let pkgs = www.join("pkgs");
+    let pl = "linux-amd64";
+    for name in ["good", "nohash", "badsize", "evilfiles", "sso", "wronghash"] {
+        tree::place(&pkgs, "core", name, "1.0.0", "1.0.0", pl, 4096);
+    }
+    tree::place(&pkgs, "core", "misplaced", "1.0.0", "0.9.0", pl, 4096);
+    let dir = pkgs.join("core/linux/amd64/1.0.0");
+    fs::remove_file(dir.join("nohash-1.0.0-linux-amd64.zpa.hash")).unwrap();
+    fs::write(
+        dir.join("badsize-1.0.0-linux-amd64.zpa.size"),
+        "about four kilobytes\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("evilfiles-1.0.0-linux-amd64.zpa.files"),
+        "${pkgstore}/bin/x\n../etc/passwd",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("sso-1.0.0-linux-amd64.zpa.hash"),
+        "<!DOCTYPE html>\n<html><body>Please sign in</body></html>\n",
+    )
+    .unwrap();
+    // a well-formed .hash that does not match the archive
+    let other = "0".repeat(128);
+    fs::write(
+        dir.join("wronghash-1.0.0-linux-amd64.zpa.hash"),
+        format!("{other}  wronghash-1.0.0-linux-amd64.zpa\n"),
+    )
+    .unwrap();
+
+    let srv = Nginx::start(&www);
+    let registry = bare_registry(home.path());
+    let spec = spec(home.path(), &registry, &srv.url("pkgs"), &[pl]);
+    let bundle = build_bundle(home.path(), &spec);
+    let mut args = vec!["check", "--bundle", &bundle, "--format", "json"];
+    for p in [
+        "good",
+        "nohash",
+        "badsize",
+        "evilfiles",
+        "sso",
+        "wronghash",
+        "misplaced",
+    ] {
+        args.push("--package");
+        args.push(Box::leak(format!("@core/{p}@1.0.0").into_boxed_str()));
+    }
+    let r = zm(home.path(), &args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc = r.json();
+    assert_eq!(doc["registry"][0]["ok"], true, "{}", doc["registry"]);
+    assert_eq!(doc["hosts"][0]["ok"], true);
+    let f = |p: &str| failures(target(&doc, &format!("@core/{p}"), pl));
+    assert_eq!(f("good"), []);
+    assert_eq!(f("nohash"), [("hash".into(), "not_found".into())]);
+    assert_eq!(f("badsize"), [("size".into(), "malformed_metadata".into())]);
+    assert_eq!(
+        f("evilfiles"),
+        [("files".into(), "malformed_metadata".into())]
+    );
+    assert_eq!(
+        f("sso"),
+        [("hash".into(), "html_instead_of_metadata".into())]
+    );
+    assert_eq!(f("wronghash"), [], "a wrong hash is found only with --deep");
+    let misplaced = f("misplaced");
+    assert!(
+        misplaced.contains(&("archive".into(), "not_found".into())),
+        "{misplaced:?}"
+    );
+    let hint = target(&doc, "@core/misplaced", pl)["urls"][0]["error"]["hint"]
+        .as_str()
+        .unwrap();
+    assert!(hint.contains("layout"), "{hint}");
+    assert_eq!(doc["counts"]["targets"], 7);
+    assert_eq!(doc["counts"]["targets_failed"], 5);
+
+    // --deep streams every archive through SHA-512
+    args.push("--deep");
+    let doc = zm(home.path(), &args).json();
+    assert_eq!(
+        f2(&doc, "wronghash"),
+        [("deep".into(), "hash_mismatch".into())]
+    );
+    assert_eq!(f2(&doc, "good"), []);
+
+    // human output: one line per package/platform and a table of counts
+    let r = zm(
+        home.path(),
+        &[
+            "check",
+            "--bundle",
+            &bundle,
+            "--package",
+            "@core/nohash@1.0.0",
+            "--package",
+            "@core/good@1.0.0",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("ok   @core/good@1.0.0 linux-amd64"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("FAIL @core/nohash@1.0.0 linux-amd64"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("hash: not_found (HTTP 404 Not Found)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("not_found                       1"),
+        "{}",
+        r.stdout
+    );
+}
+
+fn f2(doc: &Value, p: &str) -> Vec<(String, String)> {
+    failures(target(doc, &format!("@core/{p}"), "linux-amd64"))
+}
+
+#[test]
+fn the_full_fixture_index_on_two_platforms_passes() {
+    let home = tempfile::tempdir().unwrap();
+    let www = home.path().join("www");
+    let index = support::fixtures().join("zoidberg/packages.json");
+    let pkgs: Value = serde_json::from_slice(&fs::read(&index).unwrap()).unwrap();
+    let platforms = ["linux-amd64", "macos-arm64"];
+    let mut n = 0;
+    for (id, p) in pkgs["packages"].as_object().unwrap() {
+        let name = id.rsplit('/').next().unwrap();
+        for pl in platforms {
+            tree::place(
+                &www.join("pkgs"),
+                p["repo"].as_str().unwrap(),
+                name,
+                p["version"].as_str().unwrap(),
+                p["version"].as_str().unwrap(),
+                pl,
+                1000 + n,
+            );
+            n += 1;
+        }
+    }
+    let srv = Nginx::start(&www);
+    let registry = bare_registry(home.path());
+    let spec = spec(home.path(), &registry, &srv.url("pkgs"), &platforms);
+    let bundle = build_bundle(home.path(), &spec);
+    let r = zm(
+        home.path(),
+        &[
+            "check",
+            "--bundle",
+            &bundle,
+            "--index",
+            index.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let doc = r.json();
+    assert_eq!(doc["counts"]["targets"], 18);
+    assert_eq!(doc["counts"]["failed"], 0);
+    // registry + host + 18 × (archive, hash, size, files)
+    assert_eq!(doc["counts"]["urls"], 2 + 18 * 4);
+    // Zoi's URL construction: {repo} from the index entry, {platform} split
+    let t = target(&doc, "@extra/bacon", "macos-arm64");
+    assert_eq!(
+        t["urls"][0]["url"],
+        srv.url("pkgs/extra/macos/arm64/3.24.0/bacon-3.24.0-macos-arm64.zpa")
+            .as_str()
+    );
+}
+
+#[test]
+fn registry_problems_are_reported() {
+    let home = tempfile::tempdir().unwrap();
+    let registry = bare_registry(home.path());
+    let spec = spec(
+        home.path(),
+        &registry,
+        "http://127.0.0.1:9/pkgs",
+        &["linux-amd64"],
+    );
+    let bundle = build_bundle(home.path(), &spec);
+    // the bundle's branch is main: ok; a missing branch; a path that is no repo
+    let r = zm(
+        home.path(),
+        &["check", "--bundle", &bundle, "--format", "json"],
+    );
+    let doc = r.json();
+    assert_eq!(doc["registry"][0]["ok"], true);
+    assert_eq!(
+        doc["hosts"][0]["error"]["kind"], "connect_refused",
+        "{}",
+        doc["hosts"]
+    );
+    assert_eq!(r.code, 1);
+    let doc = zm(
+        home.path(),
+        &[
+            "check", "--bundle", &bundle, "--branch", "nope", "--format", "json",
+        ],
+    )
+    .json();
+    assert_eq!(
+        doc["registry"][0]["checks"][0]["error"]["kind"],
+        "branch_missing"
+    );
+    let repo_yaml = home.path().join("r.yaml");
+    fs::write(
+        &repo_yaml,
+        format!(
+            "name: x\ndescription: y\ngit:\n- type: main\n  url: file://{}/nothing.git\n",
+            home.path().display()
+        ),
+    )
+    .unwrap();
+    let doc = zm(
+        home.path(),
+        &[
+            "check",
+            "--repo-yaml",
+            repo_yaml.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    )
+    .json();
+    assert_eq!(
+        doc["registry"][0]["checks"][0]["error"]["kind"], "not_a_git_repo",
+        "{doc}"
+    );
+    // --registry-content: the test registry's repo.yaml is not the bundle's
+    let doc = zm(
+        home.path(),
+        &[
+            "check",
+            "--bundle",
+            &bundle,
+            "--registry-content",
+            "--no-progress",
+            "--format",
+            "json",
+        ],
+    )
+    .json();
+    assert_eq!(
+        doc["registry"][0]["checks"][1]["error"]["kind"], "registry_content_differs",
+        "{doc}"
+    );
+}
+
+// ----------------------------------------------------------- fault server
+
+const PL: &str = "linux-amd64";
+
+/// A repo.yaml whose only link points at `base`, with a `.hash` template.
+fn faulty_repo_yaml(dir: &Path, base: &str) -> String {
+    let p = dir.join("repo.yaml");
+    fs::write(
+        &p,
+        format!(
+            "name: f\ndescription: f\npkg:\n- type: main\n  url: {base}/{{name}}/{{name}}-{{version}}-{{platform}}.zpa\n  hash: {base}/{{name}}/{{name}}-{{version}}-{{platform}}.zpa.hash\n"
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+fn archive_routes(name: &str) -> (String, Vec<u8>, String) {
+    let file = format!("{name}-1.0.0-{PL}.zpa");
+    let bytes = tree::archive_bytes(name, 2048);
+    let hash = format!("{}  {file}\n", support::sha512_hex(&bytes));
+    (format!("/{name}/{file}"), bytes, hash)
+}
+
+fn ok_archive(bytes: Vec<u8>) -> Fault {
+    Fault::Ok(bytes, vec![("Accept-Ranges".into(), "bytes".into())])
+}
+
+fn check_pkg(home: &Path, repo_yaml: &str, name: &str, extra: &[&str]) -> Run {
+    let pkg = format!("@core/{name}@1.0.0");
+    let mut args = vec![
+        "check",
+        "--repo-yaml",
+        repo_yaml,
+        "--package",
+        &pkg,
+        "--platform",
+        PL,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    zm(home, &args)
+}
+
+fn hash_check(r: &Run) -> Value {
+    r.json()["packages"][0]["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["kind"] == "hash")
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn transient_failures_are_retried_and_persistent_ones_classified() {
+    let (flaky, fbytes, fhash) = archive_routes("flaky");
+    let (limited, lbytes, lhash) = archive_routes("limited");
+    let (reset, rbytes, _) = archive_routes("reset");
+    let (stall, sbytes, _) = archive_routes("stall");
+    let (looping, obytes, _) = archive_routes("looping");
+    let srv = FaultServer::start(vec![
+        (
+            &format!("{flaky}.hash"),
+            Fault::FailThenOk(1, fhash.into_bytes()),
+        ),
+        (&flaky, ok_archive(fbytes)),
+        (
+            &format!("{limited}.hash"),
+            Fault::RateLimitThenOk(1, 1, lhash.into_bytes()),
+        ),
+        (&limited, ok_archive(lbytes)),
+        (&format!("{reset}.hash"), Fault::Reset),
+        (&reset, ok_archive(rbytes)),
+        (&format!("{stall}.hash"), Fault::Stall),
+        (&stall, ok_archive(sbytes)),
+        (
+            &format!("{looping}.hash"),
+            Fault::Redirect("/loop/b".into()),
+        ),
+        ("/loop/b", Fault::Redirect(format!("{looping}.hash"))),
+        (&looping, ok_archive(obytes)),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let ry = faulty_repo_yaml(home.path(), &srv.url("http", ""));
+
+    // 500 then 200: retried, passes
+    let r = check_pkg(home.path(), &ry, "flaky", &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(hash_check(&r)["attempts"], 2);
+
+    // 429 with Retry-After: 1 — waited for, then passes
+    let t = std::time::Instant::now();
+    let r = check_pkg(home.path(), &ry, "limited", &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(950),
+        "Retry-After honoured"
+    );
+    assert_eq!(hash_check(&r)["attempts"], 2);
+
+    // connection reset, every time: retried, then reported
+    let r = check_pkg(home.path(), &ry, "reset", &["--retries", "1"]);
+    assert_eq!(r.code, 1);
+    let h = hash_check(&r);
+    assert_eq!(h["error"]["kind"], "connection_reset", "{h}");
+    assert_eq!(h["attempts"], 2);
+    assert!(srv.hits(&format!("{reset}.hash")) >= 2);
+
+    // a stalled body hits the total timeout
+    let r = check_pkg(
+        home.path(),
+        &ry,
+        "stall",
+        &["--retries", "0", "--timeout", "2"],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        hash_check(&r)["error"]["kind"],
+        "timeout",
+        "{}",
+        hash_check(&r)
+    );
+
+    // a redirect loop
+    let r = check_pkg(home.path(), &ry, "looping", &["--retries", "0"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        hash_check(&r)["error"]["kind"],
+        "redirect_loop",
+        "{}",
+        hash_check(&r)
+    );
+}
+
+#[test]
+fn a_private_ca_fails_without_ca_cert_and_passes_with_it() {
+    let ca = test_ca();
+    let (path, bytes, hash) = archive_routes("tls");
+    let srv = FaultServer::start_tls(
+        vec![
+            (
+                &format!("{path}.hash"),
+                Fault::Ok(hash.into_bytes(), vec![]),
+            ),
+            (&path, ok_archive(bytes)),
+        ],
+        ca.server.clone(),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let ry = faulty_repo_yaml(home.path(), &srv.url("https", ""));
+    let r = check_pkg(home.path(), &ry, "tls", &["--retries", "0"]);
+    assert_eq!(r.code, 1);
+    let a = &r.json()["packages"][0]["urls"][0];
+    assert_eq!(a["error"]["kind"], "tls", "{a}");
+    assert!(a["error"]["hint"].as_str().unwrap().contains("--ca-cert"));
+
+    let ca_file = home.path().join("ca.pem");
+    fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let r = check_pkg(
+        home.path(),
+        &ry,
+        "tls",
+        &["--ca-cert", ca_file.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[test]
+fn credentials_are_used_but_never_shown() {
+    let token = "Bearer s3cret-t0ken-value";
+    let (path, bytes, hash) = archive_routes("private");
+    let srv = FaultServer::start(vec![
+        (
+            &format!("{path}.hash"),
+            Fault::Auth(token.into(), hash.into_bytes()),
+        ),
+        (&path, Fault::Auth(token.into(), bytes)),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let ry = faulty_repo_yaml(home.path(), &srv.url("http", ""));
+    // a repo.yaml whose URLs carry user info, which must be redacted too
+    let with_userinfo = tempfile::tempdir().unwrap();
+    let base = srv
+        .url("http", "")
+        .replace("http://", "http://alice:hunter2@");
+    let ry_userinfo = faulty_repo_yaml(with_userinfo.path(), &base);
+
+    let r = check_pkg(home.path(), &ry, "private", &["--retries", "0"]);
+    assert_eq!(r.code, 1);
+    let doc = r.json();
+    assert_eq!(
+        doc["packages"][0]["urls"][0]["error"]["kind"], "unauthorized",
+        "{doc}"
+    );
+    assert!(
+        doc["packages"][0]["urls"][0]["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--header")
+    );
+
+    let header = format!("Authorization: {token}");
+    let r = check_pkg(home.path(), &ry, "private", &["--header", &header]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    // and from the environment
+    let r = crate::support::run(
+        crate::support::cmd(home.path())
+            .args([
+                "check",
+                "--repo-yaml",
+                &ry,
+                "--package",
+                "@core/private@1.0.0",
+                "--platform",
+                PL,
+            ])
+            .env("ZOI_MIRROR_HEADER", &header),
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let seen = srv.seen_headers.lock().unwrap().join("\n");
+    assert!(seen.contains(token), "the header was sent");
+
+    let r = check_pkg(home.path(), &ry_userinfo, "private", &["--retries", "0"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("http://***@127.0.0.1:"), "{}", r.stdout);
+    for r in [
+        r,
+        check_pkg(home.path(), &ry_userinfo, "private", &["--header", &header]),
+        check_pkg(home.path(), &ry, "private", &["--retries", "0"]),
+        check_pkg(home.path(), &ry, "private", &["--header", &header]),
+        zm(
+            home.path(),
+            &[
+                "check",
+                "--repo-yaml",
+                &ry,
+                "--package",
+                "@core/private@1.0.0",
+                "--platform",
+                PL,
+                "--header",
+                &header,
+            ],
+        ),
+        zm(
+            home.path(),
+            &[
+                "check",
+                "--repo-yaml",
+                &ry_userinfo,
+                "--package",
+                "@core/private@1.0.0",
+                "--platform",
+                PL,
+            ],
+        ),
+    ] {
+        for out in [&r.stdout, &r.stderr] {
+            assert!(!out.contains("s3cret"), "token leaked:\n{out}");
+            assert!(!out.contains("hunter2"), "password leaked:\n{out}");
+            assert!(!out.contains("alice"), "user leaked:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn bad_check_input_is_exit_2() {
+    let home = tempfile::tempdir().unwrap();
+    assert_eq!(zm(home.path(), &["check"]).code, 2);
+    let r = zm(home.path(), &["check", "--repo-yaml", "missing.yaml"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("cannot read repo.yaml missing.yaml"),
+        "{}",
+        r.stderr
+    );
+    fs::write(home.path().join("r.yaml"), "pkg: []\n").unwrap();
+    let r = zm(home.path(), &["check", "--repo-yaml", "r.yaml"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is not a Zoi repo.yaml"), "{}", r.stderr);
+    fs::write(home.path().join("r.yaml"), "name: a\ndescription: b\n").unwrap();
+    let r = zm(
+        home.path(),
+        &["check", "--repo-yaml", "r.yaml", "--package", "core/x"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("expected @tier/name@version"),
+        "{}",
+        r.stderr
+    );
+    let r = zm(home.path(), &["check", "--client"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("run `zoi sync` once"), "{}", r.stderr);
+}
+
+#[test]
+fn apply_verify_passes_or_rolls_back() {
+    let home = tempfile::tempdir().unwrap();
+    let www = home.path().join("www");
+    fs::create_dir_all(www.join("pkgs")).unwrap();
+    let srv = Nginx::start(&www);
+    let registry = bare_registry(home.path());
+    let cfg = home.path().join(".config/zoi/config.yaml");
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, "# mine\nrepos: [core]\n").unwrap();
+
+    // a reachable mirror: applied and verified
+    let s = spec(home.path(), &registry, &srv.url("pkgs"), &["linux-amd64"]);
+    let bundle = build_bundle(home.path(), &s);
+    let r = zm(
+        home.path(),
+        &[
+            "apply",
+            &bundle,
+            "--no-zoi",
+            "--verify",
+            "--rollback-on-fail",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    assert_eq!(doc["verify"]["counts"]["failed"], 0);
+    assert_eq!(doc["rolled_back"], false);
+    zm(home.path(), &["revert", "lab-mirror", "--no-zoi"]).ok();
+    let before = fs::read_to_string(&cfg).unwrap();
+
+    // a registry that does not exist: verification fails, the config is restored
+    let s = spec(
+        home.path(),
+        &format!("file://{}/missing.git", home.path().display()),
+        &srv.url("pkgs"),
+        &["linux-amd64"],
+    );
+    let bundle = build_bundle(home.path(), &s);
+    let r = zm(
+        home.path(),
+        &[
+            "apply",
+            &bundle,
+            "--no-zoi",
+            "--verify",
+            "--rollback-on-fail",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("verification failed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the previous config was restored"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("FAIL registry"), "{}", r.stdout);
+    assert!(crate::support::yaml_eq(&fs::read_to_string(&cfg).unwrap(), &before));
+
+    // without --rollback-on-fail the config stays applied
+    let r = zm(home.path(), &["apply", &bundle, "--no-zoi", "--verify"]);
+    assert_eq!(r.code, 1);
+    assert!(fs::read_to_string(&cfg).unwrap().contains("missing.git"));
+}
