@@ -2,6 +2,7 @@
 //! library underneath returns values and errors.
 
 pub mod build;
+pub mod index;
 pub mod init;
 
 use anyhow::Result;
@@ -14,5 +15,6 @@ pub fn run(cli: Cli) -> Result<Exit> {
     match &cli.command {
         Command::Init(args) => init::run(args, format),
         Command::Build(args) => build::run(args, format),
+        Command::Index(args) => index::run(args, format),
     }
 }

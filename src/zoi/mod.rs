@@ -6,8 +6,10 @@
 //! when Zoi changes there is exactly one place to follow it. Other modules
 //! ask this one; they never re-derive a Zoi rule themselves.
 
+pub mod archive;
 pub mod config;
 pub mod extension;
+pub mod metadata;
 pub mod names;
 pub mod placeholders;
 pub mod platform;
