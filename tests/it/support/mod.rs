@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod archives;
 pub mod zoi_types;
 
 use std::path::{Path, PathBuf};
