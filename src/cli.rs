@@ -43,6 +43,37 @@ pub enum Command {
     Revert(RevertArgs),
     /// Check that every URL Zoi will fetch from the mirror answers correctly.
     Check(CheckArgs),
+    /// Write (or check) `.hash`, `.size` and `.files` for every archive under
+    /// a binary host's folder.
+    ///
+    /// Finds every `*.zpa` and legacy `*.pkg.tar.zst` under ROOT (symlinks are
+    /// followed only to files inside ROOT) and writes the three metadata files
+    /// next to each, byte for byte as `zoi package build` writes them: `.hash`
+    /// (SHA-512 and file name), `.size` (`down:` archive bytes, `install:`
+    /// unpacked bytes) and `.files` (the installed paths). Archives whose
+    /// metadata is newer than the archive and consistent with it are skipped
+    /// unless --force. Each archive is read once, streaming; writes are
+    /// atomic. A bad archive is reported and skipped (nothing is written for
+    /// it); the run goes on.
+    ///
+    /// With --format json, stdout is one document: `root`, `check`,
+    /// `archives` (per archive: `path` relative to ROOT, `status`
+    /// written|unchanged|ok|mismatch|error, `sha512`, `down`, `install`,
+    /// `files` = number of paths in .files, `problems` = [{`file`, `kind`
+    /// missing|differs|not_a_file|unreadable, `message`}] in --check mode,
+    /// `error` = {`kind`, `message`} or null), `orphans` (metadata files
+    /// without their archive), `layout_problems` ([{`path`, `message`}]) and
+    /// `totals` (`archives`, `written`, `unchanged`, `ok`, `mismatch`,
+    /// `errors`, `orphans`, `layout_problems`, `bytes_read`).
+    ///
+    /// Error kinds: empty, unreadable, not_zstd, truncated, corrupt_zstd,
+    /// corrupt_tar, path_escape, no_manifest, bad_manifest, outside_root,
+    /// not_a_file, metadata_not_file, changed_during_read, write_failed.
+    ///
+    /// Exit 1 when any archive failed; with --check also on any mismatch,
+    /// missing metadata, orphan or layout problem. Exit 3 when metadata could
+    /// not be written.
+    Index(IndexArgs),
 }
 
 /// Options for commands that fetch over HTTP.
@@ -287,4 +318,38 @@ pub struct BuildArgs {
     /// unified diff when they differ. Writes nothing.
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct IndexArgs {
+    /// The archive tree: the binary host's document root, or a folder in it.
+    #[arg(value_name = "ROOT")]
+    pub root: PathBuf,
+    /// Recompute everything and compare with the files on disk; write
+    /// nothing.
+    #[arg(long, conflicts_with = "force")]
+    pub check: bool,
+    /// Re-read and rewrite every archive, even those whose metadata is fresh.
+    #[arg(long)]
+    pub force: bool,
+    /// Archives read in parallel [default: one per core].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<std::num::NonZeroUsize>,
+    /// Lint every archive's path against this layout under ROOT, e.g. the
+    /// seed guide's `{repo}/{os}/{arch}/{version}`; the file name must be
+    /// `{name}-{version}-{platform}.<ext>` and agree with the folders.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "bundle")]
+    pub layout: Option<String>,
+    /// Lint against the layout and archive format recorded in this bundle's
+    /// bundle.json (`binaries.layout`, `binaries.format`).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Do not draw a progress bar (never drawn when stderr is not a
+    /// terminal, or with --format json).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Also list the archives that are fine.
+    #[arg(short, long)]
+    pub verbose: bool,
 }

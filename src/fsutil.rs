@@ -16,11 +16,33 @@ use anyhow::{Context, Result};
 /// Writes `bytes` to `path` atomically. An existing file's permissions (and,
 /// on Unix, owner and group, where we are allowed to set them) are kept.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_via_temp(path, bytes, false)
+}
+
+/// [`atomic_write`] for a file a web server hands out (archive metadata on
+/// a binary host): a *new* file is created world-readable (0644 minus the
+/// umask, like `fs::write`) instead of the temporary file's private 0600,
+/// which nginx, running as another user, would answer with 403 — a body Zoi
+/// would then read as the metadata itself.
+pub fn atomic_write_public(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_via_temp(path, bytes, true)
+}
+
+fn write_via_temp(path: &Path, bytes: &[u8], public: bool) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    if public {
+        use std::os::unix::fs::PermissionsExt;
+        // Applied at open(2), so the umask still has its say.
+        builder.permissions(fs::Permissions::from_mode(0o644));
+    }
+    #[cfg(not(unix))]
+    let _ = public;
+    let mut tmp = builder
         .prefix(&format!(
             ".{}.",
             path.file_name()
@@ -135,6 +157,30 @@ mod tests {
         }
         // no temporary files left behind
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn public_writes_are_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.zpa.hash");
+        atomic_write_public(&p, b"x").unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        // What fs::write gets under the current umask, minus group/other
+        // write: 0644 with a umask of 022.
+        let plain = dir.path().join("plain");
+        fs::write(&plain, b"x").unwrap();
+        let umasked = fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, umasked & 0o644, "{mode:o}");
+        // An existing file keeps its mode.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        atomic_write_public(&p, b"y").unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"y");
     }
 
     #[test]

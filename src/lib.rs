@@ -17,6 +17,8 @@ pub mod commands;
 pub mod error;
 /// Shared file-system helpers: atomic writes, directory replacement.
 pub mod fsutil;
+/// Server-side work: archive metadata for a binary host.
+pub mod mirror;
 /// Human and JSON printers.
 pub mod output;
 /// HTTP and git probing.

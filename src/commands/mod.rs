@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod build;
 pub mod check;
+pub mod index;
 pub mod init;
 pub mod revert;
 pub mod status;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Status(args) => status::run(args, format),
         Command::Revert(args) => revert::run(args, format),
         Command::Check(args) => check::run(args, format),
+        Command::Index(args) => index::run(args, format),
     }
 }
 

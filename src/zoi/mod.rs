@@ -6,6 +6,7 @@
 //! when Zoi changes there is exactly one place to follow it. Other modules
 //! ask this one; they never re-derive a Zoi rule themselves.
 
+pub mod archive;
 pub mod config;
 pub mod extension;
 pub mod index;

@@ -723,7 +723,10 @@ fn apply_verify_passes_or_rolls_back() {
         r.stderr
     );
     assert!(r.stdout.contains("FAIL registry"), "{}", r.stdout);
-    assert!(crate::support::yaml_eq(&fs::read_to_string(&cfg).unwrap(), &before));
+    assert!(crate::support::yaml_eq(
+        &fs::read_to_string(&cfg).unwrap(),
+        &before
+    ));
 
     // without --rollback-on-fail the config stays applied
     let r = zm(home.path(), &["apply", &bundle, "--no-zoi", "--verify"]);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod archives;
 pub mod faults;
 pub mod nginx;
 pub mod tree;

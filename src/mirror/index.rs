@@ -1,0 +1,1061 @@
+//! `index`: the `.hash`, `.size` and `.files` next to every archive of a
+//! binary host, for the whole tree, whoever produced the archives.
+//!
+//! Zoi writes these files only for packages it builds itself, but a client
+//! fetches them for every archive, and reads them without checking the HTTP
+//! status: a missing `.hash` becomes a 404 page parsed as a hash. So a tree
+//! mirrored from upstream, built in-house or copied from a USB stick has to
+//! get them too, byte for byte as `zoi package build` writes them.
+//!
+//! The run has two halves. [`plan`] walks the tree (never following a
+//! symlink out of ROOT) and decides, from file-system metadata alone, which
+//! archives need reading: an archive is *fresh* when its three metadata files
+//! exist, are regular files at least as new as the archive (its mtime and its
+//! ctime, which a copy that preserves mtimes still bumps), and agree with it
+//! on what can be checked without reading it (its file name in `.hash`, its
+//! byte count in `.size`). [`execute`] then reads the others, each in one
+//! streaming pass ([`crate::zoi::archive`]), in parallel on a pool of `jobs`
+//! threads, largest first so one big archive does not finish alone at the
+//! end.
+//!
+//! Writes go through [`fsutil::atomic_write_public`]: nginx serving the tree
+//! meanwhile hands out the old file or the new one, never half of one.
+//! `.files` and `.size` are written before `.hash`, so an interrupted run
+//! leaves an archive that is not fresh and is redone next time. Nothing is
+//! written for an archive that fails: stale metadata of a corrupt archive is
+//! still a correct description of nothing a client could install, and
+//! deleting it is the admin's call.
+//!
+//! `--check` recomputes everything and compares byte for byte, writing
+//! nothing. The layout lint (with a template) checks each archive's path
+//! against the layout the registry's URL templates expand to; orphaned
+//! metadata (a `.hash`, `.size`, `.files` or `.sig` whose archive is gone) is
+//! always reported.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use regex::Regex;
+use serde::Serialize;
+
+use crate::error::io_failure;
+use crate::fsutil;
+use crate::zoi::archive::{self, ArchiveError, ArchiveKind, Summary};
+use crate::zoi::metadata;
+use crate::zoi::placeholders::{self, Coordinates};
+use crate::zoi::platform::Platform;
+
+/// The metadata files, in the order they are written: `.hash` last, so a
+/// run cut short never leaves an archive that looks fresh.
+pub const METADATA: [Meta; 3] = [Meta::Files, Meta::Size, Meta::Hash];
+
+/// Files that belong to an archive and are orphans without it.
+const SIDECARS: [&str; 4] = ["hash", "size", "files", "sig"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meta {
+    Hash,
+    Size,
+    Files,
+}
+
+impl Meta {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Meta::Hash => "hash",
+            Meta::Size => "size",
+            Meta::Files => "files",
+        }
+    }
+
+    /// `<archive>.<ext>`, next to the archive (or next to the symlink that
+    /// names it: that is the URL a client derives).
+    pub fn path_for(self, archive: &Path) -> PathBuf {
+        let mut s = archive.as_os_str().to_os_string();
+        s.push(".");
+        s.push(self.extension());
+        PathBuf::from(s)
+    }
+
+    fn body(self, summary: &Summary, file_name: &str) -> String {
+        match self {
+            Meta::Hash => summary.hash_body(file_name),
+            Meta::Size => summary.size_body(),
+            Meta::Files => summary.files_body(),
+        }
+    }
+}
+
+/// How a run is configured.
+#[derive(Debug)]
+pub struct Options {
+    /// Worker threads; each reads one archive at a time.
+    pub jobs: usize,
+    /// Re-read and rewrite every archive, fresh or not.
+    pub force: bool,
+    /// Recompute and compare; write nothing.
+    pub check: bool,
+    pub lint: Option<Lint>,
+}
+
+/// The layout lint's settings.
+#[derive(Debug)]
+pub struct Lint {
+    pub layout: Layout,
+    /// The archive format the registry links to (from a bundle): archives in
+    /// the other format are never requested by its clients.
+    pub format: Option<ArchiveKind>,
+}
+
+/// What a run found wrong with one archive (or with one unreadable folder).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failed {
+    /// One of [`archive::ErrorKind`]'s strings, or `outside_root`,
+    /// `not_a_file`, `metadata_not_file`, `changed_during_read`,
+    /// `write_failed`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Failed {
+    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Failed {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the failure is the host's rather than the archive's (exit 3).
+    pub fn is_environment(&self) -> bool {
+        self.kind == "write_failed"
+    }
+}
+
+impl From<ArchiveError> for Failed {
+    fn from(e: ArchiveError) -> Self {
+        Failed::new(e.kind.as_str(), e.message)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Metadata (re)written.
+    Written,
+    /// Fresh metadata left alone.
+    Unchanged,
+    /// `--check`: metadata matches the archive.
+    Ok,
+    /// `--check`: metadata missing or different.
+    Mismatch,
+    /// The archive could not be indexed; nothing was written for it.
+    Error,
+}
+
+/// One metadata file that does not match its archive (`--check`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `.hash`, `.size` or `.files`.
+    pub file: String,
+    /// `missing`, `differs`, `not_a_file` or `unreadable`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveResult {
+    /// Relative to ROOT, `/`-separated.
+    pub path: String,
+    pub status: Status,
+    pub sha512: Option<String>,
+    pub down: Option<u64>,
+    pub install: Option<u64>,
+    /// Number of paths in `.files`.
+    pub files: Option<usize>,
+    pub problems: Vec<Problem>,
+    pub error: Option<Failed>,
+}
+
+impl ArchiveResult {
+    fn failed(path: String, error: Failed) -> Self {
+        ArchiveResult {
+            path,
+            status: Status::Error,
+            sha512: None,
+            down: None,
+            install: None,
+            files: None,
+            problems: Vec::new(),
+            error: Some(error),
+        }
+    }
+
+    fn with_summary(path: String, status: Status, s: &Summary) -> Self {
+        ArchiveResult {
+            path,
+            status,
+            sha512: Some(s.sha512.clone()),
+            down: Some(s.down),
+            install: Some(s.install),
+            files: Some(s.files.len()),
+            problems: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayoutProblem {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub archives: usize,
+    pub written: usize,
+    pub unchanged: usize,
+    pub ok: usize,
+    pub mismatch: usize,
+    pub errors: usize,
+    pub orphans: usize,
+    pub layout_problems: usize,
+    /// Archive bytes read (fresh archives are not read).
+    pub bytes_read: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub root: PathBuf,
+    pub check: bool,
+    pub archives: Vec<ArchiveResult>,
+    /// Metadata files (and `.sig`) whose archive does not exist.
+    pub orphans: Vec<String>,
+    pub layout_problems: Vec<LayoutProblem>,
+    pub totals: Totals,
+}
+
+/// What [`plan`] decided, to be carried out by [`execute`].
+pub struct Plan {
+    root: PathBuf,
+    items: Vec<Item>,
+    orphans: Vec<String>,
+    layout_problems: Vec<LayoutProblem>,
+}
+
+impl Plan {
+    /// Bytes [`execute`] will read, for a progress bar.
+    pub fn bytes_to_read(&self) -> u64 {
+        self.items
+            .iter()
+            .filter(|i| matches!(i.action, Action::Read))
+            .map(|i| i.size)
+            .sum()
+    }
+
+    /// How many archives [`execute`] will read.
+    pub fn archives_to_read(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|i| matches!(i.action, Action::Read))
+            .count()
+    }
+}
+
+struct Item {
+    rel: String,
+    path: PathBuf,
+    file_name: String,
+    kind: ArchiveKind,
+    size: u64,
+    action: Action,
+}
+
+enum Action {
+    Read,
+    Skip(Summary),
+    Fail(Failed),
+}
+
+/// Progress notifications from [`execute`], from any worker thread.
+pub enum Event<'a> {
+    /// Raw archive bytes consumed.
+    Read(u64),
+    /// One archive is done.
+    Finished(&'a ArchiveResult),
+}
+
+/// Walks `root` and decides what to do with every archive in it.
+pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
+    let canon_root = fs::canonicalize(root).map_err(|e| io_failure("read", root, &e))?;
+    let mut items = Vec::new();
+    let mut walk_failures = Vec::new();
+    let mut sidecars = Vec::new();
+
+    // Symlinked folders are not descended: the tree they point to is either
+    // inside ROOT (and walked there, with its metadata next to the real
+    // files, which the symlinked URL sees too) or outside, where we do not go.
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e.path().unwrap_or(root).to_path_buf();
+                if e.depth() == 0 {
+                    let io = e.io_error().map_or_else(
+                        || std::io::Error::other(e.to_string()),
+                        |i| std::io::Error::new(i.kind(), i.to_string()),
+                    );
+                    return Err(io_failure("read", &path, &io).into());
+                }
+                walk_failures.push(ArchiveResult::failed(
+                    rel_path(root, &path),
+                    Failed::new("unreadable", format!("cannot read this folder: {e}")),
+                ));
+                continue;
+            }
+        };
+        if entry.depth() == 0 {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = rel_path(root, entry.path());
+        if let Some(kind) = ArchiveKind::of_file_name(&name) {
+            items.push(classify(entry.path(), rel, name, kind, &canon_root, opts));
+        } else if let Some((stem, ext)) = name.rsplit_once('.')
+            && SIDECARS.contains(&ext)
+            && ArchiveKind::of_file_name(stem).is_some()
+        {
+            let archive_rel = match rel.rsplit_once('/') {
+                Some((dir, _)) => format!("{dir}/{stem}"),
+                None => stem.to_string(),
+            };
+            sidecars.push((archive_rel, rel));
+        }
+    }
+
+    let present: BTreeSet<&str> = items.iter().map(|i| i.rel.as_str()).collect();
+    let orphans = sidecars
+        .iter()
+        .filter(|(archive, _)| !present.contains(archive.as_str()))
+        .map(|(_, rel)| rel.clone())
+        .collect();
+
+    let mut layout_problems = Vec::new();
+    if let Some(lint) = &opts.lint {
+        for item in &items {
+            for message in lint.layout.check(&item.rel, item.kind) {
+                layout_problems.push(LayoutProblem {
+                    path: item.rel.clone(),
+                    message,
+                });
+            }
+            if let Some(format) = lint.format
+                && format != item.kind
+            {
+                layout_problems.push(LayoutProblem {
+                    path: item.rel.clone(),
+                    message: format!(
+                        "the bundle's binaries.format is `{}`: clients of this mirror request `.{}` names and never this file",
+                        format.extension(),
+                        format.extension()
+                    ),
+                });
+            }
+        }
+    }
+
+    // Walk failures are reported like archives that failed.
+    let mut walk_items: Vec<Item> = walk_failures
+        .into_iter()
+        .map(|r| Item {
+            path: root.join(&r.path),
+            file_name: String::new(),
+            rel: r.path,
+            kind: ArchiveKind::Zpa,
+            size: 0,
+            action: Action::Fail(r.error.expect("walk failures carry an error")),
+        })
+        .collect();
+    items.append(&mut walk_items);
+
+    Ok(Plan {
+        root: root.to_path_buf(),
+        items,
+        orphans,
+        layout_problems,
+    })
+}
+
+/// Decides what to do with one file named like an archive.
+fn classify(
+    path: &Path,
+    rel: String,
+    file_name: String,
+    kind: ArchiveKind,
+    canon_root: &Path,
+    opts: &Options,
+) -> Item {
+    let mut item = Item {
+        rel,
+        path: path.to_path_buf(),
+        file_name,
+        kind,
+        size: 0,
+        action: Action::Read,
+    };
+    let lmeta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            item.action = Action::Fail(Failed::new(
+                "unreadable",
+                format!("cannot read the file: {e}"),
+            ));
+            return item;
+        }
+    };
+    if lmeta.file_type().is_symlink() {
+        match fs::canonicalize(path) {
+            Err(e) => {
+                item.action = Action::Fail(Failed::new(
+                    "unreadable",
+                    format!("cannot read the file: the symlink leads nowhere ({e})"),
+                ));
+                return item;
+            }
+            Ok(target) if !target.starts_with(canon_root) => {
+                item.action = Action::Fail(Failed::new(
+                    "outside_root",
+                    format!(
+                        "symlink to {}, outside ROOT: not followed",
+                        target.display()
+                    ),
+                ));
+                return item;
+            }
+            Ok(_) => {}
+        }
+    }
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            item.action = Action::Fail(Failed::new(
+                "unreadable",
+                format!("cannot read the file: {e}"),
+            ));
+            return item;
+        }
+    };
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder named like an archive"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        item.action = Action::Fail(Failed::new("not_a_file", what));
+        return item;
+    }
+    item.size = meta.len();
+
+    if opts.check {
+        return item;
+    }
+    for m in METADATA {
+        let p = m.path_for(path);
+        if let Ok(md) = fs::symlink_metadata(&p)
+            && !md.is_file()
+            && !md.file_type().is_symlink()
+        {
+            item.action = Action::Fail(Failed::new(
+                "metadata_not_file",
+                format!(
+                    "{} exists and is not a regular file; remove it so the metadata can be written",
+                    p.display()
+                ),
+            ));
+            return item;
+        }
+    }
+    if !opts.force
+        && let Some(existing) = fresh_metadata(path, &item.file_name, &lmeta, &meta)
+    {
+        item.action = Action::Skip(existing);
+    }
+    item
+}
+
+/// The newest of the archive's mtime and ctime, through and including a
+/// symlink naming it.
+fn archive_stamp(lmeta: &fs::Metadata, meta: &fs::Metadata) -> Option<SystemTime> {
+    let mut times = vec![lmeta.modified().ok()?, meta.modified().ok()?];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        for m in [lmeta, meta] {
+            let ctime = std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(
+                u64::try_from(m.ctime()).ok()?,
+                u32::try_from(m.ctime_nsec()).ok()?,
+            ))?;
+            times.push(ctime);
+        }
+    }
+    times.into_iter().max()
+}
+
+/// The metadata on disk, if it is fresh for the archive at `path` (see the
+/// module docs); what it says, for the report.
+fn fresh_metadata(
+    path: &Path,
+    file_name: &str,
+    lmeta: &fs::Metadata,
+    meta: &fs::Metadata,
+) -> Option<Summary> {
+    let stamp = archive_stamp(lmeta, meta)?;
+    let mut bodies = BTreeMap::new();
+    for m in METADATA {
+        let p = m.path_for(path);
+        let md = fs::symlink_metadata(&p).ok()?;
+        if !md.is_file() || md.modified().ok()? < stamp {
+            return None;
+        }
+        bodies.insert(m.extension(), fs::read_to_string(&p).ok()?);
+    }
+    let hash = &bodies["hash"];
+    let sha512 = metadata::parse_hash(hash, Some(file_name)).sha512()?;
+    if *hash != metadata::hash_body(&sha512, file_name) {
+        return None;
+    }
+    let sizes = metadata::parse_size(&bodies["size"])?;
+    if sizes.down != meta.len() || bodies["size"] != metadata::size_body(sizes.down, sizes.install)
+    {
+        return None;
+    }
+    let files = &bodies["files"];
+    if files.ends_with('\n') {
+        return None;
+    }
+    Some(Summary {
+        sha512,
+        down: sizes.down,
+        install: sizes.install,
+        files: metadata::parse_files(files)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+/// Reads, writes or compares everything [`plan`] decided, on `opts.jobs`
+/// threads.
+pub fn execute(plan: Plan, opts: &Options, on: &(dyn Fn(Event) + Sync)) -> Result<Report> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .thread_name(|i| format!("index-{i}"))
+        .build()
+        .context("cannot start the worker threads")?;
+    let Plan {
+        root,
+        mut items,
+        orphans,
+        layout_problems,
+    } = plan;
+    // Largest first: with work stealing, the big archives start at once and
+    // the small ones fill the gaps.
+    items.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.rel.cmp(&b.rel)));
+
+    let bytes_read = AtomicU64::new(0);
+    let counting = |event: Event| {
+        if let Event::Read(n) = event {
+            bytes_read.fetch_add(n, Ordering::Relaxed);
+        }
+        on(event);
+    };
+    let mut archives: Vec<ArchiveResult> = pool.install(|| {
+        items
+            .into_par_iter()
+            // One archive per task, so an idle thread can always steal one.
+            .with_max_len(1)
+            .map(|item| {
+                let result = run_item(item, opts.check, &counting);
+                counting(Event::Finished(&result));
+                result
+            })
+            .collect()
+    });
+    archives.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let mut totals = Totals {
+        archives: archives.len(),
+        orphans: orphans.len(),
+        layout_problems: layout_problems.len(),
+        bytes_read: bytes_read.into_inner(),
+        ..Totals::default()
+    };
+    for a in &archives {
+        match a.status {
+            Status::Written => totals.written += 1,
+            Status::Unchanged => totals.unchanged += 1,
+            Status::Ok => totals.ok += 1,
+            Status::Mismatch => totals.mismatch += 1,
+            Status::Error => totals.errors += 1,
+        }
+    }
+    Ok(Report {
+        root,
+        check: opts.check,
+        archives,
+        orphans,
+        layout_problems,
+        totals,
+    })
+}
+
+fn run_item(item: Item, check: bool, on: &(dyn Fn(Event) + Sync)) -> ArchiveResult {
+    let summary = match item.action {
+        Action::Fail(f) => return ArchiveResult::failed(item.rel, f),
+        Action::Skip(existing) => {
+            return ArchiveResult::with_summary(item.rel, Status::Unchanged, &existing);
+        }
+        Action::Read => match read(&item.path, item.kind, on) {
+            Ok(s) => s,
+            Err(f) => return ArchiveResult::failed(item.rel, f),
+        },
+    };
+    if check {
+        let problems = compare(&item.path, &item.file_name, &summary);
+        let status = if problems.is_empty() {
+            Status::Ok
+        } else {
+            Status::Mismatch
+        };
+        let mut r = ArchiveResult::with_summary(item.rel, status, &summary);
+        r.problems = problems;
+        return r;
+    }
+    for m in METADATA {
+        let target = m.path_for(&item.path);
+        if let Err(e) =
+            fsutil::atomic_write_public(&target, m.body(&summary, &item.file_name).as_bytes())
+        {
+            return ArchiveResult::failed(item.rel, Failed::new("write_failed", format!("{e:#}")));
+        }
+    }
+    ArchiveResult::with_summary(item.rel, Status::Written, &summary)
+}
+
+/// One pass over the archive; refuses a result from a file that changed
+/// while it was read (still being copied in, say).
+fn read(path: &Path, kind: ArchiveKind, on: &(dyn Fn(Event) + Sync)) -> Result<Summary, Failed> {
+    let unreadable =
+        |e: std::io::Error| Failed::new("unreadable", format!("cannot read the file: {e}"));
+    let file = File::open(path).map_err(unreadable)?;
+    let before = file.metadata().map_err(unreadable)?;
+    let summary = archive::read_archive(&file, kind, &mut |n| on(Event::Read(n)))?;
+    let after = file.metadata().map_err(unreadable)?;
+    if summary.down != before.len()
+        || after.len() != before.len()
+        || after.modified().ok() != before.modified().ok()
+    {
+        return Err(Failed::new(
+            "changed_during_read",
+            "the file changed while it was read (still being copied?); run again once it is complete",
+        ));
+    }
+    Ok(summary)
+}
+
+/// `--check`: every metadata file against what we would write.
+fn compare(path: &Path, file_name: &str, summary: &Summary) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for m in [Meta::Hash, Meta::Size, Meta::Files] {
+        let p = m.path_for(path);
+        let file = format!(".{}", m.extension());
+        let expected = m.body(summary, file_name);
+        let problem = |kind, message: String| Problem {
+            file: file.clone(),
+            kind,
+            message,
+        };
+        match fs::symlink_metadata(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                problems.push(problem("missing", format!("{file} is missing")));
+                continue;
+            }
+            Ok(md) if md.is_dir() => {
+                problems.push(problem("not_a_file", format!("{file} is a folder")));
+                continue;
+            }
+            _ => {}
+        }
+        match fs::read(&p) {
+            Err(e) => problems.push(problem("unreadable", format!("cannot read {file}: {e}"))),
+            Ok(found) if found == expected.as_bytes() => {}
+            Ok(found) => problems.push(problem(
+                "differs",
+                describe_difference(m, &expected, &String::from_utf8_lossy(&found)),
+            )),
+        }
+    }
+    problems
+}
+
+fn describe_difference(m: Meta, expected: &str, found: &str) -> String {
+    let file = m.extension();
+    if m == Meta::Files {
+        let e: Vec<&str> = expected.split('\n').collect();
+        let f: Vec<&str> = found.split('\n').collect();
+        if let Some(i) = (0..e.len().max(f.len())).find(|&i| e.get(i) != f.get(i)) {
+            let show = |v: Option<&&str>| v.map_or("(nothing)".to_string(), |s| format!("{s:?}"));
+            return format!(
+                ".{file} differs at line {}: expected {}, found {}",
+                i + 1,
+                show(e.get(i)),
+                show(f.get(i))
+            );
+        }
+    }
+    format!(
+        ".{file} differs: expected {:?}, found {:?}",
+        expected,
+        clip(found, 300)
+    )
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push('…');
+    out
+}
+
+fn rel_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// A binary-host layout template (`binaries.layout`), as a matcher for the
+/// folders an archive sits in.
+///
+/// The placeholders are Zoi's seven. `{repo}` (a tier path such as
+/// `community/tools`) may span several folders; every other placeholder is
+/// part of a single folder name. Anything else, unknown `{words}` included,
+/// must appear literally, because that is how Zoi expands it. The file name
+/// itself is always `{name}-{version}-{platform}.<ext>` (what Zoi appends to
+/// a folder URL and looks for in `pkg_dirs`).
+#[derive(Debug)]
+pub struct Layout {
+    template: String,
+    regex: Regex,
+    /// The placeholder behind capture group `s<i>`.
+    slots: Vec<&'static str>,
+}
+
+impl Layout {
+    pub fn parse(template: &str) -> Result<Layout, String> {
+        let trimmed = template.trim_matches('/');
+        if !trimmed.is_empty() {
+            for seg in trimmed.split('/') {
+                if seg.is_empty() || seg == "." || seg == ".." {
+                    return Err(format!(
+                        "layout `{template}` has an empty, `.` or `..` folder; give a template such as `{}`",
+                        crate::spec::DEFAULT_LAYOUT
+                    ));
+                }
+            }
+        }
+        let mut re = String::from("^");
+        let mut slots = Vec::new();
+        let mut rest = trimmed;
+        while let Some(open) = rest.find('{') {
+            re.push_str(&regex::escape(&rest[..open]));
+            let after = &rest[open + 1..];
+            let known = after.find('}').and_then(|close| {
+                placeholders::KNOWN
+                    .iter()
+                    .find(|k| **k == &after[..close])
+                    .map(|k| (*k, close))
+            });
+            match known {
+                Some((word, close)) => {
+                    let pattern = if word == "repo" {
+                        "[^/]+(?:/[^/]+)*"
+                    } else {
+                        "[^/]+"
+                    };
+                    re.push_str(&format!("(?P<s{}>{pattern})", slots.len()));
+                    slots.push(word);
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    re.push_str(r"\{");
+                    rest = after;
+                }
+            }
+        }
+        re.push_str(&regex::escape(rest));
+        re.push('$');
+        let regex = Regex::new(&re).map_err(|e| format!("layout `{template}`: {e}"))?;
+        Ok(Layout {
+            template: trimmed.to_string(),
+            regex,
+            slots,
+        })
+    }
+
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// What is wrong with an archive at `rel` (relative to ROOT), if
+    /// anything: one message per disagreement.
+    pub fn check(&self, rel: &str, kind: ArchiveKind) -> Vec<String> {
+        let (dir, file) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let mut problems = Vec::new();
+        if let Some(p) = archive::file_name_problem(file) {
+            problems.push(p);
+        }
+        let expected_shape = if self.template.is_empty() {
+            format!("{{name}}-{{version}}-{{platform}}.{}", kind.extension())
+        } else {
+            format!(
+                "{}/{{name}}-{{version}}-{{platform}}.{}",
+                self.template,
+                kind.extension()
+            )
+        };
+
+        let mut values: BTreeMap<&'static str, &str> = BTreeMap::new();
+        match self.regex.captures(dir) {
+            None => problems.push(format!(
+                "the folder `{}` does not match the layout `{expected_shape}`",
+                if dir.is_empty() { "." } else { dir }
+            )),
+            Some(caps) => {
+                for (i, word) in self.slots.iter().enumerate() {
+                    let Some(v) = caps.name(&format!("s{i}")).map(|m| m.as_str()) else {
+                        continue;
+                    };
+                    match values.get(word) {
+                        Some(prev) if *prev != v => problems.push(format!(
+                            "`{{{word}}}` is `{prev}` in one folder and `{v}` in another"
+                        )),
+                        _ => {
+                            values.insert(word, v);
+                        }
+                    }
+                }
+            }
+        }
+
+        let stem = file
+            .strip_suffix(kind.extension())
+            .and_then(|s| s.strip_suffix('.'))
+            .unwrap_or(file);
+        let Some((name_version, platform)) = split_platform(stem) else {
+            problems.push(format!(
+                "the file name `{file}` does not end in `-<os>-<arch>.{}` with a Zoi platform (e.g. linux-amd64)",
+                kind.extension()
+            ));
+            return problems;
+        };
+        let (name, version) = match split_name_version(name_version, &values) {
+            Ok(nv) => nv,
+            Err(msg) => {
+                problems.push(format!("{msg} (file `{file}`)"));
+                return problems;
+            }
+        };
+
+        let mut expect = |word: &str, want: &str| {
+            if let Some(v) = values.get(word)
+                && *v != want
+            {
+                problems.push(format!(
+                    "the `{{{word}}}` folder is `{v}` but the file name `{file}` says `{want}`"
+                ));
+            }
+        };
+        expect("name", name);
+        expect("version", version);
+        expect("os", platform.os.as_str());
+        expect("arch", platform.arch.as_str());
+        expect("platform", &platform.to_string());
+        if let Some(id) = values.get("id") {
+            let ok = match values.get("repo") {
+                Some(repo) => {
+                    *id == Coordinates {
+                        name,
+                        repo,
+                        version,
+                        platform,
+                    }
+                    .id()
+                }
+                None => *id == name || id.ends_with(&format!(".{name}")),
+            };
+            if !ok {
+                problems.push(format!(
+                    "the `{{id}}` folder `{id}` does not name package `{name}` of this repo"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// `name-version-os-arch` → (`name-version`, platform).
+fn split_platform(stem: &str) -> Option<(&str, Platform)> {
+    let (rest, arch) = stem.rsplit_once('-')?;
+    let (name_version, os) = rest.rsplit_once('-')?;
+    let platform = format!("{os}-{arch}").parse().ok()?;
+    (!name_version.is_empty()).then_some((name_version, platform))
+}
+
+/// Splits `name-version`, using the folders' `{version}` or `{name}` when
+/// the layout has them; otherwise at the first `-` before a digit (package
+/// names may contain `-`, versions may too, and versions start with one).
+fn split_name_version<'a>(
+    nv: &'a str,
+    values: &BTreeMap<&'static str, &str>,
+) -> Result<(&'a str, &'a str), String> {
+    if let Some(v) = values.get("version") {
+        if let Some(name) = nv
+            .strip_suffix(v)
+            .and_then(|n| n.strip_suffix('-'))
+            .filter(|n| !n.is_empty())
+        {
+            return Ok((name, &nv[name.len() + 1..]));
+        }
+        return Err(format!(
+            "the `{{version}}` folder is `{v}` but the file name has another version"
+        ));
+    }
+    if let Some(n) = values.get("name") {
+        if let Some(version) = nv
+            .strip_prefix(n)
+            .and_then(|r| r.strip_prefix('-'))
+            .filter(|r| !r.is_empty())
+        {
+            return Ok((&nv[..n.len()], version));
+        }
+        return Err(format!(
+            "the `{{name}}` folder is `{n}` but the file name names another package"
+        ));
+    }
+    nv.match_indices('-')
+        .find(|(i, _)| nv[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
+        .map(|(i, _)| (&nv[..i], &nv[i + 1..]))
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| "cannot tell the package name from the version in the file name".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lint(template: &str, rel: &str) -> Vec<String> {
+        let kind = ArchiveKind::of_file_name(rel).unwrap();
+        Layout::parse(template).unwrap().check(rel, kind)
+    }
+
+    const SEED: &str = "{repo}/{os}/{arch}/{version}";
+
+    #[test]
+    fn default_layout_accepts_good_paths() {
+        for rel in [
+            "core/linux/amd64/1.0.0/tinytool-1.0.0-linux-amd64.zpa",
+            "community/tools/macos/arm64/2.1-rc.1/my-tool-2.1-rc.1-macos-arm64.zpa",
+            "main/windows/386/0.1/x-0.1-windows-386.pkg.tar.zst",
+        ] {
+            assert_eq!(lint(SEED, rel), Vec::<String>::new(), "{rel}");
+        }
+    }
+
+    #[test]
+    fn folders_and_file_name_must_agree() {
+        let p = lint(SEED, "core/linux/amd64/1.0.1/t-1.0.0-linux-amd64.zpa");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("`{version}` folder is `1.0.1`"), "{p:?}");
+        let p = lint(SEED, "core/linux/arm64/1.0.0/t-1.0.0-linux-amd64.zpa");
+        assert_eq!(
+            p,
+            vec![
+                "the `{arch}` folder is `arm64` but the file name `t-1.0.0-linux-amd64.zpa` says `amd64`"
+            ]
+        );
+        let p = lint(SEED, "core/macos/amd64/1.0.0/t-1.0.0-linux-amd64.zpa");
+        assert!(p[0].contains("`{os}` folder is `macos`"), "{p:?}");
+    }
+
+    #[test]
+    fn paths_that_do_not_fit() {
+        // Too shallow: repo, os, arch and version need at least four folders.
+        let p = lint(SEED, "linux/amd64/1.0.0/t-1.0.0-linux-amd64.zpa");
+        assert!(p[0].contains("does not match the layout"), "{p:?}");
+        let p = lint(SEED, "t-1.0.0-linux-amd64.zpa");
+        assert!(p[0].contains("folder `.`"), "{p:?}");
+        // Not a Zoi platform in the name.
+        let p = lint(SEED, "core/linux/amd64/1.0.0/t-1.0.0-linux-x86_64.zpa");
+        assert!(p.iter().any(|m| m.contains("does not end in")), "{p:?}");
+        // A character Zoi refuses in archive names.
+        let p = lint(SEED, "core/linux/amd64/1.0.0+1/t-1.0.0+1-linux-amd64.zpa");
+        assert!(p.iter().any(|m| m.contains("'+'")), "{p:?}");
+    }
+
+    #[test]
+    fn other_templates() {
+        let t = "pkgs/{platform}/{name}";
+        assert!(lint(t, "pkgs/linux-amd64/t/t-1.0-linux-amd64.zpa").is_empty());
+        let p = lint(t, "pkgs/linux-arm64/t/t-1.0-linux-amd64.zpa");
+        assert!(
+            p[0].contains("`{platform}` folder is `linux-arm64`"),
+            "{p:?}"
+        );
+        let p = lint(t, "pkgs/linux-amd64/u/t-1.0-linux-amd64.zpa");
+        assert!(p[0].contains("`{name}` folder is `u`"), "{p:?}");
+        // Literal text around placeholders, and {id}.
+        let t = "v{version}/{id}";
+        assert!(lint(t, "v1.0/core.t/t-1.0-linux-amd64.zpa").is_empty());
+        let t = "{repo}/{id}";
+        assert!(lint(t, "a/b/a.b.t/t-1.0-linux-amd64.zpa").is_empty());
+        let p = lint(t, "a/b/a.t/t-1.0-linux-amd64.zpa");
+        assert!(p[0].contains("`{id}` folder"), "{p:?}");
+        // An unknown placeholder is a literal folder name, as in Zoi's URLs.
+        assert!(lint("{tier}", "{tier}/t-1-linux-amd64.zpa").is_empty());
+        assert!(!lint("{tier}", "core/t-1-linux-amd64.zpa").is_empty());
+        // No folders at all.
+        assert!(lint("", "t-1-linux-amd64.zpa").is_empty());
+        // The same placeholder twice must agree.
+        let p = lint("{version}/{version}", "1/2/t-1-linux-amd64.zpa");
+        assert!(p.iter().any(|m| m.contains("in one folder")), "{p:?}");
+    }
+
+    #[test]
+    fn name_version_split_without_folders() {
+        let none = BTreeMap::new();
+        assert_eq!(
+            split_name_version("my-tool-2.0-rc1", &none).unwrap(),
+            ("my-tool", "2.0-rc1")
+        );
+        assert!(split_name_version("tool", &none).is_err());
+        assert!(split_name_version("-1.0", &none).is_err());
+    }
+
+    #[test]
+    fn bad_templates() {
+        assert!(Layout::parse("a/../b").is_err());
+        assert!(Layout::parse("a//b").is_err());
+        assert_eq!(Layout::parse("/{repo}/").unwrap().template(), "{repo}");
+    }
+}

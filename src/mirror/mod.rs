@@ -1,0 +1,9 @@
+//! Server-side work: what runs on the machines that host the mirror, as
+//! opposed to the client machines that use it.
+//!
+//! [`index`] keeps a binary host's archive tree servable: it writes (or
+//! checks) the `.hash`, `.size` and `.files` Zoi fetches next to every
+//! archive, and lints the tree against the layout the registry's URL
+//! templates expect.
+
+pub mod index;
