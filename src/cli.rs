@@ -74,6 +74,59 @@ pub enum Command {
     /// missing metadata, orphan or layout problem. Exit 3 when metadata could
     /// not be written.
     Index(IndexArgs),
+    /// Mirror the registry's git repository (the package database).
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Mirror upstream into the internal registry, with the corporate
+    /// repo.yaml as one overlay commit on the synced branch.
+    ///
+    /// First run: `git clone --mirror` of upstream into a cache dir; later
+    /// runs fetch with prune. The overlay commit is re-created on upstream's
+    /// tip whenever it moves, deterministically, so an unchanged upstream
+    /// pushes nothing. All upstream branches and tags are mirrored exactly
+    /// (stale ones pruned on the target). Needs git 2.20 or newer;
+    /// credentials come from git's own helpers.
+    ///
+    /// JSON: `{upstream, target, branch, work_dir, upstream_tip,
+    /// overlay_commit, overlay_reused, signed, dry_run, updates: [{ref, old,
+    /// new, action: create|update|delete}], pushed}`.
+    Sync(DbSyncArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct DbSyncArgs {
+    /// The mirror spec.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "SPEC",
+        default_value = "mirror.toml"
+    )]
+    pub spec: PathBuf,
+    /// Upstream git URL (default: registry.upstream).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Internal git URL to push to (default: registry.url).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Cache dir for the mirror clone (default: under the user's cache dir).
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// Upstream's repo.yaml to build the mirror's from (as `build`).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_repo_yaml: Option<PathBuf>,
+    /// Also add the extension's .pkg.lua under its tier, so clients already
+    /// on the mirror can `zoi extension add <name>`.
+    #[arg(long)]
+    pub publish_extension: bool,
+    /// Show what would move on the target; push nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Options for commands that fetch over HTTP.

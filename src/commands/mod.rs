@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod build;
 pub mod check;
+pub mod db;
 pub mod index;
 pub mod init;
 pub mod revert;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Revert(args) => revert::run(args, format),
         Command::Check(args) => check::run(args, format),
         Command::Index(args) => index::run(args, format),
+        Command::Db(crate::cli::DbCommand::Sync(args)) => db::sync(args, format),
     }
 }
 

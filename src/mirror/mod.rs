@@ -4,6 +4,8 @@
 //! [`index`] keeps a binary host's archive tree servable: it writes (or
 //! checks) the `.hash`, `.size` and `.files` Zoi fetches next to every
 //! archive, and lints the tree against the layout the registry's URL
-//! templates expect.
+//! templates expect. [`db`] mirrors the registry's git repository with the
+//! corporate `repo.yaml` as an overlay commit.
 
+pub mod db;
 pub mod index;

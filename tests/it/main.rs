@@ -5,4 +5,5 @@ mod support;
 mod apply;
 mod build;
 mod check;
+mod db;
 mod index;

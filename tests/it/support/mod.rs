@@ -5,6 +5,7 @@
 
 pub mod archives;
 pub mod faults;
+pub mod gitd;
 pub mod nginx;
 pub mod tree;
 pub mod zoi_types;

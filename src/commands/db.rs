@@ -1,0 +1,120 @@
+//! `zoi-mirror db sync`: mirror the package database.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::bundle;
+use crate::cli::DbSyncArgs;
+use crate::error::{Exit, Failure, fail};
+use crate::mirror::db::{self, SyncOptions};
+use crate::output::{self, Format, Style, paint};
+use crate::spec;
+
+pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
+    let spec = spec::load(&args.spec, args.upstream_repo_yaml.as_deref())?;
+    if !spec.registry.authorities.is_empty() && spec.registry.signing_key.is_none() {
+        return fail(
+            Failure::bad_input(
+                "unsigned_overlay",
+                format!(
+                    "{} lists registry.authorities but no registry.signing_key: the overlay commit that carries the corporate repo.yaml would be unsigned",
+                    args.spec.display()
+                ),
+            )
+            .hint("clients with authorities require the registry HEAD to be signed by one of them and roll back `zoi sync` otherwise; set registry.signing_key to a key among the authorities"),
+        );
+    }
+    let rendered = bundle::render(&spec)?;
+    let repo_yaml = rendered.files[bundle::REPO_YAML].clone();
+    let extension = args.publish_extension.then(|| {
+        let name = &spec.extension.name;
+        (
+            format!("{}/{name}/{name}.pkg.lua", spec.extension.tier),
+            rendered.files[&bundle::Bundle::extension_file(&spec)].clone(),
+        )
+    });
+    let upstream = args
+        .upstream
+        .clone()
+        .unwrap_or_else(|| spec.registry.upstream.clone());
+    let work = args
+        .work
+        .clone()
+        .unwrap_or_else(|| db::default_work_dir(&upstream));
+    let opts = SyncOptions {
+        target: args
+            .target
+            .clone()
+            .unwrap_or_else(|| spec.registry.url.clone()),
+        branch: spec.registry.branch.clone(),
+        work: work.clone(),
+        repo_yaml,
+        extension,
+        signing_key: spec.registry.signing_key.clone(),
+        dry_run: args.dry_run,
+        upstream,
+    };
+
+    // One sync per work dir at a time.
+    let lock_dir = work
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        );
+    let _lock = crate::client::lock(&lock_dir, Duration::from_secs(60))?;
+    let report = db::sync(&opts)?;
+
+    match format {
+        Format::Json => output::json(&report)?,
+        Format::Human => {
+            let color = output::stdout_color();
+            let short = |s: &str| s.chars().take(12).collect::<String>();
+            println!(
+                "upstream {} {} at {}",
+                report.upstream,
+                report.branch,
+                short(&report.upstream_tip)
+            );
+            println!(
+                "overlay  {} ({}{})",
+                short(&report.overlay_commit),
+                if report.overlay_reused {
+                    "unchanged"
+                } else {
+                    "new"
+                },
+                if report.signed { ", signed" } else { "" }
+            );
+            if report.updates.is_empty() {
+                println!(
+                    "{} {} is up to date",
+                    paint("ok", Style::Green, color),
+                    report.target
+                );
+            } else {
+                let verb = if report.dry_run {
+                    "would move"
+                } else {
+                    "moved"
+                };
+                println!(
+                    "target   {}: {} ref(s) {verb}",
+                    report.target,
+                    report.updates.len()
+                );
+                for u in &report.updates {
+                    println!(
+                        "  {:<6} {} {}",
+                        u.action,
+                        u.name,
+                        u.new.as_deref().map(short).unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}

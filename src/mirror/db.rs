@@ -1,0 +1,557 @@
+//! `db sync`: keep an internal mirror of the registry's git repository
+//! current, carrying the corporate `repo.yaml`.
+//!
+//! The seed guide's `git clone --mirror` + `git push --mirror` copies
+//! upstream, but the mirror must also point clients at the company's own
+//! git and binary hosts (its `repo.yaml`), and that change has to survive
+//! every later sync. So the mirror's branch is upstream's tip plus exactly
+//! one *overlay* commit replacing `repo.yaml` (and, optionally, adding the
+//! extension's `.pkg.lua`). Every other branch and tag mirrors upstream
+//! exactly.
+//!
+//! The overlay is deterministic — fixed identity, dates taken from the
+//! upstream tip — so an unchanged upstream gives the same commit id and the
+//! push is a no-op. A signed overlay cannot be reproduced byte for byte (a
+//! signature carries its own timestamp), so an existing overlay on the
+//! target is reused whenever it already sits on the same upstream tip with
+//! the same tree.
+//!
+//! Everything goes through the git command line (git ≥ 2.20), so
+//! credentials come from git's own helpers and the user's SSH/GPG setup
+//! just works. URLs are shown only with their credentials redacted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Failure, fail};
+use crate::probe::http::redact;
+
+/// The oldest git this is tested to need.
+pub const MIN_GIT: (u32, u32) = (2, 20);
+
+/// Identity of overlay commits.
+pub const IDENTITY_NAME: &str = "zoi-mirror";
+pub const IDENTITY_EMAIL: &str = "zoi-mirror@localhost";
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub upstream: String,
+    pub target: String,
+    pub branch: String,
+    pub work: PathBuf,
+    /// The bundle's `repo.yaml`.
+    pub repo_yaml: Vec<u8>,
+    /// `(<tier>/<name>/<name>.pkg.lua, bytes)` with `--publish-extension`.
+    pub extension: Option<(String, Vec<u8>)>,
+    /// GnuPG key to sign the overlay with.
+    pub signing_key: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefUpdate {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    /// `create`, `update` or `delete`.
+    pub action: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub upstream: String,
+    pub target: String,
+    pub branch: String,
+    pub work_dir: PathBuf,
+    pub upstream_tip: String,
+    pub overlay_commit: String,
+    /// The overlay already on the target was kept (same tip, same tree).
+    pub overlay_reused: bool,
+    pub signed: bool,
+    pub dry_run: bool,
+    /// What moved on the target (or would, with --dry-run).
+    pub updates: Vec<RefUpdate>,
+    pub pushed: bool,
+}
+
+/// What the work dir remembers between runs, to make a no-op cheap.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+struct Cache {
+    /// The URL `origin` points at (to skip `git remote set-url` when it
+    /// did not change).
+    #[serde(default)]
+    upstream: String,
+    upstream_tip: String,
+    inputs_sha512: String,
+    overlay: String,
+}
+
+const CACHE_FILE: &str = "zoi-mirror-overlay.json";
+
+/// git with prompts off, in `dir` (when given), output captured.
+fn git(dir: Option<&Path>, args: &[&str]) -> Command {
+    let mut c = Command::new("git");
+    if let Some(d) = dir {
+        c.arg("-C").arg(d);
+    }
+    c.args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Removes every URL's credentials from git's messages.
+fn scrub(text: &str, urls: &[&str]) -> String {
+    let mut out = text.to_string();
+    for u in urls {
+        let r = redact(u);
+        if r != *u {
+            out = out.replace(u, &r);
+        }
+    }
+    // git sometimes prints URLs it rewrote itself; catch `scheme://user:pw@`.
+    let re_like = out
+        .split_whitespace()
+        .filter(|w| w.contains("://") && w.contains('@'))
+        .map(|w| {
+            (
+                w.to_string(),
+                redact(w.trim_matches(|c| c == '\'' || c == '"')),
+            )
+        })
+        .collect::<Vec<_>>();
+    for (raw, red) in re_like {
+        if !red.contains("://***@") {
+            continue;
+        }
+        out = out.replace(raw.trim_matches(|c| c == '\'' || c == '"'), &red);
+    }
+    out
+}
+
+fn run(mut c: Command, what: &str, urls: &[&str]) -> Result<Output> {
+    let out = c.output().map_err(|e| {
+        Failure::could_not_run("git", format!("cannot run git ({what}): {e}"))
+            .hint("install git 2.20 or newer")
+    })?;
+    if !out.status.success() {
+        let stderr = scrub(String::from_utf8_lossy(&out.stderr).trim(), urls);
+        anyhow::bail!("{what} failed: {stderr}");
+    }
+    Ok(out)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// `git --version` ≥ [`MIN_GIT`].
+pub fn check_git_version() -> Result<String> {
+    let out = run(git(None, &["--version"]), "git --version", &[])?;
+    let text = stdout(&out);
+    let v: Vec<u32> = text
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .split('.')
+        .take(2)
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    if v.len() == 2 && (v[0], v[1]) < MIN_GIT {
+        return fail(
+            Failure::could_not_run("git", format!("{text} is too old")).hint(format!(
+                "db sync needs git {}.{} or newer",
+                MIN_GIT.0, MIN_GIT.1
+            )),
+        );
+    }
+    Ok(text)
+}
+
+/// The default work dir for an upstream URL: one cache per upstream.
+pub fn default_work_dir(upstream: &str) -> PathBuf {
+    let base = dirs::cache_dir().unwrap_or_else(std::env::temp_dir);
+    let digest = crate::bundle::manifest::sha512_hex(redact(upstream).as_bytes());
+    let label: String = redact(upstream)
+        .rsplit('/')
+        .next()
+        .unwrap_or("registry")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    base.join("zoi-mirror")
+        .join("db")
+        .join(format!("{label}-{}", &digest[..12]))
+}
+
+fn unreachable(which: &str, url: &str, e: anyhow::Error) -> anyhow::Error {
+    Failure::could_not_run(
+        "unreachable",
+        format!("cannot reach the {which} registry {}: {e:#}", redact(url)),
+    )
+    .hint(match which {
+        "upstream" => "check the URL (--upstream), the network and git's credentials; nothing was pushed",
+        _ => "check the URL (--target), that the forge accepts pushes, and git's credentials; nothing was changed there, and the next run resumes",
+    })
+    .into()
+}
+
+/// `ref → object` for refs/heads/* and refs/tags/* of a remote.
+fn remote_refs(url: &str) -> Result<BTreeMap<String, String>> {
+    let out = run(
+        git(None, &["ls-remote", "--heads", "--tags", "--", url]),
+        "git ls-remote",
+        &[url],
+    )?;
+    Ok(parse_refs(&stdout(&out)))
+}
+
+fn parse_refs(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (sha, name) = l.split_once(char::is_whitespace)?;
+            let name = name.trim();
+            (!name.ends_with("^{}")
+                && (name.starts_with("refs/heads/") || name.starts_with("refs/tags/")))
+            .then(|| (name.to_string(), sha.to_string()))
+        })
+        .collect()
+}
+
+fn local_refs(work: &Path) -> Result<BTreeMap<String, String>> {
+    let out = run(
+        git(
+            Some(work),
+            &[
+                "for-each-ref",
+                "--format=%(objectname) %(refname)",
+                "refs/heads",
+                "refs/tags",
+            ],
+        ),
+        "git for-each-ref",
+        &[],
+    )?;
+    Ok(parse_refs(&stdout(&out)))
+}
+
+/// Clones (first run) or fetches with prune (later runs) into the work dir.
+fn update_work(o: &SyncOptions, cached_upstream: &str) -> Result<()> {
+    let urls = [o.upstream.as_str()];
+    if o.work.join("HEAD").exists() {
+        if cached_upstream != o.upstream {
+            run(
+                git(Some(&o.work), &["remote", "set-url", "origin", &o.upstream]),
+                "git remote set-url",
+                &urls,
+            )?;
+        }
+        run(
+            git(Some(&o.work), &["fetch", "--prune", "--quiet", "origin"]),
+            "git fetch",
+            &urls,
+        )
+        .map_err(|e| unreachable("upstream", &o.upstream, e))?;
+    } else {
+        // Checked once, when the work dir is created: every later run uses
+        // the same git.
+        check_git_version()?;
+        if let Some(p) = o.work.parent() {
+            std::fs::create_dir_all(p).map_err(|e| crate::error::io_failure("create", p, &e))?;
+        }
+        let work = o.work.to_string_lossy().into_owned();
+        run(
+            git(
+                None,
+                &["clone", "--mirror", "--quiet", "--", &o.upstream, &work],
+            ),
+            "git clone --mirror",
+            &urls,
+        )
+        .map_err(|e| unreachable("upstream", &o.upstream, e))?;
+    }
+    Ok(())
+}
+
+fn inputs_digest(o: &SyncOptions) -> String {
+    let mut all = o.repo_yaml.clone();
+    if let Some((path, bytes)) = &o.extension {
+        all.extend_from_slice(path.as_bytes());
+        all.push(0);
+        all.extend_from_slice(bytes);
+    }
+    if let Some(k) = &o.signing_key {
+        all.extend_from_slice(b"\0signed:");
+        all.extend_from_slice(k.as_bytes());
+    }
+    crate::bundle::manifest::sha512_hex(&all)
+}
+
+/// The tree of `tip` with repo.yaml (and the extension) replaced.
+fn overlay_tree(o: &SyncOptions, tip: &str) -> Result<String> {
+    let w = Some(o.work.as_path());
+    let blob = |bytes: &[u8]| -> Result<String> {
+        let mut c = git(w, &["hash-object", "-w", "--stdin"]);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn()?;
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(bytes)?;
+        let out = child.wait_with_output()?;
+        anyhow::ensure!(out.status.success(), "git hash-object failed");
+        Ok(stdout(&out))
+    };
+    let index = tempfile::NamedTempFile::new()?;
+    let with_index = |args: &[&str]| {
+        let mut c = git(w, args);
+        c.env("GIT_INDEX_FILE", index.path());
+        c
+    };
+    run(with_index(&["read-tree", tip]), "git read-tree", &[])?;
+    let mut entries = vec![("repo.yaml".to_string(), blob(&o.repo_yaml)?)];
+    if let Some((path, bytes)) = &o.extension {
+        entries.push((path.clone(), blob(bytes)?));
+    }
+    for (path, sha) in entries {
+        let info = format!("100644,{sha},{path}");
+        run(
+            with_index(&["update-index", "--add", "--cacheinfo", &info]),
+            "git update-index",
+            &[],
+        )?;
+    }
+    Ok(stdout(&run(
+        with_index(&["write-tree"]),
+        "git write-tree",
+        &[],
+    )?))
+}
+
+/// An overlay on the target worth keeping: parent = tip, same tree, and
+/// signed when signing is asked for.
+fn reusable(o: &SyncOptions, candidate: &str, tip: &str, tree: &str) -> bool {
+    let w = Some(o.work.as_path());
+    let have = git(w, &["cat-file", "-e", &format!("{candidate}^{{commit}}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        let branch_ref = format!("refs/heads/{}", o.branch);
+        let fetched = git(
+            w,
+            &[
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--",
+                &o.target,
+                &branch_ref,
+            ],
+        )
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+        if !fetched {
+            return false;
+        }
+    }
+    let info = git(w, &["log", "-1", "--format=%P %T %G?", candidate]).output();
+    let Ok(info) = info else { return false };
+    let text = stdout(&info);
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let signed_ok =
+        o.signing_key.is_none() || parts.get(2).is_some_and(|g| !matches!(*g, "N" | "B"));
+    parts.first() == Some(&tip) && parts.get(1) == Some(&tree) && parts.len() >= 3 && signed_ok
+}
+
+/// Creates the overlay commit on `tip`.
+fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str) -> Result<String> {
+    let w = Some(o.work.as_path());
+    // Dates from the upstream tip: the same upstream gives the same commit.
+    let date = stdout(&run(
+        git(w, &["log", "-1", "--format=%ct %cz", tip]),
+        "git log",
+        &[],
+    )?);
+    let message = format!(
+        "zoi-mirror: corporate repo.yaml\n\nOverlay on upstream {tip}, rewritten by every `zoi-mirror db sync`.\n"
+    );
+    let mut args = vec!["commit-tree", tree, "-p", tip, "-m", &message];
+    let sign_arg;
+    if let Some(key) = &o.signing_key {
+        sign_arg = format!("-S{key}");
+        args.push(&sign_arg);
+    }
+    let mut c = git(w, &args);
+    c.env("GIT_AUTHOR_NAME", IDENTITY_NAME)
+        .env("GIT_AUTHOR_EMAIL", IDENTITY_EMAIL)
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_NAME", IDENTITY_NAME)
+        .env("GIT_COMMITTER_EMAIL", IDENTITY_EMAIL)
+        .env("GIT_COMMITTER_DATE", &date);
+    let out = run(c, "git commit-tree", &[]).map_err(|e| {
+        if o.signing_key.is_some() {
+            Failure::could_not_run("signing", format!("cannot sign the overlay commit: {e:#}"))
+                .hint("check that the key in registry.signing_key is in your GnuPG keyring and usable without a prompt")
+                .into()
+        } else {
+            e
+        }
+    })?;
+    Ok(stdout(&out))
+}
+
+/// Runs one sync.
+pub fn sync(o: &SyncOptions) -> Result<SyncReport> {
+    let cache_path = o.work.join(CACHE_FILE);
+    let cache: Cache = std::fs::read(&cache_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+
+    // Learn the target's refs while the upstream fetch runs: a no-op sync
+    // then costs about one fetch.
+    let target = o.target.clone();
+    let target_refs = std::thread::spawn(move || remote_refs(&target));
+    let fetched = update_work(o, &cache.upstream);
+    let target_refs = target_refs.join().expect("ls-remote thread");
+    fetched?;
+    let target_refs = target_refs.map_err(|e| unreachable("target", &o.target, e))?;
+
+    let branch_ref = format!("refs/heads/{}", o.branch);
+    let mut desired = local_refs(&o.work)?;
+    let Some(tip) = desired.get(&branch_ref).cloned() else {
+        return fail(
+            Failure::bad_input(
+                "branch_missing",
+                format!(
+                    "upstream {} has no branch {}",
+                    redact(&o.upstream),
+                    o.branch
+                ),
+            )
+            .hint("set registry.branch in the spec to the upstream branch clients sync"),
+        );
+    };
+
+    let inputs = inputs_digest(o);
+    let (overlay, reused) = if cache.upstream_tip == tip
+        && cache.inputs_sha512 == inputs
+        && target_refs.get(&branch_ref) == Some(&cache.overlay)
+    {
+        (cache.overlay.clone(), true)
+    } else {
+        let tree = overlay_tree(o, &tip)?;
+        match target_refs.get(&branch_ref) {
+            Some(existing) if reusable(o, existing, &tip, &tree) => (existing.clone(), true),
+            _ => (commit_overlay(o, &tip, &tree)?, false),
+        }
+    };
+    let new_cache = Cache {
+        upstream: o.upstream.clone(),
+        upstream_tip: tip.clone(),
+        inputs_sha512: inputs,
+        overlay: overlay.clone(),
+    };
+    if new_cache != cache {
+        let _ = crate::fsutil::atomic_write(&cache_path, &serde_json::to_vec(&new_cache)?);
+    }
+    desired.insert(branch_ref, overlay.clone());
+
+    let mut updates = Vec::new();
+    for (name, new) in &desired {
+        match target_refs.get(name) {
+            Some(old) if old == new => {}
+            old => updates.push(RefUpdate {
+                name: name.clone(),
+                old: old.cloned(),
+                new: Some(new.clone()),
+                action: if old.is_some() { "update" } else { "create" },
+            }),
+        }
+    }
+    for (name, old) in &target_refs {
+        if !desired.contains_key(name) {
+            updates.push(RefUpdate {
+                name: name.clone(),
+                old: Some(old.clone()),
+                new: None,
+                action: "delete",
+            });
+        }
+    }
+
+    let mut pushed = false;
+    if !o.dry_run && !updates.is_empty() {
+        let specs: Vec<String> = updates
+            .iter()
+            .map(|u| match &u.new {
+                Some(new) => format!("{new}:{}", u.name),
+                None => format!(":{}", u.name),
+            })
+            .collect();
+        let mut args = vec![
+            "push",
+            "--porcelain",
+            "--force",
+            "--atomic",
+            "--quiet",
+            "--",
+            o.target.as_str(),
+        ];
+        args.extend(specs.iter().map(String::as_str));
+        run(git(Some(&o.work), &args), "git push", &[&o.target])
+            .map_err(|e| unreachable("target", &o.target, e))?;
+        pushed = true;
+    }
+
+    Ok(SyncReport {
+        upstream: redact(&o.upstream),
+        target: redact(&o.target),
+        branch: o.branch.clone(),
+        work_dir: o.work.clone(),
+        upstream_tip: tip,
+        overlay_commit: overlay,
+        overlay_reused: reused,
+        signed: o.signing_key.is_some(),
+        dry_run: o.dry_run,
+        updates,
+        pushed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_credentials_from_git_messages() {
+        let msg = "fatal: unable to access 'https://bob:s3cret@git.example/z.git/': refused";
+        let out = scrub(msg, &["https://bob:s3cret@git.example/z.git"]);
+        assert!(!out.contains("s3cret") && !out.contains("bob"), "{out}");
+        let out = scrub("remote: https://u:p@h/x failed", &[]);
+        assert!(!out.contains("u:p@"), "{out}");
+    }
+
+    #[test]
+    fn parses_ls_remote_output() {
+        let refs = parse_refs(
+            "a1\tHEAD\nb2\trefs/heads/main\nc3\trefs/tags/v1\nd4\trefs/tags/v1^{}\ne5\trefs/merge-requests/1/head\n",
+        );
+        assert_eq!(refs.len(), 2);
+        assert_eq!(refs["refs/tags/v1"], "c3");
+    }
+}

@@ -1,0 +1,124 @@
+//! Real git on loopback: bare repositories and a `git daemon` serving them,
+//! started by the test that needs them.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs git in `cwd` with a fixed identity; panics on failure.
+pub fn git(cwd: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .env("GIT_AUTHOR_NAME", "Upstream Dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@upstream.example")
+        .env("GIT_COMMITTER_NAME", "Upstream Dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@upstream.example")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", cwd)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        cwd.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A `git daemon` exporting every repo under `base`, pushes allowed.
+pub struct GitDaemon {
+    pub port: u16,
+    child: Child,
+}
+
+impl GitDaemon {
+    pub fn start(base: &Path) -> GitDaemon {
+        for _ in 0..5 {
+            let port = super::nginx::free_port();
+            let mut child = Command::new("git")
+                .args([
+                    "daemon",
+                    "--reuseaddr",
+                    "--export-all",
+                    "--enable=receive-pack",
+                    "--listen=127.0.0.1",
+                ])
+                .arg(format!("--port={port}"))
+                .arg(format!("--base-path={}", base.display()))
+                .arg(base)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("git daemon");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return GitDaemon { port, child };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("git daemon did not start")
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("git://127.0.0.1:{}/{repo}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An upstream registry like Zoidberg: the fixture repo.yaml and
+/// packages.json, one package, a second branch and a tag. Returns the work
+/// tree (to add commits) and the bare repo.
+pub fn upstream_registry(dir: &Path) -> (PathBuf, PathBuf) {
+    let work = dir.join("upstream-work");
+    let bare = dir.join("upstream.git");
+    std::fs::create_dir_all(work.join("zillowe/hello")).unwrap();
+    let fixtures = super::fixtures().join("zoidberg");
+    for f in ["repo.yaml", "packages.json", "advisories.json"] {
+        std::fs::copy(fixtures.join(f), work.join(f)).unwrap();
+    }
+    std::fs::write(
+        work.join("zillowe/hello/hello.pkg.lua"),
+        "metadata({ name = \"hello\", repo = \"zillowe\", version = \"5.0.0\", description = \"hi\", maintainer = { name = \"z\", email = \"z@z\" }, types = { \"source\" } })\n",
+    )
+    .unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "initial registry"]);
+    git(&work, &["branch", "dev"]);
+    git(&work, &["tag", "-a", "v1", "-m", "release 1"]);
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    (work, bare)
+}
+
+/// An empty bare repository.
+pub fn empty_bare(path: &Path) -> PathBuf {
+    std::fs::create_dir_all(path).unwrap();
+    git(path, &["init", "-q", "--bare", "-b", "main"]);
+    path.to_path_buf()
+}
