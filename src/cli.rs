@@ -77,6 +77,85 @@ pub enum Command {
     /// Mirror the registry's git repository (the package database).
     #[command(subcommand)]
     Db(DbCommand),
+    /// Mirror upstream's pre-built archives onto the binary host.
+    #[command(subcommand)]
+    Bin(BinCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BinCommand {
+    /// Copy every upstream archive the company serves (with its .hash,
+    /// .size, .files and .sig) into the local binary tree, in the spec's
+    /// layout, verified and incrementally.
+    ///
+    /// Packages: every package of upstream's packages.json at its index
+    /// version (from --index, else the `db sync` cache), times the spec's
+    /// platforms, narrowed by --tier/--package/--platform. Upstream URLs come
+    /// from upstream's repo.yaml exactly as Zoi builds them. An archive is
+    /// placed only once its SHA-512 and size match upstream's metadata; an
+    /// upstream 404 is "not available upstream", not a failure.
+    ///
+    /// JSON: `{dest, targets: [{package, version, platform, status:
+    /// downloaded|up_to_date|not_available|would_download|failed, path,
+    /// bytes, resumed, metadata: [[file, upstream|generated]], error}],
+    /// pruned: [{path, version}], totals: {targets, downloaded, up_to_date,
+    /// not_available, failed, bytes, pruned}}`.
+    Sync(BinSyncArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct BinSyncArgs {
+    /// The mirror spec.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "SPEC",
+        default_value = "mirror.toml"
+    )]
+    pub spec: PathBuf,
+    /// Root of the local binary tree (what binaries.url serves).
+    #[arg(long, value_name = "DIR")]
+    pub dest: PathBuf,
+    /// Upstream's packages.json (default: from the `db sync` cache).
+    #[arg(long, value_name = "FILE|URL")]
+    pub index: Option<String>,
+    /// Upstream's repo.yaml (default: registry.upstream_repo_yaml, else the
+    /// `db sync` cache).
+    #[arg(long, value_name = "FILE|URL")]
+    pub upstream_repo_yaml: Option<String>,
+    /// The `db sync` cache dir (default: as `db sync` chooses it).
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// Only these tiers; repeatable.
+    #[arg(long = "tier", value_name = "TIER")]
+    pub tiers: Vec<String>,
+    /// Only packages whose name or @tier/name matches (`*`, `?`); repeatable.
+    #[arg(long = "package", value_name = "GLOB")]
+    pub packages: Vec<String>,
+    /// Only these of the spec's platforms; repeatable.
+    #[arg(long = "platform", value_name = "OS-ARCH")]
+    pub platforms: Vec<crate::zoi::platform::Platform>,
+    /// Remove archives of versions no longer in the index.
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: keep this many previous versions for rollbacks.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "prune")]
+    pub keep: usize,
+    /// Say what would be fetched (and how many bytes); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Downloads at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Retries after a 5xx, 429, reset or timeout (downloads resume).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Debug, Subcommand)]

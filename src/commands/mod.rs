@@ -2,6 +2,7 @@
 //! library underneath returns values and errors.
 
 pub mod apply;
+pub mod bin;
 pub mod build;
 pub mod check;
 pub mod db;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Check(args) => check::run(args, format),
         Command::Index(args) => index::run(args, format),
         Command::Db(crate::cli::DbCommand::Sync(args)) => db::sync(args, format),
+        Command::Bin(crate::cli::BinCommand::Sync(args)) => bin::sync(args, format),
     }
 }
 

@@ -5,7 +5,9 @@
 //! checks) the `.hash`, `.size` and `.files` Zoi fetches next to every
 //! archive, and lints the tree against the layout the registry's URL
 //! templates expect. [`db`] mirrors the registry's git repository with the
-//! corporate `repo.yaml` as an overlay commit.
+//! corporate `repo.yaml` as an overlay commit; [`binsync`] copies upstream's
+//! pre-built archives into the company's layout.
 
+pub mod binsync;
 pub mod db;
 pub mod index;

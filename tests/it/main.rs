@@ -3,6 +3,7 @@
 mod support;
 
 mod apply;
+mod binsync;
 mod build;
 mod check;
 mod db;

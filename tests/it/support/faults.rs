@@ -31,6 +31,9 @@ pub enum Fault {
     Auth(String, Vec<u8>),
     /// 200 with a body and headers.
     Ok(Vec<u8>, Vec<(String, String)>),
+    /// The first GET sends half the body and drops the connection; later
+    /// ones honour `Range: bytes=N-` (206) as a resumable server does.
+    CutOnceThenRange(Vec<u8>),
 }
 
 pub struct FaultServer {
@@ -148,6 +151,37 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             Fault::Ok(body, headers) => response("200 OK", headers, body, head_only),
+            Fault::CutOnceThenRange(body) => {
+                let from = header("range")
+                    .and_then(|r| r.strip_prefix("bytes=").map(str::to_string))
+                    .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+                if n == 1 && !head_only {
+                    let mut out =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                            .into_bytes();
+                    out.extend_from_slice(&body[..body.len() / 2]);
+                    s.write_all(&out).await.ok()?;
+                    s.flush().await.ok()?;
+                    return None;
+                }
+                match from {
+                    Some(k) if k < body.len() => response(
+                        "206 Partial Content",
+                        &[(
+                            "Content-Range".into(),
+                            format!("bytes {k}-{}/{}", body.len() - 1, body.len()),
+                        )],
+                        &body[k..],
+                        head_only,
+                    ),
+                    _ => response(
+                        "200 OK",
+                        &[("Accept-Ranges".into(), "bytes".into())],
+                        body,
+                        head_only,
+                    ),
+                }
+            }
         };
         s.write_all(&bytes).await.ok()?;
         s.flush().await.ok()?;

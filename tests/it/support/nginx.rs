@@ -117,6 +117,11 @@ http {{
         Nginx::start_with(root, "")
     }
 
+    /// nginx's access log so far (one line per request).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("access.log")).unwrap_or_default()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!(
             "http://127.0.0.1:{}/{}",

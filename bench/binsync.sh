@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# `zoi-mirror bin sync` against `xargs -P 16 curl` over the same URL list,
+# in one run (target: bin sync at least as fast as the faster peer while
+# also verifying every SHA-512; peak RSS independent of archive size).
+#
+# Upstream: a loopback nginx serving archives in the real Zoidberg `{id}`
+# layout with their .hash/.size/.files. Two sets: many mid-size archives
+# (TOTAL_MB spread over COUNT archives) and a few big ones (BIG x BIG_MB),
+# to show that memory does not grow with archive size.
+#
+#   bench/binsync.sh    (COUNT=300 TOTAL_MB=1024 BIG=2 BIG_MB=512 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${COUNT:-300}
+total_mb=${TOTAL_MB:-1024}
+big=${BIG:-2}
+big_mb=${BIG_MB:-512}
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet
+bin=$PWD/target/release/zoi-mirror
+work=$(mktemp -d)
+nginx_pid=""
+cleanup() {
+    if [ -n "$nginx_pid" ]; then kill "$nginx_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+gen() { # set-name count size-bytes
+    python3 - "$work" "$1" "$2" "$3" <<'PY'
+import hashlib, json, os, sys
+work, name, n, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+pkgs = {}
+block = os.urandom(1 << 20)
+for i in range(n):
+    pkg, version = f"{name}{i:04d}", "1.0.0"
+    d = os.path.join(work, "www", "generic", f"bench.{pkg}", version)
+    os.makedirs(d, exist_ok=True)
+    fn = f"{pkg}-{version}-linux-amd64.zpa"
+    h = hashlib.sha512()
+    with open(os.path.join(d, fn), "wb") as f:
+        left = size
+        seed = hashlib.sha512(fn.encode()).digest()
+        while left > 0:
+            chunk = (seed + block)[: min(left, len(block) + 64)]
+            f.write(chunk); h.update(chunk); left -= len(chunk)
+    open(os.path.join(d, fn + ".hash"), "w").write(f"{h.hexdigest()}  {fn}\n")
+    open(os.path.join(d, fn + ".size"), "w").write(f"down: {size}\ninstall: {size}\n")
+    open(os.path.join(d, fn + ".files"), "w").write("${pkgstore}/bin/" + pkg)
+    pkgs[f"@bench/{pkg}"] = {"repo": "bench", "repo_type": "official", "version": version, "epoch": 0,
+        "revision": "1", "description": "b", "sub_packages": [], "main_sub_packages": [], "vuln": [], "dependencies": None}
+json.dump({"version": "2", "packages": pkgs}, open(os.path.join(work, f"{name}.json"), "w"))
+with open(os.path.join(work, f"{name}.urls"), "w") as u:
+    for p in pkgs:
+        pkg = p.split("/")[1]
+        base = f"/generic/bench.{pkg}/1.0.0/{pkg}-1.0.0-linux-amd64.zpa"
+        for s in ("", ".hash", ".size", ".files"):
+            u.write(base + s + "\n")
+PY
+}
+echo "generating $count archives ($total_mb MiB) and $big x $big_mb MiB ..." >&2
+gen mid "$count" $(( total_mb * 1048576 / count ))
+gen big "$big" $(( big_mb * 1048576 ))
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+user_line=""
+[ "$(id -u)" = 0 ] && user_line="user root root;"
+cat > "$work/nginx.conf" <<CONF
+$user_line
+worker_processes auto;
+daemon off;
+error_log $work/error.log warn;
+pid $work/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
+    fastcgi_temp_path $work/fastcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
+    sendfile on;
+    server { listen 127.0.0.1:$port; root $work/www; }
+}
+CONF
+"$nginx_bin" -p "$work" -c "$work/nginx.conf" &
+nginx_pid=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+
+sed "s#https://gitlab.com/api/v4/projects/71125308/packages/generic#http://127.0.0.1:$port/generic#" \
+    ../shared/fixtures/zoidberg/repo.yaml > "$work/upstream.yaml"
+cat > "$work/mirror.toml" <<TOML
+[extension]
+name = "bench-mirror"
+version = "1.0.0"
+description = "bench"
+tier = "core"
+maintainer = { name = "b", email = "b@example.com" }
+[registry]
+url = "https://git.example.invalid/z.git"
+upstream_repo_yaml = "$work/upstream.yaml"
+[[registry.tiers]]
+name = "bench"
+[binaries]
+url = "https://bin.example.invalid/pkgs"
+platforms = ["linux-amd64"]
+TOML
+
+run_set() { # set-name
+    local set=$1
+    sync 2>/dev/null || true
+    /usr/bin/time -f '%e %M' -o "$work/t.zm" "$bin" bin sync -c "$work/mirror.toml" --index "$work/$set.json" \
+        --dest "$work/dest-$set" --concurrency 16 --format json > "$work/zm-$set.json"
+    read -r t_zm rss_zm < "$work/t.zm"
+    mkdir -p "$work/curl-$set"
+    sed "s#^#http://127.0.0.1:$port#" "$work/$set.urls" > "$work/$set.full"
+    sync 2>/dev/null || true
+    /usr/bin/time -f '%e' -o "$work/t.curl" sh -c "cd '$work/curl-$set' && xargs -P 16 -n 1 curl -s -f -O < '$work/$set.full'"
+    t_curl=$(cat "$work/t.curl")
+    python3 - "$set" "$t_zm" "$rss_zm" "$t_curl" "$work/zm-$set.json" <<'PY'
+import json, sys
+name, t_zm, rss, t_curl, rep = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+d = json.load(open(rep))["totals"]
+mib = d["bytes"] / 1048576
+print(f"[{name}] {d['downloaded']} archives, {mib:.0f} MiB, failed {d['failed']}")
+print(f"  zoi-mirror bin sync (verifies SHA-512): {t_zm:6.2f} s  {mib / t_zm:7.1f} MiB/s  peak RSS {rss / 1024:.1f} MiB")
+print(f"  xargs -P 16 curl (no verification):     {t_curl:6.2f} s  {mib / t_curl:7.1f} MiB/s")
+print(f"  bin sync / curl wall time: {t_zm / t_curl:.2f}x (target <= 1.0x)")
+PY
+}
+run_set mid
+run_set big

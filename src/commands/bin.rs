@@ -1,0 +1,302 @@
+//! `zoi-mirror bin sync`: mirror upstream's pre-built archives.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{net_options, read_file_or_url};
+use crate::cli::BinSyncArgs;
+use crate::error::{Exit, Failure, fail};
+use crate::mirror::binsync::{self, Pruned, TargetReport};
+use crate::mirror::db;
+use crate::output::{self, Format, Style, paint};
+use crate::probe::fetch::Prober;
+use crate::spec::{self, ArchiveFormat};
+use crate::zoi::index;
+use crate::zoi::repo::RepoYaml;
+
+#[derive(Serialize, Default)]
+struct Totals {
+    targets: usize,
+    downloaded: usize,
+    up_to_date: usize,
+    not_available: usize,
+    would_download: usize,
+    failed: usize,
+    bytes: u64,
+    pruned: usize,
+}
+
+#[derive(Serialize)]
+struct Report {
+    dest: std::path::PathBuf,
+    dry_run: bool,
+    targets: Vec<TargetReport>,
+    pruned: Vec<Pruned>,
+    totals: Totals,
+}
+
+/// A file of upstream's registry at the synced branch, from the `db sync`
+/// cache.
+fn from_db_cache(work: &std::path::Path, branch: &str, file: &str) -> Result<Vec<u8>> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(work)
+        .args(["show", &format!("refs/heads/{branch}:{file}")])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Ok(o.stdout),
+        _ => fail(
+            Failure::bad_input(
+                "no_upstream_data",
+                format!("no upstream {file} in the db sync cache {}", work.display()),
+            )
+            .hint(format!(
+                "run `zoi-mirror db sync` first, or pass --{} FILE|URL",
+                if file == "packages.json" {
+                    "index"
+                } else {
+                    "upstream-repo-yaml"
+                }
+            )),
+        ),
+    }
+}
+
+pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
+    let http = net_options(&args.net)?;
+    let spec = spec::load(&args.spec, None)?;
+    if spec.binaries.format == ArchiveFormat::PkgTarZst {
+        return fail(
+            Failure::bad_input(
+                "format",
+                "bin sync copies upstream's .zpa archives, but binaries.format is \"pkg.tar.zst\"",
+            )
+            .hint("set binaries.format = \"zpa\" (Zoi >= 1.23 installs only .zpa from a registry)"),
+        );
+    }
+    let work = args
+        .work
+        .clone()
+        .unwrap_or_else(|| db::default_work_dir(&spec.registry.upstream));
+
+    let upstream: RepoYaml = match (&args.upstream_repo_yaml, spec.upstream.first_archive_link()) {
+        (Some(src), _) => {
+            let bytes = read_file_or_url("upstream repo.yaml", src, &http)?;
+            RepoYaml::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+                Failure::bad_input(
+                    "repo_yaml_invalid",
+                    format!("{src} is not a Zoi repo.yaml: {e}"),
+                )
+            })?
+        }
+        (None, Some(_)) => spec.upstream.clone(),
+        (None, None) => {
+            let bytes = from_db_cache(&work, &spec.registry.branch, "repo.yaml")?;
+            RepoYaml::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+                Failure::bad_input(
+                    "repo_yaml_invalid",
+                    format!("upstream's repo.yaml in {} is invalid: {e}", work.display()),
+                )
+            })?
+        }
+    };
+    let Some(link) = upstream.first_archive_link().cloned() else {
+        return fail(
+            Failure::bad_input("no_pkg_link", "upstream's repo.yaml has no `main` or `mirror` pkg link: it publishes no pre-built archives")
+                .hint("pass the repo.yaml of a registry that does with --upstream-repo-yaml"),
+        );
+    };
+    let index_bytes = match &args.index {
+        Some(src) => read_file_or_url("packages.json", src, &http)?,
+        None => from_db_cache(&work, &spec.registry.branch, "packages.json")?,
+    };
+    let packages =
+        index::parse(&index_bytes).map_err(|e| Failure::bad_input("index_invalid", e))?;
+
+    for p in &args.platforms {
+        if !spec.binaries.platforms.contains(p) {
+            return fail(
+                Failure::bad_input(
+                    "usage",
+                    format!("--platform {p} is not one the spec serves"),
+                )
+                .hint("add it to binaries.platforms first"),
+            );
+        }
+    }
+    let platforms = if args.platforms.is_empty() {
+        spec.binaries.platforms.clone()
+    } else {
+        args.platforms.clone()
+    };
+    let selected: Vec<_> = packages
+        .into_iter()
+        .filter(|p| args.tiers.is_empty() || args.tiers.contains(&p.repo))
+        .filter(|p| {
+            args.packages.is_empty()
+                || args.packages.iter().any(|g| {
+                    binsync::wildcard(g, &p.name)
+                        || binsync::wildcard(g, &format!("@{}/{}", p.repo, p.name))
+                })
+        })
+        .collect();
+    let targets: Vec<_> = selected
+        .iter()
+        .flat_map(|p| platforms.iter().map(move |pl| (p.clone(), *pl)))
+        .collect();
+
+    let opts = binsync::Options {
+        dest: args.dest.clone(),
+        layout: spec.binaries.layout.clone(),
+        link,
+        targets: targets.clone(),
+        dry_run: args.dry_run,
+        retries: args.retries,
+    };
+    let bar = if format == Format::Human && !args.no_progress && output::progress_allowed() {
+        let b = indicatif::ProgressBar::new(targets.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} archives {wide_bar} {msg}",
+            )
+            .expect("progress template"),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let reports = rt.block_on(async {
+        let client = crate::probe::http::client(&http)?;
+        let prober = Arc::new(Prober::new(
+            client,
+            args.concurrency * 4,
+            args.concurrency * 4,
+            args.retries,
+        ));
+        anyhow::Ok(
+            binsync::run(prober, opts, args.concurrency, |bytes, done| {
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                bar.set_position(done);
+                bar.set_message(format!(
+                    "{} MiB at {:.1} MiB/s",
+                    bytes >> 20,
+                    bytes as f64 / 1048576.0 / secs
+                ));
+            })
+            .await,
+        )
+    })?;
+    bar.finish_and_clear();
+
+    let mut pruned = Vec::new();
+    if args.prune {
+        for (path, version) in
+            binsync::prune_candidates(&args.dest, &spec.binaries.layout, &targets, args.keep)
+        {
+            if !args.dry_run {
+                binsync::remove_archive(&path)
+                    .map_err(|e| crate::error::io_failure("remove", &path, &e))?;
+            }
+            pruned.push(Pruned {
+                path: path
+                    .strip_prefix(&args.dest)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned(),
+                version,
+            });
+        }
+    }
+
+    let mut totals = Totals {
+        targets: reports.len(),
+        pruned: pruned.len(),
+        ..Totals::default()
+    };
+    for r in &reports {
+        totals.bytes += r.bytes;
+        match r.status {
+            "downloaded" => totals.downloaded += 1,
+            "up_to_date" => totals.up_to_date += 1,
+            "not_available" => totals.not_available += 1,
+            "would_download" => totals.would_download += 1,
+            _ => totals.failed += 1,
+        }
+    }
+    let exit = if totals.failed == 0 {
+        Exit::Ok
+    } else {
+        Exit::No
+    };
+    let report = Report {
+        dest: args.dest.clone(),
+        dry_run: args.dry_run,
+        targets: reports,
+        pruned,
+        totals,
+    };
+    match format {
+        Format::Json => output::json(&report)?,
+        Format::Human => {
+            let color = output::stdout_color();
+            for t in &report.targets {
+                let label = format!("{}@{} {}", t.package, t.version, t.platform);
+                match t.status {
+                    "downloaded" => println!(
+                        "{} {label} ({} bytes{})",
+                        paint("fetched", Style::Green, color),
+                        t.bytes,
+                        if t.resumed { ", resumed" } else { "" }
+                    ),
+                    "not_available" => println!(
+                        "{} {label}: not available upstream",
+                        paint("skip   ", Style::Dim, color)
+                    ),
+                    "would_download" => println!("would fetch {label} → {}", t.path),
+                    "failed" => println!(
+                        "{} {label}: {}",
+                        paint("FAIL   ", Style::Red, color),
+                        t.error
+                            .as_ref()
+                            .map(|e| format!("{}: {}", e.kind.as_str(), e.message))
+                            .unwrap_or_default()
+                    ),
+                    _ => {}
+                }
+            }
+            for p in &report.pruned {
+                println!(
+                    "{} {}",
+                    if report.dry_run {
+                        "would prune"
+                    } else {
+                        "pruned"
+                    },
+                    p.path
+                );
+            }
+            let t = &report.totals;
+            println!(
+                "{} archives: {} fetched ({} MiB), {} up to date, {} not available upstream, {} failed{}",
+                t.targets,
+                t.downloaded,
+                t.bytes >> 20,
+                t.up_to_date,
+                t.not_available,
+                t.failed,
+                if t.would_download > 0 {
+                    format!(", {} to fetch", t.would_download)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok(exit)
+}

@@ -1,0 +1,599 @@
+//! `bin sync`: copy upstream's pre-built archives onto the company's binary
+//! host, in the company's layout, verified.
+//!
+//! Upstream URLs are built exactly as Zoi builds them from upstream's
+//! `repo.yaml` (first `pkg` link, `{id}` and friends, `.zpa` appended to a
+//! directory URL); local paths follow the spec's layout. For each package ×
+//! platform the upstream `.hash` is fetched first: when the local archive
+//! already carries that hash, nothing else moves. Otherwise the archive is
+//! streamed to a temp file next to its destination (resumed with `Range`
+//! after an interruption, within a run and across runs), hashed on the way,
+//! checked against upstream's `.hash` and `.size`, and only then renamed
+//! into place, followed by its metadata — byte for byte as upstream wrote
+//! it, or generated as `index` does when upstream has none.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha512};
+
+use crate::probe::check::status_problem;
+use crate::probe::fetch::{Kind, Method, Prober, Problem, classify};
+use crate::zoi::archive::{ArchiveKind, read_archive};
+use crate::zoi::index::PackageRef;
+use crate::zoi::metadata;
+use crate::zoi::placeholders::Coordinates;
+use crate::zoi::platform::Platform;
+use crate::zoi::repo::{PkgLink, archive_urls};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Root of the local binary tree (what `binaries.url` serves).
+    pub dest: PathBuf,
+    /// The spec's folder template (`{repo}/{os}/{arch}/{version}`).
+    pub layout: String,
+    /// Upstream's archive link.
+    pub link: PkgLink,
+    pub targets: Vec<(PackageRef, Platform)>,
+    pub dry_run: bool,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    pub package: String,
+    pub version: String,
+    pub platform: Platform,
+    /// `downloaded`, `up_to_date`, `not_available`, `would_download`,
+    /// `failed`.
+    pub status: &'static str,
+    /// Path relative to the destination root.
+    pub path: String,
+    pub bytes: u64,
+    /// Resumed with `Range` after an interruption.
+    pub resumed: bool,
+    /// Metadata written from upstream's files (`upstream`) or generated
+    /// (`generated`), per file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<(String, &'static str)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::probe::check::ProblemOut>,
+}
+
+/// Where an archive of `pkg` on `platform` lives under the destination.
+pub fn local_path(layout: &str, pkg: &PackageRef, platform: Platform) -> PathBuf {
+    let c = Coordinates {
+        name: &pkg.name,
+        repo: &pkg.repo,
+        version: &pkg.version,
+        platform,
+    };
+    let dir = c.expand(layout);
+    let mut p = PathBuf::new();
+    for seg in dir
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
+    {
+        p.push(seg);
+    }
+    p.join(c.archive_file_name("zpa"))
+}
+
+fn meta_path(archive: &Path, ext: &str) -> PathBuf {
+    let mut s = archive.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn part_path(archive: &Path) -> PathBuf {
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    archive.with_file_name(format!(".{name}.part"))
+}
+
+/// GETs a small metadata file: `Ok(None)` for 404 (upstream has none).
+async fn small(prober: &Prober, url: &str) -> Result<Option<Vec<u8>>, Problem> {
+    let u =
+        url::Url::parse(url).map_err(|e| Problem::new(Kind::NotFound, format!("{url}: {e}")))?;
+    let out = prober.send(&u, Method::Get(64 << 20)).await;
+    let reply = out.result?;
+    if matches!(reply.status, 404 | 410) {
+        return Ok(None);
+    }
+    if let Some(p) = status_problem(&reply) {
+        return Err(p);
+    }
+    Ok(Some(reply.body))
+}
+
+/// Streams `url` into `part` (appending from where an earlier attempt
+/// stopped, via `Range`), and returns the SHA-512 and length of the whole
+/// file and whether a resume happened.
+async fn download(
+    client: &reqwest::Client,
+    url: &str,
+    part: &Path,
+    retries: u32,
+    bytes_seen: &AtomicU64,
+) -> Result<(String, u64, bool), Problem> {
+    let io = |e: std::io::Error| Problem::new(Kind::Connect, format!("{}: {e}", part.display()));
+    // Bytes already on disk from an interrupted run are hashed first.
+    let mut hasher = Sha512::new();
+    let mut have = 0u64;
+    if let Ok(mut f) = std::fs::File::open(part) {
+        have = std::io::copy(&mut f, &mut HashWriter(&mut hasher)).map_err(io)?;
+    }
+    let mut resumed = false;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut req = client.get(url).timeout(Duration::from_secs(24 * 3600));
+        if have > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        let result: Result<bool, Problem> = async {
+            let resp = req.send().await.map_err(|e| classify(&e))?;
+            let status = resp.status().as_u16();
+            let append = match status {
+                206 if have > 0 => {
+                    resumed = true;
+                    true
+                }
+                200 => false,
+                416 if have > 0 => {
+                    // Nothing left to send: the partial file is complete.
+                    return Ok(true);
+                }
+                _ => {
+                    let r = crate::probe::fetch::Reply {
+                        status,
+                        ..Default::default()
+                    };
+                    return Err(status_problem(&r).unwrap_or_else(|| {
+                        Problem::new(Kind::HttpError, format!("HTTP {status}"))
+                    }));
+                }
+            };
+            if !append {
+                hasher = Sha512::new();
+                have = 0;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(append)
+                .write(true)
+                .truncate(!append)
+                .open(part)
+                .map_err(io)?;
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| classify(&e))?;
+                file.write_all(&chunk).map_err(io)?;
+                hasher.update(&chunk);
+                have += chunk.len() as u64;
+                bytes_seen.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            file.sync_all().map_err(io)?;
+            Ok(true)
+        }
+        .await;
+        match result {
+            Ok(_) => return Ok((hex::encode(hasher.finalize()), have, resumed)),
+            Err(p)
+                if attempt <= retries
+                    && matches!(
+                        p.kind,
+                        Kind::ConnectionReset | Kind::Timeout | Kind::Connect | Kind::HttpError
+                    ) =>
+            {
+                // Keep what arrived; the next attempt asks for the rest.
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            Err(p) => return Err(p),
+        }
+    }
+}
+
+struct HashWriter<'a>(&'a mut Sha512);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn rel(dest: &Path, p: &Path) -> String {
+    p.strip_prefix(dest)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+async fn sync_one(
+    prober: Arc<Prober>,
+    opts: Arc<Options>,
+    pkg: PackageRef,
+    platform: Platform,
+    bytes_seen: Arc<AtomicU64>,
+) -> TargetReport {
+    let relpath = local_path(&opts.layout, &pkg, platform);
+    let archive = opts.dest.join(&relpath);
+    let coords = Coordinates {
+        name: &pkg.name,
+        repo: &pkg.repo,
+        version: &pkg.version,
+        platform,
+    };
+    let urls = archive_urls(&opts.link, &coords);
+    let file_name = coords.archive_file_name("zpa");
+    let mut report = TargetReport {
+        package: format!("@{}/{}", pkg.repo, pkg.name),
+        version: pkg.version.clone(),
+        platform,
+        status: "failed",
+        path: rel(&opts.dest, &archive),
+        bytes: 0,
+        resumed: false,
+        metadata: Vec::new(),
+        error: None,
+    };
+    let failed = |mut r: TargetReport, p: Problem| {
+        r.status = "failed";
+        r.error = Some(p.into());
+        r
+    };
+
+    // 1. upstream's .hash: availability and the expected digest
+    let hash_url = urls
+        .hash
+        .clone()
+        .unwrap_or_else(|| format!("{}.hash", urls.archive));
+    let hash_body = match small(&prober, &hash_url).await {
+        Err(p) => return failed(report, p),
+        Ok(None) => {
+            report.status = "not_available";
+            return report;
+        }
+        Ok(Some(b)) => b,
+    };
+    let hash_text = String::from_utf8_lossy(&hash_body).into_owned();
+    let Some(want) = metadata::parse_hash(&hash_text, Some(&file_name)).sha512() else {
+        return failed(
+            report,
+            Problem::new(
+                Kind::MalformedMetadata,
+                format!("upstream's .hash has no SHA-512: {hash_url}"),
+            ),
+        );
+    };
+
+    // 2. already here?
+    let local_hash = std::fs::read_to_string(meta_path(&archive, "hash")).ok();
+    let local_ok = local_hash
+        .as_deref()
+        .and_then(|h| metadata::parse_hash(h, Some(&file_name)).sha512())
+        .is_some_and(|h| h == want)
+        && archive.is_file();
+    if local_ok {
+        report.status = "up_to_date";
+        return report;
+    }
+    if opts.dry_run {
+        // How many bytes it would be, from upstream's .size.
+        if let Some(u) = &urls.size
+            && let Ok(Some(b)) = small(&prober, u).await
+            && let Some(s) = metadata::parse_size(&String::from_utf8_lossy(&b))
+        {
+            report.bytes = s.down;
+        }
+        report.status = "would_download";
+        return report;
+    }
+
+    // 3. upstream's other metadata (byte for byte when it has them)
+    let size_body = match &urls.size {
+        Some(u) => match small(&prober, u).await {
+            Ok(b) => b,
+            Err(p) => return failed(report, p),
+        },
+        None => None,
+    };
+    let files_body = match &urls.files {
+        Some(u) => match small(&prober, u).await {
+            Ok(b) => b,
+            Err(p) => return failed(report, p),
+        },
+        None => None,
+    };
+    let sig_body = small(&prober, &urls.pgp).await.ok().flatten();
+
+    // 4. the archive, streamed and hashed
+    if let Some(dir) = archive.parent()
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        return failed(
+            report,
+            Problem::new(Kind::Connect, format!("{}: {e}", dir.display())),
+        );
+    }
+    let part = part_path(&archive);
+    let (got, len, resumed) = match download(
+        &prober.client,
+        &urls.archive,
+        &part,
+        opts.retries,
+        &bytes_seen,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(p) if p.kind == Kind::NotFound => {
+            report.status = "not_available";
+            return report;
+        }
+        Err(p) => return failed(report, p),
+    };
+    report.bytes = len;
+    report.resumed = resumed;
+    if got != want {
+        let _ = std::fs::remove_file(&part);
+        return failed(
+            report,
+            Problem::new(
+                Kind::HashMismatch,
+                format!(
+                    "downloaded {len} bytes with SHA-512 {got}, but upstream's .hash says {want}; nothing was placed"
+                ),
+            ),
+        );
+    }
+    let sizes = size_body
+        .as_deref()
+        .and_then(|b| metadata::parse_size(&String::from_utf8_lossy(b)));
+    if let Some(s) = sizes
+        && s.down != len
+    {
+        let _ = std::fs::remove_file(&part);
+        return failed(
+            report,
+            Problem::new(
+                Kind::SizeMismatch,
+                format!(
+                    "downloaded {len} bytes, but upstream's .size says down: {}; nothing was placed",
+                    s.down
+                ),
+            ),
+        );
+    }
+
+    // 5. metadata upstream lacks is generated as `index` would
+    let generated = if size_body.is_none() || files_body.is_none() {
+        match std::fs::File::open(&part).map(|f| read_archive(f, ArchiveKind::Zpa, &mut |_| {})) {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                let _ = std::fs::remove_file(&part);
+                return failed(
+                    report,
+                    Problem::new(
+                        Kind::MalformedMetadata,
+                        format!("cannot index the archive: {e}"),
+                    ),
+                );
+            }
+            Err(e) => return failed(report, Problem::new(Kind::Connect, e.to_string())),
+        }
+    } else {
+        None
+    };
+
+    // 6. into place: the archive, then its metadata (each atomic)
+    if let Err(e) = std::fs::rename(&part, &archive) {
+        return failed(
+            report,
+            Problem::new(
+                Kind::Connect,
+                format!("cannot place {}: {e}", archive.display()),
+            ),
+        );
+    }
+    let mut files: Vec<(&str, Vec<u8>, &'static str)> = vec![("hash", hash_body, "upstream")];
+    match (size_body, &generated) {
+        (Some(b), _) => files.push(("size", b, "upstream")),
+        (None, Some(g)) => files.push(("size", g.size_body().into_bytes(), "generated")),
+        (None, None) => {}
+    }
+    match (files_body, &generated) {
+        (Some(b), _) => files.push(("files", b, "upstream")),
+        (None, Some(g)) => files.push(("files", g.files_body().into_bytes(), "generated")),
+        (None, None) => {}
+    }
+    if let Some(b) = sig_body {
+        files.push(("sig", b, "upstream"));
+    }
+    for (ext, bytes, source) in files {
+        if let Err(e) = crate::fsutil::atomic_write(&meta_path(&archive, ext), &bytes) {
+            return failed(report, Problem::new(Kind::Connect, format!("{e:#}")));
+        }
+        report.metadata.push((ext.to_string(), source));
+    }
+    report.status = "downloaded";
+    report
+}
+
+/// Runs the sync; `progress(bytes_so_far, targets_done)` is called as
+/// work completes.
+pub async fn run(
+    prober: Arc<Prober>,
+    opts: Options,
+    concurrency: usize,
+    progress: impl Fn(u64, u64),
+) -> Vec<TargetReport> {
+    let opts = Arc::new(opts);
+    let bytes = Arc::new(AtomicU64::new(0));
+    let done = AtomicU64::new(0);
+    let mut reports: Vec<TargetReport> =
+        futures::stream::iter(opts.targets.clone().into_iter().map(|(pkg, pl)| {
+            let (prober, opts, bytes) = (prober.clone(), opts.clone(), bytes.clone());
+            async move {
+                tokio::spawn(sync_one(prober, opts, pkg, pl, bytes))
+                    .await
+                    .expect("sync task")
+            }
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .inspect(|_| {
+            progress(
+                bytes.load(Ordering::Relaxed),
+                done.fetch_add(1, Ordering::Relaxed) + 1,
+            )
+        })
+        .collect()
+        .await;
+    reports.sort_by(|a, b| {
+        (&a.package, &a.version, a.platform).cmp(&(&b.package, &b.version, b.platform))
+    });
+    reports
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pruned {
+    pub path: String,
+    pub version: String,
+}
+
+/// Versions of the synced packages other than the index version, beyond
+/// the `keep` newest, with their metadata. Only archives sitting exactly
+/// where the layout puts them are considered, so nothing else in the tree
+/// is ever touched.
+pub fn prune_candidates(
+    dest: &Path,
+    layout: &str,
+    targets: &[(PackageRef, Platform)],
+    keep: usize,
+) -> Vec<(PathBuf, String)> {
+    let mut found: std::collections::BTreeMap<(String, String, Platform), Vec<(String, PathBuf)>> =
+        Default::default();
+    for entry in walkdir::WalkDir::new(dest)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".zpa") else {
+            continue;
+        };
+        for (pkg, pl) in targets {
+            let Some(version) = stem
+                .strip_prefix(&format!("{}-", pkg.name))
+                .and_then(|s| s.strip_suffix(&format!("-{pl}")))
+            else {
+                continue;
+            };
+            if version == pkg.version {
+                continue;
+            }
+            let other = PackageRef {
+                version: version.to_string(),
+                ..pkg.clone()
+            };
+            if dest.join(local_path(layout, &other, *pl)) == entry.path() {
+                found
+                    .entry((pkg.repo.clone(), pkg.name.clone(), *pl))
+                    .or_default()
+                    .push((version.to_string(), entry.path().to_path_buf()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (_, mut versions) in found {
+        versions.sort_by(|a, b| compare_versions(&b.0, &a.0));
+        out.extend(versions.into_iter().skip(keep).map(|(v, p)| (p, v)));
+    }
+    out.sort();
+    out
+}
+
+/// Semver order when both parse, else plain string order.
+fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Deletes an archive and its metadata.
+pub fn remove_archive(archive: &Path) -> std::io::Result<()> {
+    for ext in ["hash", "size", "files", "sig"] {
+        match std::fs::remove_file(meta_path(archive, ext)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::remove_file(archive)
+}
+
+/// `*` and `?` wildcards (for `--package`).
+pub fn wildcard(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_follow_the_layout() {
+        let pkg = PackageRef {
+            repo: "zillowe".into(),
+            name: "hello".into(),
+            version: "5.0.0".into(),
+        };
+        let p = local_path(
+            "{repo}/{os}/{arch}/{version}",
+            &pkg,
+            "linux-arm64".parse().unwrap(),
+        );
+        assert_eq!(
+            p,
+            Path::new("zillowe/linux/arm64/5.0.0/hello-5.0.0-linux-arm64.zpa")
+        );
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("z*", "zls"));
+        assert!(wildcard("@zillowe/*", "@zillowe/hello"));
+        assert!(wildcard("h?llo", "hello"));
+        assert!(!wildcard("z*", "bacon"));
+    }
+
+    #[test]
+    fn version_order() {
+        let mut v = vec!["1.10.0", "1.2.0", "1.9.1"];
+        v.sort_by(|a, b| compare_versions(a, b));
+        assert_eq!(v, ["1.2.0", "1.9.1", "1.10.0"]);
+    }
+}

@@ -1,0 +1,449 @@
+//! `bin sync`: upstream served by real nginx in the `{id}` layout of the
+//! real Zoidberg repo.yaml, archives built by the tests; the resume case
+//! against the fault server.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::archives::simple_zpa;
+use crate::support::faults::{Fault, FaultServer};
+use crate::support::nginx::Nginx;
+use crate::support::{self, Run, zm};
+
+const GITLAB: &str = "https://gitlab.com/api/v4/projects/71125308/packages/generic";
+
+/// The fixture repo.yaml with its pkg links moved to `base`.
+fn upstream_repo_yaml(dir: &Path, base: &str) -> PathBuf {
+    let text = fs::read_to_string(support::fixtures().join("zoidberg/repo.yaml")).unwrap();
+    assert!(text.contains(GITLAB));
+    let p = dir.join("upstream-repo.yaml");
+    fs::write(&p, text.replace(GITLAB, base)).unwrap();
+    p
+}
+
+fn index(dir: &Path, pkgs: &[(&str, &str, &str)]) -> PathBuf {
+    let mut m = serde_json::Map::new();
+    for (repo, name, version) in pkgs {
+        m.insert(
+            format!("@{repo}/{name}"),
+            serde_json::json!({"repo": repo, "repo_type": "official", "version": version, "epoch": 0, "revision": "1",
+                "description": "t", "sub_packages": [], "main_sub_packages": [], "vuln": [], "dependencies": null}),
+        );
+    }
+    let p = dir.join("packages.json");
+    fs::write(
+        &p,
+        serde_json::to_vec(&serde_json::json!({"version": "2", "packages": m})).unwrap(),
+    )
+    .unwrap();
+    p
+}
+
+fn spec(dir: &Path, upstream_yaml: &Path) -> PathBuf {
+    let p = dir.join("mirror.toml");
+    fs::write(
+        &p,
+        format!(
+            r#"[extension]
+name = "acme-mirror"
+version = "1.0.0"
+description = "d"
+tier = "core"
+maintainer = {{ name = "IT", email = "it@acme.example" }}
+[registry]
+url = "https://git.acme.example/z.git"
+upstream_repo_yaml = "{}"
+[binaries]
+url = "https://bin.acme.example/pkgs"
+platforms = ["linux-amd64", "macos-arm64"]
+"#,
+            upstream_yaml.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// Places a real .zpa at `{id}/{version}/` under `root` and indexes it
+/// with our own `index` (upstream metadata as `zoi package build` writes
+/// it), plus a `.sig`.
+fn upstream_archive(root: &Path, repo: &str, name: &str, version: &str, platform: &str) -> PathBuf {
+    let dir = root.join(format!("{repo}.{name}")).join(version);
+    fs::create_dir_all(&dir).unwrap();
+    let (bytes, _) = simple_zpa(name, format!("{name}{version}{platform}").as_bytes());
+    let p = dir.join(format!("{name}-{version}-{platform}.zpa"));
+    fs::write(&p, bytes).unwrap();
+    fs::write(
+        format!("{}.sig", p.display()),
+        format!("-----BEGIN PGP SIGNATURE-----\n{name}\n"),
+    )
+    .unwrap();
+    p
+}
+
+fn bin_sync(home: &Path, spec: &Path, index: &Path, dest: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "bin",
+        "sync",
+        "-c",
+        spec.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+        "--dest",
+        dest.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    zm(home, &args)
+}
+
+fn status_of(doc: &Value, package: &str, platform: &str) -> String {
+    doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["package"] == package && t["platform"] == platform)
+        .map(|t| t["status"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{package} {platform} missing"))
+}
+
+struct Upstream {
+    home: tempfile::TempDir,
+    srv: Nginx,
+    spec: PathBuf,
+    index: PathBuf,
+    generic: PathBuf,
+}
+
+fn upstream() -> Upstream {
+    let home = tempfile::tempdir().unwrap();
+    let www = home.path().join("www");
+    let generic = www.join("generic");
+    for (repo, name, version) in [
+        ("zillowe", "hello", "5.0.0"),
+        ("extra", "bacon", "3.24.0"),
+        ("zillowe", "zls", "1.1.1"),
+    ] {
+        for pl in ["linux-amd64", "macos-arm64"] {
+            if name == "bacon" && pl == "macos-arm64" {
+                continue; // not built upstream for that platform
+            }
+            upstream_archive(&generic, repo, name, version, pl);
+        }
+    }
+    zm(home.path(), &["index", generic.to_str().unwrap()]).ok();
+    let srv = Nginx::start(&www);
+    let yaml = upstream_repo_yaml(home.path(), &srv.url("generic"));
+    let spec = spec(home.path(), &yaml);
+    let index = index(
+        home.path(),
+        &[
+            ("zillowe", "hello", "5.0.0"),
+            ("extra", "bacon", "3.24.0"),
+            ("zillowe", "zls", "1.1.1"),
+        ],
+    );
+    Upstream {
+        home,
+        srv,
+        spec,
+        index,
+        generic,
+    }
+}
+
+#[test]
+fn first_sync_places_everything_second_downloads_nothing() {
+    let u = upstream();
+    let h = u.home.path();
+    let dest = h.join("dest");
+
+    let r = bin_sync(h, &u.spec, &u.index, &dest, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    assert_eq!(doc["totals"]["downloaded"], 5);
+    assert_eq!(doc["totals"]["not_available"], 1);
+    assert_eq!(
+        status_of(&doc, "@extra/bacon", "macos-arm64"),
+        "not_available"
+    );
+
+    // Seed layout, metadata byte for byte as upstream's.
+    for (repo, name, version, pl) in [
+        ("zillowe", "hello", "5.0.0", "linux-amd64"),
+        ("zillowe", "zls", "1.1.1", "macos-arm64"),
+        ("extra", "bacon", "3.24.0", "linux-amd64"),
+    ] {
+        let (os, arch) = pl.split_once('-').unwrap();
+        let file = format!("{name}-{version}-{pl}.zpa");
+        let local = dest
+            .join(repo)
+            .join(os)
+            .join(arch)
+            .join(version)
+            .join(&file);
+        let remote = u
+            .generic
+            .join(format!("{repo}.{name}"))
+            .join(version)
+            .join(&file);
+        assert_eq!(
+            fs::read(&local).unwrap(),
+            fs::read(&remote).unwrap(),
+            "{file}"
+        );
+        for ext in ["hash", "size", "files", "sig"] {
+            assert_eq!(
+                fs::read(format!("{}.{ext}", local.display())).unwrap(),
+                fs::read(format!("{}.{ext}", remote.display())).unwrap(),
+                "{file}.{ext}"
+            );
+        }
+    }
+    // no temp files left, and the tree is consistent for `index --check`
+    let leftovers: Vec<_> = walk(&dest)
+        .into_iter()
+        .filter(|p| p.contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let layout_check = zm(
+        h,
+        &[
+            "index",
+            "--check",
+            "--layout",
+            "{repo}/{os}/{arch}/{version}",
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        layout_check.code, 0,
+        "{}\n{}",
+        layout_check.stdout, layout_check.stderr
+    );
+
+    // Second run: nothing new, no archive downloaded.
+    let log_before = u.srv.access_log().lines().count();
+    let mtimes: Vec<_> = walk(&dest)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().modified().unwrap())
+        .collect();
+    let doc = bin_sync(h, &u.spec, &u.index, &dest, &[]).ok().json();
+    assert_eq!(doc["totals"]["up_to_date"], 5);
+    assert_eq!(doc["totals"]["downloaded"], 0);
+    assert_eq!(doc["totals"]["bytes"], 0);
+    let log = u.srv.access_log();
+    let new: Vec<&str> = log.lines().skip(log_before).collect();
+    assert!(
+        new.iter().all(|l| !l.contains(".zpa ")),
+        "archives fetched again:\n{}",
+        new.join("\n")
+    );
+    assert!(
+        new.iter().all(|l| l.contains(".zpa.hash ")),
+        "only the .hash is needed to compare:\n{}",
+        new.join("\n")
+    );
+    let mtimes2: Vec<_> = walk(&dest)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(mtimes, mtimes2);
+
+    // --dry-run on an empty destination says what and how many bytes.
+    let doc = bin_sync(
+        h,
+        &u.spec,
+        &u.index,
+        &h.join("dest2"),
+        &["--dry-run", "--package", "hello"],
+    )
+    .ok()
+    .json();
+    assert_eq!(doc["totals"]["would_download"], 2);
+    assert!(doc["targets"][0]["bytes"].as_u64().unwrap() > 0);
+    assert!(!h.join("dest2").exists());
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn an_archive_not_matching_upstreams_hash_is_not_placed() {
+    let u = upstream();
+    let h = u.home.path();
+    // corrupt upstream's zls archive after its metadata was written
+    let bad = u
+        .generic
+        .join("zillowe.zls/1.1.1/zls-1.1.1-linux-amd64.zpa");
+    let mut bytes = fs::read(&bad).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&bad, bytes).unwrap();
+    let dest = h.join("dest");
+    let r = bin_sync(h, &u.spec, &u.index, &dest, &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let doc = r.json();
+    assert_eq!(status_of(&doc, "@zillowe/zls", "linux-amd64"), "failed");
+    let t = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["package"] == "@zillowe/zls" && t["platform"] == "linux-amd64")
+        .unwrap();
+    assert_eq!(t["error"]["kind"], "hash_mismatch");
+    let dir = dest.join("zillowe/linux/amd64/1.1.1");
+    assert!(!dir.join("zls-1.1.1-linux-amd64.zpa").exists());
+    assert!(!dir.join("zls-1.1.1-linux-amd64.zpa.hash").exists());
+    assert!(
+        walk(&dest)
+            .iter()
+            .all(|p| !p.contains("zls-1.1.1-linux-amd64")),
+        "{:?}",
+        walk(&dest)
+    );
+    // the others were placed anyway
+    assert_eq!(
+        status_of(&doc, "@zillowe/hello", "linux-amd64"),
+        "downloaded"
+    );
+}
+
+#[test]
+fn prune_keeps_the_index_version_and_n_previous_ones() {
+    let u = upstream();
+    let h = u.home.path();
+    let dest = h.join("dest");
+    // older hello versions already on the host, and a stranger
+    let old_dir = |v: &str| dest.join("zillowe/linux/amd64").join(v);
+    for v in ["4.0.0", "4.5.0", "4.10.0"] {
+        fs::create_dir_all(old_dir(v)).unwrap();
+        let f = old_dir(v).join(format!("hello-{v}-linux-amd64.zpa"));
+        fs::write(&f, b"old").unwrap();
+        fs::write(format!("{}.hash", f.display()), b"x").unwrap();
+    }
+    fs::write(dest.join("zillowe/linux/amd64/README"), b"keep me").unwrap();
+    let r = bin_sync(h, &u.spec, &u.index, &dest, &["--prune", "--keep", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.json();
+    let pruned: Vec<&str> = doc["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(pruned, ["4.0.0", "4.5.0"]);
+    assert!(
+        old_dir("4.10.0")
+            .join("hello-4.10.0-linux-amd64.zpa")
+            .exists(),
+        "newest previous kept"
+    );
+    assert!(
+        !old_dir("4.5.0")
+            .join("hello-4.5.0-linux-amd64.zpa")
+            .exists()
+    );
+    assert!(
+        !old_dir("4.5.0")
+            .join("hello-4.5.0-linux-amd64.zpa.hash")
+            .exists()
+    );
+    assert!(
+        dest.join("zillowe/linux/amd64/5.0.0/hello-5.0.0-linux-amd64.zpa")
+            .exists()
+    );
+    assert!(dest.join("zillowe/linux/amd64/README").exists());
+}
+
+#[test]
+fn a_download_cut_off_halfway_resumes_with_range() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (bytes, _) = simple_zpa("hello", &[7u8; 200_000]);
+    let file = "hello-5.0.0-linux-amd64.zpa";
+    let hash = format!("{}  {file}\n", support::sha512_hex(&bytes));
+    let size = format!("down: {}\ninstall: 1\n", bytes.len());
+    let base = format!("/generic/zillowe.hello/5.0.0/{file}");
+    let srv = FaultServer::start(vec![
+        (
+            &format!("{base}.hash"),
+            Fault::Ok(hash.into_bytes(), vec![]),
+        ),
+        (
+            &format!("{base}.size"),
+            Fault::Ok(size.into_bytes(), vec![]),
+        ),
+        (
+            &format!("{base}.files"),
+            Fault::Ok(b"${pkgstore}/bin/hello".to_vec(), vec![]),
+        ),
+        (&format!("{base}.sig"), Fault::Ok(b"sig".to_vec(), vec![])),
+        (&base, Fault::CutOnceThenRange(bytes.clone())),
+    ]);
+    let yaml = upstream_repo_yaml(h, &srv.url("http", "/generic"));
+    let spec = spec(h, &yaml);
+    let index = index(h, &[("zillowe", "hello", "5.0.0")]);
+    let dest = h.join("dest");
+    let r = bin_sync(h, &spec, &index, &dest, &["--platform", "linux-amd64"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let t = &r.json()["targets"][0];
+    assert_eq!(t["status"], "downloaded");
+    assert_eq!(t["resumed"], true, "{t}");
+    assert_eq!(
+        fs::read(dest.join("zillowe/linux/amd64/5.0.0").join(file)).unwrap(),
+        bytes
+    );
+    assert!(srv.hits(&base) >= 2);
+    let seen = srv.seen_headers.lock().unwrap().join("\n").to_lowercase();
+    assert!(
+        seen.contains(&format!("range: bytes={}-", bytes.len() / 2)),
+        "{seen}"
+    );
+}
+
+#[test]
+fn bad_bin_sync_input() {
+    let u = upstream();
+    let h = u.home.path();
+    let r = bin_sync(
+        h,
+        &u.spec,
+        &u.index,
+        &h.join("d"),
+        &["--platform", "windows-amd64"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not one the spec serves"), "{}", r.stderr);
+    // no index, and no db sync cache
+    let r = zm(
+        h,
+        &[
+            "bin",
+            "sync",
+            "-c",
+            u.spec.to_str().unwrap(),
+            "--dest",
+            "d",
+            "--work",
+            "nowhere",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("run `zoi-mirror db sync` first"),
+        "{}",
+        r.stderr
+    );
+}
