@@ -80,6 +80,38 @@ pub enum Command {
     /// Mirror upstream's pre-built archives onto the binary host.
     #[command(subcommand)]
     Bin(BinCommand),
+    /// Serve a binary tree and bundles over HTTP (small teams, air-gapped
+    /// laptops, tests).
+    ///
+    /// GET and HEAD with byte ranges, Content-Length, ETag/Last-Modified and
+    /// conditional requests; `.hash`/`.size`/`.files` as text/plain. Nothing
+    /// outside DIR is served (no `..`, no symlinks leading out), and no
+    /// directory listings unless --list. Binds 127.0.0.1 unless --bind says
+    /// otherwise. Access log on stderr; stops cleanly on Ctrl-C/SIGTERM.
+    /// Prints the base URL on stdout once listening (JSON: `{url, root}`).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct ServeArgs {
+    /// The directory to serve.
+    pub dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Allow directory listings.
+    #[arg(long)]
+    pub list: bool,
+    /// Run `index` over DIR before serving.
+    #[arg(long)]
+    pub index_on_start: bool,
+    /// No access log.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -450,6 +482,11 @@ pub struct BuildArgs {
     /// unified diff when they differ. Writes nothing.
     #[arg(long)]
     pub check: bool,
+    /// A zoi-mirror executable to publish with the bundle for the setup
+    /// scripts, `PLATFORM=PATH` (e.g. linux-amd64=target/release/zoi-mirror);
+    /// repeatable, overrides [setup.tools]. Needs [setup].
+    #[arg(long = "tool", value_name = "PLATFORM=PATH")]
+    pub tools: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -52,6 +52,9 @@ pub struct Loaded {
     _tmp: Option<tempfile::TempDir>,
     pub manifest: Manifest,
     pub manifest_sha512: String,
+    /// For URL bundles: members are downloaded when first used (a bundle
+    /// may carry large `zoi-mirror` binaries that `apply` never needs).
+    http: crate::probe::http::Options,
 }
 
 fn bad(kind: &'static str, msg: String) -> Failure {
@@ -133,24 +136,13 @@ pub fn open(
     }
 
     let manifest = parse_manifest(&manifest_bytes, &source)?;
-
-    if let Source::Url(u) = &source {
-        for rel in manifest.files.keys() {
-            let bytes = download(http, u, rel)?;
-            let path = dir.join(rel);
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p)?;
-            }
-            std::fs::write(path, bytes)?;
-        }
-    }
-
     Ok(Loaded {
         source,
         dir,
         _tmp: tmp,
         manifest,
         manifest_sha512,
+        http: http.clone(),
     })
 }
 
@@ -250,6 +242,15 @@ impl Loaded {
             ));
         };
         let path = self.dir.join(rel);
+        if let Source::Url(u) = &self.source
+            && !path.exists()
+        {
+            let bytes = download(&self.http, u, rel)?;
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            std::fs::write(&path, bytes)?;
+        }
         let bytes = std::fs::read(&path).map_err(|e| {
             Failure::bad_input(
                 "bundle_invalid",

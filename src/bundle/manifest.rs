@@ -13,6 +13,9 @@ use crate::zoi::platform::Platform;
 
 /// The bundle format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// The first zoi-mirror that reads [`FORMAT_VERSION`] (setup scripts use an
+/// installed zoi-mirror only when it is at least this new).
+pub const MIN_READER_VERSION: &str = "0.1.0";
 pub const FILE_NAME: &str = "bundle.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +30,12 @@ pub struct Manifest {
     pub extension_changes: Vec<crate::zoi::extension::Change>,
     pub registry: RegistryInfo,
     pub binaries: BinariesInfo,
+    /// `zoi-mirror` executables published with the bundle, by platform
+    /// (paths relative to the bundle).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tools: BTreeMap<Platform, String>,
     /// SHA-512 and size of every other file, by path relative to the bundle.
+    /// The setup scripts are not listed: they pin this file's own SHA-512.
     pub files: BTreeMap<String, FileEntry>,
 }
 

@@ -27,6 +27,18 @@ pub const GENERATOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REPO_YAML: &str = "repo.yaml";
 pub const CONFIG_USER: &str = "config.user.yaml";
 pub const CONFIG_SYSTEM: &str = "config.system.yaml";
+pub const SETUP_SH: &str = "setup.sh";
+pub const SETUP_PS1: &str = "setup.ps1";
+
+/// Where a platform's `zoi-mirror` goes in the bundle.
+pub fn tool_path(platform: crate::zoi::platform::Platform) -> String {
+    let exe = if platform.os == crate::zoi::platform::Os::Windows {
+        "zoi-mirror.exe"
+    } else {
+        "zoi-mirror"
+    };
+    format!("tools/{platform}/{exe}")
+}
 
 /// A rendered bundle: file paths (relative to the bundle directory) and bytes.
 #[derive(Debug, Clone)]
@@ -325,6 +337,24 @@ pub fn render(spec: &Spec) -> Result<Bundle> {
         );
     }
 
+    let mut tools = BTreeMap::new();
+    if let Some(setup) = &spec.setup {
+        for (platform, path) in &setup.tools {
+            let bytes = std::fs::read(path).map_err(|e| {
+                crate::error::Failure::bad_input(
+                    "tool_missing",
+                    format!(
+                        "cannot read the zoi-mirror binary for {platform} at {}: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
+            let rel = tool_path(*platform);
+            files.insert(rel.clone(), bytes);
+            tools.insert(*platform, rel);
+        }
+    }
+
     let manifest = Manifest {
         format_version: manifest::FORMAT_VERSION,
         extension: manifest::ExtensionId {
@@ -351,6 +381,7 @@ pub fn render(spec: &Spec) -> Result<Bundle> {
             format: spec.binaries.format.extension().into(),
             platforms: spec.binaries.platforms.clone(),
         },
+        tools: tools.clone(),
         files: files
             .iter()
             .map(|(path, bytes)| (path.clone(), FileEntry::of(bytes)))
@@ -358,7 +389,41 @@ pub fn render(spec: &Spec) -> Result<Bundle> {
     };
     let mut json = serde_json::to_vec_pretty(&manifest)?;
     json.push(b'\n');
+    let manifest_sha512 = manifest::sha512_hex(&json);
     files.insert(manifest::FILE_NAME.into(), json);
+
+    // The setup scripts pin bundle.json, so they come last and are not
+    // listed in it.
+    if let Some(setup) = &spec.setup {
+        let bundle_url = setup.bundle_url(&spec.bundle_dir_name());
+        let tool_list: Vec<minijinja::Value> = tools
+            .iter()
+            .map(|(platform, rel)| {
+                minijinja::context! {
+                    platform => platform.to_string(),
+                    path => rel,
+                    sha512 => manifest.files[rel].sha512,
+                    windows => platform.os == crate::zoi::platform::Os::Windows,
+                }
+            })
+            .collect();
+        for (file, template) in [(SETUP_SH, "setup.sh"), (SETUP_PS1, "setup.ps1")] {
+            let text = render::render(
+                template,
+                minijinja::context! {
+                    name => ext.name,
+                    version => ext.version.to_string(),
+                    generator_version => GENERATOR_VERSION,
+                    bundle_url => bundle_url,
+                    bundle_sha512 => manifest_sha512,
+                    min_version => manifest::MIN_READER_VERSION,
+                    script_url => format!("{bundle_url}{file}"),
+                    tools => tool_list,
+                },
+            )?;
+            files.insert(file.into(), text.into_bytes());
+        }
+    }
 
     Ok(Bundle {
         dir_name: spec.bundle_dir_name(),

@@ -9,10 +9,14 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use super::quote;
 
 /// Every template the bundle renders, by name.
-const TEMPLATES: &[(&str, &str)] = &[(
-    "extension.pkg.lua",
-    include_str!("../../extension/extension.pkg.lua.j2"),
-)];
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "extension.pkg.lua",
+        include_str!("../../extension/extension.pkg.lua.j2"),
+    ),
+    ("setup.sh", include_str!("../../templates/setup.sh.j2")),
+    ("setup.ps1", include_str!("../../templates/setup.ps1.j2")),
+];
 
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();

@@ -53,7 +53,34 @@ struct CheckReport {
 }
 
 pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
-    let spec = spec::load(&args.spec, args.upstream_repo_yaml.as_deref())?;
+    let mut spec = spec::load(&args.spec, args.upstream_repo_yaml.as_deref())?;
+    for t in &args.tools {
+        let Some((platform, path)) = t.split_once('=') else {
+            return fail(Failure::bad_input(
+                "usage",
+                format!("--tool {t:?}: expected PLATFORM=PATH"),
+            ));
+        };
+        let platform: crate::zoi::platform::Platform = platform
+            .parse()
+            .map_err(|e| Failure::bad_input("usage", format!("--tool {t:?}: {e}")))?;
+        let Some(setup) = spec.setup.as_mut() else {
+            return fail(
+                Failure::bad_input(
+                    "usage",
+                    "--tool needs a [setup] table in the spec (the URL the bundle is published at)",
+                )
+                .hint("add [setup] with url = \"https://…\" to the spec"),
+            );
+        };
+        if !std::path::Path::new(path).is_file() {
+            return fail(Failure::bad_input(
+                "usage",
+                format!("--tool {t:?}: {path} is not a file"),
+            ));
+        }
+        setup.tools.insert(platform, std::path::PathBuf::from(path));
+    }
     let bundle = bundle::render(&spec)?;
     for w in &bundle.warnings {
         output::warn(w);

@@ -9,6 +9,7 @@ pub mod db;
 pub mod index;
 pub mod init;
 pub mod revert;
+pub mod serve;
 pub mod status;
 
 use anyhow::Result;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Index(args) => index::run(args, format),
         Command::Db(crate::cli::DbCommand::Sync(args)) => db::sync(args, format),
         Command::Bin(crate::cli::BinCommand::Sync(args)) => bin::sync(args, format),
+        Command::Serve(args) => serve::run(args, format),
     }
 }
 

@@ -6,8 +6,10 @@
 //! archive, and lints the tree against the layout the registry's URL
 //! templates expect. [`db`] mirrors the registry's git repository with the
 //! corporate `repo.yaml` as an overlay commit; [`binsync`] copies upstream's
-//! pre-built archives into the company's layout.
+//! pre-built archives into the company's layout; [`serve`] serves a tree
+//! over HTTP for small teams, tests and the demo.
 
 pub mod binsync;
 pub mod db;
 pub mod index;
+pub mod serve;

@@ -316,7 +316,15 @@ impl<'t> Sec<'t> {
     }
 }
 
-const TOP_KEYS: [&str; 5] = ["extension", "registry", "binaries", "client", "system"];
+const TOP_KEYS: [&str; 6] = [
+    "extension",
+    "registry",
+    "binaries",
+    "client",
+    "system",
+    "setup",
+];
+const SETUP_KEYS: [&str; 2] = ["url", "tools"];
 const EXTENSION_KEYS: [&str; 6] = [
     "name",
     "version",
@@ -380,6 +388,9 @@ fn values(list: Vec<Sp<String>>) -> Vec<String> {
 
 /// Why `url` is not a plain http(s) URL, if it is not.
 fn http_url_problem(url: &str) -> Option<String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some(format!("{url:?} contains whitespace or control characters"));
+    }
     match url::Url::parse(url) {
         Err(e) => Some(format!("'{url}' is not a valid URL ({e})")),
         Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!(
@@ -396,6 +407,9 @@ fn http_url_problem(url: &str) -> Option<String> {
 
 /// Why `url` is not something `git clone` and Zoi's sync accept, if it is not.
 fn git_url_problem(url: &str) -> Option<String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some(format!("{url:?} contains whitespace or control characters"));
+    }
     if !url.contains("://") {
         // scp-like `user@host:path`
         let scp = url.split_once(':').is_some_and(|(host, path)| {
@@ -1080,6 +1094,55 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Op
         }
     }
 
+    // ---- [setup]
+    let mut setup = None;
+    if let Some(st) = root.sub(ctx, "setup") {
+        st.check_keys(ctx, &SETUP_KEYS);
+        let url = st.req_str(ctx, "url", "the base URL the bundle directory is published under, e.g. \"https://bin.example.com/zoi-mirror\"");
+        if let Some(u) = &url
+            && let Some(p) = http_url_problem(&u.value)
+        {
+            ctx.err(u.span.clone(), format!("`setup.url`: {p}"), None);
+        }
+        let mut tools = std::collections::BTreeMap::new();
+        if let Some(t) = st.sub(ctx, "tools") {
+            let keys: Vec<String> = t.table.iter().map(|(k, _)| k.to_string()).collect();
+            for key in keys {
+                let platform = match key.parse::<Platform>() {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        ctx.err(t.key_span(&key), format!("`setup.tools`: {e}"), None);
+                        None
+                    }
+                };
+                if let Some(path) = t.req_str(
+                    ctx,
+                    &key,
+                    "the path of a zoi-mirror executable for that platform",
+                ) && let Some(platform) = platform
+                {
+                    let full = spec_dir_of(ctx.file).join(&path.value);
+                    if !full.is_file() {
+                        ctx.err(
+                            path.span.clone(),
+                            format!("`setup.tools.{key}`: {} is not a file", full.display()),
+                            Some("build zoi-mirror for that platform first, or pass --tool PLATFORM=PATH".into()),
+                        );
+                    }
+                    tools.insert(platform, full);
+                }
+            }
+        }
+        // Normalised (percent-encoded) as a client will request it: this
+        // exact text is pinned into the setup scripts.
+        setup = url
+            .and_then(|u| url::Url::parse(&u.value).ok())
+            .map(|u| Setup {
+                url: u.as_str().trim_end_matches('/').to_string(),
+                tools,
+            });
+    }
+
     // Everything required is present and valid from here on, or we have
     // diagnostics and return None.
     if !ctx.diags.is_empty() {
@@ -1155,8 +1218,13 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Op
             pgp: c_pgp,
         },
         system,
+        setup,
         upstream,
     })
+}
+
+fn spec_dir_of(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 #[cfg(test)]

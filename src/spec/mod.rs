@@ -31,6 +31,8 @@ pub struct Spec {
     pub binaries: Binaries,
     pub client: Client,
     pub system: System,
+    /// The one-command setup scripts (when `[setup]` is present).
+    pub setup: Option<Setup>,
     /// The upstream `repo.yaml` the mirror's is built from (the file named
     /// by `registry.upstream_repo_yaml`/`--upstream-repo-yaml`, or the
     /// built-in Zoidberg description).
@@ -165,6 +167,24 @@ pub struct System {
     pub allowed_licenses: Option<Vec<String>>,
     pub denied_licenses: Option<Vec<String>>,
     pub signature_enforcement: Option<SignatureEnforcement>,
+}
+
+/// `[setup]`: where the bundle is published and which `zoi-mirror`
+/// binaries the setup scripts may download.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Base URL the bundle directory `<name>-<version>/` is published under.
+    pub url: String,
+    /// `zoi-mirror` executables to publish, per platform (paths resolved
+    /// against the spec's directory).
+    pub tools: std::collections::BTreeMap<Platform, PathBuf>,
+}
+
+impl Setup {
+    /// The bundle's own URL, with a trailing slash.
+    pub fn bundle_url(&self, dir_name: &str) -> String {
+        format!("{}/{dir_name}/", self.url.trim_end_matches('/'))
+    }
 }
 
 impl Spec {

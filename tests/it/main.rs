@@ -8,3 +8,4 @@ mod build;
 mod check;
 mod db;
 mod index;
+mod setup;

@@ -7,6 +7,7 @@ pub mod archives;
 pub mod faults;
 pub mod gitd;
 pub mod nginx;
+pub mod serve;
 pub mod tree;
 pub mod zoi_types;
 

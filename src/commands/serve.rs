@@ -1,0 +1,73 @@
+//! `zoi-mirror serve DIR`.
+
+use anyhow::Result;
+
+use crate::cli::ServeArgs;
+use crate::error::{Exit, Failure, fail, io_failure};
+use crate::mirror::{index, serve};
+use crate::output::{self, Format};
+
+/// Writes `.hash`/`.size`/`.files` for every archive under `dir`.
+pub fn index_dir(dir: &std::path::Path) -> Result<index::Report> {
+    let opts = index::Options {
+        jobs: std::thread::available_parallelism().map_or(1, usize::from),
+        force: false,
+        check: false,
+        lint: None,
+    };
+    let plan = index::plan(dir, &opts)?;
+    index::execute(plan, &opts, &|_| {})
+}
+
+pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
+    if !args.dir.is_dir() {
+        return fail(
+            Failure::bad_input(
+                "usage",
+                format!("{} is not a directory", args.dir.display()),
+            )
+            .hint("pass the binary tree (or bundle output) directory to serve"),
+        );
+    }
+    if args.index_on_start {
+        let r = index_dir(&args.dir)?;
+        output::info(format!(
+            "indexed {}: {} written, {} unchanged, {} errors",
+            args.dir.display(),
+            r.totals.written,
+            r.totals.unchanged,
+            r.totals.errors
+        ));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let addr = std::net::SocketAddr::new(args.bind, args.port);
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            Failure::could_not_run("bind", format!("cannot listen on {addr}: {e}"))
+                .hint("choose another --port (0 picks a free one)")
+        })?;
+        let local = listener.local_addr()?;
+        let url = format!("http://{local}/");
+        match format {
+            Format::Json => output::json(&serde_json::json!({"url": url, "root": args.dir}))?,
+            Format::Human => println!("{url}"),
+        }
+        output::info(format!(
+            "serving {} at {url} (Ctrl-C to stop)",
+            args.dir.display()
+        ));
+        let opts = serve::Options {
+            root: args.dir.clone(),
+            list: args.list,
+            access_log: !args.quiet,
+        };
+        serve::serve(listener, &opts, serve::termination())
+            .await
+            .map_err(|e| io_failure("serve", &args.dir, &e))?;
+        output::info("stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,298 @@
+//! `serve`: a small, safe static file server for a binary tree and bundles.
+//!
+//! Built on axum and tower-http's `ServeDir`, which already does what Zoi
+//! needs of a mirror: GET and HEAD, byte ranges (206/416, Zoi resumes
+//! downloads), `Content-Length`, `ETag` and `Last-Modified` with
+//! conditional requests (304). On top of it we add what a file server on
+//! someone's laptop must not get wrong:
+//! - nothing outside DIR is ever served: `..` and its encodings are refused
+//!   by `ServeDir`, and every path is canonicalised by our backend so a
+//!   symlink leading out of DIR is a 404;
+//! - no directory listings unless `--list`;
+//! - `.hash`, `.size`, `.files` as `text/plain`, as Zoi's metadata is text;
+//! - an access log on stderr; clean shutdown on Ctrl-C and SIGTERM.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::services::ServeDir;
+use tower_http::services::fs::{Backend, TokioBackend, TokioFile};
+
+/// A `ServeDir` backend that refuses anything resolving outside the root.
+#[derive(Clone)]
+struct Contained {
+    root: Arc<PathBuf>,
+}
+
+impl Contained {
+    async fn check(root: Arc<PathBuf>, path: PathBuf) -> io::Result<PathBuf> {
+        let real = tokio::fs::canonicalize(&path).await?;
+        if real.starts_with(root.as_path()) {
+            Ok(real)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "outside the served directory",
+            ))
+        }
+    }
+}
+
+type BoxFut<T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send>>;
+
+impl Backend for Contained {
+    type File = TokioFile;
+    type Metadata = std::fs::Metadata;
+    type OpenFuture = BoxFut<TokioFile>;
+    type MetadataFuture = BoxFut<std::fs::Metadata>;
+
+    fn open(&self, path: PathBuf) -> Self::OpenFuture {
+        let root = self.root.clone();
+        Box::pin(async move {
+            let real = Contained::check(root, path).await?;
+            TokioBackend.open(real).await
+        })
+    }
+
+    fn metadata(&self, path: PathBuf) -> Self::MetadataFuture {
+        let root = self.root.clone();
+        Box::pin(async move {
+            let real = Contained::check(root, path).await?;
+            TokioBackend.metadata(real).await
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    root: Arc<PathBuf>,
+    list: bool,
+}
+
+/// Options for [`serve`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub root: PathBuf,
+    pub list: bool,
+    /// Write an access log line per request to stderr.
+    pub access_log: bool,
+}
+
+fn content_type_for(path: &str) -> Option<&'static str> {
+    let ext = path.rsplit('.').next()?;
+    Some(match ext {
+        "hash" | "size" | "files" | "txt" => "text/plain; charset=utf-8",
+        "sig" | "asc" => "application/pgp-signature",
+        "zpa" | "zst" | "zsa" => "application/zstd",
+        "lua" => "text/x-lua; charset=utf-8",
+        "yaml" | "yml" => "application/yaml",
+        "json" => "application/json",
+        "sh" => "text/x-shellscript; charset=utf-8",
+        "ps1" => "text/plain; charset=utf-8",
+        _ => return None,
+    })
+}
+
+/// The directory a request path names, if it exists inside the root.
+fn contained_dir(root: &Path, uri_path: &str) -> Option<PathBuf> {
+    let decoded = percent_decode(uri_path)?;
+    let mut p = root.to_path_buf();
+    for c in Path::new(decoded.trim_start_matches('/')).components() {
+        match c {
+            Component::Normal(n) => p.push(n),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    let real = std::fs::canonicalize(&p).ok()?;
+    (real.starts_with(root) && real.is_dir()).then_some(real)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn listing(dir: &Path, uri_path: &str) -> Response {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let mut n = e.file_name().to_string_lossy().into_owned();
+                    if e.path().is_dir() {
+                        n.push('/');
+                    }
+                    n
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut body = format!(
+        "<!DOCTYPE html>\n<title>{0}</title>\n<h1>{0}</h1>\n<ul>\n",
+        html_escape(uri_path)
+    );
+    for n in names {
+        let e = html_escape(&n);
+        body.push_str(&format!("<li><a href=\"{e}\">{e}</a></li>\n"));
+    }
+    body.push_str("</ul>\n");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+async fn around(
+    State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+    log: bool,
+) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = if method != Method::GET && method != Method::HEAD {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, HEAD")],
+        )
+            .into_response()
+    } else if path.ends_with('/') {
+        match (shared.list, contained_dir(&shared.root, &path)) {
+            (true, Some(dir)) => listing(&dir, &path),
+            _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+        }
+    } else {
+        let mut resp = next.run(req).await;
+        if (resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED)
+            && let Some(ct) = content_type_for(&path)
+        {
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        resp
+    };
+    if log {
+        let len = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        eprintln!(
+            "{} {method} {path} {} {len} {:.1}ms",
+            peer.ip(),
+            resp.status().as_u16(),
+            start.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    resp
+}
+
+/// The router serving `opts.root`.
+pub fn router(opts: &Options) -> io::Result<Router> {
+    let root = Arc::new(std::fs::canonicalize(&opts.root)?);
+    let shared = Shared {
+        root: root.clone(),
+        list: opts.list,
+    };
+    let dir = ServeDir::with_backend(root.as_path(), Contained { root: root.clone() })
+        .append_index_html_on_directories(false)
+        .redirect_to_trailing_slash(false);
+    let log = opts.access_log;
+    Ok(Router::new()
+        .fallback_service(dir)
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            move |s, c, r, n| around(s, c, r, n, log),
+        ))
+        .with_state(shared))
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    opts: &Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let app = router(opts)?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn termination() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_text() {
+        assert_eq!(
+            content_type_for("/a/b.zpa.hash"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(content_type_for("/a/b.zpa"), Some("application/zstd"));
+        assert_eq!(content_type_for("/a/b"), None);
+    }
+
+    #[test]
+    fn dirs_outside_the_root_are_not_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(d.path()).unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        assert!(contained_dir(&root, "/sub/").is_some());
+        assert!(contained_dir(&root, "/../").is_none());
+        assert!(contained_dir(&root, "/%2e%2e/").is_none());
+    }
+}
