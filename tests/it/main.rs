@@ -8,4 +8,5 @@ mod build;
 mod check;
 mod db;
 mod index;
+mod serve;
 mod setup;
