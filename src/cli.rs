@@ -90,6 +90,22 @@ pub enum Command {
     /// otherwise. Access log on stderr; stops cleanly on Ctrl-C/SIGTERM.
     /// Prints the base URL on stdout once listening (JSON: `{url, root}`).
     Serve(ServeArgs),
+    /// Run the whole product end to end on the shipped example, on loopback
+    /// only: build the bundle, make and index sample archives, serve them,
+    /// apply the bundle to a throw-away home, check and report.
+    ///
+    /// Everything happens in a temp directory (kept, and printed at the end);
+    /// your own Zoi config is never touched. JSON: `{dir, url, steps: [{step,
+    /// ok, detail}], ok}`.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct DemoArgs {
+    /// Work in DIR instead of a new temp directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

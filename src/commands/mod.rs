@@ -6,6 +6,7 @@ pub mod bin;
 pub mod build;
 pub mod check;
 pub mod db;
+pub mod demo;
 pub mod index;
 pub mod init;
 pub mod revert;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Db(crate::cli::DbCommand::Sync(args)) => db::sync(args, format),
         Command::Bin(crate::cli::BinCommand::Sync(args)) => bin::sync(args, format),
         Command::Serve(args) => serve::run(args, format),
+        Command::Demo(args) => demo::run(args, format),
     }
 }
 

@@ -7,6 +7,8 @@ mod binsync;
 mod build;
 mod check;
 mod db;
+mod demo;
+mod fleet;
 mod index;
 mod serve;
 mod setup;

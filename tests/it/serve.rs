@@ -26,7 +26,13 @@ impl Resp {
 }
 
 fn port(s: &Serve) -> u16 {
-    s.url.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap()
+    s.url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Sends one raw request and reads the response (body up to Content-Length).
@@ -40,12 +46,25 @@ fn raw(s: &Serve, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
     sock.write_all(req.as_bytes()).unwrap();
     let mut buf = Vec::new();
     sock.read_to_end(&mut buf).unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("headers");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers");
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     Resp {
         status,
@@ -57,8 +76,16 @@ fn raw(s: &Serve, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
 fn tree(root: &Path) {
     let d = root.join("www/core/linux/amd64/1.0.0");
     std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("a-1.0.0-linux-amd64.zpa"), (0..=255u8).cycle().take(10_000).collect::<Vec<_>>()).unwrap();
-    std::fs::write(d.join("a-1.0.0-linux-amd64.zpa.hash"), "abc  a-1.0.0-linux-amd64.zpa\n").unwrap();
+    std::fs::write(
+        d.join("a-1.0.0-linux-amd64.zpa"),
+        (0..=255u8).cycle().take(10_000).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("a-1.0.0-linux-amd64.zpa.hash"),
+        "abc  a-1.0.0-linux-amd64.zpa\n",
+    )
+    .unwrap();
     std::fs::write(root.join("secret.txt"), "top secret").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(root.join("secret.txt"), root.join("www/leak.txt")).unwrap();
@@ -96,11 +123,20 @@ fn ranges_head_and_conditional_requests() {
     assert!(r.body.is_empty());
     assert_eq!(r.header("accept-ranges"), Some("bytes"));
     let etag = r.header("etag").expect("etag").to_string();
-    let modified = r.header("last-modified").expect("last-modified").to_string();
+    let modified = r
+        .header("last-modified")
+        .expect("last-modified")
+        .to_string();
 
     assert_eq!(raw(&s, "GET", ZPA, &[("If-None-Match", &etag)]).status, 304);
-    assert_eq!(raw(&s, "GET", ZPA, &[("If-Modified-Since", &modified)]).status, 304);
-    assert_eq!(raw(&s, "GET", ZPA, &[("If-None-Match", "\"other\"")]).status, 200);
+    assert_eq!(
+        raw(&s, "GET", ZPA, &[("If-Modified-Since", &modified)]).status,
+        304
+    );
+    assert_eq!(
+        raw(&s, "GET", ZPA, &[("If-None-Match", "\"other\"")]).status,
+        200
+    );
 
     let r = raw(&s, "GET", &format!("{ZPA}.hash"), &[]);
     assert_eq!(r.status, 200);
@@ -128,12 +164,27 @@ fn nothing_outside_the_directory_is_served_and_no_listings() {
         "/",
     ] {
         let r = raw(&s, "GET", path, &[]);
-        assert!(matches!(r.status, 400 | 403 | 404), "{path}: HTTP {}", r.status);
-        assert!(!String::from_utf8_lossy(&r.body).contains("top secret"), "{path}");
-        assert!(!String::from_utf8_lossy(&r.body).contains("root:"), "{path}");
+        assert!(
+            matches!(r.status, 400 | 403 | 404),
+            "{path}: HTTP {}",
+            r.status
+        );
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("top secret"),
+            "{path}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("root:"),
+            "{path}"
+        );
     }
     // a symlink that stays inside the directory is fine
-    let r = raw(&s, "GET", "/inside/linux/amd64/1.0.0/a-1.0.0-linux-amd64.zpa.hash", &[]);
+    let r = raw(
+        &s,
+        "GET",
+        "/inside/linux/amd64/1.0.0/a-1.0.0-linux-amd64.zpa.hash",
+        &[],
+    );
     assert_eq!(r.status, 200);
 
     // --list allows listings, still only inside
@@ -163,10 +214,14 @@ fn a_2_gb_file_is_streamed_with_bounded_memory() {
     std::fs::create_dir_all(&www).unwrap();
     let size: u64 = 2 << 30;
     // sparse: no disk space used, every byte still read and sent
-    std::fs::File::create(www.join("big.zpa")).unwrap().set_len(size).unwrap();
+    std::fs::File::create(www.join("big.zpa"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
     let s = Serve::start(home.path(), &www, &["--quiet"]);
     let mut sock = TcpStream::connect(("127.0.0.1", port(&s))).unwrap();
-    sock.write_all(b"GET /big.zpa HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    sock.write_all(b"GET /big.zpa HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
@@ -178,5 +233,9 @@ fn a_2_gb_file_is_streamed_with_bounded_memory() {
     }
     assert!(total > size, "headers plus {size} bytes, got {total}");
     let hwm = vm_hwm_kib(s.child.id());
-    assert!(hwm < 64 * 1024, "serve peaked at {} MiB for a 2 GiB file", hwm / 1024);
+    assert!(
+        hwm < 64 * 1024,
+        "serve peaked at {} MiB for a 2 GiB file",
+        hwm / 1024
+    );
 }
