@@ -1,7 +1,14 @@
 #!/bin/sh
-# Installs what the test suite needs on a Debian-like machine, skipping
-# everything already present. Safe to run again.
+# Installs and prepares what the test suite needs on a Debian-like machine,
+# skipping everything already present. Safe to run again.
+#   - programs the tests start: lua5.4, nginx, git (daemon), gpg, curl and
+#     the ShellCheck linter
+#   - the real Zoi client at the pinned version (scripts/install-zoi.sh,
+#     cached)
+#   - when run as root: an unprivileged user for running Zoi in the
+#     end-to-end tests (as root, Zoi syncs into the system store)
 set -eu
+cd "$(dirname "$0")/.."
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 
@@ -9,12 +16,23 @@ need=""
 have lua5.4 || have lua || need="$need lua5.4"
 have git || need="$need git"
 have nginx || need="$need nginx-light"
+have gpg || need="$need gnupg"
+have curl || need="$need curl ca-certificates"
+have shellcheck || need="$need shellcheck"
 have sha512sum || need="$need coreutils"
+have runuser || need="$need util-linux"
 
+if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
 if [ -n "$need" ]; then
     echo "test-deps: installing$need" >&2
-    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
     $sudo apt-get update -qq
     # shellcheck disable=SC2086  # word splitting of the package list is intended
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >&2
 fi
+
+if [ "$(id -u)" = 0 ] && ! id zoi-mirror-test >/dev/null 2>&1; then
+    echo "test-deps: creating the unprivileged user zoi-mirror-test" >&2
+    useradd --system --no-create-home --shell /bin/sh zoi-mirror-test
+fi
+
+./scripts/install-zoi.sh

@@ -9,6 +9,7 @@ pub mod gitd;
 pub mod nginx;
 pub mod serve;
 pub mod tree;
+pub mod zoienv;
 pub mod zoi_types;
 
 use std::path::{Path, PathBuf};
