@@ -271,6 +271,12 @@ fn warnings(spec: &Spec) -> Vec<String> {
             "binaries.mirrors are written as `mirror` pkg links, which Zoi 1.29 never reads while a `main` link exists; add them to client.cache_mirrors for a real fallback".into(),
         );
     }
+    if spec.registry.name != spec.registry.handle {
+        w.push(format!(
+            "registry.name is {:?} but the handle is {:?}: a client that adds the extension without `zoi-mirror apply` gets the handle {:?} (Zoi uses repo.yaml's name when the handle is empty), so its package ids change; set registry.name = {:?} to avoid that",
+            spec.registry.name, spec.registry.handle, spec.registry.name, spec.registry.handle
+        ));
+    }
     if spec.client.offline == Some(true) && spec.client.pkg_dirs.is_empty() {
         w.push("client.offline is true but client.pkg_dirs is empty: offline clients will find no archives".into());
     }

@@ -315,7 +315,7 @@ fn generated_yaml_reads_back_as_zoi_config_and_repo_config() {
     let repo: zoi_types::RepoConfig =
         serde_yaml::from_slice(&fs::read(dir.join("repo.yaml")).unwrap()).unwrap();
     let up: zoi_types::RepoConfig = serde_yaml::from_slice(&fs::read(&upstream).unwrap()).unwrap();
-    assert_eq!(repo.name, "ACME Zoidberg");
+    assert_eq!(repo.name, "zoidberg");
     assert_eq!(
         repo.advisory_prefix, up.advisory_prefix,
         "prefix kept from upstream"
