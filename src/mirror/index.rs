@@ -38,12 +38,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 use regex::Regex;
 use serde::Serialize;
 
@@ -248,6 +247,9 @@ pub struct Report {
 pub struct Plan {
     root: PathBuf,
     items: Vec<Item>,
+    /// Folders the walk could not enter, reported like failed archives
+    /// (whatever they hold was not indexed).
+    walk_failures: Vec<ArchiveResult>,
     orphans: Vec<String>,
     layout_problems: Vec<LayoutProblem>,
 }
@@ -376,23 +378,10 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
         }
     }
 
-    // Walk failures are reported like archives that failed.
-    let mut walk_items: Vec<Item> = walk_failures
-        .into_iter()
-        .map(|r| Item {
-            path: root.join(&r.path),
-            file_name: String::new(),
-            rel: r.path,
-            kind: ArchiveKind::Zpa,
-            size: 0,
-            action: Action::Fail(r.error.expect("walk failures carry an error")),
-        })
-        .collect();
-    items.append(&mut walk_items);
-
     Ok(Plan {
         root: root.to_path_buf(),
         items,
+        walk_failures,
         orphans,
         layout_problems,
     })
@@ -567,11 +556,12 @@ pub fn execute(plan: Plan, opts: &Options, on: &(dyn Fn(Event) + Sync)) -> Resul
     let Plan {
         root,
         mut items,
+        walk_failures,
         orphans,
         layout_problems,
     } = plan;
-    // Largest first: with work stealing, the big archives start at once and
-    // the small ones fill the gaps.
+    // Largest first: the big archives start at once and the small ones fill
+    // the gaps, so no core idles at the end while one big archive finishes.
     items.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.rel.cmp(&b.rel)));
 
     let bytes_read = AtomicU64::new(0);
@@ -587,18 +577,32 @@ pub fn execute(plan: Plan, opts: &Options, on: &(dyn Fn(Event) + Sync)) -> Resul
             .name("index-flush".into())
             .spawn_scoped(scope, move || flush(flush_rx))
             .context("cannot start the writer thread")?;
-        let archives: Vec<ArchiveResult> = pool.install(|| {
-            items
-                .into_par_iter()
-                // One archive per task, so an idle thread can always steal one.
-                .with_max_len(1)
-                .map(|item| {
-                    let result = run_item(item, opts.check, &counting, &flush_tx);
-                    counting(Event::Finished(&result));
-                    result
-                })
-                .collect()
+        // Longest processing time first: every worker takes the largest
+        // archive nobody has started. (A parallel iterator's work stealing
+        // would hand the big archives at the front of the list out last.)
+        let queue: Vec<Mutex<Option<Item>>> =
+            items.into_iter().map(|i| Mutex::new(Some(i))).collect();
+        let next = AtomicUsize::new(0);
+        let results = Mutex::new(Vec::with_capacity(queue.len()));
+        pool.scope(|s| {
+            for _ in 0..pool.current_num_threads() {
+                s.spawn(|_| {
+                    while let Some(slot) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let Some(item) = slot.lock().ok().and_then(|mut i| i.take()) else {
+                            continue;
+                        };
+                        let result = run_item(item, opts.check, &counting, &flush_tx);
+                        counting(Event::Finished(&result));
+                        if let Ok(mut r) = results.lock() {
+                            r.push(result);
+                        }
+                    }
+                });
+            }
         });
+        let archives = results
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
         drop(flush_tx);
         let failures = flusher
             .join()
@@ -611,6 +615,7 @@ pub fn execute(plan: Plan, opts: &Options, on: &(dyn Fn(Event) + Sync)) -> Resul
             a.error = Some(f.clone());
         }
     }
+    archives.extend(walk_failures);
     archives.sort_by(|a, b| a.path.cmp(&b.path));
 
     let mut totals = Totals {
