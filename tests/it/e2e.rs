@@ -106,7 +106,17 @@ platforms = ["{platform}"]
 
     /// Builds a spec's bundle onto the site; returns its directory.
     fn build(&self, spec: &Path) -> PathBuf {
-        zm(self.sb.path(), &["build", "-c", spec.to_str().unwrap(), "-o", self.site.to_str().unwrap()]).ok();
+        zm(
+            self.sb.path(),
+            &[
+                "build",
+                "-c",
+                spec.to_str().unwrap(),
+                "-o",
+                self.site.to_str().unwrap(),
+            ],
+        )
+        .ok();
         share(&self.site);
         let name = spec.file_stem().unwrap().to_string_lossy().to_string();
         self.site.join(format!("{name}-1.0.0"))
@@ -119,7 +129,14 @@ platforms = ["{platform}"]
         let work = self.sb.path().join(format!("work-{target_repo}"));
         let r = support::run(
             support::cmd(self.sb.path())
-                .args(["db", "sync", "-c", spec.to_str().unwrap(), "--work", work.to_str().unwrap()])
+                .args([
+                    "db",
+                    "sync",
+                    "-c",
+                    spec.to_str().unwrap(),
+                    "--work",
+                    work.to_str().unwrap(),
+                ])
                 .env("GNUPGHOME", &self.gnupg),
         );
         assert_eq!(r.code, 0, "db sync: {}", r.stderr);
@@ -152,21 +169,40 @@ fn zoi_shaped_config(repos: &[&str], registry_url: &str) -> String {
 #[test]
 fn flow1_extension_round_trip_with_zoi_alone() {
     let w = World::new();
-    let spec = w.spec("lab-ext", "mirror.git", "", &format!("repo_add = [\"zillowe\"]\n{}", w.key_client()));
+    let spec = w.spec(
+        "lab-ext",
+        "mirror.git",
+        "",
+        &format!("repo_add = [\"zillowe\"]\n{}", w.key_client()),
+    );
     let bundle = w.build(&spec);
     let before = zoi_shaped_config(&["core", "main"], "https://git.example.invalid/old.git");
     w.sb.write_home(".config/zoi/config.yaml", before.as_bytes());
 
-    let r = w.sb.sh(&format!("zoi extension add -y {}/lab-ext.pkg.lua", bundle.display()));
+    let r = w.sb.sh(&format!(
+        "zoi extension add -y {}/lab-ext.pkg.lua",
+        bundle.display()
+    ));
     assert_eq!(r.code, 0, "zoi extension add failed");
     let c: zoi_types::Config = serde_yaml::from_slice(&fs::read(w.sb.config()).unwrap()).unwrap();
     assert_eq!(c.default_registry.unwrap().url, w.gitd.url("mirror.git"));
-    assert_eq!(c.repos, ["core", "main", "zillowe"], "the tier the spec lists");
-    assert!(w.sb.data().join("pgps/mirror-signing.asc").exists(), "key imported from our host");
+    assert_eq!(
+        c.repos,
+        ["core", "main", "zillowe"],
+        "the tier the spec lists"
+    );
+    assert!(
+        w.sb.data().join("pgps/mirror-signing.asc").exists(),
+        "key imported from our host"
+    );
 
     let r = w.sb.sh("zoi extension remove -y lab-ext");
     assert_eq!(r.code, 0, "zoi extension remove failed");
-    assert_eq!(fs::read_to_string(w.sb.config()).unwrap(), before, "config restored exactly");
+    assert_eq!(
+        fs::read_to_string(w.sb.config()).unwrap(),
+        before,
+        "config restored exactly"
+    );
     assert!(!w.sb.data().join("pgps/mirror-signing.asc").exists());
 }
 
@@ -175,41 +211,70 @@ const COMMENTED: &str = "# Bob's Zoi config — keep these notes\nrepos:\n- core
 #[test]
 fn flow2_apply_with_zoi_present_then_status_and_revert() {
     let w = World::new();
-    let client = format!("cache_mirrors = [\"{}/flat\"]\n{}", w.base(), w.key_client());
+    let client = format!(
+        "cache_mirrors = [\"{}/flat\"]\n{}",
+        w.base(),
+        w.key_client()
+    );
     let spec = w.spec(
         "lab-apply",
         "mirror.git",
-        &format!("authorities = [\"mirror-signing\"]\nsigning_key = \"{}\"", w.fpr),
+        &format!(
+            "authorities = [\"mirror-signing\"]\nsigning_key = \"{}\"",
+            w.fpr
+        ),
         &client,
     );
     let bundle = w.build(&spec);
     w.sb.write_home(".config/zoi/config.yaml", COMMENTED.as_bytes());
 
-    let r = w.sb.sh(&format!("zoi-mirror apply {} --format json", bundle.display()));
+    let r = w.sb.sh(&format!(
+        "zoi-mirror apply {} --format json",
+        bundle.display()
+    ));
     assert_eq!(r.code, 0);
     let doc = r.json();
     assert_eq!(doc["zoi"]["action"], "added", "{doc}");
     let text = fs::read_to_string(w.sb.config()).unwrap();
     let c: zoi_types::Config = serde_yaml::from_str(&text).unwrap();
     let reg = c.default_registry.unwrap();
-    assert_eq!(reg.handle, "zoidberg", "Zoi's registry-repo drops the handle; apply restores it");
+    assert_eq!(
+        reg.handle, "zoidberg",
+        "Zoi's registry-repo drops the handle; apply restores it"
+    );
     assert_eq!(reg.url, w.gitd.url("mirror.git"));
     assert_eq!(reg.authorities, Some(vec!["mirror-signing".to_string()]));
     assert_eq!(c.cache_mirrors, [format!("{}/flat", w.base())]);
     assert_eq!(c.pkg_dirs, ["/mnt/usb"]);
-    assert!(text.starts_with("# Bob's Zoi config"), "comments survive Zoi's rewrite:\n{text}");
+    assert!(
+        text.starts_with("# Bob's Zoi config"),
+        "comments survive Zoi's rewrite:\n{text}"
+    );
     assert!(text.contains("# a stash of archives"));
     let store = w.sb.data().join("pkgs/store");
     assert!(
-        fs::read_dir(&store).unwrap().flatten().any(|e| e.file_name().to_string_lossy().ends_with("-lab-apply")),
+        fs::read_dir(&store)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with("-lab-apply")),
         "Zoi knows the extension"
     );
 
-    let r = w.sb.sh(&format!("zoi-mirror apply {} --format json", bundle.display()));
+    let r = w.sb.sh(&format!(
+        "zoi-mirror apply {} --format json",
+        bundle.display()
+    ));
     assert_eq!(r.json()["already_applied"], true);
-    assert_eq!(fs::read_to_string(w.sb.config()).unwrap(), text, "second apply changes no byte");
+    assert_eq!(
+        fs::read_to_string(w.sb.config()).unwrap(),
+        text,
+        "second apply changes no byte"
+    );
 
-    let r = w.sb.sh(&format!("zoi-mirror status {} --format json", bundle.display()));
+    let r = w.sb.sh(&format!(
+        "zoi-mirror status {} --format json",
+        bundle.display()
+    ));
     assert_eq!(r.code, 0, "status in sync");
     assert_eq!(r.json()["layout"], "xdg");
 
@@ -217,10 +282,16 @@ fn flow2_apply_with_zoi_present_then_status_and_revert() {
     assert_eq!(r.code, 0);
     assert_eq!(r.json()["zoi"], "removed");
     let after = fs::read_to_string(w.sb.config()).unwrap();
-    assert!(support::yaml_eq(&after, COMMENTED), "config as before:\n{after}");
+    assert!(
+        support::yaml_eq(&after, COMMENTED),
+        "config as before:\n{after}"
+    );
     assert!(after.starts_with("# Bob's Zoi config"));
     assert!(
-        !fs::read_dir(&store).unwrap().flatten().any(|e| e.file_name().to_string_lossy().ends_with("-lab-apply")),
+        !fs::read_dir(&store)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with("-lab-apply")),
         "the extension is gone from Zoi's store"
     );
     assert!(!w.sb.data().join("pgps/mirror-signing.asc").exists());
@@ -233,7 +304,10 @@ fn flow3_zoi_syncs_from_our_mirror_and_enforces_authorities() {
     let signed = w.spec(
         "lab-signed",
         "signed.git",
-        &format!("authorities = [\"mirror-signing\"]\nsigning_key = \"{}\"", w.fpr),
+        &format!(
+            "authorities = [\"mirror-signing\"]\nsigning_key = \"{}\"",
+            w.fpr
+        ),
         &w.key_client(),
     );
     w.db_sync(&signed, "signed.git");
@@ -243,17 +317,30 @@ fn flow3_zoi_syncs_from_our_mirror_and_enforces_authorities() {
     let r = w.sb.sh("zoi sync");
     assert_eq!(r.code, 0, "zoi sync of the signed mirror");
     let synced = w.sb.data().join("pkgs/db/zoidberg/repo.yaml");
-    assert_eq!(fs::read(&synced).unwrap(), fs::read(bundle.join("repo.yaml")).unwrap(), "Zoi's clone carries our repo.yaml");
+    assert_eq!(
+        fs::read(&synced).unwrap(),
+        fs::read(bundle.join("repo.yaml")).unwrap(),
+        "Zoi's clone carries our repo.yaml"
+    );
 
     // unsigned overlay: accepted without authorities...
-    let unsigned = w.spec("lab-plain", "unsigned.git", "", "tiers = [\"core\", \"main\", \"zillowe\"]");
+    let unsigned = w.spec(
+        "lab-plain",
+        "unsigned.git",
+        "",
+        "tiers = [\"core\", \"main\", \"zillowe\"]",
+    );
     w.db_sync(&unsigned, "unsigned.git");
     let plain = w.build(&unsigned);
     let mut sb2 = Sandbox::new();
     sb2.fresh_home("home-plain");
     let r = sb2.sh(&format!("zoi-mirror apply {}", plain.display()));
     assert_eq!(r.code, 0);
-    assert_eq!(sb2.sh("zoi sync").code, 0, "no authorities: an unsigned overlay is fine");
+    assert_eq!(
+        sb2.sh("zoi sync").code,
+        0,
+        "no authorities: an unsigned overlay is fine"
+    );
     assert!(sb2.data().join("pkgs/db/zoidberg/repo.yaml").exists());
 
     // ...and rejected by clients that keep authorities
@@ -266,13 +353,20 @@ fn flow3_zoi_syncs_from_our_mirror_and_enforces_authorities() {
     let strict_bundle = w.build(&strict);
     let mut sb3 = Sandbox::new();
     sb3.fresh_home("home-strict");
-    assert_eq!(sb3.sh(&format!("zoi-mirror apply {}", strict_bundle.display())).code, 0);
+    assert_eq!(
+        sb3.sh(&format!("zoi-mirror apply {}", strict_bundle.display()))
+            .code,
+        0
+    );
     let r = sb3.sh("zoi sync");
     assert!(
         format!("{}{}", r.stdout, r.stderr).contains("not signed"),
         "Zoi must refuse the unsigned HEAD"
     );
-    assert!(!sb3.data().join("pkgs/db/zoidberg/repo.yaml").exists(), "rolled back");
+    assert!(
+        !sb3.data().join("pkgs/db/zoidberg/repo.yaml").exists(),
+        "rolled back"
+    );
 }
 
 /// Builds tinytool with the real `zoi package build`, publishes it in the
@@ -284,7 +378,11 @@ fn tinytool(w: &World) -> (PathBuf, PathBuf) {
     fs::create_dir_all(&out).unwrap();
     give(&out);
     share(&pkg);
-    let r = w.sb.sh(&format!("zoi package build {} -o {}", pkg.display(), out.display()));
+    let r = w.sb.sh(&format!(
+        "zoi package build {} -o {}",
+        pkg.display(),
+        out.display()
+    ));
     assert_eq!(r.code, 0, "zoi package build");
     let file = format!("tinytool-1.0.0-{}.zpa", host_platform());
 
@@ -302,11 +400,23 @@ fn tinytool(w: &World) -> (PathBuf, PathBuf) {
     git(&w.up_work, &["push", "-q", "origin", "main"]);
 
     // the binary host gets the archive only; our `index` writes the metadata
-    let (os, arch) = host_platform().split_once('-').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
-    let dir = w.site.join("pkgs/zillowe").join(os).join(arch).join("1.0.0");
+    let (os, arch) = host_platform()
+        .split_once('-')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let dir = w
+        .site
+        .join("pkgs/zillowe")
+        .join(os)
+        .join(arch)
+        .join("1.0.0");
     fs::create_dir_all(&dir).unwrap();
     fs::copy(out.join(&file), dir.join(&file)).unwrap();
-    zm(w.sb.path(), &["index", w.site.join("pkgs").to_str().unwrap()]).ok();
+    zm(
+        w.sb.path(),
+        &["index", w.site.join("pkgs").to_str().unwrap()],
+    )
+    .ok();
     for ext in ["hash", "size", "files"] {
         assert_eq!(
             fs::read(dir.join(format!("{file}.{ext}"))).unwrap(),
@@ -322,7 +432,12 @@ fn tinytool(w: &World) -> (PathBuf, PathBuf) {
 fn flow4_and_5_install_from_our_binary_host_then_air_gapped() {
     let w = World::new();
     let (hosted, built) = tinytool(&w);
-    let spec = w.spec("lab-bin", "mirror.git", "", "tiers = [\"core\", \"main\", \"zillowe\"]");
+    let spec = w.spec(
+        "lab-bin",
+        "mirror.git",
+        "",
+        "tiers = [\"core\", \"main\", \"zillowe\"]",
+    );
     w.db_sync(&spec, "mirror.git");
     let bundle = w.build(&spec);
 
@@ -344,20 +459,37 @@ fn flow4_and_5_install_from_our_binary_host_then_air_gapped() {
         "lab-offline",
         "mirror.git",
         "",
-        &format!("tiers = [\"core\", \"main\", \"zillowe\"]\npkg_dirs = [\"{}\"]\noffline = true", usb.display()),
+        &format!(
+            "tiers = [\"core\", \"main\", \"zillowe\"]\npkg_dirs = [\"{}\"]\noffline = true",
+            usb.display()
+        ),
     );
     let offline_bundle = w.build(&offline);
     let mut air = Sandbox::new();
     air.fresh_home("home-air");
-    assert_eq!(air.sh(&format!("zoi-mirror apply {}", bundle.display())).code, 0);
+    assert_eq!(
+        air.sh(&format!("zoi-mirror apply {}", bundle.display()))
+            .code,
+        0
+    );
     assert_eq!(air.sh("zoi sync").code, 0, "synced once while online");
     drop(w.serve);
-    assert_eq!(air.sh(&format!("zoi-mirror apply {} --no-zoi", offline_bundle.display())).code, 0);
+    assert_eq!(
+        air.sh(&format!(
+            "zoi-mirror apply {} --no-zoi",
+            offline_bundle.display()
+        ))
+        .code,
+        0
+    );
     let c: zoi_types::Config = serde_yaml::from_slice(&fs::read(air.config()).unwrap()).unwrap();
     assert!(c.offline_mode && c.pkg_dirs.contains(&usb.display().to_string()));
     let r = air.sh("zoi install -y @zillowe/tinytool");
     assert_eq!(r.code, 0, "air-gapped install through pkg_dirs");
-    assert_eq!(air.sh("$HOME/.local/bin/tinytool").stdout.trim(), "tinytool works");
+    assert_eq!(
+        air.sh("$HOME/.local/bin/tinytool").stdout.trim(),
+        "tinytool works"
+    );
     let _ = hosted;
 }
 
@@ -365,7 +497,12 @@ fn flow4_and_5_install_from_our_binary_host_then_air_gapped() {
 fn flow4_a_corrupted_archive_fails_zoi_and_check_deep_alike() {
     let w = World::new();
     let (hosted, _) = tinytool(&w);
-    let spec = w.spec("lab-bad", "mirror.git", "", "tiers = [\"core\", \"main\", \"zillowe\"]");
+    let spec = w.spec(
+        "lab-bad",
+        "mirror.git",
+        "",
+        "tiers = [\"core\", \"main\", \"zillowe\"]",
+    );
     w.db_sync(&spec, "mirror.git");
     let bundle = w.build(&spec);
     let mut bytes = fs::read(&hosted).unwrap();
@@ -373,19 +510,46 @@ fn flow4_a_corrupted_archive_fails_zoi_and_check_deep_alike() {
     bytes[n / 2] ^= 0x5a;
     fs::write(&hosted, bytes).unwrap();
 
-    assert_eq!(w.sb.sh(&format!("zoi-mirror apply {}", bundle.display())).code, 0);
+    assert_eq!(
+        w.sb.sh(&format!("zoi-mirror apply {}", bundle.display()))
+            .code,
+        0
+    );
     assert_eq!(w.sb.sh("zoi sync").code, 0);
     let r = w.sb.sh("zoi install -y @zillowe/tinytool");
-    assert_ne!(r.code, 0, "Zoi must refuse an archive that does not match its .hash");
+    assert_ne!(
+        r.code, 0,
+        "Zoi must refuse an archive that does not match its .hash"
+    );
     assert!(!w.sb.home.join(".local/bin/tinytool").exists());
 
     let r = zm(
         w.sb.path(),
-        &["check", "--bundle", bundle.to_str().unwrap(), "--package", "@zillowe/tinytool@1.0.0", "--deep", "--format", "json"],
+        &[
+            "check",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--package",
+            "@zillowe/tinytool@1.0.0",
+            "--deep",
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(r.code, 1);
     let doc = r.json();
-    let deep = doc["packages"][0]["urls"].as_array().unwrap().iter().find(|u| u["kind"] == "deep").unwrap().clone();
+    let deep = doc["packages"][0]["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["kind"] == "deep")
+        .unwrap()
+        .clone();
     assert_eq!(deep["error"]["kind"], "hash_mismatch", "{deep}");
-    assert!(deep["url"].as_str().unwrap().ends_with(&format!("tinytool-1.0.0-{}.zpa", host_platform())));
+    assert!(
+        deep["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("tinytool-1.0.0-{}.zpa", host_platform()))
+    );
 }

@@ -9,8 +9,8 @@ pub mod gitd;
 pub mod nginx;
 pub mod serve;
 pub mod tree;
-pub mod zoienv;
 pub mod zoi_types;
+pub mod zoienv;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

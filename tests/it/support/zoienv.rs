@@ -28,7 +28,9 @@ pub fn zoi_path() -> PathBuf {
     }
     let cache = std::env::var_os("ZOI_MIRROR_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/zoi-mirror"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/zoi-mirror")
+        });
     let p = cache.join(format!("zoi-{}/bin/zoi", pinned_version()));
     assert!(
         p.exists(),
@@ -52,7 +54,8 @@ fn chmod(p: &Path, mode: u32) {
 pub fn bins() -> &'static Path {
     static BINS: OnceLock<PathBuf> = OnceLock::new();
     BINS.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("zoi-mirror-e2e-bins-{}", nix::unistd::geteuid()));
+        let dir =
+            std::env::temp_dir().join(format!("zoi-mirror-e2e-bins-{}", nix::unistd::geteuid()));
         std::fs::create_dir_all(&dir).unwrap();
         chmod(&dir, 0o755);
         for (src, name) in [(zoi_path(), "zoi"), (super::bin(), "zoi-mirror")] {
@@ -68,21 +71,31 @@ pub fn bins() -> &'static Path {
                 std::fs::rename(&tmp, &dst).unwrap();
             }
         }
-        let out = Command::new(dir.join("zoi")).arg("--version").output().unwrap();
+        let out = Command::new(dir.join("zoi"))
+            .arg("--version")
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains(&format!("Number: {}", pinned_version())),
             "expected zoi {}, got:\n{text}",
             pinned_version()
         );
-        eprintln!("e2e: real zoi {} ({})", pinned_version(), zoi_path().display());
+        eprintln!(
+            "e2e: real zoi {} ({})",
+            pinned_version(),
+            zoi_path().display()
+        );
         dir
     })
 }
 
 /// Makes `path` (recursively) readable by the unprivileged user.
 pub fn share(path: &Path) {
-    for e in walkdir::WalkDir::new(path).into_iter().filter_map(Result::ok) {
+    for e in walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
         let mode = e.metadata().unwrap().permissions().mode();
         let add = if e.file_type().is_dir() { 0o755 } else { 0o644 };
         chmod(e.path(), mode | add);
@@ -97,8 +110,12 @@ pub fn give(path: &Path) {
     let user = nix::unistd::User::from_name(USER)
         .unwrap()
         .unwrap_or_else(|| panic!("user {USER} missing: run scripts/test-deps.sh as root"));
-    for e in walkdir::WalkDir::new(path).into_iter().filter_map(Result::ok) {
-        std::os::unix::fs::chown(e.path(), Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+    for e in walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        std::os::unix::fs::chown(e.path(), Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+            .unwrap();
     }
 }
 
@@ -170,7 +187,9 @@ impl Sandbox {
             c.arg("-i");
             c
         };
-        c.args(&env).args(["sh", "-c", line]).current_dir(self.dir.path());
+        c.args(&env)
+            .args(["sh", "-c", line])
+            .current_dir(self.dir.path());
         let r = Run::of(c.output().expect("run as the test user"));
         eprintln!("$ {line}\n[exit {}]\n{}{}", r.code, r.stdout, r.stderr);
         r
