@@ -733,3 +733,110 @@ fn apply_verify_passes_or_rolls_back() {
     assert_eq!(r.code, 1);
     assert!(fs::read_to_string(&cfg).unwrap().contains("missing.git"));
 }
+
+fn pkt(s: &str) -> String {
+    format!("{:04x}{s}", s.len() + 4)
+}
+
+/// A real upload-pack advertisement of a real repository, as a smart-HTTP
+/// server sends it.
+fn advertisement(repo: &Path) -> Vec<u8> {
+    let out = Command::new("git")
+        .args(["upload-pack", "--advertise-refs"])
+        .arg(repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut body = format!("{}0000", pkt("# service=git-upload-pack\n")).into_bytes();
+    body.extend_from_slice(&out.stdout);
+    body
+}
+
+#[test]
+fn smart_http_registries_and_servers_refusing_head() {
+    let home = tempfile::tempdir().unwrap();
+    let registry = bare_registry(home.path());
+    let bare = Path::new(registry.trim_start_matches("file://"));
+    let adv = advertisement(bare);
+    let ct = vec![(
+        "Content-Type".to_string(),
+        "application/x-git-upload-pack-advertisement".to_string(),
+    )];
+    let (path, bytes, hash) = archive_routes("nohead");
+    let srv = FaultServer::start(vec![
+        ("/zoi/zoidberg.git/info/refs", Fault::Ok(adv, ct)),
+        (
+            "/sso/zoidberg.git/info/refs",
+            Fault::Ok(
+                b"<!DOCTYPE html><html>Sign in</html>".to_vec(),
+                vec![("Content-Type".into(), "text/html".into())],
+            ),
+        ),
+        (
+            &format!("{path}.hash"),
+            Fault::Ok(hash.into_bytes(), vec![]),
+        ),
+        (&path, Fault::NoHead(bytes)),
+    ]);
+    let yaml = home.path().join("r.yaml");
+    let base = srv.url("http", "");
+    fs::write(
+        &yaml,
+        format!(
+            "name: r\ndescription: r\ngit:\n- type: main\n  url: {base}/zoi/zoidberg.git\n- type: mirror\n  url: {base}/sso/zoidberg.git\npkg:\n- type: main\n  url: {base}/{{name}}/{{name}}-{{version}}-{{platform}}.zpa\n  hash: {base}/{{name}}/{{name}}-{{version}}-{{platform}}.zpa.hash\n"
+        ),
+    )
+    .unwrap();
+    let ry = yaml.to_str().unwrap();
+    let r = zm(
+        home.path(),
+        &[
+            "check",
+            "--repo-yaml",
+            ry,
+            "--branch",
+            "main",
+            "--package",
+            "@core/nohead@1.0.0",
+            "--platform",
+            PL,
+            "--retries",
+            "0",
+            "--format",
+            "json",
+        ],
+    );
+    let doc = r.json();
+    // smart HTTP: a git repository with the branch
+    assert_eq!(doc["registry"][0]["ok"], true, "{}", doc["registry"]);
+    assert_eq!(doc["registry"][0]["checks"][0]["status"], 200);
+    // a login page where a repository should be
+    assert_eq!(
+        doc["registry"][1]["checks"][0]["error"]["kind"], "not_a_git_repo",
+        "{}",
+        doc["registry"]
+    );
+    // HEAD refused: the one-byte ranged GET stands in, and Range works
+    let archive = &doc["packages"][0]["urls"][0];
+    assert_eq!(archive["ok"], true, "{archive}");
+    assert_eq!(archive["status"], 206);
+    assert_eq!(srv.hits(&path), 2, "HEAD, then GET Range: bytes=0-0");
+
+    let r = zm(
+        home.path(),
+        &[
+            "check",
+            "--repo-yaml",
+            ry,
+            "--branch",
+            "nope",
+            "--no-progress",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        r.json()["registry"][0]["checks"][0]["error"]["kind"],
+        "branch_missing"
+    );
+}

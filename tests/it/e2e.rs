@@ -449,6 +449,15 @@ fn flow4_and_5_install_from_our_binary_host_then_air_gapped() {
     let r = w.sb.sh("$HOME/.local/bin/tinytool");
     assert_eq!(r.stdout.trim(), "tinytool works");
 
+    // check --client reads this machine's merged config and synced registry
+    let r =
+        w.sb.sh("zoi-mirror check --client --package @zillowe/tinytool@1.0.0 --format json");
+    assert_eq!(r.code, 0, "check --client");
+    let doc = r.json();
+    assert_eq!(doc["registry"][0]["url"], w.gitd.url("mirror.git").as_str());
+    assert_eq!(doc["counts"]["targets"], 1);
+    assert_eq!(doc["counts"]["failed"], 0);
+
     // flow 5: the network is gone; the archive arrives on a USB stick and
     // apply writes pkg_dirs + offline mode
     let usb = w.sb.path().join("usb");

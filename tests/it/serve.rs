@@ -239,3 +239,26 @@ fn a_2_gb_file_is_streamed_with_bounded_memory() {
         hwm / 1024
     );
 }
+
+#[test]
+fn index_on_start_writes_metadata_before_serving() {
+    let home = tempfile::tempdir().unwrap();
+    let www = home.path().join("www");
+    let dir = www.join("core/linux/amd64/1.0.0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (zpa, _) = crate::support::archives::simple_zpa("hello", b"payload");
+    std::fs::write(dir.join("hello-1.0.0-linux-amd64.zpa"), &zpa).unwrap();
+    let s = Serve::start(home.path(), &www, &["--index-on-start", "--quiet"]);
+    let r = raw(
+        &s,
+        "GET",
+        "/core/linux/amd64/1.0.0/hello-1.0.0-linux-amd64.zpa.hash",
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    let expected = format!(
+        "{}  hello-1.0.0-linux-amd64.zpa\n",
+        crate::support::sha512_hex(&zpa)
+    );
+    assert_eq!(String::from_utf8(r.body).unwrap(), expected);
+}

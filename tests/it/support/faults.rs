@@ -31,6 +31,8 @@ pub enum Fault {
     Auth(String, Vec<u8>),
     /// 200 with a body and headers.
     Ok(Vec<u8>, Vec<(String, String)>),
+    /// HEAD answers 405; GET honours `Range: bytes=N-M` (206).
+    NoHead(Vec<u8>),
     /// The first GET sends half the body and drops the connection; later
     /// ones honour `Range: bytes=N-` (206) as a resumable server does.
     CutOnceThenRange(Vec<u8>),
@@ -151,6 +153,30 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             Fault::Ok(body, headers) => response("200 OK", headers, body, head_only),
+            Fault::NoHead(_) if head_only => response(
+                "405 Method Not Allowed",
+                &[("Allow".into(), "GET".into())],
+                b"",
+                true,
+            ),
+            Fault::NoHead(body) => {
+                let range = header("range").and_then(|r| {
+                    let (a, b) = r.strip_prefix("bytes=")?.split_once('-')?;
+                    Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))
+                });
+                match range {
+                    Some((a, b)) if a <= b && b < body.len() => response(
+                        "206 Partial Content",
+                        &[(
+                            "Content-Range".into(),
+                            format!("bytes {a}-{b}/{}", body.len()),
+                        )],
+                        &body[a..=b],
+                        false,
+                    ),
+                    _ => response("200 OK", &[], body, false),
+                }
+            }
             Fault::CutOnceThenRange(body) => {
                 let from = header("range")
                     .and_then(|r| r.strip_prefix("bytes=").map(str::to_string))
