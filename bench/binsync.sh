@@ -15,17 +15,9 @@ count=${COUNT:-300}
 total_mb=${TOTAL_MB:-1024}
 big=${BIG:-2}
 big_mb=${BIG_MB:-512}
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-
-cargo build --release --quiet
-bin=$PWD/target/release/zoi-mirror
-work=$(mktemp -d)
-nginx_pid=""
-cleanup() {
-    if [ -n "$nginx_pid" ]; then kill "$nginx_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+require nginx curl
 
 gen() { # set-name count size-bytes
     python3 - "$work" "$1" "$2" "$3" <<'PY'
@@ -63,27 +55,8 @@ echo "generating $count archives ($total_mb MiB) and $big x $big_mb MiB ..." >&2
 gen mid "$count" $(( total_mb * 1048576 / count ))
 gen big "$big" $(( big_mb * 1048576 ))
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root root;"
-cat > "$work/nginx.conf" <<CONF
-$user_line
-worker_processes auto;
-daemon off;
-error_log $work/error.log warn;
-pid $work/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fastcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
-    sendfile on;
-    server { listen 127.0.0.1:$port; root $work/www; }
-}
-CONF
-"$nginx_bin" -p "$work" -c "$work/nginx.conf" &
-nginx_pid=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+start_nginx "$work/www"
+port=$nginx_port
 
 sed "s#https://gitlab.com/api/v4/projects/71125308/packages/generic#http://127.0.0.1:$port/generic#" \
     ../shared/fixtures/zoidberg/repo.yaml > "$work/upstream.yaml"

@@ -16,23 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5000}
 
-for tool in nginx wrk curl; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
-        echo "bench/check.sh needs $tool (apt-get install -y nginx-light wrk curl)" >&2
-        exit 3
-    }
-done
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-
-cargo build --release --quiet
-bin=$PWD/target/release/zoi-mirror
-work=$(mktemp -d)
-nginx_pid=""
-cleanup() {
-    if [ -n "$nginx_pid" ]; then kill "$nginx_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+require nginx wrk curl
 
 echo "generating $n packages x 2 platforms ..." >&2
 python3 - "$work" "$n" <<'PY'
@@ -59,32 +45,8 @@ with open(os.path.join(work, "packages.json"), "w") as f:
     json.dump({"version": "2", "packages": pkgs}, f)
 PY
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root root;"
-cat > "$work/nginx.conf" <<EOF
-$user_line
-worker_processes auto;
-daemon off;
-error_log $work/error.log warn;
-pid $work/nginx.pid;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/body;
-    proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fastcgi;
-    uwsgi_temp_path $work/uwsgi;
-    scgi_temp_path $work/scgi;
-    types { text/plain hash size files; application/zstd zpa; }
-    sendfile on;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$port; root $work/www; }
-}
-EOF
-"$nginx_bin" -p "$work" -c "$work/nginx.conf" &
-nginx_pid=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+start_nginx "$work/www"
+port=$nginx_port
 
 cat > "$work/mirror.toml" <<EOF
 [extension]

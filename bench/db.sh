@@ -13,17 +13,10 @@ cd "$(dirname "$0")/.."
 runs=${1:-30}
 files=${FILES:-2000}
 commits=${COMMITS:-300}
-command -v hyperfine >/dev/null || { echo "bench/db.sh needs hyperfine (apt-get install -y hyperfine)" >&2; exit 3; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+require hyperfine git
 
-cargo build --release --quiet
-bin=$PWD/target/release/zoi-mirror
-work=$(mktemp -d)
-daemon_pid=""
-cleanup() {
-    if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=b@b GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=b@b
 
 echo "building an upstream with $files files and $commits commits ..." >&2
@@ -45,10 +38,10 @@ git -C "$work/up" tag v1
 git clone -q --bare "$work/up" "$work/served/upstream.git"
 git init -q --bare -b main "$work/served/target.git"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 git daemon --reuseaddr --export-all --enable=receive-pack --listen=127.0.0.1 --port="$port" \
     --base-path="$work/served" "$work/served" &
-daemon_pid=$!
+bench_pids+=("$!")
 for _ in $(seq 50); do git ls-remote "git://127.0.0.1:$port/upstream.git" >/dev/null 2>&1 && break; sleep 0.1; done
 
 cat > "$work/mirror.toml" <<TOML

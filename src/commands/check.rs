@@ -201,37 +201,7 @@ pub fn print_human(r: &Report) {
     if !c.by_kind.is_empty() {
         println!("  {:<26} {:>6}  what to do", "failure", "count");
         for (kind, n) in &c.by_kind {
-            let hint = all_kinds()
-                .into_iter()
-                .find(|k| k.as_str() == kind)
-                .map_or("", |k| k.hint());
-            println!("  {kind:<26} {n:>6}  {hint}");
+            println!("  {:<26} {n:>6}  {}", kind.as_str(), kind.hint());
         }
     }
-}
-
-fn all_kinds() -> Vec<probe::fetch::Kind> {
-    use probe::fetch::Kind::*;
-    vec![
-        Dns,
-        ConnectRefused,
-        Connect,
-        Tls,
-        Timeout,
-        ConnectionReset,
-        RedirectLoop,
-        RedirectOtherHost,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        HttpError,
-        HtmlInsteadOfMetadata,
-        MalformedMetadata,
-        SizeMismatch,
-        HashMismatch,
-        NoRange,
-        NotAGitRepo,
-        BranchMissing,
-        RegistryContentDiffers,
-    ]
 }

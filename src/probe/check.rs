@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha512};
 
-use super::fetch::{Kind, Method, Outcome, Prober, Problem, Reply};
+use super::fetch::{Kind, Method, Prober, Problem, Reply};
 use super::git;
 use crate::zoi::index::PackageRef;
 use crate::zoi::metadata::{self, HashKind, HashRead};
@@ -95,11 +95,6 @@ impl UrlCheck {
         self.ok = false;
         self.error = Some(p.into());
     }
-
-    fn timing(&mut self, o: &Outcome) {
-        self.latency_ms = o.latency.as_secs_f64() * 1000.0;
-        self.attempts = o.attempts;
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,7 +124,7 @@ pub struct Counts {
     pub targets_failed: usize,
     pub fallbacks_failed: usize,
     /// Failures by kind.
-    pub by_kind: std::collections::BTreeMap<String, usize>,
+    pub by_kind: std::collections::BTreeMap<Kind, usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,6 +181,31 @@ fn looks_like_html(r: &Reply) -> bool {
     head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")
 }
 
+/// Sends `method` to `url`, adding attempts, latency and status to `c`;
+/// `None` when no response came (the problem is recorded on `c`).
+async fn request(prober: &Prober, c: &mut UrlCheck, url: &str, method: Method) -> Option<Reply> {
+    let Ok(u) = url::Url::parse(url) else {
+        c.fail(Problem::new(
+            Kind::NotFound,
+            format!("{url} is not a valid URL"),
+        ));
+        return None;
+    };
+    let out = prober.send(&u, method).await;
+    c.attempts += out.attempts;
+    c.latency_ms += out.latency.as_secs_f64() * 1000.0;
+    match out.result {
+        Ok(r) => {
+            c.status = Some(r.status);
+            Some(r)
+        }
+        Err(p) => {
+            c.fail(p);
+            None
+        }
+    }
+}
+
 /// Fetches a metadata URL and applies the checks every metadata file needs
 /// (200, not HTML); returns the body for the specific validation.
 async fn fetch_metadata(
@@ -195,23 +215,9 @@ async fn fetch_metadata(
     max: usize,
 ) -> (UrlCheck, Option<String>) {
     let mut c = UrlCheck::new(kind, url);
-    let Ok(u) = url::Url::parse(url) else {
-        c.fail(Problem::new(
-            Kind::MalformedMetadata,
-            format!("{url} is not a valid URL"),
-        ));
+    let Some(reply) = request(prober, &mut c, url, Method::Get(max)).await else {
         return (c, None);
     };
-    let out = prober.send(&u, Method::Get(max)).await;
-    c.timing(&out);
-    let reply = match out.result {
-        Ok(r) => r,
-        Err(p) => {
-            c.fail(p);
-            return (c, None);
-        }
-    };
-    c.status = Some(reply.status);
     if let Some(p) = status_problem(&reply) {
         c.fail(p);
         return (c, None);
@@ -353,23 +359,9 @@ fn judge_files(c: &mut UrlCheck, body: &str) {
 /// sure byte ranges are served. Returns the archive's length.
 async fn check_archive(prober: &Prober, kind: &'static str, url: &str) -> (UrlCheck, Option<u64>) {
     let mut c = UrlCheck::new(kind, url);
-    let Ok(u) = url::Url::parse(url) else {
-        c.fail(Problem::new(
-            Kind::NotFound,
-            format!("{url} is not a valid URL"),
-        ));
+    let Some(head) = request(prober, &mut c, url, Method::Head).await else {
         return (c, None);
     };
-    let head = prober.send(&u, Method::Head).await;
-    c.timing(&head);
-    let head = match head.result {
-        Ok(r) => r,
-        Err(p) => {
-            c.fail(p);
-            return (c, None);
-        }
-    };
-    c.status = Some(head.status);
     let refused = matches!(head.status, 405 | 501);
     if !refused {
         if let Some(p) = status_problem(&head) {
@@ -381,17 +373,9 @@ async fn check_archive(prober: &Prober, kind: &'static str, url: &str) -> (UrlCh
         }
     }
     // HEAD refused, or ranges not advertised: ask for one byte.
-    let ranged = prober.send(&u, Method::FirstByte).await;
-    c.attempts += ranged.attempts;
-    c.latency_ms += ranged.latency.as_secs_f64() * 1000.0;
-    let r = match ranged.result {
-        Ok(r) => r,
-        Err(p) => {
-            c.fail(p);
-            return (c, None);
-        }
+    let Some(r) = request(prober, &mut c, url, Method::FirstByte).await else {
+        return (c, None);
     };
-    c.status = Some(r.status);
     if let Some(p) = status_problem(&r) {
         c.fail(p);
         return (c, None);
@@ -581,23 +565,10 @@ async fn check_target(
 /// A `.sig` only needs to exist.
 async fn check_archive_exists(prober: &Prober, kind: &'static str, url: &str) -> UrlCheck {
     let mut c = UrlCheck::new(kind, url);
-    let Ok(u) = url::Url::parse(url) else {
-        c.fail(Problem::new(
-            Kind::NotFound,
-            format!("{url} is not a valid URL"),
-        ));
-        return c;
-    };
-    let out = prober.send(&u, Method::Head).await;
-    c.timing(&out);
-    match out.result {
-        Err(p) => c.fail(p),
-        Ok(r) => {
-            c.status = Some(r.status);
-            if let Some(p) = status_problem(&r) {
-                c.fail(p);
-            }
-        }
+    if let Some(r) = request(prober, &mut c, url, Method::Head).await
+        && let Some(p) = status_problem(&r)
+    {
+        c.fail(p);
     }
     c
 }
@@ -606,19 +577,13 @@ async fn check_archive_exists(prober: &Prober, kind: &'static str, url: &str) ->
 /// well be 403 or 404 without listings).
 async fn check_host(prober: &Prober, url: &str) -> UrlCheck {
     let mut c = UrlCheck::new("host", url);
-    let Ok(u) = url::Url::parse(&format!("{}/", url.trim_end_matches('/'))) else {
-        c.fail(Problem::new(
-            Kind::Connect,
-            format!("{url} is not a valid URL"),
-        ));
-        return c;
-    };
-    let out = prober.send(&u, Method::Head).await;
-    c.timing(&out);
-    match out.result {
-        Ok(r) => c.status = Some(r.status),
-        Err(p) => c.fail(p),
-    }
+    request(
+        prober,
+        &mut c,
+        &format!("{}/", url.trim_end_matches('/')),
+        Method::Head,
+    )
+    .await;
     c
 }
 
@@ -725,10 +690,7 @@ pub async fn run(
         } else {
             counts.failed += 1;
             if let Some(e) = &c.error {
-                *counts
-                    .by_kind
-                    .entry(e.kind.as_str().to_string())
-                    .or_default() += 1;
+                *counts.by_kind.entry(e.kind).or_default() += 1;
             }
         }
     }
