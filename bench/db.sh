@@ -39,7 +39,7 @@ git clone -q --bare "$work/up" "$work/served/upstream.git"
 git init -q --bare -b main "$work/served/target.git"
 
 port=$(free_port)
-git daemon --reuseaddr --export-all --enable=receive-pack --listen=127.0.0.1 --port="$port" \
+"$(git --exec-path)/git-daemon" --reuseaddr --export-all --enable=receive-pack --listen=127.0.0.1 --port="$port" \
     --base-path="$work/served" "$work/served" &
 bench_pids+=("$!")
 for _ in $(seq 50); do git ls-remote "git://127.0.0.1:$port/upstream.git" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -50,7 +50,11 @@ pub fn run(args: &StatusArgs, format: Format) -> Result<Exit> {
         } else {
             paint("✗", Style::Red, color)
         };
-        println!("{mark} {} (decided by {:?})", s.key, s.decided_by);
+        let decided = serde_json::to_value(s.decided_by)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        println!("{mark} {} (decided by the {decided} layer)", s.key);
         println!("    expected  {}", compact(Some(&s.expected)));
         println!("    effective {}", compact(Some(&s.effective)));
         if let Some(why) = &s.why {

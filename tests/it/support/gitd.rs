@@ -2,6 +2,7 @@
 //! started by the test that needs them.
 
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,6 +35,14 @@ pub struct GitDaemon {
     child: Child,
 }
 
+fn daemon_bin() -> PathBuf {
+    let out = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
+}
+
 impl GitDaemon {
     pub fn start(base: &Path) -> GitDaemon {
         for _ in 0..5 {
@@ -51,6 +60,7 @@ impl GitDaemon {
                 .arg(base)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
+                .process_group(0)
                 .spawn()
                 .expect("git daemon");
             let start = Instant::now();
@@ -76,8 +86,8 @@ impl GitDaemon {
 
 impl Drop for GitDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The daemon forks one process per connection: stop the whole group.
+        super::stop_group(&mut self.child);
     }
 }
 

@@ -188,3 +188,21 @@ pub fn yaml_eq(a: &str, b: &str) -> bool {
     serde_yaml::from_str::<serde_yaml::Value>(a).unwrap()
         == serde_yaml::from_str::<serde_yaml::Value>(b).unwrap()
 }
+
+/// Stops a server started with `process_group(0)` and everything it forked:
+/// SIGTERM to the group (a clean shutdown), SIGKILL after 5 s.
+pub fn stop_group(child: &mut std::process::Child) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let pgid = Pid::from_raw(child.id() as i32);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let _ = child.wait();
+}

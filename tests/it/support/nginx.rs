@@ -2,6 +2,7 @@
 //! directory the test controls. Stopped (and its files removed) on drop.
 
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -90,6 +91,7 @@ http {{
                 .arg(dir.path().join("nginx.conf"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
+                .process_group(0)
                 .spawn()
                 .expect("start nginx");
             let start = Instant::now();
@@ -133,7 +135,7 @@ http {{
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The master and its workers share a process group.
+        super::stop_group(&mut self.child);
     }
 }
