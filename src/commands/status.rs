@@ -6,6 +6,7 @@ use super::{compact, machine, net_options};
 use crate::bundle::load::{self, Source};
 use crate::cli::StatusArgs;
 use crate::client::status;
+use crate::zoi::config::Source;
 use crate::error::Exit;
 use crate::output::{self, Format, Style, paint};
 
@@ -50,11 +51,14 @@ pub fn run(args: &StatusArgs, format: Format) -> Result<Exit> {
         } else {
             paint("✗", Style::Red, color)
         };
-        let decided = serde_json::to_value(s.decided_by)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
-        println!("{mark} {} (decided by the {decided} layer)", s.key);
+        let decided = match s.decided_by {
+            Source::System => "the system layer decides",
+            Source::User => "the user layer decides",
+            Source::Project => "the project layer decides",
+            Source::Default => "Zoi's built-in default",
+            Source::Merged => "merged from every layer",
+        };
+        println!("{mark} {} ({decided})", s.key);
         println!("    expected  {}", compact(Some(&s.expected)));
         println!("    effective {}", compact(Some(&s.effective)));
         if let Some(why) = &s.why {
