@@ -6,9 +6,9 @@ use super::{compact, machine, net_options};
 use crate::bundle::load::{self, Source};
 use crate::cli::StatusArgs;
 use crate::client::status;
-use crate::zoi::config::Source;
 use crate::error::Exit;
 use crate::output::{self, Format, Style, paint};
+use crate::zoi::config::Source as Decider;
 
 pub fn run(args: &StatusArgs, format: Format) -> Result<Exit> {
     let http = net_options(&args.net)?;
@@ -52,11 +52,11 @@ pub fn run(args: &StatusArgs, format: Format) -> Result<Exit> {
             paint("✗", Style::Red, color)
         };
         let decided = match s.decided_by {
-            Source::System => "the system layer decides",
-            Source::User => "the user layer decides",
-            Source::Project => "the project layer decides",
-            Source::Default => "Zoi's built-in default",
-            Source::Merged => "merged from every layer",
+            Decider::System => "the system layer decides",
+            Decider::User => "the user layer decides",
+            Decider::Project => "the project layer decides",
+            Decider::Default => "Zoi's built-in default",
+            Decider::Merged => "merged from every layer",
         };
         println!("{mark} {} ({decided})", s.key);
         println!("    expected  {}", compact(Some(&s.expected)));
