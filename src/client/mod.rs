@@ -506,7 +506,11 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
     let _lock = if opts.dry_run {
         None
     } else {
-        Some(lock(&target.state_dir, opts.lock_timeout)?)
+        let l = lock(&target.state_dir, opts.lock_timeout)?;
+        // Under sudo, a user-scope state dir must stay the user's.
+        give_to_invoking_user(&target.state_dir, scope);
+        give_to_invoking_user(&l.path, scope);
+        Some(l)
     };
     failpoint("after-lock");
 

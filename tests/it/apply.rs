@@ -884,3 +884,55 @@ fn a_held_lock_makes_a_second_run_wait_then_exit_3() {
     drop(f);
     apply(home.path(), &[]).ok();
 }
+
+#[test]
+fn under_sudo_the_invoking_users_home_is_used_and_files_stay_theirs() {
+    let home = home_with_bundle();
+    let root = home.path().join("img");
+    let user = nix::unistd::User::from_name("zoi-mirror-test")
+        .unwrap()
+        .expect("the test user (scripts/test-deps.sh creates it)");
+    let r = run(cmd(home.path())
+        .args([
+            "apply",
+            BUNDLE,
+            "--no-zoi",
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .env("SUDO_USER", "zoi-mirror-test")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("XDG_DATA_HOME"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let expected = format!(
+        "{}{}/.config/zoi/config.yaml",
+        root.display(),
+        user.dir.display()
+    );
+    assert_eq!(
+        r.json()["target"]["config_path"],
+        expected.as_str(),
+        "home from SUDO_USER, not HOME"
+    );
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::MetadataExt;
+        for p in [
+            PathBuf::from(&expected),
+            PathBuf::from(format!(
+                "{}{}/.local/state/zoi-mirror/acme-mirror.user.json",
+                root.display(),
+                user.dir.display()
+            )),
+        ] {
+            assert_eq!(
+                fs::metadata(&p).unwrap().uid(),
+                user.uid.as_raw(),
+                "{} must belong to the user",
+                p.display()
+            );
+        }
+    }
+}
