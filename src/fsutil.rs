@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 /// Writes `bytes` to `path` atomically. An existing file's permissions (and,
-/// on Unix, owner and group, where we are allowed to set them) are kept.
+/// on Unix, owner and group, where we are allowed to set them) are kept; a
+/// new file gets 0644 minus the umask, like `fs::write` (a config Zoi
+/// reads as another user, metadata nginx serves).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let staged = stage(path, bytes, false)?;
+    let staged = stage(path, bytes)?;
     let dir = staged.dir().to_path_buf();
     staged.commit()?;
     sync_dir(&dir);
@@ -32,23 +34,20 @@ pub struct Staged {
     target: PathBuf,
 }
 
-/// Writes `bytes` to a temporary file next to `path`. With `public`, for a
-/// file a web server hands out (archive metadata on a binary host), a *new*
-/// target ends up world-readable (0644 minus the umask, like `fs::write`)
-/// instead of the temporary file's private 0600, which nginx, running as
-/// another user, would answer with 403 — a body Zoi would then read as the
-/// metadata itself.
-pub fn stage(path: &Path, bytes: &[u8], public: bool) -> Result<Staged> {
+/// Writes `bytes` to a temporary file next to `path`. A *new* target ends
+/// up world-readable (0644 minus the umask, like `fs::write`) instead of the
+/// temporary file's private 0600: nginx, running as another user, would
+/// answer a 0600 `.hash` with a 403 page that Zoi then reads as the hash,
+/// and a 0600 `/etc/zoi/config.yaml` makes every user's Zoi fail.
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
     let dir = parent_dir(path);
     let mut builder = tempfile::Builder::new();
     #[cfg(unix)]
-    if public {
+    {
         use std::os::unix::fs::PermissionsExt;
         // Applied at open(2), so the umask still has its say.
         builder.permissions(fs::Permissions::from_mode(0o644));
     }
-    #[cfg(not(unix))]
-    let _ = public;
     let mut tmp = builder
         .prefix(&format!(
             ".{}.",
@@ -173,6 +172,17 @@ pub fn replace_dir_with(target: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn new_files_are_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new.hash");
+        atomic_write(&p, b"x").unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o044, 0o044, "readable by group and others: {mode:o}");
+    }
+
     #[test]
     fn atomic_write_replaces_and_keeps_mode() {
         let dir = tempfile::tempdir().unwrap();
@@ -204,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.zpa.hash");
         let write = |bytes: &[u8]| {
-            let staged = stage(&p, bytes, true).unwrap();
+            let staged = stage(&p, bytes).unwrap();
             // Staged, not yet visible.
             assert_eq!(staged.target(), p);
             assert_eq!(staged.dir(), dir.path());
@@ -227,7 +237,7 @@ mod tests {
         );
         assert_eq!(fs::read(&p).unwrap(), b"y");
         // A dropped stage leaves nothing behind.
-        drop(stage(&dir.path().join("other"), b"z", true).unwrap());
+        drop(stage(&dir.path().join("other"), b"z").unwrap());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 

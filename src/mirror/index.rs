@@ -705,7 +705,7 @@ fn run_item(
     let mut files = Vec::with_capacity(METADATA.len());
     for m in METADATA {
         let target = m.path_for(&item.path);
-        match fsutil::stage(&target, m.body(&summary, &item.file_name).as_bytes(), true) {
+        match fsutil::stage(&target, m.body(&summary, &item.file_name).as_bytes()) {
             Ok(staged) => files.push(staged),
             Err(e) => {
                 return ArchiveResult::failed(

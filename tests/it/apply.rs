@@ -249,6 +249,11 @@ fn system_scope_and_root_write_the_system_file_with_policy_locks() {
     .ok();
     let sys = root.join("etc/zoi/config.yaml");
     assert_eq!(r.json()["target"]["config_path"], sys.to_str().unwrap());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&sys).unwrap().permissions().mode();
+        assert_eq!(mode & 0o044, 0o044, "every user's Zoi must read a new system config: {mode:o}");
+    }
     let c: zoi_types::Config = serde_yaml::from_slice(&fs::read(&sys).unwrap()).unwrap();
     assert!(c.policy.default_registry_unoverridable && c.policy.repos_unoverridable);
     assert_eq!(
