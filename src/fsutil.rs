@@ -180,7 +180,11 @@ mod tests {
         let p = dir.path().join("new.hash");
         atomic_write(&p, b"x").unwrap();
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode & 0o044, 0o044, "readable by group and others: {mode:o}");
+        assert_eq!(
+            mode & 0o044,
+            0o044,
+            "readable by group and others: {mode:o}"
+        );
     }
 
     #[test]

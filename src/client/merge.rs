@@ -96,6 +96,53 @@ pub fn applied_value(key: &str, current: Option<&Value>, bundle: &Config) -> Val
     }
 }
 
+/// `current` without the entries an earlier apply added (per `prev`) that
+/// the bundle now being applied no longer lists. Only list keys have such
+/// entries; other keys are returned unchanged.
+pub fn without_retired(
+    key: &str,
+    current: Option<&Value>,
+    prev: &crate::client::state::KeyState,
+    bundle: &Config,
+) -> Option<Value> {
+    let current = current?;
+    if STRING_LISTS.contains(&key) {
+        let before = string_list(prev.before.as_ref());
+        let ours = match key {
+            "repos" => &bundle.repos,
+            "git_repos" => &bundle.git_repos,
+            "pkg_dirs" => &bundle.pkg_dirs,
+            _ => &bundle.cache_mirrors,
+        };
+        let retired: Vec<String> = string_list(Some(&prev.applied))
+            .into_iter()
+            .filter(|e| !before.contains(e) && !ours.contains(e))
+            .collect();
+        let kept: Vec<String> = string_list(Some(current))
+            .into_iter()
+            .filter(|e| !retired.contains(e))
+            .collect();
+        return Some(to_value(&kept));
+    }
+    if key == "added_registries" {
+        let before: Vec<String> = registries(prev.before.as_ref())
+            .into_iter()
+            .map(|r| r.url)
+            .collect();
+        let retired: Vec<String> = registries(Some(&prev.applied))
+            .into_iter()
+            .map(|r| r.url)
+            .filter(|u| !before.contains(u) && !bundle.added_registries.iter().any(|r| &r.url == u))
+            .collect();
+        let kept: Vec<Registry> = registries(Some(current))
+            .into_iter()
+            .filter(|r| !retired.contains(&r.url))
+            .collect();
+        return Some(to_value(&kept));
+    }
+    Some(current.clone())
+}
+
 /// Every key `apply` may manage.
 pub const MANAGEABLE: [&str; 8] = [
     "repos",
@@ -223,6 +270,23 @@ mod tests {
     fn policy_merges_fields() {
         let out = applied_value("policy", Some(&v("{denied_packages: [x]}")), &bundle());
         assert_eq!(out, v("{denied_packages: [x], repos_unoverridable: true}"));
+    }
+
+    #[test]
+    fn an_upgrade_drops_what_the_old_bundle_added_and_the_new_one_does_not() {
+        let prev = crate::client::state::KeyState {
+            before: Some(v("[https://mine]")),
+            applied: v("[https://mine, https://old-mirror]"),
+        };
+        let mut b = bundle();
+        b.cache_mirrors = vec!["https://new-mirror".into()];
+        let now = v("[https://mine, https://old-mirror, https://added-later]");
+        let base = without_retired("cache_mirrors", Some(&now), &prev, &b);
+        assert_eq!(base, Some(v("[https://mine, https://added-later]")));
+        assert_eq!(
+            applied_value("cache_mirrors", base.as_ref(), &b),
+            v("[https://mine, https://added-later, https://new-mirror]")
+        );
     }
 
     #[test]

@@ -109,6 +109,13 @@ pub fn resolve_target(
     })
 }
 
+fn layout_name(l: LayoutKind) -> &'static str {
+    match l {
+        LayoutKind::Xdg => "xdg",
+        LayoutKind::Legacy => "legacy",
+    }
+}
+
 /// A config file as found on disk.
 #[derive(Debug, Clone)]
 pub struct Current {
@@ -222,6 +229,13 @@ pub fn backup(path: &Path) -> Result<PathBuf> {
         n += 1;
     }
     std::fs::copy(path, &candidate).map_err(|e| io_failure("back up", path, &e))?;
+    // The backup belongs to whoever owns the file (a copy made under sudo
+    // would be root's, and unreadable for a 0600 original).
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::chown(&candidate, Some(meta.uid()), Some(meta.gid()));
+    }
     Ok(candidate)
 }
 
@@ -336,12 +350,23 @@ fn give_to_invoking_user(path: &Path, scope: Scope) {
     let _ = (path, scope);
 }
 
-fn create_parent(path: &Path, scope: Scope) -> Result<()> {
-    if let Some(dir) = path.parent()
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| io_failure("create", dir, &e))?;
-        give_to_invoking_user(dir, scope);
+/// Creates `path`'s missing parent directories, each given to the invoking
+/// user under `sudo` (a root-owned `~/.config` breaks other programs).
+fn create_dirs(path: &Path, scope: Scope) -> Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_failure("create", dir, &e))?;
+    for d in missing {
+        give_to_invoking_user(&d, scope);
     }
     Ok(())
 }
@@ -369,7 +394,7 @@ fn ensure_writable(path: &Path) -> Result<()> {
 /// Replaces `path` with `text` (atomic) and maps failures to exit 3.
 fn write_config(path: &Path, text: &str, scope: Scope) -> Result<()> {
     let existed = path.exists();
-    create_parent(path, scope)?;
+    create_dirs(path, scope)?;
     if let Err(e) = fsutil::atomic_write(path, text.as_bytes()) {
         let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
         let f = match io {
@@ -439,6 +464,9 @@ pub struct ApplyReport {
     pub diff: Option<String>,
     pub notes: Vec<String>,
     pub revert_command: String,
+    /// How to undo this run alone (set when it changed something).
+    #[serde(skip)]
+    pub undo: Option<Undo>,
 }
 
 fn bundle_layer(bundle: &Loaded, scope: Scope) -> Result<Config> {
@@ -522,6 +550,27 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
         Failure::bad_input("state_invalid", format!("{e:#}"))
             .hint("remove the state file to start over")
     })?;
+    if let Some(p) = &previous
+        && p.config_path != target.config_path
+    {
+        // Its `before` values belong to the other file: using them here
+        // would overwrite this file's settings on revert.
+        return fail(
+            Failure::bad_input(
+                "applied_elsewhere",
+                format!(
+                    "{name} was applied to {} ({} layout), not to {}",
+                    p.config_path.display(),
+                    layout_name(p.layout),
+                    target.config_path.display()
+                ),
+            )
+            .hint(format!(
+                "revert it there first (`zoi-mirror revert {name} --layout {}`), then apply again",
+                layout_name(p.layout)
+            )),
+        );
+    }
     let mut notes = Vec::new();
 
     // before: the recorded original when we applied earlier (even if that
@@ -531,11 +580,18 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
     let mut key_reports = Vec::new();
     for key in &keys {
         let now = current.get(key).cloned();
-        let before = match previous.as_ref().and_then(|s| s.keys.get(key)) {
+        let prev = previous.as_ref().and_then(|s| s.keys.get(key));
+        let before = match prev {
             Some(ks) => ks.before.clone(),
             None => now.clone(),
         };
-        let applied = merge::applied_value(key, now.as_ref(), &layer);
+        // Entries an earlier version of the bundle added and this one no
+        // longer lists (a retired mirror) go; the user's own entries stay.
+        let base = match prev {
+            Some(ks) => merge::without_retired(key, now.as_ref(), ks, &layer),
+            None => now.clone(),
+        };
+        let applied = merge::applied_value(key, base.as_ref(), &layer);
         key_reports.push(KeyReport {
             key: key.clone(),
             before: now.clone(),
@@ -608,52 +664,38 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
                     serde_yaml::from_value(Value::Mapping(current.mapping.clone()))
                         .unwrap_or_default();
                 let changes: Vec<Change> = extension_changes(bundle)?;
+                // A version we registered earlier owns its keys, clones and
+                // registries: removing it first frees them.
+                let ours =
+                    registered.is_some() && previous.as_ref().is_some_and(|p| p.zoi_registered);
                 let blocking: Vec<String> = changes
                     .iter()
-                    .filter(|c| matches!(c, Change::RepoGit { .. }))
+                    .filter(|c| !c.collision_is_hideable() && !ours)
                     .filter_map(|c| c.collision(&user_cfg, data))
                     .collect();
                 if !blocking.is_empty() {
                     zoi_report.action = "skipped".into();
                     zoi_report.reason = Some(format!(
-                        "Zoi would refuse the extension: {}; the config was written directly",
+                        "not registered with Zoi, which would refuse the extension or later delete what you already have: {}; the config was written directly",
                         blocking.join("; ")
                     ));
                 } else {
-                    // repo-add / registry-add collide with entries the user
-                    // already has: hide those entries from Zoi while it adds,
-                    // the final write puts them back.
+                    // repo-add collides with tiers the user already lists:
+                    // hide them from Zoi while it adds; the final write puts
+                    // them back.
                     let mut strip = Vec::new();
                     let mut repos = merge_list(current.get("repos"));
-                    let mut regs: Vec<crate::zoi::config::Registry> = current
-                        .get("added_registries")
-                        .and_then(|v| serde_yaml::from_value(v.clone()).ok())
-                        .unwrap_or_default();
-                    let (mut strip_repos, mut strip_regs) = (false, false);
+                    let mut hidden = false;
                     for c in &changes {
-                        if c.collision(&user_cfg, data).is_none() {
-                            continue;
-                        }
-                        match c {
-                            Change::RepoAdd { add } => {
-                                repos.retain(|r| *r != add.to_lowercase());
-                                strip_repos = true;
-                            }
-                            Change::RegistryAdd { add } => {
-                                regs.retain(|r| &r.url != add);
-                                strip_regs = true;
-                            }
-                            _ => {}
+                        if let Change::RepoAdd { add } = c
+                            && c.collision(&user_cfg, data).is_some()
+                        {
+                            repos.retain(|r| *r != add.to_lowercase());
+                            hidden = true;
                         }
                     }
-                    if strip_repos {
+                    if hidden {
                         strip.push(("repos".to_string(), Some(serde_yaml::to_value(&repos)?)));
-                    }
-                    if strip_regs {
-                        strip.push((
-                            "added_registries".to_string(),
-                            Some(serde_yaml::to_value(&regs)?),
-                        ));
                     }
                     zoi_report.action = if registered.is_some() {
                         "replaced"
@@ -700,6 +742,7 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
         diff: None,
         notes,
         revert_command,
+        undo: None,
     };
     if opts.dry_run {
         report.diff = Some(unified_diff(
@@ -721,49 +764,109 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
         report.backup = Some(backup(&target.config_path)?);
     }
     failpoint("after-backup");
+    let previous_state_bytes = std::fs::read(&state_path).ok();
+    report.undo = Some(Undo {
+        config_path: target.config_path.clone(),
+        config_before: current.text.clone(),
+        state_path: state_path.clone(),
+        state_before: previous_state_bytes.clone(),
+        zoi_added: zoi_report_added(&report.zoi),
+        scope,
+    });
+
+    // The state goes first: it records the original values, so a crash at
+    // any later point (even after Zoi rewrote the file) loses nothing.
+    create_dirs(&state_path, scope)?;
+    write_state(&state_path, &new_state, scope)?;
+    failpoint("after-state");
 
     if let (Some(zoi), Some((registered, strip))) = (&opts.zoi, &zoi_plan) {
+        let restore = |why: String| -> anyhow::Error {
+            // Put the config and state back as they were before this run.
+            let _ = if existed {
+                write_config(&target.config_path, &old_text, scope)
+            } else {
+                std::fs::remove_file(&target.config_path).map_err(Into::into)
+            };
+            let _ = match &previous_state_bytes {
+                Some(b) => fsutil::atomic_write(&state_path, b),
+                None => std::fs::remove_file(&state_path).map_err(Into::into),
+            };
+            Failure::could_not_run("zoi_failed", why)
+                .hint("Zoi could not add the extension (see its output above); the config was restored unchanged")
+                .into()
+        };
         if registered.is_some() {
-            zoi.extension_remove(&name).map_err(|e| {
-                Failure::could_not_run("zoi_failed", format!("{e:#}")).hint(
-                    "the previously registered version could not be removed; nothing was changed",
-                )
-            })?;
+            zoi.extension_remove(&name)
+                .map_err(|e| restore(format!("{e:#}")))?;
         }
         if !strip.is_empty() {
             let stripped = splice(&old_text, &current.mapping, strip, &mut Vec::new())?;
             write_config(&target.config_path, &stripped, scope)?;
         }
-        if let Err(e) = zoi.extension_add(&ext_file) {
-            // Zoi rolled its own changes back; put our file back too.
-            if existed {
-                write_config(&target.config_path, &old_text, scope)?;
-            } else {
-                let _ = std::fs::remove_file(&target.config_path);
-            }
-            return fail(
-                Failure::could_not_run("zoi_failed", format!("{e:#}"))
-                    .hint("Zoi could not add the extension (see its output above); the config was restored unchanged"),
-            );
-        }
+        zoi.extension_add(&ext_file)
+            .map_err(|e| restore(format!("{e:#}")))?;
         failpoint("after-zoi");
     }
-
-    create_parent(&state_path, scope)?;
-    fsutil::atomic_write(&state_path, &state::encode(&new_state)?).map_err(|e| {
-        Failure::could_not_run(
-            "io",
-            format!("cannot write state {}: {e:#}", state_path.display()),
-        )
-    })?;
-    give_to_invoking_user(&state_path, scope);
-    failpoint("after-state");
 
     if touches {
         write_config(&target.config_path, &new_text, scope)?;
     }
     failpoint("after-config");
     Ok(report)
+}
+
+fn zoi_report_added(z: &ZoiReport) -> bool {
+    matches!(z.action.as_str(), "added" | "replaced")
+}
+
+fn write_state(path: &Path, st: &State, scope: Scope) -> Result<()> {
+    let existed = path.exists();
+    fsutil::atomic_write(path, &state::encode(st)?).map_err(|e| {
+        Failure::could_not_run(
+            "io",
+            format!("cannot write state {}: {e:#}", path.display()),
+        )
+    })?;
+    if !existed {
+        give_to_invoking_user(path, scope);
+    }
+    Ok(())
+}
+
+/// What one apply run changed, to put back (`apply --rollback-on-fail`):
+/// the config text and state file from just before the run, and whether
+/// the run registered the extension with Zoi.
+#[derive(Debug, Clone)]
+pub struct Undo {
+    pub config_path: PathBuf,
+    pub config_before: Option<String>,
+    pub state_path: PathBuf,
+    pub state_before: Option<Vec<u8>>,
+    pub zoi_added: bool,
+    pub scope: Scope,
+}
+
+/// Undoes exactly one apply run (not the whole history `revert` undoes).
+pub fn undo(u: &Undo, name: &str, zoi: Option<&zoi_cli::Zoi>) -> Result<()> {
+    if u.zoi_added
+        && let Some(zoi) = zoi
+    {
+        zoi.extension_remove(name)?;
+    }
+    match &u.config_before {
+        Some(text) => write_config(&u.config_path, text, u.scope)?,
+        None => {
+            let _ = std::fs::remove_file(&u.config_path);
+        }
+    }
+    match &u.state_before {
+        Some(b) => fsutil::atomic_write(&u.state_path, b)?,
+        None => {
+            let _ = std::fs::remove_file(&u.state_path);
+        }
+    }
+    Ok(())
 }
 
 fn merge_list(v: Option<&Value>) -> Vec<String> {

@@ -18,6 +18,9 @@ pub struct Zoi {
     pub version: Option<semver::Version>,
     /// Zoi's global `--root`, passed through when set.
     pub root: Option<PathBuf>,
+    /// Run zoi as the user behind `sudo`/`doas` (user scope): as root it
+    /// would leave root-owned files in their Zoi store.
+    pub as_invoking_user: bool,
 }
 
 /// Finds `zoi`: an explicit path, else the first executable `zoi` on PATH.
@@ -63,6 +66,7 @@ impl Zoi {
             version: parse_zoi_version(&text),
             path,
             root,
+            as_invoking_user: false,
         })
     }
 
@@ -70,6 +74,20 @@ impl Zoi {
         let mut c = Command::new(&self.path);
         if let Some(root) = &self.root {
             c.arg("--root").arg(root);
+        }
+        #[cfg(unix)]
+        if self.as_invoking_user
+            && nix::unistd::geteuid().is_root()
+            && let Some(user) = crate::zoi::paths::invoking_user()
+        {
+            use std::os::unix::process::CommandExt;
+            c.uid(user.uid.as_raw())
+                .gid(user.gid.as_raw())
+                .env("HOME", &user.dir)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name)
+                .env_remove("SUDO_USER")
+                .env_remove("DOAS_USER");
         }
         c
     }

@@ -59,6 +59,8 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
     // --verify: the registry and binary host the bundle points at answer.
     let mut plan = crate::probe::plan::from_bundle(&bundle)?;
     plan.registry_content = None;
+    // Zoi syncs from the main remote; `mirror` remotes only with --fallback.
+    plan.git.retain(|(role, _)| role == "main");
     let check = crate::probe::run_blocking(
         plan,
         &http,
@@ -69,23 +71,23 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
             progress: false,
         },
     )?;
-    let mut rolled_back = None;
+    // Roll back this run only: what it changed, not earlier applies.
+    let mut rolled_back = false;
     if !check.ok() && args.rollback_on_fail {
-        let (env, zoi) = machine(&args.machine)?;
-        rolled_back = Some(client::revert(&client::RevertOptions {
-            name: report.extension.clone(),
-            scope: args.machine.scope,
-            env,
-            zoi,
-            dry_run: false,
-            lock_timeout: lock_timeout(&args.machine),
-        })?);
+        match &report.undo {
+            Some(u) => {
+                let (_, zoi) = machine(&args.machine)?;
+                client::undo(u, &report.extension, zoi.as_ref())?;
+                rolled_back = true;
+            }
+            None => output::info("nothing to roll back: this run changed nothing"),
+        }
     }
     if format == Format::Json {
         output::json(&serde_json::json!({
             "apply": report,
             "verify": check,
-            "rolled_back": rolled_back.is_some(),
+            "rolled_back": rolled_back,
         }))?;
     } else {
         print(&report, format)?;
@@ -94,8 +96,8 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
     if check.ok() {
         return Ok(Exit::Ok);
     }
-    let msg = if rolled_back.is_some() {
-        "verification failed: the mirror does not answer as it should; the previous config was restored"
+    let msg = if rolled_back {
+        "verification failed: the mirror does not answer as it should; this run's changes were undone"
     } else {
         "verification failed: the mirror does not answer as it should (the config stays applied)"
     };

@@ -75,9 +75,13 @@ pub fn machine(m: &MachineArgs) -> Result<(Env, Option<Zoi>)> {
         None
     } else {
         match zoi_cli::find(m.zoi.as_deref()) {
-            Some(path) => Some(Zoi::open(path, m.root.clone()).map_err(|e| {
-                Failure::bad_input("zoi", format!("{e:#}")).hint("pass --zoi PATH, or --no-zoi")
-            })?),
+            Some(path) => {
+                let mut z = Zoi::open(path, m.root.clone()).map_err(|e| {
+                    Failure::bad_input("zoi", format!("{e:#}")).hint("pass --zoi PATH, or --no-zoi")
+                })?;
+                z.as_invoking_user = m.scope == crate::client::Scope::User;
+                Some(z)
+            }
             None if m.zoi.is_some() => unreachable!("an explicit --zoi is always returned"),
             None => None,
         }

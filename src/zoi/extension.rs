@@ -61,10 +61,13 @@ impl Change {
         }
     }
 
-    /// Why Zoi 1.29.4 would fail this change against the user's current
-    /// config layer and data dir, if it would. A failed change makes Zoi
-    /// delete the extension's record while leaving earlier changes behind,
-    /// so a collision must never be handed to Zoi.
+    /// Why this change would fail, or would later destroy something the
+    /// user already had, if handed to Zoi 1.29.4 against the user's current
+    /// config layer and data dir. A failed change makes Zoi delete the
+    /// extension's record while leaving earlier changes behind; a change
+    /// that "adds" what already exists makes `zoi extension remove` delete
+    /// the user's own copy (`remove_added_registry` deletes the registry's
+    /// synced clone, the `pgp` revert deletes the key file).
     pub fn collision(&self, user: &Config, zoi_data_dir: &Path) -> Option<String> {
         match self {
             Change::RepoAdd { add } => {
@@ -84,8 +87,24 @@ impl Change {
                 dir.exists()
                     .then(|| format!("Git repo '{name}' already exists at {}", dir.display()))
             }
-            Change::Pgp { .. } | Change::RegistryRepo { .. } => None,
+            Change::Pgp { name, .. } => {
+                let file = zoi_data_dir.join("pgps").join(format!("{name}.asc"));
+                file.exists().then(|| {
+                    format!(
+                        "a key named '{name}' is already in Zoi's key store ({})",
+                        file.display()
+                    )
+                })
+            }
+            Change::RegistryRepo { .. } => None,
         }
+    }
+
+    /// Whether a collision can be worked around by hiding the user's entry
+    /// from Zoi while it adds the change (true only for `repo-add`: the tier
+    /// list has no other state attached).
+    pub fn collision_is_hideable(&self) -> bool {
+        matches!(self, Change::RepoAdd { .. })
     }
 }
 

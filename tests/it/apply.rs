@@ -252,7 +252,11 @@ fn system_scope_and_root_write_the_system_file_with_policy_locks() {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&sys).unwrap().permissions().mode();
-        assert_eq!(mode & 0o044, 0o044, "every user's Zoi must read a new system config: {mode:o}");
+        assert_eq!(
+            mode & 0o044,
+            0o044,
+            "every user's Zoi must read a new system config: {mode:o}"
+        );
     }
     let c: zoi_types::Config = serde_yaml::from_slice(&fs::read(&sys).unwrap()).unwrap();
     assert!(c.policy.default_registry_unoverridable && c.policy.repos_unoverridable);
@@ -325,7 +329,9 @@ fn legacy_layout_is_used_when_forced_or_when_only_the_old_file_exists() {
     let _: zoi_types::LegacyConfig = serde_yaml::from_slice(&fs::read(&legacy).unwrap()).unwrap();
     assert!(!user_cfg(home.path()).exists());
 
-    // --layout xdg overrides the detection; status then warns about the old file
+    // --layout xdg overrides the detection (after reverting the legacy
+    // apply); status then warns about the old file
+    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
     apply(home.path(), &["--layout", "xdg"]).ok();
     assert!(user_cfg(home.path()).exists());
     let r = zm(
@@ -940,4 +946,64 @@ fn under_sudo_the_invoking_users_home_is_used_and_files_stay_theirs() {
             );
         }
     }
+}
+
+#[test]
+fn an_upgrade_drops_entries_the_old_bundle_added_and_keeps_the_users() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, "cache_mirrors: [https://mine.example/flat]\n").unwrap();
+    apply(home.path(), &[]).ok();
+    // version 1.3.0 retires bin-dr in favour of another mirror
+    let spec = fs::read_to_string(support::example_spec())
+        .unwrap()
+        .replace("version = \"1.2.0\"", "version = \"1.3.0\"")
+        .replace(
+            "https://bin-dr.acme.example/flat",
+            "https://bin-eu.acme.example/flat",
+        );
+    fs::write(home.path().join("v13.toml"), spec).unwrap();
+    zm(home.path(), &["build", "-c", "v13.toml", "-o", "dist"]).ok();
+    zm(
+        home.path(),
+        &["apply", "dist/acme-mirror-1.3.0", "--no-zoi"],
+    )
+    .ok();
+    let m = mapping(&fs::read_to_string(&cfg).unwrap());
+    let mirrors: Vec<String> = serde_yaml::from_value(m["cache_mirrors"].clone()).unwrap();
+    assert_eq!(
+        mirrors,
+        [
+            "https://mine.example/flat",
+            "https://bin-eu.acme.example/flat"
+        ]
+    );
+    // revert still returns to the state before the first apply
+    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    let m = mapping(&fs::read_to_string(&cfg).unwrap());
+    let mirrors: Vec<String> = serde_yaml::from_value(m["cache_mirrors"].clone()).unwrap();
+    assert_eq!(mirrors, ["https://mine.example/flat"]);
+}
+
+#[test]
+fn a_state_recorded_for_another_file_is_not_reused() {
+    let home = home_with_bundle();
+    let legacy = home.path().join(".zoi/pkgs/config.yaml");
+    fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+    fs::write(&legacy, "repos: [core]\n").unwrap();
+    apply(home.path(), &["--layout", "legacy"]).ok();
+    // Zoi was upgraded: the XDG file is now the one that counts
+    let r = apply(home.path(), &["--layout", "xdg"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("was applied to"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("zoi-mirror revert acme-mirror --layout legacy"),
+        "{}",
+        r.stderr
+    );
+    assert!(!user_cfg(home.path()).exists());
+    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    apply(home.path(), &["--layout", "xdg"]).ok();
 }

@@ -197,8 +197,15 @@ fn first_sync_places_everything_second_downloads_nothing() {
         );
         for ext in ["hash", "size", "files", "sig"] {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(format!("{}.{ext}", local.display())).unwrap().permissions().mode();
-            assert_eq!(mode & 0o004, 0o004, "{file}.{ext} must be readable by the web server: {mode:o}");
+            let mode = fs::metadata(format!("{}.{ext}", local.display()))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o004,
+                0o004,
+                "{file}.{ext} must be readable by the web server: {mode:o}"
+            );
             assert_eq!(
                 fs::read(format!("{}.{ext}", local.display())).unwrap(),
                 fs::read(format!("{}.{ext}", remote.display())).unwrap(),

@@ -718,7 +718,7 @@ fn apply_verify_passes_or_rolls_back() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("verification failed"), "{}", r.stderr);
     assert!(
-        r.stderr.contains("the previous config was restored"),
+        r.stderr.contains("this run's changes were undone"),
         "{}",
         r.stderr
     );
@@ -732,6 +732,23 @@ fn apply_verify_passes_or_rolls_back() {
     let r = zm(home.path(), &["apply", &bundle, "--no-zoi", "--verify"]);
     assert_eq!(r.code, 1);
     assert!(fs::read_to_string(&cfg).unwrap().contains("missing.git"));
+
+    // and a re-run (setup.sh again) that changes nothing rolls nothing back,
+    // even while the mirror is down
+    let applied = fs::read_to_string(&cfg).unwrap();
+    let r = zm(
+        home.path(),
+        &[
+            "apply",
+            &bundle,
+            "--no-zoi",
+            "--verify",
+            "--rollback-on-fail",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("nothing to roll back"), "{}", r.stderr);
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), applied);
 }
 
 fn pkt(s: &str) -> String {

@@ -562,3 +562,40 @@ fn flow4_a_corrupted_archive_fails_zoi_and_check_deep_alike() {
             .ends_with(&format!("tinytool-1.0.0-{}.zpa", host_platform()))
     );
 }
+
+#[test]
+fn flow2_what_the_user_already_had_is_never_handed_to_zoi() {
+    let w = World::new();
+    let spec = w.spec("lab-keys", "mirror.git", "", &w.key_client());
+    let bundle = w.build(&spec);
+    // the user already trusts a key under the same name
+    w.sb.write_home(
+        ".local/share/zoi/pgps/mirror-signing.asc",
+        b"the user's own key\n",
+    );
+    let r = w.sb.sh(&format!(
+        "zoi-mirror apply {} --format json",
+        bundle.display()
+    ));
+    assert_eq!(r.code, 0);
+    let doc = r.json();
+    assert_eq!(doc["zoi"]["action"], "skipped", "{doc}");
+    assert!(
+        doc["zoi"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a key named 'mirror-signing'")
+    );
+    let c: zoi_types::Config = serde_yaml::from_slice(&fs::read(w.sb.config()).unwrap()).unwrap();
+    assert_eq!(
+        c.default_registry.unwrap().url,
+        w.gitd.url("mirror.git"),
+        "the config is applied all the same"
+    );
+    assert_eq!(w.sb.sh("zoi-mirror revert lab-keys").code, 0);
+    assert_eq!(
+        fs::read(w.sb.data().join("pgps/mirror-signing.asc")).unwrap(),
+        b"the user's own key\n",
+        "Zoi's remove would have deleted it"
+    );
+}
