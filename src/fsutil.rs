@@ -18,6 +18,17 @@ use anyhow::{Context, Result};
 /// new file gets 0644 minus the umask, like `fs::write` (a config Zoi
 /// reads as another user, metadata nginx serves).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    // A symlinked file (dotfile managers) is written where it points, so the
+    // link survives.
+    let resolved;
+    let path = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = fs::canonicalize(path)
+                .with_context(|| format!("cannot resolve {}", path.display()))?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
     let staged = stage(path, bytes)?;
     let dir = staged.dir().to_path_buf();
     staged.commit()?;
@@ -185,6 +196,24 @@ mod tests {
             0o044,
             "readable by group and others: {mode:o}"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_file_is_written_through_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles-config.yaml");
+        fs::write(&real, "old").unwrap();
+        let link = dir.path().join("config.yaml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        atomic_write(&link, b"new").unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&real).unwrap(), "new");
     }
 
     #[test]

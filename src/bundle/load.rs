@@ -136,6 +136,15 @@ pub fn open(
     }
 
     let manifest = parse_manifest(&manifest_bytes, &source)?;
+    if let Source::Url(u) = &source
+        && u.scheme() == "http"
+        && pin.is_none()
+    {
+        crate::output::warn(format!(
+            "{} comes over plain http without --sha512: anyone on the network path could change it",
+            source.display()
+        ));
+    }
     Ok(Loaded {
         source,
         dir,
@@ -198,6 +207,17 @@ fn parse_manifest(bytes: &[u8], source: &Source) -> Result<Manifest> {
     })?;
     for rel in m.files.keys() {
         safe_rel(rel)?;
+    }
+    // The name becomes a file name (the state) and a zoi argument.
+    if let Some(why) = crate::zoi::names::package_name_problem(&m.extension.name) {
+        return fail(bad(
+            "bundle_invalid",
+            format!(
+                "{} names the extension {:?}: {why}",
+                manifest::FILE_NAME,
+                m.extension.name
+            ),
+        ));
     }
     Ok(m)
 }

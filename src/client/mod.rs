@@ -288,10 +288,37 @@ pub fn lock(state_dir: &Path, timeout: Duration) -> Result<Lock> {
 /// A new config file: a complete layer every supported Zoi accepts (the
 /// four booleans Zoi ≤ 1.25 required included), before managed keys are
 /// spliced in.
-fn new_file_text(name: &str, version: &str) -> String {
+///
+/// A key present in a layer decides over the layers below it, so the
+/// settings a user file would now "decide" take the system layer's values
+/// where it has them: creating the file changes nothing Zoi already did.
+fn new_file_text(name: &str, version: &str, system: &Mapping) -> String {
+    const DECIDING: [&str; 10] = [
+        "telemetry_enabled",
+        "audit_log_enabled",
+        "rollback_enabled",
+        "protect_db",
+        "offline_mode",
+        "max_resolution_depth",
+        "jobs",
+        "system_generations_limit",
+        "max_delta_steps",
+        "kernel_retention",
+    ];
+    let mut layer =
+        match serde_yaml::to_value(Config::default()).expect("default config serialises") {
+            Value::Mapping(m) => m,
+            _ => Mapping::new(),
+        };
+    for key in DECIDING {
+        let k = Value::String(key.into());
+        if let Some(v) = system.get(&k) {
+            layer.insert(k, v.clone());
+        }
+    }
     format!(
         "# Zoi config, created by zoi-mirror apply ({name} {version}).\n{}",
-        serde_yaml::to_string(&Config::default()).expect("default config serialises")
+        serde_yaml::to_string(&layer).expect("config serialises")
     )
 }
 
@@ -598,7 +625,10 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
             after: Some(applied.clone()),
             changed: now.as_ref() != Some(&applied),
         });
-        edits.push((key.clone(), Some(applied.clone())));
+        // Unchanged keys are not re-spliced: comments inside them stay.
+        if now.as_ref() != Some(&applied) {
+            edits.push((key.clone(), Some(applied.clone())));
+        }
         key_states.insert(key.clone(), KeyState { before, applied });
     }
     // Zoi ≤ 1.25 discards a layer without the four booleans.
@@ -615,10 +645,16 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
 
     let existed = current.text.is_some();
     let old_text = current.text.clone().unwrap_or_default();
-    let base_text = current
-        .text
-        .clone()
-        .unwrap_or_else(|| new_file_text(&name, &version));
+    let base_text = current.text.clone().unwrap_or_else(|| {
+        // A system layer Zoi would discard counts as empty.
+        let system = match scope {
+            Scope::User => read_current(&opts.env.system_config())
+                .map(|c| c.mapping)
+                .unwrap_or_default(),
+            Scope::System => Mapping::new(),
+        };
+        new_file_text(&name, &version, &system)
+    });
     let base_mapping = if existed {
         current.mapping.clone()
     } else {
@@ -1036,6 +1072,15 @@ pub fn revert(opts: &RevertOptions) -> Result<RevertReport> {
     // (comments included) with the recorded values restored wins.
     if current.text.is_some() && touches {
         write_config(&st.config_path, &new_text, opts.scope)?;
+    }
+    if report.zoi == "failed" {
+        // Zoi still holds the extension: keep the state so that a later
+        // revert (after fixing what made Zoi fail) finishes the job.
+        report.notes.push(format!(
+            "the state was kept; fix the Zoi error, then run `zoi-mirror revert {}` again",
+            opts.name
+        ));
+        return Ok(report);
     }
     std::fs::remove_file(&state_path).map_err(|e| io_failure("remove", &state_path, &e))?;
     report.reverted = true;

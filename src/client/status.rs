@@ -116,9 +116,10 @@ fn head_signed(clone: &Path) -> Option<bool> {
         .output()
         .ok()?;
     let flag = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // N: no signature, B: a bad one — Zoi rejects both.
     out.status
         .success()
-        .then(|| flag != "N" && !flag.is_empty())
+        .then_some(!matches!(flag.as_str(), "N" | "B" | ""))
 }
 
 /// Drift report for `bundle` on this machine.

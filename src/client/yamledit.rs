@@ -170,9 +170,15 @@ pub fn set_keys(text: &str, edits: &[(String, Option<Value>)]) -> Result<String,
         }
     }
 
-    let mut out = lines.join("\n");
+    // Keep the file's line endings (`lines()` dropped the `\r`s).
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let lines: Vec<String> = lines
+        .into_iter()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    let mut out = lines.join(eol);
     if ends_with_newline || !out.is_empty() {
-        out.push('\n');
+        out.push_str(eol);
     }
 
     // Verify: the splice must mean exactly what was asked.

@@ -36,9 +36,16 @@ pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
     }
     opts.dry_run = args.dry_run;
     let r = client::revert(&opts)?;
+    // `zoi extension remove` failed: the config is restored but Zoi still
+    // has the extension; that is "could not run".
+    let exit = if r.zoi == "failed" {
+        Exit::CouldNotRun
+    } else {
+        Exit::Ok
+    };
     if format == Format::Json {
         output::json(&r)?;
-        return Ok(Exit::Ok);
+        return Ok(exit);
     }
     let color = output::stdout_color();
     if r.diff.is_some() {
@@ -77,5 +84,5 @@ pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
     for n in &r.notes {
         output::warn(n);
     }
-    Ok(Exit::Ok)
+    Ok(exit)
 }

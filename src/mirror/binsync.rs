@@ -101,8 +101,12 @@ fn part_path(archive: &Path) -> PathBuf {
 
 /// GETs a small metadata file: `Ok(None)` for 404 (upstream has none).
 async fn small(prober: &Prober, url: &str) -> Result<Option<Vec<u8>>, Problem> {
-    let u =
-        url::Url::parse(url).map_err(|e| Problem::new(Kind::NotFound, format!("{url}: {e}")))?;
+    let u = url::Url::parse(url).map_err(|e| {
+        Problem::new(
+            Kind::NotFound,
+            format!("{}: {e}", crate::probe::http::redact(url)),
+        )
+    })?;
     let out = prober.send(&u, Method::Get(64 << 20)).await;
     let reply = out.result?;
     if matches!(reply.status, 404 | 410) {
@@ -274,7 +278,10 @@ async fn sync_one(
             report,
             Problem::new(
                 Kind::MalformedMetadata,
-                format!("upstream's .hash has no SHA-512: {hash_url}"),
+                format!(
+                    "upstream's .hash has no SHA-512: {}",
+                    crate::probe::http::redact(&hash_url)
+                ),
             ),
         );
     };
@@ -317,7 +324,12 @@ async fn sync_one(
         },
         None => None,
     };
-    let sig_body = small(&prober, &urls.pgp).await.ok().flatten();
+    // A missing .sig (404) is normal; any other failure is not ignored, as
+    // the up-to-date check would never fetch it again.
+    let sig_body = match small(&prober, &urls.pgp).await {
+        Ok(b) => b,
+        Err(p) => return failed(report, p),
+    };
 
     // 4. the archive, streamed and hashed
     if let Some(dir) = archive.parent()
@@ -483,6 +495,12 @@ pub fn prune_candidates(
     targets: &[(PackageRef, Platform)],
     keep: usize,
 ) -> Vec<(PathBuf, String)> {
+    // Whatever a target currently lives at is never a candidate, whatever
+    // its name looks like (`foo-bar-1.0` is not `foo` at version `bar-1.0`).
+    let current: std::collections::HashSet<PathBuf> = targets
+        .iter()
+        .map(|(p, pl)| dest.join(local_path(layout, p, *pl)))
+        .collect();
     let mut found: std::collections::BTreeMap<(String, String, Platform), Vec<(String, PathBuf)>> =
         Default::default();
     for entry in walkdir::WalkDir::new(dest)
@@ -496,6 +514,11 @@ pub fn prune_candidates(
         let Some(stem) = name.strip_suffix(".zpa") else {
             continue;
         };
+        if current.contains(entry.path()) {
+            continue;
+        }
+        // The longest package name that prefixes the file wins.
+        let mut owner: Option<(&PackageRef, Platform, String)> = None;
         for (pkg, pl) in targets {
             let Some(version) = stem
                 .strip_prefix(&format!("{}-", pkg.name))
@@ -510,12 +533,21 @@ pub fn prune_candidates(
                 version: version.to_string(),
                 ..pkg.clone()
             };
-            if dest.join(local_path(layout, &other, *pl)) == entry.path() {
-                found
-                    .entry((pkg.repo.clone(), pkg.name.clone(), *pl))
-                    .or_default()
-                    .push((version.to_string(), entry.path().to_path_buf()));
+            let longer = owner
+                .as_ref()
+                .is_none_or(|(o, _, _)| pkg.name.len() > o.name.len());
+            if other.problem().is_none()
+                && dest.join(local_path(layout, &other, *pl)) == entry.path()
+                && longer
+            {
+                owner = Some((pkg, *pl, version.to_string()));
             }
+        }
+        if let Some((pkg, pl, version)) = owner {
+            found
+                .entry((pkg.repo.clone(), pkg.name.clone(), pl))
+                .or_default()
+                .push((version, entry.path().to_path_buf()));
         }
     }
     let mut out = Vec::new();
@@ -579,6 +611,32 @@ mod tests {
         assert_eq!(
             p,
             Path::new("zillowe/linux/arm64/5.0.0/hello-5.0.0-linux-arm64.zpa")
+        );
+    }
+
+    #[test]
+    fn prune_never_takes_another_packages_current_archive() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("core/linux/amd64");
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [
+            "foo-2.0-linux-amd64.zpa",
+            "foo-1.0-linux-amd64.zpa",
+            "foo-bar-1.0-linux-amd64.zpa",
+        ] {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        let pl: Platform = "linux-amd64".parse().unwrap();
+        let p = |name: &str, version: &str| PackageRef {
+            repo: "core".into(),
+            name: name.into(),
+            version: version.into(),
+        };
+        let targets = [(p("foo", "2.0"), pl), (p("foo-bar", "1.0"), pl)];
+        let got = prune_candidates(d.path(), "{repo}/{os}/{arch}", &targets, 0);
+        assert_eq!(
+            got,
+            [(dir.join("foo-1.0-linux-amd64.zpa"), "1.0".to_string())]
         );
     }
 

@@ -28,7 +28,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, fail};
-use crate::probe::http::redact;
+use crate::probe::http::{redact, scrub};
 
 /// The oldest git this is tested to need.
 pub const MIN_GIT: (u32, u32) = (2, 20);
@@ -104,35 +104,6 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Command {
         .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
         .stdin(Stdio::null());
     c
-}
-
-/// Removes every URL's credentials from git's messages.
-fn scrub(text: &str, urls: &[&str]) -> String {
-    let mut out = text.to_string();
-    for u in urls {
-        let r = redact(u);
-        if r != *u {
-            out = out.replace(u, &r);
-        }
-    }
-    // git sometimes prints URLs it rewrote itself; catch `scheme://user:pw@`.
-    let re_like = out
-        .split_whitespace()
-        .filter(|w| w.contains("://") && w.contains('@'))
-        .map(|w| {
-            (
-                w.to_string(),
-                redact(w.trim_matches(|c| c == '\'' || c == '"')),
-            )
-        })
-        .collect::<Vec<_>>();
-    for (raw, red) in re_like {
-        if !red.contains("://***@") {
-            continue;
-        }
-        out = out.replace(raw.trim_matches(|c| c == '\'' || c == '"'), &red);
-    }
-    out
 }
 
 fn run(mut c: Command, what: &str, urls: &[&str]) -> Result<Output> {
@@ -368,13 +339,30 @@ fn reusable(o: &SyncOptions, candidate: &str, tip: &str, tree: &str) -> bool {
             return false;
         }
     }
-    let info = git(w, &["log", "-1", "--format=%P %T %G?", candidate]).output();
+    let info = git(w, &["log", "-1", "--format=%P %T %G? %GF %GP", candidate]).output();
     let Ok(info) = info else { return false };
     let text = stdout(&info);
     let parts: Vec<&str> = text.split_whitespace().collect();
-    let signed_ok =
-        o.signing_key.is_none() || parts.get(2).is_some_and(|g| !matches!(*g, "N" | "B"));
-    parts.first() == Some(&tip) && parts.get(1) == Some(&tree) && parts.len() >= 3 && signed_ok
+    let same = parts.first() == Some(&tip) && parts.get(1) == Some(&tree);
+    let signed_ok = match &o.signing_key {
+        None => true,
+        // A good signature (G, or U: good but of unknown validity) by the
+        // key configured now: after a key rotation the old overlay is
+        // re-signed, since clients may list only the new authority.
+        Some(key) => {
+            let key: String = key
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_uppercase();
+            let good = parts.get(2).is_some_and(|g| matches!(*g, "G" | "U"));
+            let by_key = parts[3.min(parts.len())..]
+                .iter()
+                .any(|fpr| fpr.to_uppercase().ends_with(&key));
+            good && by_key
+        }
+    };
+    same && signed_ok
 }
 
 /// Creates the overlay commit on `tip`.
@@ -503,15 +491,23 @@ pub fn sync(o: &SyncOptions) -> Result<SyncReport> {
                 None => format!(":{}", u.name),
             })
             .collect();
-        let mut args = vec![
-            "push",
-            "--porcelain",
-            "--force",
-            "--atomic",
-            "--quiet",
-            "--",
-            o.target.as_str(),
-        ];
+        // Forced (upstream force-pushes, the overlay is rewritten), but only
+        // over what we saw on the target a moment ago: a concurrent push by
+        // someone else makes the whole (atomic) push fail instead of being
+        // overwritten.
+        let leases: Vec<String> = updates
+            .iter()
+            .map(|u| {
+                format!(
+                    "--force-with-lease={}:{}",
+                    u.name,
+                    u.old.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        let mut args = vec!["push", "--porcelain", "--atomic", "--quiet"];
+        args.extend(leases.iter().map(String::as_str));
+        args.extend(["--", o.target.as_str()]);
         args.extend(specs.iter().map(String::as_str));
         run(git(Some(&o.work), &args), "git push", &[&o.target])
             .map_err(|e| unreachable("target", &o.target, e))?;
@@ -536,15 +532,6 @@ pub fn sync(o: &SyncOptions) -> Result<SyncReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scrubs_credentials_from_git_messages() {
-        let msg = "fatal: unable to access 'https://bob:s3cret@git.example/z.git/': refused";
-        let out = scrub(msg, &["https://bob:s3cret@git.example/z.git"]);
-        assert!(!out.contains("s3cret") && !out.contains("bob"), "{out}");
-        let out = scrub("remote: https://u:p@h/x failed", &[]);
-        assert!(!out.contains("u:p@"), "{out}");
-    }
 
     #[test]
     fn parses_ls_remote_output() {

@@ -179,7 +179,12 @@ async fn around(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = if method != Method::GET && method != Method::HEAD {
+    // Dotfiles (`.git/`, `.htpasswd`, our own `.part` downloads) are never
+    // served.
+    let hidden = percent_decode(&path).is_none_or(|p| p.split('/').any(|seg| seg.starts_with('.')));
+    let resp = if hidden {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    } else if method != Method::GET && method != Method::HEAD {
         (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD")],

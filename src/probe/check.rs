@@ -187,7 +187,7 @@ async fn request(prober: &Prober, c: &mut UrlCheck, url: &str, method: Method) -
     let Ok(u) = url::Url::parse(url) else {
         c.fail(Problem::new(
             Kind::NotFound,
-            format!("{url} is not a valid URL"),
+            format!("{} is not a valid URL", super::http::redact(url)),
         ));
         return None;
     };

@@ -70,7 +70,7 @@ pub async fn probe_http(prober: &Prober, url: &str, branch: &str) -> GitProbe {
         return GitProbe {
             result: Err(Problem::new(
                 Kind::NotAGitRepo,
-                format!("{url} is not a valid URL"),
+                format!("{} is not a valid URL", super::http::redact(url)),
             )),
             latency: Duration::ZERO,
             status: None,
@@ -132,7 +132,7 @@ pub async fn probe_http(prober: &Prober, url: &str, branch: &str) -> GitProbe {
         Some(r) if want == "HEAD" || r.contains(&want) => Ok(()),
         Some(_) => Err(Problem::new(
             Kind::BranchMissing,
-            format!("no {want} in {url}"),
+            format!("no {want} in {}", super::http::redact(url)),
         )),
     };
     probe
@@ -165,7 +165,10 @@ pub async fn probe_cli(url: &str, branch: &str, timeout: Duration) -> GitProbe {
         Err(_) => {
             probe.result = Err(Problem::new(
                 Kind::Timeout,
-                format!("git ls-remote {url} took longer than {timeout:?}"),
+                format!(
+                    "git ls-remote {} took longer than {timeout:?}",
+                    super::http::redact(url)
+                ),
             ));
             probe.latency = start.elapsed();
             return probe;
@@ -193,19 +196,21 @@ pub async fn probe_cli(url: &str, branch: &str, timeout: Duration) -> GitProbe {
         } else {
             Kind::Connect
         };
-        let first = String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("git ls-remote failed")
-            .trim()
-            .to_string();
+        let first = super::http::scrub(
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("git ls-remote failed")
+                .trim(),
+            &[url],
+        );
         probe.result = Err(Problem::new(kind, first));
         return probe;
     }
     if want != "HEAD" && String::from_utf8_lossy(&out.stdout).trim().is_empty() {
         probe.result = Err(Problem::new(
             Kind::BranchMissing,
-            format!("no {want} in {url}"),
+            format!("no {want} in {}", super::http::redact(url)),
         ));
     }
     probe
@@ -237,7 +242,10 @@ pub async fn repo_yaml_at_head(
         .map_err(|_| {
             Problem::new(
                 Kind::Timeout,
-                format!("cloning {url} took longer than {timeout:?}"),
+                format!(
+                    "cloning {} took longer than {timeout:?}",
+                    super::http::redact(url)
+                ),
             )
         })?
         .map_err(|e| Problem::new(Kind::Connect, format!("cannot run git: {e}")))?;

@@ -140,9 +140,47 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Removes every URL's credentials from git's messages.
+pub fn scrub(text: &str, urls: &[&str]) -> String {
+    let mut out = text.to_string();
+    for u in urls {
+        let r = redact(u);
+        if r != *u {
+            out = out.replace(u, &r);
+        }
+    }
+    // git sometimes prints URLs it rewrote itself; catch `scheme://user:pw@`.
+    let re_like = out
+        .split_whitespace()
+        .filter(|w| w.contains("://") && w.contains('@'))
+        .map(|w| {
+            (
+                w.to_string(),
+                redact(w.trim_matches(|c| c == '\'' || c == '"')),
+            )
+        })
+        .collect::<Vec<_>>();
+    for (raw, red) in re_like {
+        if !red.contains("://***@") {
+            continue;
+        }
+        out = out.replace(raw.trim_matches(|c| c == '\'' || c == '"'), &red);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrubs_credentials_from_git_messages() {
+        let msg = "fatal: unable to access 'https://bob:s3cret@git.example/z.git/': refused";
+        let out = scrub(msg, &["https://bob:s3cret@git.example/z.git"]);
+        assert!(!out.contains("s3cret") && !out.contains("bob"), "{out}");
+        let out = scrub("remote: https://u:p@h/x failed", &[]);
+        assert!(!out.contains("u:p@"), "{out}");
+    }
 
     #[test]
     fn redacts_credentials() {

@@ -19,7 +19,42 @@ pub struct PackageRef {
     pub version: String,
 }
 
+/// A name or version segment that is safe as a file or folder name on every
+/// platform and that Zoi accepts in an archive name: `[A-Za-z0-9._-]`, not
+/// `.` or `..`.
+fn segment_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 impl PackageRef {
+    /// Why this reference cannot name an archive (a registry index is
+    /// upstream's data: a version like `1/../../x` must not become a path).
+    pub fn problem(&self) -> Option<String> {
+        if !segment_ok(&self.name) {
+            return Some(format!(
+                "package name {:?} is not [A-Za-z0-9._-]",
+                self.name
+            ));
+        }
+        if !segment_ok(&self.version) {
+            return Some(format!(
+                "version {:?} of {} is not [A-Za-z0-9._-]",
+                self.version, self.name
+            ));
+        }
+        if !self.repo.split('/').all(segment_ok) {
+            return Some(format!(
+                "tier {:?} of {} is not a path of [A-Za-z0-9._-] segments",
+                self.repo, self.name
+            ));
+        }
+        None
+    }
+
     /// `@tier/name@version`.
     pub fn display(&self) -> String {
         format!("@{}/{}@{}", self.repo, self.name, self.version)
@@ -38,11 +73,15 @@ impl PackageRef {
         if repo.is_empty() || name.is_empty() || version.is_empty() {
             return Err(err());
         }
-        Ok(PackageRef {
+        let p = PackageRef {
             repo: repo.to_string(),
             name: name.to_string(),
             version: version.to_string(),
-        })
+        };
+        match p.problem() {
+            Some(why) => Err(format!("'{s}': {why}")),
+            None => Ok(p),
+        }
     }
 }
 
@@ -79,11 +118,15 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<PackageRef>, String> {
         if name.is_empty() {
             return Err(format!("package id {id:?} has no name"));
         }
-        out.push(PackageRef {
+        let p = PackageRef {
             repo: e.repo,
             name,
             version: e.version,
-        });
+        };
+        if let Some(why) = p.problem() {
+            return Err(format!("package {id:?}: {why}"));
+        }
+        out.push(p);
     }
     Ok(out)
 }
@@ -119,5 +162,10 @@ mod tests {
             }]
         );
         assert!(parse(br#"{"version":"1","packages":{}}"#).is_err());
+        let evil = br#"{"version":"2","packages":{"@core/x":{"repo":"core","version":"1/../../../etc/x"}}}"#;
+        assert!(parse(evil).unwrap_err().contains("is not [A-Za-z0-9._-]"));
+        let evil = br#"{"version":"2","packages":{"@../x":{"repo":"..","version":"1"}}}"#;
+        assert!(parse(evil).is_err());
+        assert!(PackageRef::parse("@core/x@1/../2").is_err());
     }
 }

@@ -1007,3 +1007,27 @@ fn a_state_recorded_for_another_file_is_not_reused() {
     zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
     apply(home.path(), &["--layout", "xdg"]).ok();
 }
+
+#[test]
+fn a_new_user_file_does_not_override_the_system_layer() {
+    let home = home_with_bundle();
+    let root = home.path().join("r");
+    fs::create_dir_all(root.join("etc/zoi")).unwrap();
+    fs::write(
+        root.join("etc/zoi/config.yaml"),
+        "offline_mode: true\ntelemetry_enabled: true\njobs: 2\n",
+    )
+    .unwrap();
+    let r = apply(
+        home.path(),
+        &["--root", root.to_str().unwrap(), "--format", "json"],
+    )
+    .ok();
+    let path = PathBuf::from(r.json()["target"]["config_path"].as_str().unwrap());
+    let c: zoi_types::Config = serde_yaml::from_slice(&fs::read(&path).unwrap()).unwrap();
+    // a key in the user layer decides over the system layer: the new file
+    // carries the system's values, so nothing Zoi did changes
+    assert!(c.offline_mode && c.telemetry_enabled);
+    assert_eq!(c.jobs, Some(2));
+    let _: zoi_types::LegacyConfig = serde_yaml::from_slice(&fs::read(&path).unwrap()).unwrap();
+}

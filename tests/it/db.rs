@@ -489,4 +489,55 @@ fn a_signed_overlay_verifies_and_is_reused() {
     fs::remove_dir_all(home.path().join("work")).unwrap();
     let doc = with_gpg(&[]).ok().json();
     assert_eq!(doc["pushed"], false, "{doc}");
+
+    // a rotated key: the overlay signed by the old one is not reused
+    let out = Command::new("gpg")
+        .args([
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Mirror Signing 2 <sign2@acme.example>",
+            "ed25519",
+            "sign",
+            "never",
+        ])
+        .env("GNUPGHOME", &gnupg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let list = Command::new("gpg")
+        .args(["--batch", "--with-colons", "--list-secret-keys"])
+        .env("GNUPGHOME", &gnupg)
+        .output()
+        .unwrap();
+    let fpr2 = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|l| l.starts_with("fpr:"))
+        .filter_map(|l| l.split(':').nth(9))
+        .find(|f| *f != fpr)
+        .unwrap()
+        .to_string();
+    fs::write(
+        &spec,
+        fs::read_to_string(&spec).unwrap().replace(&fpr, &fpr2),
+    )
+    .unwrap();
+    let doc = with_gpg(&[]).ok().json();
+    assert_eq!(doc["pushed"], true, "{doc}");
+    let verify = Command::new("git")
+        .args([
+            "-C",
+            target.to_str().unwrap(),
+            "verify-commit",
+            "--raw",
+            "main",
+        ])
+        .env("GNUPGHOME", &gnupg)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&verify.stderr).contains(&fpr2),
+        "signed by the new key"
+    );
 }

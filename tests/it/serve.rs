@@ -312,3 +312,25 @@ fn access_log_on_stderr_and_a_clean_stop_on_sigterm() {
     );
     assert!(log.trim_end().ends_with("stopped"), "{log}");
 }
+
+#[test]
+fn dotfiles_are_never_served() {
+    let home = tempfile::tempdir().unwrap();
+    tree(home.path());
+    std::fs::create_dir_all(home.path().join("www/.git")).unwrap();
+    std::fs::write(
+        home.path().join("www/.git/config"),
+        "[remote] url = https://token@host/x",
+    )
+    .unwrap();
+    std::fs::write(home.path().join("www/core/.a.zpa.part"), "partial").unwrap();
+    let s = Serve::start(home.path(), &home.path().join("www"), &["--list"]);
+    for path in [
+        "/.git/config",
+        "/core/.a.zpa.part",
+        "/%2egit/config",
+        "/.git/",
+    ] {
+        assert_eq!(raw(&s, "GET", path, &[]).status, 404, "{path}");
+    }
+}
