@@ -10,7 +10,8 @@ use crate::error::{Exit, Failure, fail};
 use crate::output::{self, Format, Style, paint};
 
 pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
-    let http = net_options(&args.net)?;
+    let mut http = net_options(&args.net)?;
+    http.allow_headers_for(&args.bundle);
     let bundle = load::open(Source::parse(&args.bundle), args.sha512.as_deref(), &http)?;
     let (env, zoi) = machine(&args.machine)?;
     let mut opts = ApplyOptions {
@@ -61,6 +62,7 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
     plan.registry_content = None;
     // Zoi syncs from the main remote; `mirror` remotes only with --fallback.
     plan.git.retain(|(role, _)| role == "main");
+    crate::probe::plan::allow_headers(&mut http, &plan);
     let check = crate::probe::run_blocking(
         plan,
         &http,

@@ -65,7 +65,13 @@ fn from_db_cache(work: &std::path::Path, branch: &str, file: &str) -> Result<Vec
 }
 
 pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
-    let http = net_options(&args.net)?;
+    let mut http = net_options(&args.net)?;
+    for src in [&args.index, &args.upstream_repo_yaml]
+        .into_iter()
+        .flatten()
+    {
+        http.allow_headers_for(src);
+    }
     let spec = spec::load(&args.spec, None)?;
     if spec.binaries.format == ArchiveFormat::PkgTarZst {
         return fail(
@@ -108,6 +114,8 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
                 .hint("pass the repo.yaml of a registry that does with --upstream-repo-yaml"),
         );
     };
+    // The header is for the host the archives come from, and nowhere else.
+    http.allow_headers_for(&link.url);
     let index_bytes = match &args.index {
         Some(src) => read_file_or_url("packages.json", src, &http)?,
         None => from_db_cache(&work, &spec.registry.branch, "packages.json")?,
@@ -172,7 +180,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         .enable_all()
         .build()?;
     let reports = rt.block_on(async {
-        let client = crate::probe::http::client(&http)?;
+        let client = crate::probe::http::Http::new(&http)?;
         let prober = Arc::new(Prober::new(
             client,
             args.concurrency * 4,

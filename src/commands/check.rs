@@ -13,7 +13,13 @@ use crate::zoi::paths::{Env, LayoutKind};
 use crate::zoi::platform::Platform;
 
 pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
-    let http = net_options(&args.net)?;
+    let mut http = net_options(&args.net)?;
+    for src in [&args.bundle, &args.repo_yaml, &args.scope.index]
+        .into_iter()
+        .flatten()
+    {
+        http.allow_headers_for(src);
+    }
     let mut p = if let Some(b) = &args.bundle {
         let bundle = load::open(Source::parse(b), args.sha512.as_deref(), &http)?;
         let mut p = plan::from_bundle(&bundle)?;
@@ -54,6 +60,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
         output::info("no packages given (--package, --index): checking the registry only");
     }
 
+    plan::allow_headers(&mut http, &p);
     let report = probe::run_blocking(
         p,
         &http,

@@ -65,6 +65,8 @@ pub fn net_options(net: &NetArgs) -> Result<http::Options> {
         connect_timeout: Duration::from_secs(net.connect_timeout),
         timeout: Duration::from_secs(net.timeout),
         cross_host_redirects: true,
+        // Each command allows the hosts it is pointed at.
+        header_hosts: Vec::new(),
     })
 }
 

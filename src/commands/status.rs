@@ -11,7 +11,8 @@ use crate::output::{self, Format, Style, paint};
 use crate::zoi::config::Source as Decider;
 
 pub fn run(args: &StatusArgs, format: Format) -> Result<Exit> {
-    let http = net_options(&args.net)?;
+    let mut http = net_options(&args.net)?;
+    http.allow_headers_for(&args.bundle);
     let bundle = load::open(Source::parse(&args.bundle), args.sha512.as_deref(), &http)?;
     let (env, zoi) = machine(&args.machine)?;
     let r = status::status(

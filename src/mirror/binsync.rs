@@ -122,7 +122,7 @@ async fn small(prober: &Prober, url: &str) -> Result<Option<Vec<u8>>, Problem> {
 /// stopped, via `Range`), and returns the SHA-512 and length of the whole
 /// file and whether a resume happened.
 async fn download(
-    client: &reqwest::Client,
+    http: &crate::probe::http::Http,
     url: &str,
     part: &Path,
     retries: u32,
@@ -139,12 +139,23 @@ async fn download(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut req = client.get(url).timeout(Duration::from_secs(24 * 3600));
-        if have > 0 {
-            req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
-        }
+        let range = (have > 0).then(|| (reqwest::header::RANGE, format!("bytes={have}-")));
         let result: Result<bool, Problem> = async {
-            let resp = req.send().await.map_err(|e| classify(&e))?;
+            let u = url::Url::parse(url).map_err(|e| {
+                Problem::new(
+                    Kind::NotFound,
+                    format!("{}: {e}", crate::probe::http::redact(url)),
+                )
+            })?;
+            let resp = http
+                .send(
+                    reqwest::Method::GET,
+                    &u,
+                    range.as_slice(),
+                    Some(Duration::from_secs(24 * 3600)),
+                )
+                .await
+                .map_err(|e| classify(&e))?;
             let status = resp.status().as_u16();
             let append = match status {
                 206 if have > 0 => {
@@ -342,7 +353,7 @@ async fn sync_one(
     }
     let part = part_path(&archive);
     let (got, len, resumed) = match download(
-        &prober.client,
+        &prober.http,
         &urls.archive,
         &part,
         opts.retries,

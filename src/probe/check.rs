@@ -398,10 +398,13 @@ async fn check_archive(prober: &Prober, kind: &'static str, url: &str) -> (UrlCh
 async fn deep_hash(prober: &Prober, url: &str) -> Result<(String, u64), Problem> {
     let u = url::Url::parse(url).map_err(|e| Problem::new(Kind::NotFound, e.to_string()))?;
     let resp = prober
-        .client
-        .get(u)
-        .timeout(Duration::from_secs(3600))
-        .send()
+        .http
+        .send(
+            reqwest::Method::GET,
+            &u,
+            &[],
+            Some(Duration::from_secs(3600)),
+        )
         .await
         .map_err(|e| super::fetch::classify(&e))?;
     let reply = Reply {

@@ -172,7 +172,7 @@ pub struct Outcome {
 }
 
 pub struct Prober {
-    pub client: reqwest::Client,
+    pub http: super::http::Http,
     global: Arc<Semaphore>,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
     per_host_limit: usize,
@@ -298,9 +298,9 @@ fn retryable(kind: Kind) -> bool {
 }
 
 impl Prober {
-    pub fn new(client: reqwest::Client, concurrency: usize, per_host: usize, retries: u32) -> Self {
+    pub fn new(http: super::http::Http, concurrency: usize, per_host: usize, retries: u32) -> Self {
         Prober {
-            client,
+            http,
             global: Arc::new(Semaphore::new(concurrency.max(1))),
             per_host: Mutex::new(HashMap::new()),
             per_host_limit: per_host.max(1),
@@ -325,15 +325,19 @@ impl Prober {
         url: &url::Url,
         method: Method,
     ) -> Result<Reply, (Problem, Option<Duration>)> {
-        let req = match method {
-            Method::Head => self.client.head(url.clone()),
-            Method::FirstByte => self
-                .client
-                .get(url.clone())
-                .header(reqwest::header::RANGE, "bytes=0-0"),
-            Method::Get(_) => self.client.get(url.clone()),
+        let (verb, extra) = match method {
+            Method::Head => (reqwest::Method::HEAD, Vec::new()),
+            Method::FirstByte => (
+                reqwest::Method::GET,
+                vec![(reqwest::header::RANGE, "bytes=0-0".to_string())],
+            ),
+            Method::Get(_) => (reqwest::Method::GET, Vec::new()),
         };
-        let resp = req.send().await.map_err(|e| (classify(&e), None))?;
+        let resp = self
+            .http
+            .send(verb, url, &extra, None)
+            .await
+            .map_err(|e| (classify(&e), None))?;
         let headers = resp.headers();
         let header = |name: reqwest::header::HeaderName| {
             headers

@@ -23,6 +23,27 @@ pub struct Options {
     /// Follow redirects to other hosts (downloads) or stop there so the
     /// redirect can be reported (`check`).
     pub cross_host_redirects: bool,
+    /// `host:port`s the `headers` are sent to: the hosts a command was
+    /// pointed at. A token for the company's mirror must not travel to an
+    /// upstream registry, a cache mirror elsewhere or a redirect target.
+    pub header_hosts: Vec<String>,
+}
+
+impl Options {
+    /// Allows the headers for the host of `url` (a URL template is fine: only
+    /// its scheme and authority matter).
+    pub fn allow_headers_for(&mut self, url: &str) {
+        if let Some(key) = url::Url::parse(url).ok().as_ref().and_then(host_key)
+            && !self.header_hosts.contains(&key)
+        {
+            self.header_hosts.push(key);
+        }
+    }
+}
+
+/// `host:port` of a URL (the port as used, defaults included).
+pub fn host_key(u: &url::Url) -> Option<String> {
+    Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
 }
 
 impl Default for Options {
@@ -35,51 +56,110 @@ impl Default for Options {
             // for Zoi too.
             timeout: Duration::from_secs(60),
             cross_host_redirects: true,
+            header_hosts: Vec::new(),
         }
     }
 }
 
 pub const USER_AGENT: &str = concat!("zoi-mirror/", env!("CARGO_PKG_VERSION"));
 
-/// Builds the async client for `opts`.
-pub fn client(opts: &Options) -> Result<reqwest::Client> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    for (name, value) in &opts.headers {
-        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-            .with_context(|| format!("invalid header name {name:?}"))?;
-        let mut value = reqwest::header::HeaderValue::from_str(value)
-            .map_err(|_| anyhow::anyhow!("invalid value for header {name} (not shown)"))?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
+/// A client with the command's options: TLS roots, timeouts, headers for
+/// the allowed hosts, and redirects followed within a host by reqwest and
+/// across hosts by [`Http::send`] (without the headers), when allowed.
+#[derive(Clone)]
+pub struct Http {
+    pub client: reqwest::Client,
+    headers: reqwest::header::HeaderMap,
+    header_hosts: Vec<String>,
+    follow_other_hosts: bool,
+}
+
+impl Http {
+    pub fn new(opts: &Options) -> Result<Http> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &opts.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .with_context(|| format!("invalid header name {name:?}"))?;
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| anyhow::anyhow!("invalid value for header {name} (not shown)"))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let mut b = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.timeout)
+            .redirect(super::fetch::redirect_policy());
+        for path in &opts.ca_certs {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        Ok(Http {
+            client: b.build()?,
+            headers,
+            header_hosts: opts.header_hosts.clone(),
+            follow_other_hosts: opts.cross_host_redirects,
+        })
     }
-    let mut b = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .default_headers(headers)
-        .connect_timeout(opts.connect_timeout)
-        .timeout(opts.timeout)
-        .redirect(if opts.cross_host_redirects {
-            reqwest::redirect::Policy::limited(10)
-        } else {
-            super::fetch::redirect_policy()
-        });
-    for path in &opts.ca_certs {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
-        for c in certs {
-            b = b.add_root_certificate(c);
+
+    fn headers_for(&self, url: &url::Url) -> reqwest::header::HeaderMap {
+        match host_key(url) {
+            Some(k) if self.header_hosts.contains(&k) => self.headers.clone(),
+            _ => reqwest::header::HeaderMap::new(),
         }
     }
-    Ok(b.build()?)
+
+    /// Sends one request (with `extra` headers and an optional timeout
+    /// overriding the client's), following redirects to other hosts when
+    /// the options allow it — each hop carrying only the headers allowed for
+    /// its own host.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &url::Url,
+        extra: &[(reqwest::header::HeaderName, String)],
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut url = url.clone();
+        let mut hops = 0;
+        loop {
+            let mut req = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(self.headers_for(&url));
+            for (k, v) in extra {
+                req = req.header(k.clone(), v.as_str());
+            }
+            if let Some(t) = timeout {
+                req = req.timeout(t);
+            }
+            let resp = req.send().await?;
+            let next = (self.follow_other_hosts && resp.status().is_redirection() && hops < 10)
+                .then(|| resp.headers().get(reqwest::header::LOCATION))
+                .flatten()
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| url.join(l).ok());
+            match next {
+                Some(n) => {
+                    url = n;
+                    hops += 1;
+                }
+                None => return Ok(resp),
+            }
+        }
+    }
 }
 
 /// GETs a small file (a bundle member) and returns its bytes; any status
 /// other than 2xx is an error.
-pub async fn fetch(client: &reqwest::Client, url: &url::Url) -> Result<Vec<u8>> {
-    let resp = client
-        .get(url.clone())
-        .send()
+pub async fn fetch(http: &Http, url: &url::Url) -> Result<Vec<u8>> {
+    let resp = http
+        .send(reqwest::Method::GET, url, &[], None)
         .await
         .map_err(|e| anyhow::anyhow!("{}", describe_reqwest(&e)))?;
     let status = resp.status();
@@ -95,8 +175,8 @@ pub fn fetch_blocking(opts: &Options, url: &url::Url) -> Result<Vec<u8>> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let c = client(opts)?;
-        fetch(&c, url).await
+        let http = Http::new(opts)?;
+        fetch(&http, url).await
     })
 }
 

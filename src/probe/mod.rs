@@ -63,7 +63,7 @@ pub fn run_blocking(
         indicatif::ProgressBar::hidden()
     };
     let report = rt.block_on(async {
-        let client = http::client(&http)?;
+        let client = http::Http::new(&http)?;
         let prober = Arc::new(fetch::Prober::new(
             client,
             opts.concurrency,

@@ -457,3 +457,61 @@ fn bad_bin_sync_input() {
         r.stderr
     );
 }
+
+#[test]
+fn the_auth_header_goes_to_upstream_and_not_to_a_redirect_target() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // GitLab's header: reqwest itself would forward it across a redirect
+    let token = "upstream-t0ken";
+    let (bytes, _) = simple_zpa("hello", b"x");
+    let file = "hello-5.0.0-linux-amd64.zpa";
+    let hash = format!("{}  {file}\n", support::sha512_hex(&bytes));
+    // the object store the upstream registry redirects archive downloads to
+    let store = FaultServer::start(vec![(
+        &format!("/blobs/{file}"),
+        Fault::Ok(bytes.clone(), vec![]),
+    )]);
+    let base = format!("/generic/zillowe.hello/5.0.0/{file}");
+    let upstream = FaultServer::start(vec![
+        (
+            &format!("{base}.hash"),
+            Fault::Ok(hash.into_bytes(), vec![]),
+        ),
+        (
+            &base,
+            Fault::Redirect(store.url("http", &format!("/blobs/{file}"))),
+        ),
+    ]);
+    let yaml = upstream_repo_yaml(h, &upstream.url("http", "/generic"));
+    let spec = spec(h, &yaml);
+    let index = index(h, &[("zillowe", "hello", "5.0.0")]);
+    let header = format!("PRIVATE-TOKEN: {token}");
+    let r = bin_sync(
+        h,
+        &spec,
+        &index,
+        &h.join("dest"),
+        &["--platform", "linux-amd64", "--header", &header],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["targets"][0]["status"], "downloaded");
+    assert!(
+        upstream
+            .seen_headers
+            .lock()
+            .unwrap()
+            .join("\n")
+            .contains(token),
+        "upstream got the header"
+    );
+    let at_store = store.seen_headers.lock().unwrap().join("\n");
+    assert!(
+        at_store.contains(&format!("GET /blobs/{file}")),
+        "the redirect was followed"
+    );
+    assert!(
+        !at_store.contains("upstream-t0ken"),
+        "the token must not follow a redirect to another host:\n{at_store}"
+    );
+}
