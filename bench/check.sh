@@ -95,7 +95,7 @@ echo "xargs -P 32 curl: ${t_curl}s ($curl_ok x 200)" >&2
 
 t_lychee=""
 if command -v lychee >/dev/null 2>&1; then
-    read -r t_lychee _ < <(timed lychee lychee --no-progress --max-concurrency 64 --cache-exclude-status 100.. "$work/urls.txt")
+    read -r t_lychee _ < <(timed lychee lychee --no-progress --max-concurrency 64 --host-concurrency 64 --host-request-interval 0s --cache-exclude-status 100.. "$work/urls.txt")
     echo "lychee: ${t_lychee}s" >&2
 fi
 
