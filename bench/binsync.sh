@@ -69,6 +69,7 @@ tier = "core"
 maintainer = { name = "b", email = "b@example.com" }
 [registry]
 url = "https://git.example.invalid/z.git"
+name = "zoidberg"
 upstream_repo_yaml = "$work/upstream.yaml"
 [[registry.tiers]]
 name = "bench"

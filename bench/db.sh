@@ -53,6 +53,7 @@ tier = "core"
 maintainer = { name = "b", email = "b@example.com" }
 [registry]
 url = "git://127.0.0.1:$port/target.git"
+name = "zoidberg"
 upstream = "git://127.0.0.1:$port/upstream.git"
 [binaries]
 url = "https://bin.example.com/pkgs"
