@@ -60,23 +60,12 @@ port=$nginx_port
 
 sed "s#https://gitlab.com/api/v4/projects/71125308/packages/generic#http://127.0.0.1:$port/generic#" \
     ../shared/fixtures/zoidberg/repo.yaml > "$work/upstream.yaml"
-cat > "$work/mirror.toml" <<TOML
-[extension]
-name = "bench-mirror"
-version = "1.0.0"
-description = "bench"
-tier = "core"
-maintainer = { name = "b", email = "b@example.com" }
-[registry]
-url = "https://git.example.invalid/z.git"
-name = "zoidberg"
-upstream_repo_yaml = "$work/upstream.yaml"
+write_spec "url = 'https://git.example.invalid/z.git'
+upstream_repo_yaml = '$work/upstream.yaml'
 [[registry.tiers]]
-name = "bench"
-[binaries]
-url = "https://bin.example.invalid/pkgs"
-platforms = ["linux-amd64"]
-TOML
+name = 'bench'" \
+    "url = 'https://bin.example.invalid/pkgs'
+platforms = ['linux-amd64']"
 
 run_set() { # set-name
     local set=$1

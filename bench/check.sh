@@ -48,20 +48,9 @@ PY
 start_nginx "$work/www"
 port=$nginx_port
 
-cat > "$work/mirror.toml" <<EOF
-[extension]
-name = "bench-mirror"
-version = "1.0.0"
-description = "bench"
-tier = "core"
-maintainer = { name = "b", email = "b@example.com" }
-[registry]
-url = "https://git.example.invalid/z.git"
-name = "zoidberg"
-[binaries]
-url = "http://127.0.0.1:$port/pkgs"
-platforms = ["linux-amd64", "macos-arm64"]
-EOF
+write_spec "url = 'https://git.example.invalid/z.git'" \
+    "url = 'http://127.0.0.1:$port/pkgs'
+platforms = ['linux-amd64', 'macos-arm64']"
 "$bin" build -c "$work/mirror.toml" -o "$work/dist" >/dev/null
 bundle="$work/dist/bench-mirror-1.0.0"
 

@@ -44,20 +44,9 @@ port=$(free_port)
 bench_pids+=("$!")
 for _ in $(seq 50); do git ls-remote "git://127.0.0.1:$port/upstream.git" >/dev/null 2>&1 && break; sleep 0.1; done
 
-cat > "$work/mirror.toml" <<TOML
-[extension]
-name = "bench-mirror"
-version = "1.0.0"
-description = "bench"
-tier = "core"
-maintainer = { name = "b", email = "b@example.com" }
-[registry]
-url = "git://127.0.0.1:$port/target.git"
-name = "zoidberg"
-upstream = "git://127.0.0.1:$port/upstream.git"
-[binaries]
-url = "https://bin.example.com/pkgs"
-TOML
+write_spec "url = 'git://127.0.0.1:$port/target.git'
+upstream = 'git://127.0.0.1:$port/upstream.git'" \
+    "url = 'https://bin.example.com/pkgs'"
 
 # Warm both: the first sync pushes everything; the peer clones.
 "$bin" db sync -c "$work/mirror.toml" --work "$work/cache/upstream.git" >/dev/null

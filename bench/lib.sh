@@ -60,3 +60,22 @@ CONF
     bench_pids+=("$!")
     for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.1; done
 }
+
+# write_spec REGISTRY BINARIES : $work/mirror.toml for the extension
+# "bench-mirror" 1.0.0, the two arguments being the bodies of its
+# [registry] and [binaries] tables
+write_spec() {
+    cat > "$work/mirror.toml" <<TOML
+[extension]
+name = "bench-mirror"
+version = "1.0.0"
+description = "bench"
+tier = "core"
+maintainer = { name = "b", email = "b@example.com" }
+[registry]
+name = "zoidberg"
+$1
+[binaries]
+$2
+TOML
+}

@@ -154,14 +154,8 @@ pub enum BinCommand {
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct BinSyncArgs {
-    /// The mirror spec.
-    #[arg(
-        short = 'c',
-        long = "config",
-        value_name = "SPEC",
-        default_value = "mirror.toml"
-    )]
-    pub spec: PathBuf,
+    #[command(flatten)]
+    pub spec: SpecArg,
     /// Root of the local binary tree (what binaries.url serves).
     #[arg(long, value_name = "DIR")]
     pub dest: PathBuf,
@@ -227,14 +221,8 @@ pub enum DbCommand {
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct DbSyncArgs {
-    /// The mirror spec.
-    #[arg(
-        short = 'c',
-        long = "config",
-        value_name = "SPEC",
-        default_value = "mirror.toml"
-    )]
-    pub spec: PathBuf,
+    #[command(flatten)]
+    pub spec: SpecArg,
     /// Upstream git URL (default: registry.upstream).
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
@@ -254,6 +242,19 @@ pub struct DbSyncArgs {
     /// Show what would move on the target; push nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `-c/--config`, shared by every command that reads the mirror spec.
+#[derive(Debug, Args, Clone)]
+pub struct SpecArg {
+    /// The mirror spec.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "SPEC",
+        default_value = "mirror.toml"
+    )]
+    pub path: PathBuf,
 }
 
 /// Options for commands that fetch over HTTP.
@@ -479,14 +480,8 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct BuildArgs {
-    /// The mirror spec.
-    #[arg(
-        short = 'c',
-        long = "config",
-        value_name = "SPEC",
-        default_value = "mirror.toml"
-    )]
-    pub spec: PathBuf,
+    #[command(flatten)]
+    pub spec: SpecArg,
     /// Output directory; the bundle goes to DIR/<name>-<version>/.
     #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "dist")]
     pub out: PathBuf,

@@ -2,11 +2,11 @@
 
 use anyhow::Result;
 
-use super::{compact, confirm, lock_timeout, machine, net_options};
+use super::{compact, confirm, interactive, lock_timeout, machine, net_options};
 use crate::bundle::load::{self, Source};
 use crate::cli::ApplyArgs;
 use crate::client::{self, ApplyOptions};
-use crate::error::{Exit, Failure, fail};
+use crate::error::Exit;
 use crate::output::{self, Format, Style, paint};
 
 pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
@@ -24,11 +24,7 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
     };
 
     // Interactive runs see what will change first.
-    if !args.dry_run
-        && !args.yes
-        && format == Format::Human
-        && std::io::IsTerminal::is_terminal(&std::io::stdin())
-    {
+    if interactive(args.dry_run, args.yes, format) {
         let plan = client::apply(&bundle, &opts)?;
         if plan.already_applied {
             return print(&plan, format);
@@ -36,20 +32,12 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
         if let Some(d) = &plan.diff {
             eprint!("{d}");
         }
-        if !confirm(
-            &format!(
-                "Apply {} {} to {}?",
-                plan.extension,
-                plan.version,
-                plan.target.config_path.display()
-            ),
-            false,
-        ) {
-            return fail(Failure::no(
-                "aborted",
-                "aborted by the user; nothing was changed",
-            ));
-        }
+        confirm(&format!(
+            "Apply {} {} to {}?",
+            plan.extension,
+            plan.version,
+            plan.target.config_path.display()
+        ))?;
     }
     opts.dry_run = args.dry_run;
     let report = client::apply(&bundle, &opts)?;

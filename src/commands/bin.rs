@@ -72,7 +72,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     {
         http.allow_headers_for(src);
     }
-    let spec = spec::load(&args.spec, None)?;
+    let spec = spec::load(&args.spec.path, None)?;
     if spec.binaries.format == ArchiveFormat::PkgTarZst {
         return fail(
             Failure::bad_input(

@@ -53,7 +53,7 @@ struct CheckReport {
 }
 
 pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
-    let mut spec = spec::load(&args.spec, args.upstream_repo_yaml.as_deref())?;
+    let mut spec = spec::load(&args.spec.path, args.upstream_repo_yaml.as_deref())?;
     for t in &args.tools {
         let Some((platform, path)) = t.split_once('=') else {
             return fail(Failure::bad_input(

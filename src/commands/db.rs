@@ -12,14 +12,14 @@ use crate::output::{self, Format, Style, paint};
 use crate::spec;
 
 pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
-    let spec = spec::load(&args.spec, args.upstream_repo_yaml.as_deref())?;
+    let spec = spec::load(&args.spec.path, args.upstream_repo_yaml.as_deref())?;
     if !spec.registry.authorities.is_empty() && spec.registry.signing_key.is_none() {
         return fail(
             Failure::bad_input(
                 "unsigned_overlay",
                 format!(
                     "{} lists registry.authorities but no registry.signing_key: the overlay commit that carries the corporate repo.yaml would be unsigned",
-                    args.spec.display()
+                    args.spec.path.display()
                 ),
             )
             .hint("clients with authorities require the registry HEAD to be signed by one of them and roll back `zoi sync` otherwise; set registry.signing_key to a key among the authorities"),

@@ -41,6 +41,7 @@ use std::time::Duration;
 use crate::cli::{MachineArgs, NetArgs};
 use crate::client::zoi_cli::{self, Zoi};
 use crate::error::{Failure, fail};
+use crate::output::Format;
 use crate::probe::http;
 use crate::zoi::paths::Env;
 
@@ -95,18 +96,30 @@ pub fn lock_timeout(m: &MachineArgs) -> Duration {
     Duration::from_secs(m.lock_timeout)
 }
 
-/// Asks on the terminal; without one (scripts, `curl | sh`) or with `--yes`
-/// the answer is yes.
-pub fn confirm(question: &str, yes: bool) -> bool {
-    if yes || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return true;
-    }
+/// Whether to show the change and ask before making it: only a person at a
+/// terminal, never `--yes`, `--dry-run`, JSON or a script (`curl | sh`).
+pub fn interactive(dry_run: bool, yes: bool, format: Format) -> bool {
+    !dry_run
+        && !yes
+        && format == Format::Human
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+}
+
+/// Asks on the terminal; anything but yes aborts with nothing changed.
+pub fn confirm(question: &str) -> Result<()> {
     eprint!("{question} [y/N] ");
     let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
+    let yes = std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim(), "y" | "Y" | "yes" | "Yes");
+    if yes {
+        Ok(())
+    } else {
+        fail(Failure::no(
+            "aborted",
+            "aborted by the user; nothing was changed",
+        ))
     }
-    matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
 }
 
 /// A YAML value on one line, for human output.

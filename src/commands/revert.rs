@@ -2,10 +2,10 @@
 
 use anyhow::Result;
 
-use super::{compact, confirm, lock_timeout, machine};
+use super::{compact, confirm, interactive, lock_timeout, machine};
 use crate::cli::RevertArgs;
 use crate::client::{self, RevertOptions};
-use crate::error::{Exit, Failure, fail};
+use crate::error::Exit;
 use crate::output::{self, Format, Style, paint};
 
 pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
@@ -18,20 +18,13 @@ pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
         dry_run: true,
         lock_timeout: lock_timeout(&args.machine),
     };
-    if !args.dry_run
-        && !args.yes
-        && format == Format::Human
-        && std::io::IsTerminal::is_terminal(&std::io::stdin())
-    {
+    if interactive(args.dry_run, args.yes, format) {
         let plan = client::revert(&opts)?;
         if let Some(d) = &plan.diff {
             eprint!("{d}");
         }
-        if plan.config_path.is_some() && !confirm(&format!("Revert {}?", args.name), false) {
-            return fail(Failure::no(
-                "aborted",
-                "aborted by the user; nothing was changed",
-            ));
+        if plan.config_path.is_some() {
+            confirm(&format!("Revert {}?", args.name))?;
         }
     }
     opts.dry_run = args.dry_run;

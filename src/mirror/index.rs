@@ -404,61 +404,48 @@ fn classify(
         size: 0,
         action: Action::Read,
     };
-    let lmeta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            item.action = Action::Fail(Failed::new(
-                "unreadable",
-                format!("cannot read the file: {e}"),
-            ));
-            return item;
-        }
-    };
+    if let Err(failed) = inspect(&mut item, path, canon_root, opts) {
+        item.action = Action::Fail(failed);
+    }
+    item
+}
+
+/// Fills in the size and, when fresh metadata already stands beside it,
+/// the skip; an error is why the file cannot be indexed.
+fn inspect(item: &mut Item, path: &Path, canon_root: &Path, opts: &Options) -> Result<(), Failed> {
+    let unreadable =
+        |e: std::io::Error| Failed::new("unreadable", format!("cannot read the file: {e}"));
+    let lmeta = fs::symlink_metadata(path).map_err(unreadable)?;
     if lmeta.file_type().is_symlink() {
-        match fs::canonicalize(path) {
-            Err(e) => {
-                item.action = Action::Fail(Failed::new(
-                    "unreadable",
-                    format!("cannot read the file: the symlink leads nowhere ({e})"),
-                ));
-                return item;
-            }
-            Ok(target) if !target.starts_with(canon_root) => {
-                item.action = Action::Fail(Failed::new(
-                    "outside_root",
-                    format!(
-                        "symlink to {}, outside ROOT: not followed",
-                        target.display()
-                    ),
-                ));
-                return item;
-            }
-            Ok(_) => {}
+        let target = fs::canonicalize(path).map_err(|e| {
+            Failed::new(
+                "unreadable",
+                format!("cannot read the file: the symlink leads nowhere ({e})"),
+            )
+        })?;
+        if !target.starts_with(canon_root) {
+            return Err(Failed::new(
+                "outside_root",
+                format!(
+                    "symlink to {}, outside ROOT: not followed",
+                    target.display()
+                ),
+            ));
         }
     }
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            item.action = Action::Fail(Failed::new(
-                "unreadable",
-                format!("cannot read the file: {e}"),
-            ));
-            return item;
-        }
-    };
+    let meta = fs::metadata(path).map_err(unreadable)?;
     if !meta.is_file() {
         let what = if meta.is_dir() {
             "a folder named like an archive"
         } else {
             "not a regular file (a FIFO, socket or device)"
         };
-        item.action = Action::Fail(Failed::new("not_a_file", what));
-        return item;
+        return Err(Failed::new("not_a_file", what));
     }
     item.size = meta.len();
 
     if opts.check {
-        return item;
+        return Ok(());
     }
     for m in METADATA {
         let p = m.path_for(path);
@@ -466,14 +453,13 @@ fn classify(
             && !md.is_file()
             && !md.file_type().is_symlink()
         {
-            item.action = Action::Fail(Failed::new(
+            return Err(Failed::new(
                 "metadata_not_file",
                 format!(
                     "{} exists and is not a regular file; remove it so the metadata can be written",
                     p.display()
                 ),
             ));
-            return item;
         }
     }
     if !opts.force
@@ -481,7 +467,7 @@ fn classify(
     {
         item.action = Action::Skip(existing);
     }
-    item
+    Ok(())
 }
 
 /// The newest of the archive's mtime and ctime, through and including a

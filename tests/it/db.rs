@@ -393,13 +393,32 @@ pub fn throwaway_gpg_key(gnupghome: &Path) -> String {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(gnupghome, fs::Permissions::from_mode(0o700)).unwrap();
     }
+    add_gpg_key(gnupghome, "Mirror Signing <sign@acme.example>")
+}
+
+/// Adds a signing key to a GnuPG home; returns the new key's fingerprint.
+fn add_gpg_key(gnupghome: &Path, uid: &str) -> String {
+    let fingerprints = || {
+        let out = Command::new("gpg")
+            .args(["--batch", "--with-colons", "--list-secret-keys"])
+            .env("GNUPGHOME", gnupghome)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("fpr:"))
+            .filter_map(|l| l.split(':').nth(9))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = fingerprints();
     let out = Command::new("gpg")
         .args([
             "--batch",
             "--passphrase",
             "",
             "--quick-gen-key",
-            "Mirror Signing <sign@acme.example>",
+            uid,
             "ed25519",
             "sign",
             "never",
@@ -412,17 +431,25 @@ pub fn throwaway_gpg_key(gnupghome: &Path) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new("gpg")
-        .args(["--batch", "--with-colons", "--list-secret-keys"])
+    fingerprints()
+        .into_iter()
+        .find(|f| !before.contains(f))
+        .expect("a new key")
+}
+
+/// `git verify-commit --raw main` in a bare repo: (verified, gpg's status lines).
+fn verify_main(repo: &Path, gnupghome: &Path) -> (bool, String) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["verify-commit", "--raw", "main"])
         .env("GNUPGHOME", gnupghome)
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .unwrap()
-        .to_string()
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -459,26 +486,9 @@ fn a_signed_overlay_verifies_and_is_reused() {
     };
     let doc = with_gpg(&[]).ok().json();
     assert_eq!(doc["signed"], true);
-    let verify = Command::new("git")
-        .args([
-            "-C",
-            target.to_str().unwrap(),
-            "verify-commit",
-            "--raw",
-            "main",
-        ])
-        .env("GNUPGHOME", &gnupg)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&verify.stderr).contains(&fpr),
-        "signed by the throw-away key"
-    );
+    let (verified, status) = verify_main(&target, &gnupg);
+    assert!(verified, "{status}");
+    assert!(status.contains(&fpr), "signed by the throw-away key");
 
     // A signature carries a timestamp, so the existing signed overlay is
     // reused instead of re-signed: nothing is pushed.
@@ -491,33 +501,7 @@ fn a_signed_overlay_verifies_and_is_reused() {
     assert_eq!(doc["pushed"], false, "{doc}");
 
     // a rotated key: the overlay signed by the old one is not reused
-    let out = Command::new("gpg")
-        .args([
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            "Mirror Signing 2 <sign2@acme.example>",
-            "ed25519",
-            "sign",
-            "never",
-        ])
-        .env("GNUPGHOME", &gnupg)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let list = Command::new("gpg")
-        .args(["--batch", "--with-colons", "--list-secret-keys"])
-        .env("GNUPGHOME", &gnupg)
-        .output()
-        .unwrap();
-    let fpr2 = String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .filter(|l| l.starts_with("fpr:"))
-        .filter_map(|l| l.split(':').nth(9))
-        .find(|f| *f != fpr)
-        .unwrap()
-        .to_string();
+    let fpr2 = add_gpg_key(&gnupg, "Mirror Signing 2 <sign2@acme.example>");
     fs::write(
         &spec,
         fs::read_to_string(&spec).unwrap().replace(&fpr, &fpr2),
@@ -525,19 +509,7 @@ fn a_signed_overlay_verifies_and_is_reused() {
     .unwrap();
     let doc = with_gpg(&[]).ok().json();
     assert_eq!(doc["pushed"], true, "{doc}");
-    let verify = Command::new("git")
-        .args([
-            "-C",
-            target.to_str().unwrap(),
-            "verify-commit",
-            "--raw",
-            "main",
-        ])
-        .env("GNUPGHOME", &gnupg)
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&verify.stderr).contains(&fpr2),
-        "signed by the new key"
-    );
+    let (verified, status) = verify_main(&target, &gnupg);
+    assert!(verified, "{status}");
+    assert!(status.contains(&fpr2), "signed by the new key");
 }
