@@ -674,22 +674,22 @@ fn apply_verify_passes_or_rolls_back() {
     let cfg = home.path().join(".config/zoi/config.yaml");
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     fs::write(&cfg, "# mine\nrepos: [core]\n").unwrap();
+    let apply_verified = |bundle: &str, extra: &[&str]| {
+        let mut args = vec![
+            "apply",
+            bundle,
+            "--no-zoi",
+            "--verify",
+            "--rollback-on-fail",
+        ];
+        args.extend_from_slice(extra);
+        zm(home.path(), &args)
+    };
 
     // a reachable mirror: applied and verified
     let s = spec(home.path(), &registry, &srv.url("pkgs"), &["linux-amd64"]);
     let bundle = build_bundle(home.path(), &s);
-    let r = zm(
-        home.path(),
-        &[
-            "apply",
-            &bundle,
-            "--no-zoi",
-            "--verify",
-            "--rollback-on-fail",
-            "--format",
-            "json",
-        ],
-    );
+    let r = apply_verified(&bundle, &["--format", "json"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let doc = r.json();
     assert_eq!(doc["verify"]["counts"]["failed"], 0);
@@ -705,16 +705,7 @@ fn apply_verify_passes_or_rolls_back() {
         &["linux-amd64"],
     );
     let bundle = build_bundle(home.path(), &s);
-    let r = zm(
-        home.path(),
-        &[
-            "apply",
-            &bundle,
-            "--no-zoi",
-            "--verify",
-            "--rollback-on-fail",
-        ],
-    );
+    let r = apply_verified(&bundle, &[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("verification failed"), "{}", r.stderr);
     assert!(
@@ -736,16 +727,7 @@ fn apply_verify_passes_or_rolls_back() {
     // and a re-run (setup.sh again) that changes nothing rolls nothing back,
     // even while the mirror is down
     let applied = fs::read_to_string(&cfg).unwrap();
-    let r = zm(
-        home.path(),
-        &[
-            "apply",
-            &bundle,
-            "--no-zoi",
-            "--verify",
-            "--rollback-on-fail",
-        ],
-    );
+    let r = apply_verified(&bundle, &[]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("nothing to roll back"), "{}", r.stderr);
     assert_eq!(fs::read_to_string(&cfg).unwrap(), applied);

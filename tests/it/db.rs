@@ -38,19 +38,19 @@ url = "https://bin.acme.example/pkgs"
 }
 
 fn sync(home: &Path, spec: &Path, extra: &[&str]) -> Run {
-    let work = home.join("work/registry.git");
-    let mut args = vec![
-        "db",
-        "sync",
-        "-c",
-        spec.to_str().unwrap(),
-        "--work",
-        work.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    zm(home, &args)
+    support::run(&mut sync_cmd(home, spec, extra))
+}
+
+/// `db sync --format json` with the cache under `home/work`.
+fn sync_cmd(home: &Path, spec: &Path, extra: &[&str]) -> Command {
+    let mut c = support::cmd(home);
+    c.args(["db", "sync", "-c"])
+        .arg(spec)
+        .arg("--work")
+        .arg(home.join("work/registry.git"))
+        .args(["--format", "json"])
+        .args(extra);
+    c
 }
 
 /// `ref -> sha` of a repository.
@@ -465,26 +465,8 @@ fn a_signed_overlay_verifies_and_is_reused() {
         &format!("file://{}", up_bare.display()),
         &format!("authorities = [\"{fpr}\"]\nsigning_key = \"{fpr}\""),
     );
-    let with_gpg = |extra: &[&str]| {
-        let work = home.path().join("work/registry.git");
-        let mut args = vec![
-            "db",
-            "sync",
-            "-c",
-            spec.to_str().unwrap(),
-            "--work",
-            work.to_str().unwrap(),
-            "--format",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        crate::support::run(
-            crate::support::cmd(home.path())
-                .args(&args)
-                .env("GNUPGHOME", &gnupg),
-        )
-    };
-    let doc = with_gpg(&[]).ok().json();
+    let with_gpg = || support::run(sync_cmd(home.path(), &spec, &[]).env("GNUPGHOME", &gnupg));
+    let doc = with_gpg().ok().json();
     assert_eq!(doc["signed"], true);
     let (verified, status) = verify_main(&target, &gnupg);
     assert!(verified, "{status}");
@@ -492,12 +474,12 @@ fn a_signed_overlay_verifies_and_is_reused() {
 
     // A signature carries a timestamp, so the existing signed overlay is
     // reused instead of re-signed: nothing is pushed.
-    let doc = with_gpg(&[]).ok().json();
+    let doc = with_gpg().ok().json();
     assert_eq!(doc["pushed"], false);
     assert_eq!(doc["overlay_reused"], true);
     // even with a cold cache
     fs::remove_dir_all(home.path().join("work")).unwrap();
-    let doc = with_gpg(&[]).ok().json();
+    let doc = with_gpg().ok().json();
     assert_eq!(doc["pushed"], false, "{doc}");
 
     // a rotated key: the overlay signed by the old one is not reused
@@ -507,7 +489,7 @@ fn a_signed_overlay_verifies_and_is_reused() {
         fs::read_to_string(&spec).unwrap().replace(&fpr, &fpr2),
     )
     .unwrap();
-    let doc = with_gpg(&[]).ok().json();
+    let doc = with_gpg().ok().json();
     assert_eq!(doc["pushed"], true, "{doc}");
     let (verified, status) = verify_main(&target, &gnupg);
     assert!(verified, "{status}");
