@@ -13,6 +13,7 @@ pub mod index;
 pub mod metadata;
 pub mod names;
 pub mod paths;
+pub mod pgp;
 pub mod placeholders;
 pub mod platform;
 pub mod repo;
