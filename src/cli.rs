@@ -143,11 +143,26 @@ pub enum BinCommand {
     /// placed only once its SHA-512 and size match upstream's metadata; an
     /// upstream 404 is "not available upstream", not a failure.
     ///
-    /// JSON: `{dest, targets: [{package, version, platform, status:
-    /// downloaded|up_to_date|not_available|would_download|failed, path,
-    /// bytes, resumed, metadata: [[file, upstream|generated]], error}],
-    /// pruned: [{path, version}], totals: {targets, downloaded, up_to_date,
-    /// not_available, failed, bytes, pruned}}`.
+    /// Keys: every key upstream's repo.yaml lists is fetched (a URL, or a
+    /// fingerprint from keys.openpgp.org), checked to be an OpenPGP public
+    /// key and placed at `<keys_dir>/<name>.asc`. Signatures: when upstream
+    /// declares keys, each archive is verified as Zoi verifies it (embedded
+    /// `manifest.sig` first, else the `.sig`) before it is placed. Source
+    /// bundles (`.zsa`, upstream's `source-main` link) and `.zdelta` patches
+    /// (its `delta` links) are mirrored the same way.
+    ///
+    /// Safe order with `db sync`: run `bin sync` first (it reads upstream's
+    /// index from the `db sync` cache, so fetch with `db sync --dry-run`),
+    /// then `db sync`, so clients never see an index naming archives the
+    /// host does not have yet.
+    ///
+    /// JSON: `{dest, keys: [{name, url, path, fingerprint, status, error}],
+    /// targets: [{package, version, platform, artifact: archive|source|delta,
+    /// status: downloaded|up_to_date|not_available|would_download|failed,
+    /// path, bytes, resumed, signature, metadata: [[file, upstream|generated|
+    /// resigned]], warnings, error}], pruned: [{path, version}], totals:
+    /// {targets, downloaded, up_to_date, not_available, failed, bytes,
+    /// pruned}}`.
     Sync(BinSyncArgs),
 }
 
@@ -193,6 +208,14 @@ pub struct BinSyncArgs {
     /// Retries after a 5xx, 429, reset or timeout (downloads resume).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
+    /// Place archives without verifying upstream's signatures (for
+    /// registries that publish no keys; also `binaries.allow_unsigned`).
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// Re-sign every verified archive with this GnuPG key (a detached
+    /// `.sig` replacing upstream's; default: `binaries.sign_key`).
+    #[arg(long, value_name = "KEYID")]
+    pub sign: Option<String>,
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -485,10 +508,16 @@ pub struct BuildArgs {
     /// Output directory; the bundle goes to DIR/<name>-<version>/.
     #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "dist")]
     pub out: PathBuf,
-    /// Upstream's repo.yaml to build the mirror's from (overrides
-    /// `registry.upstream_repo_yaml`).
+    /// Upstream's repo.yaml to derive the mirror's from. Default:
+    /// `registry.upstream_repo_yaml`, else the one at the synced branch in
+    /// the `db sync` cache (see --work), else the built-in description of
+    /// Zoidberg. `build` says which it used.
     #[arg(long, value_name = "FILE")]
     pub upstream_repo_yaml: Option<PathBuf>,
+    /// The `db sync` cache dir to read upstream's repo.yaml from (default:
+    /// as `db sync` chooses it).
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
     /// Re-render in memory and compare with the bundle on disk: exit 1 with a
     /// unified diff when they differ. Writes nothing.
     #[arg(long)]

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::spec::{ArchiveFormat, Spec};
 use crate::zoi::config::{Config, Policy, Registry};
 use crate::zoi::extension::{self, Change};
-use crate::zoi::repo::{GitLink, PkgLink, RepoEntry, RepoYaml};
+use crate::zoi::repo::{GitLink, PgpKey, PkgLink, RepoEntry, RepoYaml};
 use manifest::{FileEntry, Manifest};
 
 pub const GENERATOR: &str = "zoi-mirror";
@@ -58,7 +58,7 @@ impl Bundle {
 /// The extension's change list, in the order Zoi applies and reverts cleanly.
 pub fn extension_changes(spec: &Spec) -> Vec<Change> {
     let mut changes = Vec::new();
-    for key in &spec.client.pgp {
+    for key in spec.delivered_keys() {
         changes.push(Change::Pgp {
             name: key.name.clone(),
             key: key.zoi_key().to_string(),
@@ -79,12 +79,54 @@ pub fn extension_changes(spec: &Spec) -> Vec<Change> {
     extension::ordered(changes)
 }
 
-/// The mirror's `repo.yaml`: upstream's tiers and keys, our git and binary
-/// host, the handle written explicitly.
+/// The hosts of upstream's URLs (git, pkg, delta, keys, db, zrepo, and the
+/// spec's `registry.upstream`): what an air-gapped client cannot reach.
+pub fn upstream_hosts(spec: &Spec) -> Vec<String> {
+    let up = &spec.upstream;
+    let mut hosts: Vec<String> = crate::zoi::repo::all_urls(up)
+        .into_iter()
+        .chain([spec.registry.upstream.as_str()])
+        .filter_map(crate::zoi::repo::url_host)
+        .collect();
+    for v in &up.zrepo {
+        if let Some(h) = v.as_str().and_then(crate::zoi::repo::url_host) {
+            hosts.push(h);
+        }
+    }
+    hosts.sort();
+    hosts.dedup();
+    // The company's own hosts are never "upstream's", even when upstream's
+    // file already names them (a mirror of a mirror).
+    let ours: Vec<String> = [spec.registry.url.as_str(), spec.binaries.url.as_str()]
+        .into_iter()
+        .chain(spec.registry.mirrors.iter().map(String::as_str))
+        .chain(spec.binaries.mirrors.iter().map(String::as_str))
+        .filter_map(crate::zoi::repo::url_host)
+        .collect();
+    hosts.retain(|h| !ours.contains(h));
+    hosts
+}
+
+/// The last path segment of a URL template (`…/{name}-{version}.zdelta`).
+fn file_template(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+/// The mirror's `repo.yaml`, derived from upstream's (`spec.upstream`):
+/// every upstream field kept, the URLs that point at upstream's hosts
+/// rewritten to the company's (git → `registry.url`/`mirrors`; archive,
+/// source and delta links → the binary host in the spec's layout; keys →
+/// the company's copies under `binaries.keys_dir`), the tiers' `active`
+/// flags as `client.tiers` decide, then the spec's own additions.
+/// `build` and `db sync` both call this one function.
 pub fn repo_yaml(spec: &Spec) -> RepoYaml {
     let up = &spec.upstream;
     let reg = &spec.registry;
     let bin = &spec.binaries;
+    let upstream_hosts = upstream_hosts(spec);
+    let at_upstream = |url: &str| {
+        crate::zoi::repo::url_host(url).is_some_and(|h| upstream_hosts.contains(&h))
+    };
 
     let mut git = vec![GitLink {
         link_type: "main".into(),
@@ -95,7 +137,9 @@ pub fn repo_yaml(spec: &Spec) -> RepoYaml {
         url: u.clone(),
     }));
 
-    let link = |link_type: &str, base: &str| {
+    // Archives: always a `main` link on our host (`index` and `bin sync`
+    // write every sidecar), `mirror` links for the spec's other hosts.
+    let archive_link = |link_type: &str, base: &str| {
         let archive = bin.archive_template(base);
         PkgLink {
             link_type: link_type.into(),
@@ -112,13 +156,60 @@ pub fn repo_yaml(spec: &Spec) -> RepoYaml {
             files: Some(format!("{archive}.files")),
         }
     };
-    let mut pkg = vec![link("main", &bin.url)];
-    pkg.extend(bin.mirrors.iter().map(|m| link("mirror", m)));
+    // Source bundles and deltas: ours where upstream has them, with the
+    // sidecars upstream publishes (`bin sync` copies exactly those).
+    let like = |theirs: &PkgLink, url: String, link_type: &str| PkgLink {
+        link_type: link_type.into(),
+        pgp: theirs.pgp.as_ref().map(|_| format!("{url}.sig")),
+        hash: theirs.hash.as_ref().map(|_| format!("{url}.hash")),
+        size: theirs.size.as_ref().map(|_| format!("{url}.size")),
+        files: theirs.files.as_ref().map(|_| format!("{url}.files")),
+        url,
+    };
+    let mut pkg = vec![archive_link("main", &bin.url)];
+    pkg.extend(bin.mirrors.iter().map(|m| archive_link("mirror", m)));
+    if let Some(src) = up.first_source_link() {
+        pkg.push(like(src, bin.source_template(&bin.url), "source-main"));
+        for m in &bin.mirrors {
+            pkg.push(like(src, bin.source_template(m), "source-mirror"));
+        }
+    }
+    // Link types Zoi 1.29 does not know are kept when they do not point at
+    // upstream (we cannot serve what we do not know).
+    for l in &up.pkg {
+        if !["main", "mirror", "source-main", "source-mirror"].contains(&l.link_type.as_str())
+            && !at_upstream(&l.url)
+        {
+            pkg.push(l.clone());
+        }
+    }
 
-    let mut pgp = up.pgp.clone();
+    let mut delta = Vec::new();
+    if let Some(d) = up.first_delta_link() {
+        let file = file_template(&d.url);
+        delta.push(like(
+            d,
+            format!("{}/{file}", bin.dir_template(&bin.url)),
+            "main",
+        ));
+        for m in &bin.mirrors {
+            delta.push(like(d, format!("{}/{file}", bin.dir_template(m)), "mirror"));
+        }
+    }
+
+    // Upstream's keys, served from the company's host; then the spec's.
+    let mut pgp: Vec<PgpKey> = up
+        .pgp
+        .iter()
+        .map(|k| PgpKey {
+            name: k.name.clone(),
+            key: bin.key_url(&k.name),
+        })
+        .collect();
     for k in &reg.keys {
-        if !pgp.iter().any(|p| p.name == k.name) {
-            pgp.push(k.clone());
+        match pgp.iter_mut().find(|p| p.name == k.name) {
+            Some(p) => p.key = k.key.clone(),
+            None => pgp.push(k.clone()),
         }
     }
 
@@ -142,11 +233,25 @@ pub fn repo_yaml(spec: &Spec) -> RepoYaml {
         advisory_prefix: reg.advisory_prefix.clone(),
         git,
         pkg,
-        delta: Vec::new(),
-        zrepo: Vec::new(),
-        db: None,
+        delta,
+        // Snapshot distribution (`zrepo`, `db`) is upstream's own
+        // infrastructure, which a mirror does not copy: kept only when it
+        // does not point at upstream.
+        zrepo: up
+            .zrepo
+            .iter()
+            .filter(|v| !v.as_str().is_some_and(&at_upstream))
+            .filter(|v| {
+                !v.as_mapping().is_some_and(|m| {
+                    m.values().any(|x| x.as_str().is_some_and(&at_upstream))
+                })
+            })
+            .cloned()
+            .collect(),
+        db: up.db.clone().filter(|d| !at_upstream(d)),
         pgp,
         repos,
+        extra: up.extra.clone(),
     }
 }
 
@@ -204,7 +309,7 @@ pub fn config_layer(spec: &Spec, system: bool) -> Config {
         default_registry: Some(Registry {
             handle: reg.handle.clone(),
             url: reg.url.clone(),
-            authorities: (!reg.authorities.is_empty()).then(|| reg.authorities.clone()),
+            authorities: (!reg.authorities.is_empty()).then(|| spec.client_authorities()),
             ..Registry::default()
         }),
         added_registries: c
@@ -276,6 +381,40 @@ fn warnings(spec: &Spec) -> Vec<String> {
             "registry.name is {:?} but the handle is {:?}: a client that adds the extension without `zoi-mirror apply` gets the handle {:?} (Zoi uses repo.yaml's name when the handle is empty), so its package ids change; set registry.name = {:?} to avoid that",
             spec.registry.name, spec.registry.handle, spec.registry.name, spec.registry.handle
         ));
+    }
+    let derived = repo_yaml(spec);
+    if spec.upstream.db.is_some() && derived.db.is_none()
+        || spec.upstream.zrepo.len() != derived.zrepo.len()
+    {
+        w.push("upstream's snapshot links (`db`/`zrepo`) point at upstream's own hosts and are not mirrored: the mirror's repo.yaml leaves them out (clients registered by git URL never read them)".into());
+    }
+    let hosts = upstream_hosts(spec);
+    let leaked: Vec<String> = serde_yaml::to_string(&derived.extra)
+        .unwrap_or_default()
+        .split(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+        .filter(|w| w.contains("://"))
+        .filter(|u| crate::zoi::repo::url_host(u).is_some_and(|h| hosts.contains(&h)))
+        .map(str::to_string)
+        .collect();
+    if !leaked.is_empty() {
+        w.push(format!(
+            "upstream's repo.yaml has keys this tool does not know, kept verbatim, that name upstream's hosts: {}",
+            leaked.join(", ")
+        ));
+    }
+    for k in spec.client.pgp.iter().map(|k| &k.name).chain(spec.registry.keys.iter().map(|k| &k.name)) {
+        if crate::zoi::pgp::BUILTIN_KEYS.contains(&k.as_str()) {
+            w.push(format!("key name '{k}' is one of Zoi's built-in keys, which Zoi writes back into its key store at every start: pick another name for the company's key"));
+        }
+    }
+    let delivered = spec.delivered_keys();
+    for a in spec.client_authorities() {
+        let known = crate::zoi::pgp::is_fingerprint(&a)
+            || delivered.iter().any(|k| k.name == a)
+            || derived.pgp.iter().any(|k| k.name == a);
+        if !known {
+            w.push(format!("authority '{a}' is delivered neither by the extension nor by repo.yaml's pgp list: clients cannot verify with it"));
+        }
     }
     if spec.client.offline == Some(true) && spec.client.pkg_dirs.is_empty() {
         w.push("client.offline is true but client.pkg_dirs is empty: offline clients will find no archives".into());

@@ -32,6 +32,9 @@ struct Totals {
 struct Report {
     dest: std::path::PathBuf,
     dry_run: bool,
+    /// Where upstream's repo.yaml came from.
+    upstream_repo_yaml: String,
+    keys: Vec<binsync::KeyReport>,
     targets: Vec<TargetReport>,
     pruned: Vec<Pruned>,
     totals: Totals,
@@ -72,7 +75,25 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     {
         http.allow_headers_for(src);
     }
-    let spec = spec::load(&args.spec.path, None)?;
+    // Upstream's repo.yaml: the file or URL given, else the spec's
+    // `registry.upstream_repo_yaml`, else the `db sync` cache.
+    let spec = match &args.upstream_repo_yaml {
+        Some(src) if src.starts_with("http://") || src.starts_with("https://") => {
+            let bytes = read_file_or_url("upstream repo.yaml", src, &http)?;
+            spec::load(
+                &args.spec.path,
+                &spec::UpstreamInput::Bytes {
+                    origin: format!("URL {}", crate::probe::http::redact(src)),
+                    bytes,
+                },
+            )?
+        }
+        explicit => db::load_spec(
+            &args.spec.path,
+            explicit.as_deref().map(std::path::Path::new),
+            args.work.as_deref(),
+        )?,
+    };
     if spec.binaries.format == ArchiveFormat::PkgTarZst {
         return fail(
             Failure::bad_input(
@@ -86,28 +107,12 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         .work
         .clone()
         .unwrap_or_else(|| db::default_work_dir(&spec.registry.upstream));
-
-    let upstream: RepoYaml = match (&args.upstream_repo_yaml, spec.upstream.first_archive_link()) {
-        (Some(src), _) => {
-            let bytes = read_file_or_url("upstream repo.yaml", src, &http)?;
-            RepoYaml::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| {
-                Failure::bad_input(
-                    "repo_yaml_invalid",
-                    format!("{src} is not a Zoi repo.yaml: {e}"),
-                )
-            })?
-        }
-        (None, Some(_)) => spec.upstream.clone(),
-        (None, None) => {
-            let bytes = from_db_cache(&work, &spec.registry.branch, "repo.yaml")?;
-            RepoYaml::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| {
-                Failure::bad_input(
-                    "repo_yaml_invalid",
-                    format!("upstream's repo.yaml in {} is invalid: {e}", work.display()),
-                )
-            })?
-        }
-    };
+    let upstream: RepoYaml = spec.upstream.clone();
+    if spec.upstream_origin == spec::UpstreamOrigin::BuiltIn {
+        // The built-in description is enough to build a bundle, but a copy
+        // needs the very index and links upstream has now.
+        from_db_cache(&work, &spec.registry.branch, "repo.yaml")?;
+    }
     let Some(link) = upstream.first_archive_link().cloned() else {
         return fail(
             Failure::bad_input("no_pkg_link", "upstream's repo.yaml has no `main` or `mirror` pkg link: it publishes no pre-built archives")
@@ -155,19 +160,31 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         .flat_map(|p| platforms.iter().map(move |pl| (p.clone(), *pl)))
         .collect();
 
-    let opts = binsync::Options {
+    let allow_unsigned = args.allow_unsigned || spec.binaries.allow_unsigned;
+    let resign = args.sign.clone().or_else(|| spec.binaries.sign_key.clone());
+    let mut opts = binsync::Options {
         dest: args.dest.clone(),
         layout: spec.binaries.layout.clone(),
+        source_layout: spec.binaries.source_layout(),
         link,
+        source: upstream.first_source_link().cloned(),
+        delta: upstream.first_delta_link().cloned(),
         targets: targets.clone(),
         dry_run: args.dry_run,
         retries: args.retries,
+        verify: None,
+        resign,
     };
+    let upstream_keys: Vec<(String, String)> = upstream
+        .pgp
+        .iter()
+        .map(|k| (k.name.clone(), k.key.clone()))
+        .collect();
     let bar = if format == Format::Human && !args.no_progress && output::progress_allowed() {
-        let b = indicatif::ProgressBar::new(targets.len() as u64);
+        let b = indicatif::ProgressBar::new(binsync::jobs(&opts).len() as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} {pos}/{len} archives {wide_bar} {msg}",
+                "{spinner} {pos}/{len} files {wide_bar} {msg}",
             )
             .expect("progress template"),
         );
@@ -187,8 +204,19 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             args.concurrency * 4,
             args.retries,
         ));
-        anyhow::Ok(
-            binsync::run(prober, opts, args.concurrency, |bytes, done| {
+        // Keys first: they are what the archives are verified against.
+        let (keys, parsed) = binsync::sync_keys(
+            &prober,
+            &upstream_keys,
+            &args.dest,
+            &spec.binaries.keys_dir,
+            args.dry_run,
+        )
+        .await;
+        if !upstream_keys.is_empty() && !allow_unsigned {
+            opts.verify = Some(parsed);
+        }
+        let targets = binsync::run(prober, opts, args.concurrency, |bytes, done| {
                 let secs = started.elapsed().as_secs_f64().max(0.001);
                 bar.set_position(done);
                 bar.set_message(format!(
@@ -197,9 +225,10 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
                     bytes as f64 / 1048576.0 / secs
                 ));
             })
-            .await,
-        )
+            .await;
+        anyhow::Ok((keys, targets))
     })?;
+    let (keys, reports) = reports;
     bar.finish_and_clear();
 
     let mut pruned = Vec::new();
@@ -237,6 +266,8 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             _ => totals.failed += 1,
         }
     }
+    let keys_failed = keys.iter().filter(|k| k.status == "failed").count();
+    totals.failed += keys_failed;
     let exit = if totals.failed == 0 {
         Exit::Ok
     } else {
@@ -245,6 +276,8 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     let report = Report {
         dest: args.dest.clone(),
         dry_run: args.dry_run,
+        upstream_repo_yaml: spec.upstream_origin.to_string(),
+        keys,
         targets: reports,
         pruned,
         totals,
@@ -253,8 +286,40 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         Format::Json => output::json(&report)?,
         Format::Human => {
             let color = output::stdout_color();
+            for k in &report.keys {
+                match (k.status, &k.error) {
+                    (_, Some(e)) => println!(
+                        "{} key {}: {}: {}",
+                        paint("FAIL   ", Style::Red, color),
+                        k.name,
+                        e.kind.as_str(),
+                        e.message
+                    ),
+                    ("placed", _) => println!(
+                        "{} key {} → {}",
+                        paint("placed ", Style::Green, color),
+                        k.name,
+                        k.path
+                    ),
+                    ("would_place", _) => println!("would place key {} → {}", k.name, k.path),
+                    _ => {}
+                }
+            }
             for t in &report.targets {
-                let label = format!("{}@{} {}", t.package, t.version, t.platform);
+                let what = match t.artifact {
+                    binsync::Artifact::Archive => String::new(),
+                    binsync::Artifact::Source => " (source)".to_string(),
+                    binsync::Artifact::Delta => " (delta)".to_string(),
+                };
+                let label = format!(
+                    "{}@{}{}{what}",
+                    t.package,
+                    t.version,
+                    t.platform.map(|p| format!(" {p}")).unwrap_or_default()
+                );
+                for w in &t.warnings {
+                    output::warn(format!("{label}: {w}"));
+                }
                 match t.status {
                     "downloaded" => println!(
                         "{} {label} ({} bytes{})",
@@ -291,7 +356,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             }
             let t = &report.totals;
             println!(
-                "{} archives: {} fetched ({} MiB), {} up to date, {} not available upstream, {} failed{}",
+                "{} files: {} fetched ({} MiB), {} up to date, {} not available upstream, {} failed{}",
                 t.targets,
                 t.downloaded,
                 t.bytes >> 20,

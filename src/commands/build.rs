@@ -10,7 +10,7 @@ use crate::bundle::{self, manifest::FileEntry};
 use crate::cli::BuildArgs;
 use crate::error::{Exit, Failure, fail};
 use crate::output::{self, Format, Style, paint};
-use crate::{fsutil, spec};
+use crate::fsutil;
 
 #[derive(Serialize)]
 struct BuildReport {
@@ -19,6 +19,8 @@ struct BuildReport {
     version: String,
     files: Vec<FileReport>,
     warnings: Vec<String>,
+    /// Where upstream's repo.yaml came from.
+    upstream_repo_yaml: String,
 }
 
 #[derive(Serialize)]
@@ -53,7 +55,11 @@ struct CheckReport {
 }
 
 pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
-    let mut spec = spec::load(&args.spec.path, args.upstream_repo_yaml.as_deref())?;
+    let mut spec = crate::mirror::db::load_spec(
+        &args.spec.path,
+        args.upstream_repo_yaml.as_deref(),
+        args.work.as_deref(),
+    )?;
     for t in &args.tools {
         let Some((platform, path)) = t.split_once('=') else {
             return fail(Failure::bad_input(
@@ -82,6 +88,10 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
         setup.tools.insert(platform, std::path::PathBuf::from(path));
     }
     let bundle = bundle::render(&spec)?;
+    output::info(format!(
+        "mirror repo.yaml derived from upstream's: {}",
+        spec.upstream_origin
+    ));
     for w in &bundle.warnings {
         output::warn(w);
     }
@@ -122,6 +132,7 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
             })
             .collect(),
         warnings: bundle.warnings.clone(),
+        upstream_repo_yaml: spec.upstream_origin.to_string(),
     };
     match format {
         Format::Json => output::json(&report)?,

@@ -240,7 +240,7 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
     let spec_text = demo_spec(&base, &registry_url, &platforms)?;
     let spec_path = dir.join("mirror.toml");
     std::fs::write(&spec_path, &spec_text)?;
-    let spec = crate::spec::load_str(&spec_path, &spec_text, None)?;
+    let spec = crate::spec::load_str(&spec_path, &spec_text, &Default::default())?;
     for p in &packages {
         for pl in &platforms {
             let rel = crate::mirror::binsync::local_path(&spec.binaries.layout, p, *pl);

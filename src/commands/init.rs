@@ -24,7 +24,7 @@ pub fn run(args: &InitArgs, format: Format) -> Result<Exit> {
         binaries_url: args.bin_url.clone(),
     });
     // What the user passed must itself make a valid spec; check before writing.
-    crate::spec::load_str(&args.path, &text, None)?;
+    crate::spec::load_str(&args.path, &text, &Default::default())?;
 
     let existed = args.path.exists();
     if existed && !args.force {

@@ -1,16 +1,25 @@
-//! `bin sync`: copy upstream's pre-built archives onto the company's binary
-//! host, in the company's layout, verified.
+//! `bin sync`: copy upstream's pre-built archives, source bundles, deltas
+//! and keys onto the company's binary host, in the company's layout,
+//! verified.
 //!
 //! Upstream URLs are built exactly as Zoi builds them from upstream's
 //! `repo.yaml` (first `pkg` link, `{id}` and friends, `.zpa` appended to a
-//! directory URL); local paths follow the spec's layout. For each package ×
-//! platform the upstream `.hash` is fetched first: when the local archive
-//! already carries that hash, nothing else moves. Otherwise the archive is
+//! directory URL; the first `source-main` link for `.zsa`; the first
+//! `delta` link for `.zdelta`); local paths follow the spec's layout. For
+//! each file the upstream `.hash` is fetched first: when the local copy
+//! already carries that hash, nothing else moves. Otherwise the file is
 //! streamed to a temp file next to its destination (resumed with `Range`
 //! after an interruption, within a run and across runs), hashed on the way,
-//! checked against upstream's `.hash` and `.size`, and only then renamed
-//! into place, followed by its metadata — byte for byte as upstream wrote
-//! it, or generated as `index` does when upstream has none.
+//! checked against upstream's `.hash` and `.size`, its signature verified
+//! as Zoi verifies it when upstream declares keys ([`crate::zoi::pgp`]:
+//! the embedded `manifest.sig` first, else the detached `.sig`), and only
+//! then renamed into place, followed by its metadata — byte for byte as
+//! upstream wrote it, or generated as `index` does when upstream has none —
+//! with the `.hash` last, so a `.hash` never names a file that is not there.
+//!
+//! Keys: every key upstream's repo.yaml lists is fetched, checked to be an
+//! OpenPGP public key and placed under the keys folder, so clients never
+//! need upstream's host to import them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,7 +38,8 @@ use crate::zoi::index::PackageRef;
 use crate::zoi::metadata;
 use crate::zoi::placeholders::Coordinates;
 use crate::zoi::platform::Platform;
-use crate::zoi::repo::{PkgLink, archive_urls};
+use crate::zoi::pgp::PublicKey;
+use crate::zoi::repo::{ArchiveUrls, PkgLink, archive_urls, delta_urls, source_urls};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -37,18 +47,44 @@ pub struct Options {
     pub dest: PathBuf,
     /// The spec's folder template (`{repo}/{os}/{arch}/{version}`).
     pub layout: String,
+    /// The folder template of source bundles (the layout without platform
+    /// segments).
+    pub source_layout: String,
     /// Upstream's archive link.
     pub link: PkgLink,
+    /// Upstream's source bundle link, when it has one.
+    pub source: Option<PkgLink>,
+    /// Upstream's delta link, when it has one.
+    pub delta: Option<PkgLink>,
     pub targets: Vec<(PackageRef, Platform)>,
     pub dry_run: bool,
     pub retries: u32,
+    /// Verify upstream's signatures against these keys before placing
+    /// anything (`None`: upstream declares no keys, or --allow-unsigned).
+    pub verify: Option<Vec<PublicKey>>,
+    /// GnuPG key to re-sign verified files with (a detached `.sig`).
+    pub resign: Option<String>,
+}
+
+/// Which kind of file a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Artifact {
+    /// `.zpa`, per platform.
+    Archive,
+    /// `.zsa`, one per package version.
+    Source,
+    /// `.zdelta`, per platform.
+    Delta,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
     pub package: String,
     pub version: String,
-    pub platform: Platform,
+    /// `None` for source bundles (one for every platform).
+    pub platform: Option<Platform>,
+    pub artifact: Artifact,
     /// `downloaded`, `up_to_date`, `not_available`, `would_download`,
     /// `failed`.
     pub status: &'static str,
@@ -57,12 +93,127 @@ pub struct TargetReport {
     pub bytes: u64,
     /// Resumed with `Range` after an interruption.
     pub resumed: bool,
-    /// Metadata written from upstream's files (`upstream`) or generated
-    /// (`generated`), per file.
+    /// How the file's signature was verified: `embedded` (the archive's
+    /// manifest.sig), `detached` (the .sig), `unverified` (upstream declares
+    /// no keys, or --allow-unsigned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<&'static str>,
+    /// Metadata written from upstream's files (`upstream`), generated
+    /// (`generated`) or signed by us (`resigned`), per file.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub metadata: Vec<(String, &'static str)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::probe::check::ProblemOut>,
+}
+
+/// One key placed on the host.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyReport {
+    pub name: String,
+    /// Where upstream publishes it.
+    pub url: String,
+    /// Where it lives under the destination root.
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// `placed`, `up_to_date`, `would_place`, `failed`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::probe::check::ProblemOut>,
+}
+
+/// Fetches upstream's keys (`(name, key)` as repo.yaml lists them: a URL or
+/// a fingerprint Zoi would fetch from keys.openpgp.org), checks each is an
+/// OpenPGP public key, and places it at `<dest>/<keys_dir>/<name>.asc`.
+/// Returns the reports and the keys that parsed.
+pub async fn sync_keys(
+    prober: &Prober,
+    keys: &[(String, String)],
+    dest: &Path,
+    keys_dir: &str,
+    dry_run: bool,
+) -> (Vec<KeyReport>, Vec<PublicKey>) {
+    let mut reports = Vec::new();
+    let mut parsed = Vec::new();
+    for (name, key) in keys {
+        let url = if crate::zoi::pgp::is_fingerprint(key) {
+            crate::zoi::pgp::keyserver_url(key)
+        } else {
+            key.clone()
+        };
+        let rel_path = format!("{}/{name}.asc", keys_dir.trim_matches('/'));
+        let mut r = KeyReport {
+            name: name.clone(),
+            url: crate::probe::http::redact(&url),
+            path: rel_path.clone(),
+            fingerprint: None,
+            status: "failed",
+            error: None,
+        };
+        let body = match small(prober, &url).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                r.error = Some(
+                    Problem::new(
+                        Kind::KeyUnreachable,
+                        format!("key '{name}': {} answers 404", r.url),
+                    )
+                    .into(),
+                );
+                reports.push(r);
+                continue;
+            }
+            Err(p) => {
+                r.error = Some(
+                    Problem::new(
+                        Kind::KeyUnreachable,
+                        format!("key '{name}' at {}: {}", r.url, p.message),
+                    )
+                    .into(),
+                );
+                reports.push(r);
+                continue;
+            }
+        };
+        let key = match crate::zoi::pgp::parse_public_key(&body) {
+            Ok(k) => k,
+            Err(e) => {
+                r.error = Some(
+                    Problem::new(Kind::KeyNotPgp, format!("key '{name}' at {}: {e}", r.url))
+                        .into(),
+                );
+                reports.push(r);
+                continue;
+            }
+        };
+        r.fingerprint = Some(key.fingerprint());
+        let path = dest.join(&rel_path);
+        r.status = if std::fs::read(&path).is_ok_and(|old| old == body) {
+            "up_to_date"
+        } else if dry_run {
+            "would_place"
+        } else {
+            match path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| crate::fsutil::atomic_write(&path, &body))
+            {
+                Ok(()) => "placed",
+                Err(e) => {
+                    r.error = Some(
+                        Problem::new(Kind::Connect, format!("{}: {e:#}", path.display())).into(),
+                    );
+                    "failed"
+                }
+            }
+        };
+        parsed.push(key);
+        reports.push(r);
+    }
+    (reports, parsed)
 }
 
 /// Where an archive of `pkg` on `platform` lives under the destination.
@@ -236,32 +387,187 @@ fn rel(dest: &Path, p: &Path) -> String {
         .replace('\\', "/")
 }
 
-async fn sync_one(
+/// One file to mirror, with the URLs Zoi would fetch for it upstream.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub pkg: PackageRef,
+    pub platform: Option<Platform>,
+    pub artifact: Artifact,
+    pub urls: ArchiveUrls,
+    /// Path relative to the destination root.
+    pub rel: PathBuf,
+}
+
+/// Everything to mirror for the targets: each archive, then the source
+/// bundle of each package (once) and the deltas, when upstream has links
+/// for them.
+pub fn jobs(opts: &Options) -> Vec<Job> {
+    let mut out = Vec::new();
+    let mut sources_seen = std::collections::BTreeSet::new();
+    for (pkg, platform) in &opts.targets {
+        let c = Coordinates {
+            name: &pkg.name,
+            repo: &pkg.repo,
+            version: &pkg.version,
+            platform: *platform,
+        };
+        out.push(Job {
+            pkg: pkg.clone(),
+            platform: Some(*platform),
+            artifact: Artifact::Archive,
+            urls: archive_urls(&opts.link, &c),
+            rel: local_path(&opts.layout, pkg, *platform),
+        });
+        if let Some(link) = &opts.source
+            && sources_seen.insert((pkg.repo.clone(), pkg.name.clone(), pkg.version.clone()))
+        {
+            let urls = source_urls(link, &c);
+            let file = format!("{}-{}.zsa", pkg.name, pkg.version);
+            out.push(Job {
+                pkg: pkg.clone(),
+                platform: None,
+                artifact: Artifact::Source,
+                rel: layout_dir(&opts.source_layout, &c).join(file),
+                urls,
+            });
+        }
+        if let Some(link) = &opts.delta {
+            let urls = delta_urls(link, &c);
+            let file = urls.archive.rsplit('/').next().unwrap_or_default().to_string();
+            if crate::zoi::names::archive_file_name_ok(&file) {
+                out.push(Job {
+                    pkg: pkg.clone(),
+                    platform: Some(*platform),
+                    artifact: Artifact::Delta,
+                    rel: layout_dir(&opts.layout, &c).join(file),
+                    urls,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A layout template expanded into a relative folder (no `.`/`..`).
+fn layout_dir(layout: &str, c: &Coordinates<'_>) -> PathBuf {
+    let mut p = PathBuf::new();
+    for seg in c
+        .expand(layout)
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
+    {
+        p.push(seg);
+    }
+    p
+}
+
+/// Checks the freshly downloaded `part` the way Zoi will: the embedded
+/// `manifest.sig` first (archives only; a bad one is fatal), else the
+/// detached signature. Returns how it verified, and whether an embedded
+/// signature is present.
+fn verify_signature(
+    job: &Job,
+    part: &Path,
+    sig: Option<&[u8]>,
+    keys: &[PublicKey],
+    sig_url: &str,
+) -> Result<(&'static str, bool), Problem> {
+    let refs: Vec<&PublicKey> = keys.iter().collect();
+    let names = || {
+        keys.iter()
+            .map(PublicKey::fingerprint)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if job.artifact == Artifact::Archive {
+        let embedded = std::fs::File::open(part)
+            .and_then(zstd::Decoder::new)
+            .and_then(crate::zoi::pgp::embedded_signature)
+            .map_err(|e| {
+                Problem::new(
+                    Kind::Signature,
+                    format!("cannot read the archive for its embedded manifest.sig: {e}"),
+                )
+            })?;
+        if let Some((manifest, msig)) = embedded {
+            return match crate::zoi::pgp::verify_detached(&manifest, &msig, &refs) {
+                Ok(_) => Ok(("embedded", true)),
+                Err(e) => Err(Problem::new(
+                    Kind::Signature,
+                    format!(
+                        "the embedded manifest.sig does not verify against upstream's keys ({}): {e}; Zoi fails on it with no fallback, so nothing was placed",
+                        names()
+                    ),
+                )),
+            };
+        }
+    }
+    let Some(sig) = sig else {
+        return Err(Problem::new(
+            Kind::Signature,
+            format!(
+                "upstream declares signing keys but publishes no signature at {}; clients that verify would refuse it, so nothing was placed",
+                crate::probe::http::redact(sig_url)
+            ),
+        ));
+    };
+    crate::zoi::pgp::verify_detached_file(part, sig, &refs)
+        .map(|_| ("detached", false))
+        .map_err(|e| {
+            Problem::new(
+                Kind::Signature,
+                format!(
+                    "{} does not verify against upstream's keys ({}): {e}; nothing was placed",
+                    crate::probe::http::redact(sig_url),
+                    names()
+                ),
+            )
+        })
+}
+
+/// `gpg --detach-sign` of `file` with `key`: the same binary signature
+/// `zoi package build --sign` writes.
+async fn gpg_sign(key: &str, file: &Path) -> Result<Vec<u8>, Problem> {
+    let out = tokio::process::Command::new("gpg")
+        .args(["--batch", "--yes", "--detach-sign", "--local-user", key, "--output", "-"])
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| Problem::new(Kind::Signature, format!("cannot run gpg: {e}")))?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(Problem::new(
+            Kind::Signature,
+            format!(
+                "gpg could not sign with {key}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(out.stdout)
+}
+
+async fn sync_job(
     prober: Arc<Prober>,
     opts: Arc<Options>,
-    pkg: PackageRef,
-    platform: Platform,
+    job: Job,
     bytes_seen: Arc<AtomicU64>,
 ) -> TargetReport {
-    let relpath = local_path(&opts.layout, &pkg, platform);
-    let archive = opts.dest.join(&relpath);
-    let coords = Coordinates {
-        name: &pkg.name,
-        repo: &pkg.repo,
-        version: &pkg.version,
-        platform,
-    };
-    let urls = archive_urls(&opts.link, &coords);
-    let file_name = coords.archive_file_name("zpa");
+    let archive = opts.dest.join(&job.rel);
+    let urls = &job.urls;
+    let file_name = urls.archive.rsplit('/').next().unwrap_or_default().to_string();
     let mut report = TargetReport {
-        package: format!("@{}/{}", pkg.repo, pkg.name),
-        version: pkg.version.clone(),
-        platform,
+        package: format!("@{}/{}", job.pkg.repo, job.pkg.name),
+        version: job.pkg.version.clone(),
+        platform: job.platform,
+        artifact: job.artifact,
         status: "failed",
         path: rel(&opts.dest, &archive),
         bytes: 0,
         resumed: false,
+        signature: None,
         metadata: Vec::new(),
+        warnings: Vec::new(),
         error: None,
     };
     let failed = |mut r: TargetReport, p: Problem| {
@@ -270,40 +576,51 @@ async fn sync_one(
         r
     };
 
-    // 1. upstream's .hash: availability and the expected digest
-    let hash_url = urls
-        .hash
-        .clone()
-        .unwrap_or_else(|| format!("{}.hash", urls.archive));
-    let hash_body = match small(&prober, &hash_url).await {
-        Err(p) => return failed(report, p),
-        Ok(None) => {
-            report.status = "not_available";
-            return report;
-        }
-        Ok(Some(b)) => b,
+    // 1. upstream's .hash: availability and the expected digest. Archives
+    // always have one (Zoi's default template); source bundles and deltas
+    // only when upstream's link names it.
+    let hash_url = match (&urls.hash, job.artifact) {
+        (Some(u), _) => Some(u.clone()),
+        (None, Artifact::Archive) => Some(format!("{}.hash", urls.archive)),
+        (None, _) => None,
     };
-    let hash_text = String::from_utf8_lossy(&hash_body).into_owned();
-    let Some(want) = metadata::parse_hash(&hash_text, Some(&file_name)).sha512() else {
-        return failed(
-            report,
-            Problem::new(
-                Kind::MalformedMetadata,
-                format!(
-                    "upstream's .hash has no SHA-512: {}",
-                    crate::probe::http::redact(&hash_url)
+    let mut hash_body = None;
+    let mut want = None;
+    if let Some(hash_url) = &hash_url {
+        let body = match small(&prober, hash_url).await {
+            Err(p) => return failed(report, p),
+            Ok(None) => {
+                report.status = "not_available";
+                return report;
+            }
+            Ok(Some(b)) => b,
+        };
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let Some(h) = metadata::parse_hash(&text, Some(&file_name)).sha512() else {
+            return failed(
+                report,
+                Problem::new(
+                    Kind::MalformedMetadata,
+                    format!(
+                        "upstream's .hash has no SHA-512: {}",
+                        crate::probe::http::redact(hash_url)
+                    ),
                 ),
-            ),
-        );
-    };
+            );
+        };
+        want = Some(h);
+        hash_body = Some(body);
+    }
 
     // 2. already here?
-    let local_hash = std::fs::read_to_string(meta_path(&archive, "hash")).ok();
-    let local_ok = local_hash
-        .as_deref()
-        .and_then(|h| metadata::parse_hash(h, Some(&file_name)).sha512())
-        .is_some_and(|h| h == want)
-        && archive.is_file();
+    let local_ok = match &want {
+        Some(want) => std::fs::read_to_string(meta_path(&archive, "hash"))
+            .ok()
+            .and_then(|h| metadata::parse_hash(&h, Some(&file_name)).sha512())
+            .is_some_and(|h| h == *want),
+        // Without a .hash, a versioned file once placed is kept.
+        None => true,
+    } && archive.is_file();
     if local_ok {
         report.status = "up_to_date";
         return report;
@@ -335,14 +652,15 @@ async fn sync_one(
         },
         None => None,
     };
-    // A missing .sig (404) is normal; any other failure is not ignored, as
-    // the up-to-date check would never fetch it again.
+    // A missing .sig (404) is normal for unsigned registries; any other
+    // failure is not ignored, as the up-to-date check would never fetch it
+    // again.
     let sig_body = match small(&prober, &urls.pgp).await {
         Ok(b) => b,
         Err(p) => return failed(report, p),
     };
 
-    // 4. the archive, streamed and hashed
+    // 4. the file, streamed and hashed
     if let Some(dir) = archive.parent()
         && let Err(e) = std::fs::create_dir_all(dir)
     {
@@ -370,7 +688,9 @@ async fn sync_one(
     };
     report.bytes = len;
     report.resumed = resumed;
-    if got != want {
+    if let Some(want) = &want
+        && got != *want
+    {
         let _ = std::fs::remove_file(&part);
         return failed(
             report,
@@ -401,8 +721,26 @@ async fn sync_one(
         );
     }
 
-    // 5. metadata upstream lacks is generated as `index` would
-    let generated = if size_body.is_none() || files_body.is_none() {
+    // 5. upstream's signature, as Zoi will verify it
+    let mut embedded = false;
+    match &opts.verify {
+        Some(keys) => match verify_signature(&job, &part, sig_body.as_deref(), keys, &urls.pgp) {
+            Ok((how, emb)) => {
+                report.signature = Some(how);
+                embedded = emb;
+            }
+            Err(p) => {
+                let _ = std::fs::remove_file(&part);
+                return failed(report, p);
+            }
+        },
+        None => report.signature = Some("unverified"),
+    }
+
+    // 6. metadata upstream lacks is generated as `index` would (archives)
+    let generated = if job.artifact == Artifact::Archive
+        && (size_body.is_none() || files_body.is_none())
+    {
         match std::fs::File::open(&part).map(|f| read_archive(f, ArchiveKind::Zpa, &mut |_| {})) {
             Ok(Ok(s)) => Some(s),
             Ok(Err(e)) => {
@@ -421,7 +759,30 @@ async fn sync_one(
         None
     };
 
-    // 6. into place: the archive, then its metadata (each atomic)
+    // 7. our own signature, when asked for
+    let mut sig_out = sig_body.map(|b| (b, "upstream"));
+    if let Some(key) = &opts.resign {
+        if embedded {
+            report.warnings.push(format!(
+                "not re-signed: the archive carries upstream's embedded manifest.sig, which Zoi checks first (a company .sig would never be read); clients must trust upstream's key ({}) for it",
+                opts.verify
+                    .as_ref()
+                    .map(|k| k.iter().map(PublicKey::fingerprint).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            ));
+        } else {
+            match gpg_sign(key, &part).await {
+                Ok(b) => sig_out = Some((b, "resigned")),
+                Err(p) => {
+                    let _ = std::fs::remove_file(&part);
+                    return failed(report, p);
+                }
+            }
+        }
+    }
+
+    // 8. into place: the file, then its metadata (each atomic), the .hash
+    // last: a .hash never names a file that is not there yet.
     if let Err(e) = std::fs::rename(&part, &archive) {
         return failed(
             report,
@@ -431,7 +792,7 @@ async fn sync_one(
             ),
         );
     }
-    let mut files: Vec<(&str, Vec<u8>, &'static str)> = vec![("hash", hash_body, "upstream")];
+    let mut files: Vec<(&str, Vec<u8>, &'static str)> = Vec::new();
     match (size_body, &generated) {
         (Some(b), _) => files.push(("size", b, "upstream")),
         (None, Some(g)) => files.push(("size", g.size_body().into_bytes(), "generated")),
@@ -442,8 +803,11 @@ async fn sync_one(
         (None, Some(g)) => files.push(("files", g.files_body().into_bytes(), "generated")),
         (None, None) => {}
     }
-    if let Some(b) = sig_body {
-        files.push(("sig", b, "upstream"));
+    if let Some((b, source)) = sig_out {
+        files.push(("sig", b, source));
+    }
+    if let Some(b) = hash_body {
+        files.push(("hash", b, "upstream"));
     }
     for (ext, bytes, source) in files {
         if let Err(e) = crate::fsutil::atomic_write(&meta_path(&archive, ext), &bytes) {
@@ -463,29 +827,34 @@ pub async fn run(
     concurrency: usize,
     progress: impl Fn(u64, u64),
 ) -> Vec<TargetReport> {
+    let all = jobs(&opts);
     let opts = Arc::new(opts);
     let bytes = Arc::new(AtomicU64::new(0));
     let done = AtomicU64::new(0);
-    let mut reports: Vec<TargetReport> =
-        futures::stream::iter(opts.targets.clone().into_iter().map(|(pkg, pl)| {
-            let (prober, opts, bytes) = (prober.clone(), opts.clone(), bytes.clone());
-            async move {
-                tokio::spawn(sync_one(prober, opts, pkg, pl, bytes))
-                    .await
-                    .expect("sync task")
-            }
-        }))
-        .buffer_unordered(concurrency.max(1))
-        .inspect(|_| {
-            progress(
-                bytes.load(Ordering::Relaxed),
-                done.fetch_add(1, Ordering::Relaxed) + 1,
-            )
-        })
-        .collect()
-        .await;
+    let mut reports: Vec<TargetReport> = futures::stream::iter(all.into_iter().map(|job| {
+        let (prober, opts, bytes) = (prober.clone(), opts.clone(), bytes.clone());
+        async move {
+            tokio::spawn(sync_job(prober, opts, job, bytes))
+                .await
+                .expect("sync task")
+        }
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .inspect(|_| {
+        progress(
+            bytes.load(Ordering::Relaxed),
+            done.fetch_add(1, Ordering::Relaxed) + 1,
+        )
+    })
+    .collect()
+    .await;
     reports.sort_by(|a, b| {
-        (&a.package, &a.version, a.platform).cmp(&(&b.package, &b.version, b.platform))
+        (&a.package, &a.version, a.artifact, a.platform).cmp(&(
+            &b.package,
+            &b.version,
+            b.artifact,
+            b.platform,
+        ))
     });
     reports
 }

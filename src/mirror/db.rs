@@ -77,6 +77,8 @@ pub struct SyncReport {
     /// What moved on the target (or would, with --dry-run).
     pub updates: Vec<RefUpdate>,
     pub pushed: bool,
+    /// Where the upstream repo.yaml the overlay derives from came from.
+    pub upstream_repo_yaml: String,
 }
 
 /// What the work dir remembers between runs, to make a no-op cheap.
@@ -256,6 +258,64 @@ fn update_work(o: &SyncOptions, cached_upstream: &str) -> Result<()> {
     Ok(())
 }
 
+/// A file of the registry at `rev` in a work dir (`None` when the work dir,
+/// the revision or the file is not there).
+pub fn show_file(work: &Path, rev: &str, file: &str) -> Option<Vec<u8>> {
+    if !work.join("HEAD").exists() {
+        return None;
+    }
+    let out = git(Some(work), &["show", &format!("{rev}:{file}")])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+/// The commit a revision names in a work dir.
+pub fn resolve(work: &Path, rev: &str) -> Option<String> {
+    let out = git(Some(work), &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then(|| stdout(&out))
+}
+
+/// Loads a spec against the upstream repo.yaml a command should derive the
+/// mirror's from: the file given (`explicit`, else the spec's
+/// `registry.upstream_repo_yaml`), else the one at the synced branch in the
+/// `db sync` cache (`work`, default the cache for the spec's upstream), else
+/// the built-in description. The spec says which in `upstream_origin`.
+pub fn load_spec(
+    path: &Path,
+    explicit: Option<&Path>,
+    work: Option<&Path>,
+) -> Result<crate::spec::Spec> {
+    use crate::spec::{UpstreamInput, UpstreamOrigin, load};
+    if let Some(p) = explicit {
+        return load(path, &UpstreamInput::File(p.to_path_buf()));
+    }
+    let spec = load(path, &UpstreamInput::Auto)?;
+    if spec.upstream_origin != UpstreamOrigin::BuiltIn {
+        return Ok(spec);
+    }
+    let work = work.map_or_else(|| default_work_dir(&spec.registry.upstream), Path::to_path_buf);
+    let rev = format!("refs/heads/{}", spec.registry.branch);
+    let (Some(bytes), Some(tip)) = (show_file(&work, &rev, "repo.yaml"), resolve(&work, &rev)) else {
+        return Ok(spec);
+    };
+    load(
+        path,
+        &UpstreamInput::Bytes {
+            origin: format!(
+                "upstream commit {} in the db sync cache {}",
+                &tip[..tip.len().min(12)],
+                work.display()
+            ),
+            bytes,
+        },
+    )
+}
+
 fn inputs_digest(o: &SyncOptions) -> String {
     let mut all = o.repo_yaml.clone();
     if let Some((path, bytes)) = &o.extension {
@@ -402,8 +462,33 @@ fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str) -> Result<String> {
     Ok(stdout(&out))
 }
 
-/// Runs one sync.
+/// What [`fetch`] learnt: upstream's tip in the work dir and the target's
+/// refs, before anything is pushed.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub tip: String,
+    target_refs: BTreeMap<String, String>,
+    desired: BTreeMap<String, String>,
+    cache: Cache,
+}
+
+impl Fetched {
+    /// A file of upstream's registry at the fetched tip.
+    pub fn upstream_file(&self, o: &SyncOptions, file: &str) -> Option<Vec<u8>> {
+        show_file(&o.work, &self.tip, file)
+    }
+}
+
+/// Runs one sync: [`fetch`], then [`publish`].
 pub fn sync(o: &SyncOptions) -> Result<SyncReport> {
+    let f = fetch(o)?;
+    publish(o, f)
+}
+
+/// Step one: fetch upstream into the work dir and learn the target's refs.
+/// Nothing is pushed; `o.repo_yaml` is not used yet, so the caller can
+/// derive it from the fetched upstream.
+pub fn fetch(o: &SyncOptions) -> Result<Fetched> {
     let cache_path = o.work.join(CACHE_FILE);
     let cache: Cache = std::fs::read(&cache_path)
         .ok()
@@ -420,7 +505,7 @@ pub fn sync(o: &SyncOptions) -> Result<SyncReport> {
     let target_refs = target_refs.map_err(|e| unreachable("target", &o.target, e))?;
 
     let branch_ref = format!("refs/heads/{}", o.branch);
-    let mut desired = local_refs(&o.work)?;
+    let desired = local_refs(&o.work)?;
     let Some(tip) = desired.get(&branch_ref).cloned() else {
         return fail(
             Failure::bad_input(
@@ -434,7 +519,25 @@ pub fn sync(o: &SyncOptions) -> Result<SyncReport> {
             .hint("set registry.branch in the spec to the upstream branch clients sync"),
         );
     };
+    Ok(Fetched {
+        tip,
+        target_refs,
+        desired,
+        cache,
+    })
+}
 
+/// Step two: the overlay commit carrying `o.repo_yaml` on the fetched tip,
+/// and the push of every ref that differs.
+pub fn publish(o: &SyncOptions, f: Fetched) -> Result<SyncReport> {
+    let Fetched {
+        tip,
+        target_refs,
+        mut desired,
+        cache,
+    } = f;
+    let cache_path = o.work.join(CACHE_FILE);
+    let branch_ref = format!("refs/heads/{}", o.branch);
     let inputs = inputs_digest(o);
     let (overlay, reused) = if cache.upstream_tip == tip
         && cache.inputs_sha512 == inputs
@@ -526,6 +629,7 @@ pub fn sync(o: &SyncOptions) -> Result<SyncReport> {
         dry_run: o.dry_run,
         updates,
         pushed,
+        upstream_repo_yaml: String::new(),
     })
 }
 

@@ -41,6 +41,10 @@ pub struct Plan {
     pub git_timeout: Duration,
     /// Binary host base URLs that must answer HTTP at all (any status).
     pub hosts: Vec<String>,
+    /// The keys (names or fingerprints) the client verifies archives
+    /// against: enforced `trusted_keys`, else the registry's `authorities`.
+    /// Empty: Zoi verifies no signature, and never fetches a `.sig`.
+    pub trusted: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -466,7 +470,8 @@ async fn check_target(
         }
     };
     let pgp_f = async {
-        if link.pgp.is_some() {
+        // Zoi fetches the `.sig` only when it verifies (trusted keys set).
+        if !plan.trusted.is_empty() {
             Some(check_archive_exists(&prober, "pgp", &urls.pgp).await)
         } else {
             None

@@ -39,6 +39,22 @@ pub enum Kind {
     NotAGitRepo,
     BranchMissing,
     RegistryContentDiffers,
+    /// `bin sync`: upstream's signature does not verify (or is missing
+    /// where upstream declares keys): the archive is not placed.
+    Signature,
+    /// A `.sig` (or embedded `manifest.sig`) made by none of the keys the
+    /// client trusts.
+    SignatureUntrusted,
+    /// Made by a trusted key, but not over these bytes.
+    SignatureBad,
+    /// No signature where the client requires one.
+    SignatureMissing,
+    /// A key URL that does not answer with a key.
+    KeyUnreachable,
+    /// A key URL answering with something that is not an OpenPGP public key.
+    KeyNotPgp,
+    /// The registry's HEAD commit is not signed by one of the authorities.
+    RegistryUnsigned,
 }
 
 impl Kind {
@@ -64,6 +80,13 @@ impl Kind {
             Kind::NotAGitRepo => "not_a_git_repo",
             Kind::BranchMissing => "branch_missing",
             Kind::RegistryContentDiffers => "registry_content_differs",
+            Kind::Signature => "signature",
+            Kind::SignatureUntrusted => "signature_untrusted",
+            Kind::SignatureBad => "signature_bad",
+            Kind::SignatureMissing => "signature_missing",
+            Kind::KeyUnreachable => "key_unreachable",
+            Kind::KeyNotPgp => "key_not_pgp",
+            Kind::RegistryUnsigned => "registry_unsigned",
         }
     }
 
@@ -119,6 +142,27 @@ impl Kind {
             }
             Kind::RegistryContentDiffers => {
                 "the mirror's repo.yaml is not the bundle's: run `zoi-mirror db sync`"
+            }
+            Kind::Signature => {
+                "upstream's signature does not verify against upstream's keys: the archive may be tampered with upstream or in transit, so it was not placed; pass --allow-unsigned only for registries that publish no keys"
+            }
+            Kind::SignatureUntrusted => {
+                "Zoi fails \"No valid signature found from any trusted key\": trust the key that signs the archives (binaries.trust, default upstream's), or re-sign them with `bin sync --sign KEY`"
+            }
+            Kind::SignatureBad => {
+                "the archive changed after it was signed, or the signing key is no longer valid: re-fetch it with `zoi-mirror bin sync`"
+            }
+            Kind::SignatureMissing => {
+                "clients that trust keys require a signature for every archive: mirror upstream's .sig with `zoi-mirror bin sync`, or re-sign with `bin sync --sign KEY`"
+            }
+            Kind::KeyUnreachable => {
+                "Zoi cannot import the key, so it cannot verify anything signed with it: publish the key where the URL says (`zoi-mirror bin sync` copies upstream's keys)"
+            }
+            Kind::KeyNotPgp => {
+                "the URL must serve the armored public key (`gpg --armor --export KEY`), not a page or a secret key"
+            }
+            Kind::RegistryUnsigned => {
+                "`zoi sync` aborts \"Registry commit is not signed\": sign the overlay with registry.signing_key (`zoi-mirror db sync`) using a key among the authorities"
             }
         }
     }

@@ -51,6 +51,7 @@ fn base(repo: &RepoYaml, branch: String, cache_mirrors: Vec<String>) -> Plan {
         registry_content: None,
         git_timeout: Duration::from_secs(60),
         hosts: Vec::new(),
+        trusted: Vec::new(),
     }
 }
 
@@ -67,6 +68,15 @@ pub fn from_bundle(bundle: &Loaded) -> Result<Plan> {
     );
     plan.platforms = bundle.manifest.binaries.platforms.clone();
     plan.hosts = vec![bundle.manifest.binaries.url.clone()];
+    // What a client with the bundle applied verifies against: the system
+    // layer's enforced keys win over the registry's authorities.
+    let system: Config = serde_yaml::from_slice(&bundle.verified(crate::bundle::CONFIG_SYSTEM)?)
+        .map_err(|e| Failure::bad_input("bundle_invalid", format!("config.system.yaml: {e}")))?;
+    plan.trusted = trusted_keys(&system).unwrap_or_else(|| {
+        user.default_registry
+            .and_then(|r| r.authorities)
+            .unwrap_or_default()
+    });
     plan.registry_content = Some(bytes);
     Ok(plan)
 }
@@ -127,10 +137,22 @@ pub fn from_client(env: &Env, layout: LayoutKind) -> Result<Plan> {
     };
     let repo = parse_repo_yaml(&bytes, &repo_yaml.display().to_string())?;
     let mut plan = base(&repo, "HEAD".into(), merged.config.cache_mirrors.clone());
+    plan.trusted = trusted_keys(&merged.config)
+        .unwrap_or_else(|| reg.authorities.clone().unwrap_or_default());
     // Zoi syncs from the configured URL, not from repo.yaml's own `git`.
     plan.git.retain(|(role, _)| role != "main");
     plan.git.insert(0, ("main".into(), reg.url));
     Ok(plan)
+}
+
+/// `policy.signature_enforcement.trusted_keys` when enforcement is on
+/// (`download_and_cache_archive`: they take precedence over authorities).
+fn trusted_keys(c: &Config) -> Option<Vec<String>> {
+    c.policy
+        .signature_enforcement
+        .as_ref()
+        .filter(|s| s.enable)
+        .map(|s| s.trusted_keys.clone())
 }
 
 /// `--package` references plus every package of `--index` (bytes).

@@ -351,13 +351,17 @@ const REGISTRY_KEYS: [&str; 13] = [
 ];
 const TIER_KEYS: [&str; 3] = ["name", "type", "active"];
 const KEY_KEYS: [&str; 2] = ["name", "key"];
-const BINARIES_KEYS: [&str; 6] = [
+const BINARIES_KEYS: [&str; 10] = [
     "url",
     "layout",
     "format",
     "signatures",
     "mirrors",
     "platforms",
+    "keys_dir",
+    "trust",
+    "sign_key",
+    "allow_unsigned",
 ];
 const CLIENT_KEYS: [&str; 8] = [
     "tiers",
@@ -443,7 +447,7 @@ fn is_fingerprint(s: &str) -> bool {
 }
 
 /// Loads and validates a spec file.
-pub fn load(path: &Path, upstream_override: Option<&Path>) -> anyhow::Result<Spec> {
+pub fn load(path: &Path, upstream: &UpstreamInput) -> anyhow::Result<Spec> {
     let src = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -457,11 +461,11 @@ pub fn load(path: &Path, upstream_override: Option<&Path>) -> anyhow::Result<Spe
         }
         Err(e) => return fail(crate::error::io_failure("read", path, &e)),
     };
-    load_str(path, &src, upstream_override)
+    load_str(path, &src, upstream)
 }
 
 /// Validates spec text `src` (as if read from `path`).
-pub fn load_str(path: &Path, src: &str, upstream_override: Option<&Path>) -> anyhow::Result<Spec> {
+pub fn load_str(path: &Path, src: &str, upstream: &UpstreamInput) -> anyhow::Result<Spec> {
     let mut ctx = Ctx {
         file: path,
         src,
@@ -480,7 +484,7 @@ pub fn load_str(path: &Path, src: &str, upstream_override: Option<&Path>) -> any
             return fail(spec_failure(path, ctx.diags));
         }
     };
-    let spec = read(&mut ctx, doc.as_table(), upstream_override);
+    let spec = read(&mut ctx, doc.as_table(), upstream);
     if ctx.diags.is_empty()
         && let Some(spec) = spec
     {
@@ -504,7 +508,7 @@ fn spec_failure(path: &Path, mut diags: Vec<Diagnostic>) -> Failure {
     .with_diagnostics(diags)
 }
 
-fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Option<Spec> {
+fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Option<Spec> {
     let root = Sec::root(root);
     root.check_keys(ctx, &TOP_KEYS);
 
@@ -728,9 +732,14 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Op
     let mut b_url = None;
     let mut b_layout = None;
     let mut b_format = ArchiveFormat::Zpa;
-    let mut b_sigs = false;
+    let mut b_sigs = None;
     let mut b_mirrors = Vec::new();
     let mut b_platforms = Vec::new();
+    let mut b_keys_dir = None;
+    let mut b_trust: Option<Vec<Sp<String>>> = None;
+    let mut b_trust_span = None;
+    let mut b_sign_key = None;
+    let mut b_allow_unsigned = false;
     if let Some(bin) = &bin {
         bin.check_keys(ctx, &BINARIES_KEYS);
         let url_hint = || Some("e.g. \"https://bin.example.com/pkgs\"".to_string());
@@ -790,7 +799,23 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Op
                 ),
             }
         }
-        b_sigs = bin.bool(ctx, "signatures").unwrap_or(false);
+        b_sigs = bin.bool(ctx, "signatures");
+        b_keys_dir = bin.nonempty_str(ctx, "keys_dir", "give a folder under binaries.url, e.g. \"keys\"");
+        if let Some(k) = &b_keys_dir
+            && (k.value.split('/').any(|seg| seg == ".." || seg == ".")
+                || k.value.contains(['{', '\\', '?', '#'])
+                || k.value.starts_with('/'))
+        {
+            ctx.err(
+                k.span.clone(),
+                format!("`binaries.keys_dir` '{}' is not a plain relative folder", k.value),
+                Some("e.g. \"keys\": keys are served at <binaries.url>/keys/<name>.asc".into()),
+            );
+        }
+        b_trust = bin.str_list(ctx, "trust");
+        b_trust_span = bin.value_span("trust");
+        b_sign_key = bin.nonempty_str(ctx, "sign_key", "give a GnuPG key id or fingerprint");
+        b_allow_unsigned = bin.bool(ctx, "allow_unsigned").unwrap_or(false);
         if let Some(list) = bin.str_list(ctx, "platforms") {
             if list.is_empty() {
                 ctx.err(
@@ -826,14 +851,35 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Op
 
     // ---- the upstream repo.yaml (needed to know which tiers exist)
     let spec_dir = ctx.file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let upstream_path: Option<(PathBuf, Option<Range<usize>>)> = match upstream_override {
-        Some(p) => Some((p.to_path_buf(), None)),
-        None => r_upstream_yaml
+    let upstream_path: Option<(PathBuf, Option<Range<usize>>)> = match upstream_input {
+        UpstreamInput::File(p) => Some((p.clone(), None)),
+        UpstreamInput::Bytes { .. } => None,
+        UpstreamInput::Auto => r_upstream_yaml
             .as_ref()
             .map(|p| (spec_dir.join(&p.value), p.span.clone())),
     };
+    let upstream_origin = match (&upstream_path, upstream_input) {
+        (Some((p, _)), _) => UpstreamOrigin::File(p.clone()),
+        (None, UpstreamInput::Bytes { origin, .. }) => UpstreamOrigin::Given(origin.clone()),
+        (None, _) => UpstreamOrigin::BuiltIn,
+    };
     let upstream = match &upstream_path {
-        None => upstream::zoidberg(),
+        None => match upstream_input {
+            UpstreamInput::Bytes { origin, bytes } => {
+                match RepoYaml::parse(&String::from_utf8_lossy(bytes)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        ctx.err(
+                            None,
+                            format!("upstream's repo.yaml ({origin}) is not a valid Zoi repo.yaml: {e}"),
+                            Some("pass a good copy with --upstream-repo-yaml FILE".into()),
+                        );
+                        upstream::zoidberg()
+                    }
+                }
+            }
+            _ => upstream::zoidberg(),
+        },
         Some((p, span)) => match std::fs::read_to_string(p) {
             Err(e) => {
                 ctx.err(
@@ -1047,7 +1093,8 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Op
     }
 
     for a in &r_authorities {
-        let known_name = c_pgp.iter().any(|k| k.name == a.value);
+        let known_name = c_pgp.iter().any(|k| k.name == a.value)
+            || upstream.pgp.iter().any(|k| k.name == a.value);
         if !known_name && !is_fingerprint(&a.value) {
             ctx.err(
                 a.span.clone(),
@@ -1143,6 +1190,44 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Op
             });
     }
 
+    // ---- trust: what signs the archives, and whether clients accept it
+    let key_known = |n: &str| {
+        upstream.pgp.iter().any(|k| k.name == n)
+            || r_keys.iter().any(|k| k.name == n)
+            || c_pgp.iter().any(|k| k.name == n)
+            || is_fingerprint(n)
+    };
+    for t in b_trust.iter().flatten() {
+        if !key_known(&t.value) {
+            let mut names: Vec<&str> = upstream.pgp.iter().map(|k| k.name.as_str()).collect();
+            names.extend(c_pgp.iter().map(|k| k.name.as_str()));
+            ctx.err(
+                t.span.clone(),
+                format!("`binaries.trust`: '{}' is not a key upstream's repo.yaml, [[registry.keys]] or [[client.pgp]] declares, nor a fingerprint", t.value),
+                Some(format!("known keys: {}", names.join(", "))),
+            );
+        }
+    }
+    check_trust(
+        ctx,
+        &TrustInputs {
+            upstream: &upstream,
+            authorities: &r_authorities,
+            enforcement: system.signature_enforcement.as_ref(),
+            enforcement_span: root
+                .table
+                .get("system")
+                .and_then(|s| s.get("signature_enforcement"))
+                .and_then(|s| s.span()),
+            trust: b_trust.as_deref(),
+            trust_span: b_trust_span.clone(),
+            sign_key: b_sign_key.as_ref().map(|k| k.value.as_str()),
+            signing_key: r_signing.as_ref().map(|k| k.value.as_str()),
+            allow_unsigned: b_allow_unsigned,
+            upstream_origin: &upstream_origin.to_string(),
+        },
+    );
+
     // Everything required is present and valid from here on, or we have
     // diagnostics and return None.
     if !ctx.diags.is_empty() {
@@ -1203,9 +1288,19 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Op
                 |l| l.value.trim_matches('/').to_string(),
             ),
             format: b_format,
-            signatures: b_sigs,
+            // By default, `.sig` links follow what is signed: upstream's
+            // archives when it declares keys, or ours when we re-sign.
+            signatures: b_sigs
+                .unwrap_or(!upstream.pgp.is_empty() || b_sign_key.is_some()),
             mirrors: b_mirrors,
             platforms: b_platforms,
+            keys_dir: b_keys_dir.map_or_else(
+                || "keys".to_string(),
+                |k| k.value.trim_matches('/').to_string(),
+            ),
+            trust: b_trust.map(values),
+            sign_key: b_sign_key.map(|k| k.value),
+            allow_unsigned: b_allow_unsigned,
         },
         client: Client {
             tiers,
@@ -1220,7 +1315,122 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_override: Option<&Path>) -> Op
         system,
         setup,
         upstream,
+        upstream_origin,
     })
+}
+
+struct TrustInputs<'a> {
+    upstream: &'a RepoYaml,
+    authorities: &'a [Sp<String>],
+    enforcement: Option<&'a SignatureEnforcement>,
+    enforcement_span: Option<Range<usize>>,
+    trust: Option<&'a [Sp<String>]>,
+    trust_span: Option<Range<usize>>,
+    sign_key: Option<&'a str>,
+    signing_key: Option<&'a str>,
+    allow_unsigned: bool,
+    upstream_origin: &'a str,
+}
+
+/// Hex digits of a key id or fingerprint, upper-case.
+fn key_hex(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .trim_start_matches("0x")
+        .to_uppercase()
+}
+
+/// Refuses a spec whose clients verify archives (authorities, or enforced
+/// trusted keys) against keys that cannot verify the archives it mirrors:
+/// every `zoi install` would fail "No valid signature found from any
+/// trusted key".
+fn check_trust(ctx: &mut Ctx<'_>, t: &TrustInputs<'_>) {
+    let registry: Vec<String> = t.authorities.iter().map(|a| a.value.clone()).collect();
+    if registry.is_empty() && t.enforcement.is_none_or(|e| !e.enable) {
+        if let Some(span) = &t.trust_span {
+            ctx.err(
+                Some(span.clone()),
+                "`binaries.trust` has no effect: clients verify archive signatures only with registry.authorities or system.signature_enforcement",
+                Some("set registry.authorities, or remove binaries.trust".into()),
+            );
+        }
+        return;
+    }
+    let upstream_names: Vec<&str> = t.upstream.pgp.iter().map(|k| k.name.as_str()).collect();
+    let trust: Vec<String> = match t.trust {
+        Some(list) => list.iter().map(|s| s.value.clone()).collect(),
+        None => upstream_names.iter().map(|s| s.to_string()).collect(),
+    };
+    // What Zoi verifies archives against: enforced keys win over
+    // authorities (`download_and_cache_archive`).
+    let (verifying, span, what) = match t.enforcement.filter(|e| e.enable) {
+        Some(e) => (
+            e.trusted_keys.clone(),
+            t.enforcement_span.clone(),
+            "system.signature_enforcement.trusted_keys",
+        ),
+        None => {
+            let mut all = registry.clone();
+            all.extend(trust.iter().cloned());
+            (
+                all,
+                t.trust_span
+                    .clone()
+                    .or_else(|| t.authorities.first().and_then(|a| a.span.clone())),
+                if t.trust.is_some() {
+                    "registry.authorities + binaries.trust"
+                } else {
+                    "registry.authorities"
+                },
+            )
+        }
+    };
+    let trusts_upstream = verifying
+        .iter()
+        .any(|k| upstream_names.contains(&k.as_str()));
+    let trusts_resign = t.sign_key.is_some_and(|sk| {
+        let sk = key_hex(sk);
+        verifying.iter().any(|k| {
+            let k = key_hex(k);
+            (is_fingerprint(&k) && (sk.ends_with(&k) || k.ends_with(&sk)))
+                || (t.signing_key.is_some_and(|s| key_hex(s) == sk) && registry.contains(&k))
+        }) || (t.signing_key.is_some_and(|s| key_hex(s) == sk)
+            && verifying.iter().any(|k| registry.contains(k)))
+    });
+    if trusts_upstream || trusts_resign {
+        return;
+    }
+    if upstream_names.is_empty() && t.sign_key.is_none() {
+        ctx.err(
+            span,
+            format!(
+                "clients verify every archive ({what}), but upstream ({}) declares no signing keys, so its archives are unsigned and every `zoi install` would fail",
+                t.upstream_origin
+            ),
+            Some("re-sign the archives with binaries.sign_key (a key clients trust), or drop registry.authorities".into()),
+        );
+        return;
+    }
+    if t.allow_unsigned && t.sign_key.is_none() {
+        return;
+    }
+    let signers = if t.sign_key.is_some() {
+        format!("upstream's {} or the re-signing key binaries.sign_key", upstream_names.join(", "))
+    } else {
+        format!("upstream's key {}", upstream_names.join(", "))
+    };
+    ctx.err(
+        span,
+        format!(
+            "clients would verify archives against {} ({what}), which cannot verify the mirrored archives: they are signed by {signers}; every `zoi install` would fail \"No valid signature found from any trusted key\"",
+            if verifying.is_empty() { "no key".to_string() } else { verifying.join(", ") },
+        ),
+        Some(match upstream_names.first() {
+            Some(k) => format!("add '{k}' (upstream's key) to binaries.trust, or re-sign with binaries.sign_key and trust that key"),
+            None => "trust the key binaries.sign_key re-signs with".into(),
+        }),
+    );
 }
 
 fn spec_dir_of(file: &Path) -> PathBuf {

@@ -12,6 +12,20 @@ use std::path::PathBuf;
 
 pub use load::{load, load_str};
 
+/// Where the upstream `repo.yaml` a spec is read against comes from.
+#[derive(Debug, Clone, Default)]
+pub enum UpstreamInput {
+    /// `registry.upstream_repo_yaml` when the spec sets it, else the
+    /// built-in description of Zoidberg.
+    #[default]
+    Auto,
+    /// A file given on the command line (`--upstream-repo-yaml`).
+    File(PathBuf),
+    /// Bytes read elsewhere (the `db sync` cache, an upstream commit),
+    /// with a phrase saying where from.
+    Bytes { origin: String, bytes: Vec<u8> },
+}
+
 use crate::zoi::config::SignatureEnforcement;
 use crate::zoi::platform::Platform;
 use crate::zoi::repo::{PgpKey, RepoEntry, RepoYaml};
@@ -33,10 +47,31 @@ pub struct Spec {
     pub system: System,
     /// The one-command setup scripts (when `[setup]` is present).
     pub setup: Option<Setup>,
-    /// The upstream `repo.yaml` the mirror's is built from (the file named
-    /// by `registry.upstream_repo_yaml`/`--upstream-repo-yaml`, or the
-    /// built-in Zoidberg description).
+    /// The upstream `repo.yaml` the mirror's is derived from.
     pub upstream: RepoYaml,
+    /// Where `upstream` came from.
+    pub upstream_origin: UpstreamOrigin,
+}
+
+/// Where a spec's upstream `repo.yaml` came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamOrigin {
+    /// A file (`--upstream-repo-yaml` or `registry.upstream_repo_yaml`).
+    File(PathBuf),
+    /// Bytes from elsewhere, described in words.
+    Given(String),
+    /// The built-in description of Zoidberg.
+    BuiltIn,
+}
+
+impl std::fmt::Display for UpstreamOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamOrigin::File(p) => write!(f, "file {}", p.display()),
+            UpstreamOrigin::Given(s) => f.write_str(s),
+            UpstreamOrigin::BuiltIn => f.write_str(crate::zoi::upstream::ORIGIN),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +135,16 @@ pub struct Binaries {
     /// Fallback hosts with the same tree.
     pub mirrors: Vec<String>,
     pub platforms: Vec<Platform>,
+    /// Folder under `url` holding the keys (`<keys_dir>/<name>.asc`).
+    pub keys_dir: String,
+    /// `binaries.trust`: names (or fingerprints) of the keys whose
+    /// signatures clients accept on archives; `None` = upstream's keys.
+    pub trust: Option<Vec<String>>,
+    /// `binaries.sign_key`: GnuPG key `bin sync` re-signs archives with.
+    pub sign_key: Option<String>,
+    /// `binaries.allow_unsigned`: place archives without verifying
+    /// upstream's signatures (for registries that publish no keys).
+    pub allow_unsigned: bool,
 }
 
 impl Binaries {
@@ -119,6 +164,39 @@ impl Binaries {
             self.dir_template(base),
             self.format.extension()
         )
+    }
+
+    /// The folder template of source bundles: the layout without the
+    /// segments that name a platform (a `.zsa` serves every platform, and
+    /// Zoi fills `{os}`/`{arch}` with the client's own).
+    pub fn source_layout(&self) -> String {
+        self.layout
+            .split('/')
+            .filter(|seg| !["{os}", "{arch}", "{platform}"].iter().any(|p| seg.contains(p)))
+            .filter(|seg| !seg.is_empty())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// The source bundle URL template on `base`.
+    pub fn source_template(&self, base: &str) -> String {
+        let layout = self.source_layout();
+        let dir = if layout.is_empty() {
+            base.trim_end_matches('/').to_string()
+        } else {
+            format!("{}/{layout}", base.trim_end_matches('/'))
+        };
+        format!("{dir}/{{name}}-{{version}}.zsa")
+    }
+
+    /// The URL of a key on the binary host.
+    pub fn key_url(&self, name: &str) -> String {
+        format!("{}/{}/{name}.asc", self.url, self.keys_dir.trim_matches('/'))
+    }
+
+    /// Where a key lives under the binary host's root folder.
+    pub fn key_path(&self, name: &str) -> String {
+        format!("{}/{name}.asc", self.keys_dir.trim_matches('/'))
     }
 }
 
@@ -191,5 +269,79 @@ impl Spec {
     /// The directory name of this spec's bundle: `<name>-<version>`.
     pub fn bundle_dir_name(&self) -> String {
         format!("{}-{}", self.extension.name, self.extension.version)
+    }
+
+    /// The names of the keys upstream's repo.yaml declares (`pgp:`): the
+    /// keys that sign upstream's archives.
+    pub fn upstream_keys(&self) -> Vec<String> {
+        self.upstream.pgp.iter().map(|k| k.name.clone()).collect()
+    }
+
+    /// Keys whose signatures clients accept on archives: `binaries.trust`,
+    /// else upstream's keys.
+    pub fn archive_trust(&self) -> Vec<String> {
+        self.binaries
+            .trust
+            .clone()
+            .unwrap_or_else(|| self.upstream_keys())
+    }
+
+    /// Whether clients verify signatures at all: the registry entry lists
+    /// authorities, or the system policy enforces signatures.
+    pub fn clients_verify(&self) -> bool {
+        !self.registry.authorities.is_empty() || self.enforced_keys().is_some()
+    }
+
+    /// `system.signature_enforcement.trusted_keys` when enforcement is on:
+    /// then Zoi verifies archives against exactly these (they take
+    /// precedence over authorities).
+    pub fn enforced_keys(&self) -> Option<&[String]> {
+        self.system
+            .signature_enforcement
+            .as_ref()
+            .filter(|s| s.enable)
+            .map(|s| s.trusted_keys.as_slice())
+    }
+
+    /// The registry entry's `authorities` clients get: the company's own
+    /// (for the overlay HEAD) and the keys that sign the archives. Empty
+    /// when the spec sets none (clients then verify nothing).
+    pub fn client_authorities(&self) -> Vec<String> {
+        if self.registry.authorities.is_empty() {
+            return Vec::new();
+        }
+        let mut out = self.registry.authorities.clone();
+        for k in self.archive_trust() {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    /// The keys the extension delivers: `[[client.pgp]]`, plus the
+    /// company's copy of each upstream key clients must trust.
+    pub fn delivered_keys(&self) -> Vec<ClientKey> {
+        let mut out = self.client.pgp.clone();
+        if !self.clients_verify() {
+            return out;
+        }
+        let mut wanted = self.client_authorities();
+        wanted.extend(self.enforced_keys().unwrap_or_default().iter().cloned());
+        for name in wanted {
+            // Zoi's own built-in keys are on every client already (and
+            // rewritten at every start): delivering them would only make
+            // the extension collide with them.
+            if self.upstream.pgp.iter().any(|k| k.name == name)
+                && !crate::zoi::pgp::BUILTIN_KEYS.contains(&name.as_str())
+                && !out.iter().any(|k| k.name == name)
+            {
+                out.push(ClientKey {
+                    source: KeySource::Url(self.binaries.key_url(&name)),
+                    name,
+                });
+            }
+        }
+        out
     }
 }

@@ -35,6 +35,17 @@ pub fn package_name_problem(name: &str) -> Option<String> {
     None
 }
 
+/// Whether a file name from a URL is one Zoi downloads into its cache: only
+/// `[A-Za-z0-9._-]`, not empty, not `.`/`..` (`get_filename_from_url`).
+pub fn archive_file_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// Why `tier` is not a usable tier (`repos` entry) name, if it is not. Tiers
 /// may be nested paths (`community/tools`); Zoi lowercases them on add.
 pub fn tier_problem(tier: &str) -> Option<String> {

@@ -38,6 +38,11 @@ use openpgp::parse::{PacketParser, PacketParserResult, Parse};
 use openpgp::policy::StandardPolicy;
 use openpgp::{KeyHandle, PacketPile};
 
+/// Keys every Zoi 1.29.4 binary carries (`zoi-core` `src/builtin/pgp`) and
+/// writes back into `pgps/` at every start (`ensure_builtin_keys`): a
+/// client always has them, under these names, with these exact bytes.
+pub const BUILTIN_KEYS: [&str; 2] = ["zillowe-main", "zillowez"];
+
 /// Where `zoi` fetches a key named by a 40-hex fingerprint (`pgp` changes,
 /// repo.yaml `pgp:` entries): `add_key_from_fingerprint`.
 pub fn keyserver_url(fingerprint: &str) -> String {
@@ -309,6 +314,23 @@ impl VerificationHelper for Helper<'_> {
 /// Zoi's `verify_detached_signature_multi_key`. Returns the index of a key
 /// that made a good signature.
 pub fn verify_detached(data: &[u8], sig: &[u8], keys: &[&PublicKey]) -> Result<usize, SigError> {
+    verify_with(sig, keys, |v| v.verify_bytes(data))
+}
+
+/// [`verify_detached`] over a file, streamed (archives can be large).
+pub fn verify_detached_file(
+    path: &std::path::Path,
+    sig: &[u8],
+    keys: &[&PublicKey],
+) -> Result<usize, SigError> {
+    verify_with(sig, keys, |v| v.verify_file(path))
+}
+
+fn verify_with(
+    sig: &[u8],
+    keys: &[&PublicKey],
+    run: impl FnOnce(&mut openpgp::parse::stream::DetachedVerifier<'_, Helper<'_>>) -> openpgp::Result<()>,
+) -> Result<usize, SigError> {
     let issuers = signature_issuers(sig)?;
     let policy = StandardPolicy::new();
     let mut outcome = None;
@@ -318,7 +340,7 @@ pub fn verify_detached(data: &[u8], sig: &[u8], keys: &[&PublicKey]) -> Result<u
     };
     let result = DetachedVerifierBuilder::from_bytes(sig)
         .and_then(|b| b.with_policy(&policy, None, helper))
-        .and_then(|mut v| v.verify_bytes(data));
+        .and_then(|mut v| run(&mut v));
     match result {
         Ok(()) => Ok(issuers
             .iter()

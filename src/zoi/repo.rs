@@ -12,6 +12,8 @@ pub struct GitLink {
     pub url: String,
 }
 
+/// A `pkg` link (types `main`, `mirror`, `source-main`, `source-mirror`)
+/// or a `delta` link (`main`, `mirror`; no `files`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PkgLink {
     #[serde(rename = "type")]
@@ -25,6 +27,20 @@ pub struct PkgLink {
     pub size: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<String>,
+}
+
+impl PkgLink {
+    /// A link of `link_type` at `url` with no sidecar templates.
+    pub fn new(link_type: &str, url: impl Into<String>) -> PkgLink {
+        PkgLink {
+            link_type: link_type.into(),
+            url: url.into(),
+            pgp: None,
+            hash: None,
+            size: None,
+            files: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,8 +58,8 @@ pub struct RepoEntry {
 }
 
 /// `repo.yaml` as Zoi 1.29.4 reads it (`RepoConfig`), plus the `handle` key
-/// Zoidberg writes. `delta`, `zrepo` and `db` are read so that we can tell the
-/// user we drop them: they point at upstream's infrastructure.
+/// Zoidberg writes, plus whatever else a registry writes (`extra`, kept
+/// verbatim so a mirror derived from upstream's file loses nothing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepoYaml {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,7 +76,7 @@ pub struct RepoYaml {
     #[serde(default)]
     pub pkg: Vec<PkgLink>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub delta: Vec<serde_yaml::Value>,
+    pub delta: Vec<PkgLink>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zrepo: Vec<serde_yaml::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +85,9 @@ pub struct RepoYaml {
     pub pgp: Vec<PgpKey>,
     #[serde(default)]
     pub repos: Vec<RepoEntry>,
+    /// Keys Zoi 1.29.4 does not read, in upstream's order.
+    #[serde(flatten)]
+    pub extra: serde_yaml::Mapping,
 }
 
 impl RepoYaml {
@@ -83,6 +102,25 @@ impl RepoYaml {
             .iter()
             .find(|p| p.link_type == "main")
             .or_else(|| self.pkg.iter().find(|p| p.link_type == "mirror"))
+    }
+
+    /// The `pkg` link Zoi uses for source bundles (`zoi download --source`,
+    /// source installs): the first `source-main`, else the first
+    /// `source-mirror` (`find_registry_info_for_package`, `is_source`).
+    pub fn first_source_link(&self) -> Option<&PkgLink> {
+        self.pkg
+            .iter()
+            .find(|p| p.link_type == "source-main")
+            .or_else(|| self.pkg.iter().find(|p| p.link_type == "source-mirror"))
+    }
+
+    /// The `delta` link Zoi uses: the first `main`, else the first `mirror`
+    /// (`find_delta_info`).
+    pub fn first_delta_link(&self) -> Option<&PkgLink> {
+        self.delta
+            .iter()
+            .find(|p| p.link_type == "main")
+            .or_else(|| self.delta.iter().find(|p| p.link_type == "mirror"))
     }
 
     /// Links Zoi never reads for archives (later mirrors), reported apart.
@@ -145,6 +183,77 @@ pub fn archive_urls(link: &PkgLink, c: &Coordinates<'_>) -> ArchiveUrls {
         files: link.files.as_ref().map(|t| c.expand(t)),
         archive,
     }
+}
+
+/// The URLs Zoi fetches for a package's source bundle: like
+/// [`archive_urls`], with `.zsa` and the file name `{name}-{version}.zsa`.
+pub fn source_urls(link: &PkgLink, c: &Coordinates<'_>) -> ArchiveUrls {
+    let base = c.expand(&link.url);
+    let archive = if base.ends_with(".zsa") {
+        base
+    } else {
+        format!(
+            "{}/{}-{}.zsa",
+            base.trim_end_matches('/'),
+            c.name,
+            c.version
+        )
+    };
+    ArchiveUrls {
+        pgp: link
+            .pgp
+            .as_ref()
+            .map_or_else(|| format!("{archive}.sig"), |t| c.expand(t)),
+        hash: link.hash.as_ref().map(|t| c.expand(t)),
+        size: link.size.as_ref().map(|t| c.expand(t)),
+        files: link.files.as_ref().map(|t| c.expand(t)),
+        archive,
+    }
+}
+
+/// The URLs of a `.zdelta` patch *to* the coordinates' version: the link's
+/// URL expanded as is (nothing appended), `pgp` defaulting to `<url>.sig`
+/// (`find_delta_info`; `{version}` is the version upgraded to).
+pub fn delta_urls(link: &PkgLink, c: &Coordinates<'_>) -> ArchiveUrls {
+    let url = c.expand(&link.url);
+    ArchiveUrls {
+        pgp: link
+            .pgp
+            .as_ref()
+            .map_or_else(|| format!("{url}.sig"), |t| c.expand(t)),
+        hash: link.hash.as_ref().map(|t| c.expand(t)),
+        size: link.size.as_ref().map(|t| c.expand(t)),
+        files: None,
+        archive: url,
+    }
+}
+
+/// Every URL template in a repo.yaml (git, pkg and delta links with their
+/// sidecars, keys, `db`), for host comparisons.
+pub fn all_urls(r: &RepoYaml) -> Vec<&str> {
+    let mut out: Vec<&str> = r.git.iter().map(|g| g.url.as_str()).collect();
+    for l in r.pkg.iter().chain(r.delta.iter()) {
+        out.push(&l.url);
+        for t in [&l.pgp, &l.hash, &l.size, &l.files].into_iter().flatten() {
+            out.push(t);
+        }
+    }
+    out.extend(r.pgp.iter().map(|k| k.key.as_str()));
+    out.extend(r.db.as_deref());
+    out
+}
+
+/// The host of a URL template (`https://h:1/x` → `h:1`; scp-like
+/// `git@h:path` → `h`), lowercased.
+pub fn url_host(url: &str) -> Option<String> {
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let host = authority.rsplit('@').next()?;
+        return (!host.is_empty()).then(|| host.to_ascii_lowercase());
+    }
+    let (user_host, _) = url.split_once(':')?;
+    let host = user_host.rsplit('@').next()?;
+    (!host.is_empty() && !host.contains('/')).then(|| host.to_ascii_lowercase())
 }
 
 /// Zoi's `cache_mirrors` candidates for a URL: the URL itself, then

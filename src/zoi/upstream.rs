@@ -1,17 +1,34 @@
 //! What we know about the official upstream registry, Zoidberg, when no
-//! upstream `repo.yaml` is given: its name, description, advisory prefix,
-//! signing key and tiers (public Zoidberg commit 5ea5a0a).
+//! upstream `repo.yaml` is at hand (neither given nor in a `db sync` cache):
+//! its whole `repo.yaml` at public Zoidberg commit 5ea5a0a.
 //!
 //! These are facts about a moving target, so a test compares them with the
 //! real file in `shared/fixtures/zoidberg/repo.yaml`, and `build` accepts
 //! `--upstream-repo-yaml` to use a fresher copy.
 
-use crate::zoi::repo::{GitLink, PgpKey, RepoEntry, RepoYaml};
+use crate::zoi::repo::{GitLink, PgpKey, PkgLink, RepoEntry, RepoYaml};
 
 pub const UPSTREAM_GIT: &str = "https://gitlab.com/zillowe/zillwen/zusty/zoidberg.git";
 
-/// Zoidberg's `repo.yaml` as far as a mirror needs it. `pkg` links are left
-/// out: a mirror replaces them with its own binary host.
+/// Where the built-in description comes from, for messages.
+pub const ORIGIN: &str = "the built-in description of Zoidberg (commit 5ea5a0a)";
+
+const PKG_BASE: &str = "https://gitlab.com/api/v4/projects/71125308/packages/generic/{id}/{version}";
+
+/// A Zoidberg `pkg` link: the file and its four sidecars.
+fn link(link_type: &str, file: &str) -> PkgLink {
+    let url = format!("{PKG_BASE}/{file}");
+    PkgLink {
+        link_type: link_type.into(),
+        hash: Some(format!("{url}.hash")),
+        pgp: Some(format!("{url}.sig")),
+        size: Some(format!("{url}.size")),
+        files: Some(format!("{url}.files")),
+        url,
+    }
+}
+
+/// Zoidberg's `repo.yaml`.
 pub fn zoidberg() -> RepoYaml {
     let tier = |name: &str, t: &str, active: bool| RepoEntry {
         name: name.into(),
@@ -38,7 +55,10 @@ pub fn zoidberg() -> RepoYaml {
                 url: "https://codeberg.org/zillowe/zoidberg.git".into(),
             },
         ],
-        pkg: Vec::new(),
+        pkg: vec![
+            link("main", "{name}-{version}-{platform}.zpa"),
+            link("source-main", "{name}-{version}.zsa"),
+        ],
         delta: Vec::new(),
         zrepo: Vec::new(),
         db: None,
@@ -56,5 +76,6 @@ pub fn zoidberg() -> RepoYaml {
             tier("zillowe", "official", false),
             tier("parlex", "official", false),
         ],
+        extra: serde_yaml::Mapping::new(),
     }
 }

@@ -114,7 +114,12 @@ fn apply_changes_only_managed_keys_keeps_comments_and_is_idempotent() {
     let reg: zoi_types::Registry = serde_yaml::from_value(new["default_registry"].clone()).unwrap();
     assert_eq!(reg.handle, "zoidberg");
     assert_eq!(reg.url, "https://git.acme.example/zoi/zoidberg.git");
-    assert_eq!(reg.authorities, Some(vec!["acme-registry".to_string()]));
+    // The company's key for the overlay, and upstream's that signs the
+    // archives (Zoidberg's, built into every Zoi).
+    assert_eq!(
+        reg.authorities,
+        Some(vec!["acme-registry".to_string(), "zillowe-main".to_string()])
+    );
     // Zoi can read the result.
     let _: zoi_types::Config = serde_yaml::from_str(&after).unwrap();
 

@@ -14,12 +14,19 @@ use crate::support::{self, Run, zm};
 
 const GITLAB: &str = "https://gitlab.com/api/v4/projects/71125308/packages/generic";
 
-/// The fixture repo.yaml with its pkg links moved to `base`.
+/// The fixture repo.yaml with its pkg links moved to `base`, as an
+/// unsigned registry: no keys (signatures and source bundles have their
+/// own tests over the faithful upstream), only the archive link.
 fn upstream_repo_yaml(dir: &Path, base: &str) -> PathBuf {
     let text = fs::read_to_string(support::fixtures().join("zoidberg/repo.yaml")).unwrap();
     assert!(text.contains(GITLAB));
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&text.replace(GITLAB, base)).unwrap();
+    let m = v.as_mapping_mut().unwrap();
+    m.remove("pgp");
+    let pkg = m.get_mut("pkg").unwrap().as_sequence_mut().unwrap();
+    pkg.retain(|l| l["type"] == "main");
     let p = dir.join("upstream-repo.yaml");
-    fs::write(&p, text.replace(GITLAB, base)).unwrap();
+    fs::write(&p, serde_yaml::to_string(&v).unwrap()).unwrap();
     p
 }
 

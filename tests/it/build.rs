@@ -332,28 +332,44 @@ fn generated_yaml_reads_back_as_zoi_config_and_repo_config() {
             ("mirror", "https://git-dr.acme.example/zoi/zoidberg.git")
         ]
     );
-    // Only our binary host: upstream's pkg links (and its source-main) are gone.
-    assert_eq!(repo.pkg.len(), 1);
+    // Only our binary host: upstream's archive and source links moved there.
+    let types: Vec<&str> = repo.pkg.iter().map(|l| l.link_type.as_str()).collect();
+    assert_eq!(types, ["main", "source-main"]);
     let main = &repo.pkg[0];
-    assert_eq!(main.link_type, "main");
     let archive = "https://bin.acme.example/pkgs/{repo}/{os}/{arch}/{version}/{name}-{version}-{platform}.zpa";
     assert_eq!(main.url, archive);
+    for (got, ext) in [
+        (&main.hash, "hash"),
+        (&main.size, "size"),
+        (&main.files, "files"),
+        (&main.pgp, "sig"),
+    ] {
+        assert_eq!(got.as_deref(), Some(format!("{archive}.{ext}").as_str()));
+    }
+    // A .zsa serves every platform: its folder has no platform segments.
+    let source = &repo.pkg[1];
+    let zsa = "https://bin.acme.example/pkgs/{repo}/{version}/{name}-{version}.zsa";
+    assert_eq!(source.url, zsa);
+    assert_eq!(source.hash.as_deref(), Some(format!("{zsa}.hash").as_str()));
+    // Upstream keys kept (served from the company's host), ours added.
+    let keys: Vec<(&str, &str)> = repo
+        .pgp
+        .iter()
+        .map(|k| (k.name.as_str(), k.key.as_str()))
+        .collect();
     assert_eq!(
-        main.hash.as_deref(),
-        Some(format!("{archive}.hash").as_str())
+        keys,
+        [
+            (
+                "zillowe-main",
+                "https://bin.acme.example/pkgs/keys/zillowe-main.asc"
+            ),
+            (
+                "acme-registry",
+                "https://bin.acme.example/keys/acme-registry.asc"
+            )
+        ]
     );
-    assert_eq!(
-        main.size.as_deref(),
-        Some(format!("{archive}.size").as_str())
-    );
-    assert_eq!(
-        main.files.as_deref(),
-        Some(format!("{archive}.files").as_str())
-    );
-    assert_eq!(main.pgp, None, "signatures = false publishes no pgp link");
-    // Upstream keys kept, ours added.
-    let keys: Vec<&str> = repo.pgp.iter().map(|k| k.name.as_str()).collect();
-    assert_eq!(keys, ["zillowe-main", "acme-registry"]);
     // Every upstream tier kept, in order, plus ours; active = the spec's tiers.
     let tiers: Vec<(&str, bool)> = repo
         .repos
@@ -413,10 +429,7 @@ fn generated_yaml_reads_back_as_zoi_config_and_repo_config() {
 fn built_in_upstream_description_matches_the_real_zoidberg_repo_yaml() {
     let text = fs::read_to_string(support::fixtures().join("zoidberg/repo.yaml")).unwrap();
     let real = zoi_mirror::zoi::repo::RepoYaml::parse(&text).unwrap();
-    let mut ours = zoi_mirror::zoi::upstream::zoidberg();
-    // pkg links are deliberately not part of the built-in description
-    ours.pkg = real.pkg.clone();
-    assert_eq!(ours, real);
+    assert_eq!(zoi_mirror::zoi::upstream::zoidberg(), real);
 }
 
 // ---------------------------------------------------------------- init
