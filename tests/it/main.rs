@@ -13,3 +13,4 @@ mod fleet;
 mod index;
 mod serve;
 mod setup;
+mod upstream;

@@ -6,9 +6,11 @@
 pub mod archives;
 pub mod faults;
 pub mod gitd;
+pub mod gpg;
 pub mod nginx;
 pub mod serve;
 pub mod tree;
+pub mod upstream;
 pub mod zoi_types;
 pub mod zoienv;
 

@@ -12,6 +12,19 @@ use super::Run;
 
 pub const USER: &str = "zoi-mirror-test";
 
+/// The proxy variables [`Sandbox::sh`] sets: a dead loopback port for
+/// everything but loopback itself.
+pub const PROXY_ENV: [(&str, &str); 8] = [
+    ("HTTP_PROXY", "http://127.0.0.1:9"),
+    ("HTTPS_PROXY", "http://127.0.0.1:9"),
+    ("ALL_PROXY", "http://127.0.0.1:9"),
+    ("http_proxy", "http://127.0.0.1:9"),
+    ("https_proxy", "http://127.0.0.1:9"),
+    ("all_proxy", "http://127.0.0.1:9"),
+    ("NO_PROXY", "127.0.0.1,localhost"),
+    ("no_proxy", "127.0.0.1,localhost"),
+];
+
 /// The pinned Zoi version (one place: scripts/zoi-version).
 pub fn pinned_version() -> String {
     std::fs::read_to_string(super::repo_root().join("scripts/zoi-version"))
@@ -165,7 +178,7 @@ impl Sandbox {
     }
 
     /// Runs `sh -c line` as the user, with only PATH (the two binaries
-    /// first), HOME and the XDG dirs set.
+    /// first), HOME, the XDG dirs and the dead proxies ([`PROXY_ENV`]) set.
     pub fn sh(&self, line: &str) -> Run {
         let home = self.home.display().to_string();
         let env = [
@@ -178,6 +191,10 @@ impl Sandbox {
             "NO_COLOR=1".to_string(),
             "LANG=C.UTF-8".to_string(),
         ];
+        // Nothing may leave the machine: every proxy variable points at a
+        // dead loopback port, and only loopback bypasses it.
+        let proxies = PROXY_ENV.iter().map(|(k, v)| format!("{k}={v}"));
+        let env: Vec<String> = env.into_iter().chain(proxies).collect();
         let mut c = if as_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", USER, "--", "env", "-i"]);
