@@ -585,39 +585,61 @@ async fn sync_job(
         (None, _) => None,
     };
     let mut hash_body = None;
-    let mut want = None;
+    // (is SHA-256, lower-case hex): `zoi package delta` writes a SHA-256
+    // `.zdelta.hash`; archives carry SHA-512.
+    let mut want: Option<(bool, String)> = None;
     if let Some(hash_url) = &hash_url {
         let body = match small(&prober, hash_url).await {
             Err(p) => return failed(report, p),
-            Ok(None) => {
+            // An archive without its .hash is not installable (Zoi needs
+            // one): not available. Source bundles and deltas often have
+            // none (`zoi package bundle` writes none), whatever the link
+            // template says.
+            Ok(None) if job.artifact == Artifact::Archive => {
                 report.status = "not_available";
                 return report;
             }
-            Ok(Some(b)) => b,
+            Ok(None) => None,
+            Ok(Some(b)) => Some(b),
         };
-        let text = String::from_utf8_lossy(&body).into_owned();
-        let Some(h) = metadata::parse_hash(&text, Some(&file_name)).sha512() else {
-            return failed(
-                report,
-                Problem::new(
-                    Kind::MalformedMetadata,
-                    format!(
-                        "upstream's .hash has no SHA-512: {}",
-                        crate::probe::http::redact(hash_url)
-                    ),
-                ),
-            );
-        };
-        want = Some(h);
-        hash_body = Some(body);
+        if let Some(body) = body {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let read = metadata::parse_hash(&text, Some(&file_name));
+            want = match (read.sha512(), &read, job.artifact) {
+                (Some(h), _, _) => Some((false, h)),
+                (
+                    None,
+                    metadata::HashRead::Hash {
+                        token,
+                        kind: metadata::HashKind::Sha256,
+                    },
+                    Artifact::Delta,
+                ) => Some((true, token.to_ascii_lowercase())),
+                _ => {
+                    return failed(
+                        report,
+                        Problem::new(
+                            Kind::MalformedMetadata,
+                            format!(
+                                "upstream's .hash has no SHA-512: {}",
+                                crate::probe::http::redact(hash_url)
+                            ),
+                        ),
+                    );
+                }
+            };
+            hash_body = Some(body);
+        }
     }
 
     // 2. already here?
     let local_ok = match &want {
-        Some(want) => std::fs::read_to_string(meta_path(&archive, "hash"))
-            .ok()
-            .and_then(|h| metadata::parse_hash(&h, Some(&file_name)).sha512())
-            .is_some_and(|h| h == *want),
+        Some((_, want)) => std::fs::read(meta_path(&archive, "hash"))
+            .is_ok_and(|h| Some(h) == hash_body)
+            || std::fs::read_to_string(meta_path(&archive, "hash"))
+                .ok()
+                .and_then(|h| metadata::parse_hash(&h, Some(&file_name)).sha512())
+                .is_some_and(|h| h == *want),
         // Without a .hash, a versioned file once placed is kept.
         None => true,
     } && archive.is_file();
@@ -688,7 +710,18 @@ async fn sync_job(
     };
     report.bytes = len;
     report.resumed = resumed;
-    if let Some(want) = &want
+    let got = match &want {
+        Some((true, _)) => match std::fs::File::open(&part).and_then(|mut f| {
+            let mut h = sha2::Sha256::new();
+            std::io::copy(&mut f, &mut h)?;
+            Ok(hex::encode(h.finalize()))
+        }) {
+            Ok(h) => h,
+            Err(e) => return failed(report, Problem::new(Kind::Connect, format!("{}: {e}", part.display()))),
+        },
+        _ => got,
+    };
+    if let Some((_, want)) = &want
         && got != *want
     {
         let _ = std::fs::remove_file(&part);
