@@ -67,6 +67,9 @@ pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
     let _lock = crate::client::lock(&lock_dir, Duration::from_secs(60))?;
     let report = db::sync(&opts)?;
 
+    for w in &report.warnings {
+        output::warn(w);
+    }
     match format {
         Format::Json => output::json(&report)?,
         Format::Human => {
