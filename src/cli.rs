@@ -237,7 +237,9 @@ pub enum DbCommand {
     ///
     /// JSON: `{upstream, target, branch, work_dir, upstream_tip,
     /// overlay_commit, overlay_reused, signed, dry_run, updates: [{ref, old,
-    /// new, action: create|update|delete}], pushed}`.
+    /// new, action: create|update|delete}], pushed, warnings}`; `warnings`
+    /// (also on stderr) says when the target's HEAD, which Zoi clones, does
+    /// not name the synced branch.
     Sync(DbSyncArgs),
 }
 
@@ -393,9 +395,10 @@ pub struct ApplyArgs {
     pub net: NetArgs,
 }
 
-/// Checks the registry's git URLs (reachable, a git repository, the branch
-/// exists) and, for each package × platform, the archive, `.hash`, `.size`,
-/// `.files` (and `.sig` when configured) URLs exactly as Zoi builds them.
+/// Checks the registry's git URLs (reachable, a git repository, HEAD —
+/// what Zoi clones — names an existing branch) and, for each package ×
+/// platform, the archive, `.hash`, `.size`, `.files` (and `.sig` when
+/// configured) URLs exactly as Zoi builds them.
 ///
 /// JSON: `{registry: [{role, url, ok, checks: [URL]}], packages: [{package,
 /// version, platform, ok, urls: [URL]}], fallbacks: [URL], counts: {urls, ok,
@@ -405,7 +408,7 @@ pub struct ApplyArgs {
 /// connect_refused, connect, tls, timeout, connection_reset, redirect_loop,
 /// redirect_other_host, unauthorized, forbidden, not_found, http_error,
 /// html_instead_of_metadata, malformed_metadata, size_mismatch,
-/// hash_mismatch, no_range, not_a_git_repo, branch_missing,
+/// hash_mismatch, no_range, not_a_git_repo, head_missing,
 /// registry_content_differs.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES_HELP)]
@@ -423,7 +426,8 @@ pub struct CheckArgs {
     /// This machine's Zoi: its merged config and synced registry.
     #[arg(long)]
     pub client: bool,
-    /// The registry branch clients sync (default: the bundle's, else HEAD).
+    /// The branch `db sync` publishes (default: the bundle's): a warning
+    /// when the registry's HEAD, which Zoi clones, names another one.
     #[arg(long)]
     pub branch: Option<String>,
     /// Skip the registry's git URLs.

@@ -109,6 +109,9 @@ pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
     let mut report = db::publish(&opts, fetched)?;
     report.upstream_repo_yaml = spec.upstream_origin.to_string();
 
+    for w in &report.warnings {
+        output::warn(w);
+    }
     match format {
         Format::Json => output::json(&report)?,
         Format::Human => {

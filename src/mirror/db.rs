@@ -28,6 +28,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, fail};
+use crate::probe::git::{Listing, parse_ls_remote};
 use crate::probe::http::{redact, scrub};
 
 /// The oldest git this is tested to need.
@@ -79,6 +80,9 @@ pub struct SyncReport {
     pub pushed: bool,
     /// Where the upstream repo.yaml the overlay derives from came from.
     pub upstream_repo_yaml: String,
+    /// Problems that do not stop the sync, e.g. a target `HEAD` (what Zoi
+    /// clones) that does not name the synced branch.
+    pub warnings: Vec<String>,
 }
 
 /// What the work dir remembers between runs, to make a no-op cheap.
@@ -189,6 +193,44 @@ fn remote_refs(url: &str) -> Result<BTreeMap<String, String>> {
         &[url],
     )?;
     Ok(parse_refs(&stdout(&out)))
+}
+
+/// Where the target's `HEAD` points.
+fn remote_head(url: &str) -> Result<Listing> {
+    let out = run(
+        git(None, &["ls-remote", "--symref", "--", url, "HEAD"]),
+        "git ls-remote --symref",
+        &[url],
+    )?;
+    Ok(parse_ls_remote(&stdout(&out)))
+}
+
+/// A warning when the target's `HEAD` — the only thing Zoi clones — does
+/// not name the synced branch.
+fn head_warning(head: &Listing, branch: &str, target: &str) -> Option<String> {
+    let want = format!("refs/heads/{branch}");
+    let what = match (&head.head, &head.head_target) {
+        (Some(_), Some(t)) if *t == want => return None,
+        (None, Some(t)) => format!("names {t}, which does not exist"),
+        (None, None) => "names no existing branch".to_string(),
+        (Some(_), Some(t)) => format!(
+            "names {}, not {branch}",
+            t.strip_prefix("refs/heads/").unwrap_or(t)
+        ),
+        (Some(sha), None) => format!(
+            "is detached at {}, not {branch}",
+            sha.chars().take(12).collect::<String>()
+        ),
+    };
+    let effect = if head.head.is_some() {
+        "they get that commit, without the corporate repo.yaml"
+    } else {
+        "`zoi sync` fails (with authorities at once, without them on the run after an empty clone)"
+    };
+    Some(format!(
+        "the HEAD of {} {what}: Zoi clients clone HEAD, so {effect}; make {branch} the forge's default branch, or run `git symbolic-ref HEAD {want}` in the bare repository",
+        redact(target)
+    ))
 }
 
 fn parse_refs(text: &str) -> BTreeMap<String, String> {
@@ -464,10 +506,11 @@ fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str) -> Result<String> {
 
 /// What [`fetch`] learnt: upstream's tip in the work dir and the target's
 /// refs, before anything is pushed.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Fetched {
     pub tip: String,
     target_refs: BTreeMap<String, String>,
+    target_head: Result<Listing>,
     desired: BTreeMap<String, String>,
     cache: Cache,
 }
@@ -499,8 +542,11 @@ pub fn fetch(o: &SyncOptions) -> Result<Fetched> {
     // then costs about one fetch.
     let target = o.target.clone();
     let target_refs = std::thread::spawn(move || remote_refs(&target));
+    let target = o.target.clone();
+    let target_head = std::thread::spawn(move || remote_head(&target));
     let fetched = update_work(o, &cache.upstream);
     let target_refs = target_refs.join().expect("ls-remote thread");
+    let target_head = target_head.join().expect("ls-remote thread");
     fetched?;
     let target_refs = target_refs.map_err(|e| unreachable("target", &o.target, e))?;
 
@@ -522,6 +568,7 @@ pub fn fetch(o: &SyncOptions) -> Result<Fetched> {
     Ok(Fetched {
         tip,
         target_refs,
+        target_head,
         desired,
         cache,
     })
@@ -533,6 +580,7 @@ pub fn publish(o: &SyncOptions, f: Fetched) -> Result<SyncReport> {
     let Fetched {
         tip,
         target_refs,
+        target_head,
         mut desired,
         cache,
     } = f;
@@ -617,6 +665,26 @@ pub fn publish(o: &SyncOptions, f: Fetched) -> Result<SyncReport> {
         pushed = true;
     }
 
+    // Zoi clones the target's HEAD: after a push (a forge may have made the
+    // first pushed branch its default) ask again; a dry run that would move
+    // refs cannot tell yet.
+    let head = if pushed {
+        Some(remote_head(&o.target))
+    } else if updates.is_empty() {
+        Some(target_head)
+    } else {
+        None
+    };
+    let mut warnings = Vec::new();
+    match head {
+        Some(Ok(h)) => warnings.extend(head_warning(&h, &o.branch, &o.target)),
+        Some(Err(e)) => warnings.push(format!(
+            "cannot learn the HEAD of {} (what Zoi clones): {e:#}",
+            redact(&o.target)
+        )),
+        None => {}
+    }
+
     Ok(SyncReport {
         upstream: redact(&o.upstream),
         target: redact(&o.target),
@@ -630,6 +698,7 @@ pub fn publish(o: &SyncOptions, f: Fetched) -> Result<SyncReport> {
         updates,
         pushed,
         upstream_repo_yaml: String::new(),
+        warnings,
     })
 }
 
@@ -644,5 +713,20 @@ mod tests {
         );
         assert_eq!(refs.len(), 2);
         assert_eq!(refs["refs/tags/v1"], "c3");
+    }
+
+    #[test]
+    fn a_head_other_than_the_synced_branch_warns() {
+        let t = "git://h/r.git";
+        let ok = parse_ls_remote("ref: refs/heads/main\tHEAD\na1\tHEAD\n");
+        assert_eq!(head_warning(&ok, "main", t), None);
+        let w = head_warning(&ok, "dev", t).unwrap();
+        assert!(w.contains("names main, not dev"), "{w}");
+        let w = head_warning(&parse_ls_remote(""), "main", t).unwrap();
+        assert!(w.contains("names no existing branch"), "{w}");
+        assert!(w.contains("`zoi sync` fails"), "{w}");
+        assert!(w.contains("git symbolic-ref HEAD refs/heads/main"), "{w}");
+        let w = head_warning(&parse_ls_remote("a1\tHEAD\n"), "main", t).unwrap();
+        assert!(w.contains("detached"), "{w}");
     }
 }

@@ -616,7 +616,7 @@ async fn check_registry(prober: &Prober, plan: &Plan, role: &str, url: &str) -> 
     {
         let mut rc = UrlCheck::new("repo_yaml", url);
         let t = Instant::now();
-        match git::repo_yaml_at_head(url, &plan.branch, plan.git_timeout).await {
+        match git::repo_yaml_at_head(url, plan.git_timeout).await {
             Err(p) => rc.fail(p),
             Ok(got) if got != *expected => rc.fail(Problem::new(
                 Kind::RegistryContentDiffers,

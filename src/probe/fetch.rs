@@ -37,7 +37,7 @@ pub enum Kind {
     HashMismatch,
     NoRange,
     NotAGitRepo,
-    BranchMissing,
+    HeadMissing,
     RegistryContentDiffers,
     /// `bin sync`: upstream's signature does not verify (or is missing
     /// where upstream declares keys): the archive is not placed.
@@ -78,7 +78,7 @@ impl Kind {
             Kind::HashMismatch => "hash_mismatch",
             Kind::NoRange => "no_range",
             Kind::NotAGitRepo => "not_a_git_repo",
-            Kind::BranchMissing => "branch_missing",
+            Kind::HeadMissing => "head_missing",
             Kind::RegistryContentDiffers => "registry_content_differs",
             Kind::Signature => "signature",
             Kind::SignatureUntrusted => "signature_untrusted",
@@ -137,8 +137,8 @@ impl Kind {
             Kind::NotAGitRepo => {
                 "the URL does not serve a git repository: check it, and that the forge allows anonymous clones"
             }
-            Kind::BranchMissing => {
-                "the registry has no such branch: run `zoi-mirror db sync`, or fix the branch"
+            Kind::HeadMissing => {
+                "Zoi clones the registry's HEAD, which names no existing branch (`git init --bare` leaves it at master): point it at the synced branch with `git symbolic-ref HEAD refs/heads/<branch>` in the bare repository, or the forge's default-branch setting; clients that synced meanwhile keep an empty clone: remove their pkgs/db/<handle> and sync again"
             }
             Kind::RegistryContentDiffers => {
                 "the mirror's repo.yaml is not the bundle's: run `zoi-mirror db sync`"

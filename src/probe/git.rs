@@ -1,4 +1,9 @@
-//! Is a registry URL a git repository with the branch clients sync?
+//! Is a registry URL a git repository whose `HEAD` Zoi can clone?
+//!
+//! Zoi clones the remote's `HEAD` (shallow) and never reads a branch name,
+//! so `HEAD` decides: absent, or naming a branch that does not exist (an
+//! unborn `HEAD`, as `git init --bare` leaves it), is a failure; naming a
+//! branch other than the spec's `registry.branch` is a warning.
 //!
 //! For http(s) we ask the smart-HTTP discovery endpoint
 //! (`info/refs?service=git-upload-pack`) through the shared prober, so the
@@ -7,6 +12,7 @@
 //! through the git command line, with prompts disabled so a missing
 //! credential fails instead of hanging.
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -22,9 +28,39 @@ pub struct GitProbe {
     pub warnings: Vec<String>,
 }
 
-/// Ref names from a git-upload-pack advertisement (pkt-line framed).
-pub fn advertised_refs(body: &[u8]) -> Option<Vec<String>> {
-    let mut refs = Vec::new();
+/// What a remote advertises: its refs, and where `HEAD` points.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// `HEAD`'s object, when advertised (an unborn `HEAD` is not).
+    pub head: Option<String>,
+    /// The ref `HEAD` points at, when the server says (`symref`).
+    pub head_target: Option<String>,
+    /// `ref → object` of everything else advertised.
+    pub refs: BTreeMap<String, String>,
+}
+
+impl Listing {
+    fn add(&mut self, sha: &str, name: &str) {
+        if name == "HEAD" {
+            self.head = Some(sha.to_string());
+        } else if !name.ends_with("^{}") {
+            self.refs.insert(name.to_string(), sha.to_string());
+        }
+    }
+
+    /// Branch names (without `refs/heads/`).
+    fn branches(&self) -> Vec<&str> {
+        self.refs
+            .keys()
+            .filter_map(|r| r.strip_prefix("refs/heads/"))
+            .collect()
+    }
+}
+
+/// A git-upload-pack advertisement (pkt-line framed, protocol v0/v1):
+/// `None` when the body is not one.
+pub fn parse_advertisement(body: &[u8]) -> Option<Listing> {
+    let mut out = Listing::default();
     let mut i = 0;
     let mut saw_service = false;
     while i + 4 <= body.len() {
@@ -44,12 +80,36 @@ pub fn advertised_refs(body: &[u8]) -> Option<Vec<String>> {
             saw_service = true;
             continue;
         }
-        let before_caps = text.split('\0').next().unwrap_or_default();
-        if let Some((_sha, name)) = before_caps.split_once(' ') {
-            refs.push(name.to_string());
+        let mut parts = text.splitn(2, '\0');
+        let before_caps = parts.next().unwrap_or_default();
+        if let Some(caps) = parts.next() {
+            for cap in caps.split(' ') {
+                if let Some(target) = cap.strip_prefix("symref=HEAD:") {
+                    out.head_target = Some(target.to_string());
+                }
+            }
+        }
+        if let Some((sha, name)) = before_caps.split_once(' ') {
+            out.add(sha, name);
         }
     }
-    saw_service.then_some(refs)
+    saw_service.then_some(out)
+}
+
+/// `git ls-remote --symref` output.
+pub fn parse_ls_remote(text: &str) -> Listing {
+    let mut out = Listing::default();
+    for line in text.lines() {
+        let Some((left, name)) = line.split_once('\t') else {
+            continue;
+        };
+        match left.strip_prefix("ref: ") {
+            Some(target) if name == "HEAD" => out.head_target = Some(target.trim().to_string()),
+            Some(_) => {}
+            None => out.add(left.trim(), name.trim()),
+        }
+    }
+    out
 }
 
 fn branch_ref(branch: &str) -> String {
@@ -58,6 +118,78 @@ fn branch_ref(branch: &str) -> String {
     } else {
         format!("refs/heads/{branch}")
     }
+}
+
+/// Zoi's verdict on a listing, for the spec's `branch` (`HEAD` when none):
+/// `HEAD` must name an existing branch; another branch than the spec's, or
+/// the spec's branch missing, is a warning.
+pub fn judge_head(url: &str, l: &Listing, branch: &str) -> (Result<(), Problem>, Vec<String>) {
+    let shown = super::http::redact(url);
+    let want = branch_ref(branch);
+    let want_exists = want == "HEAD" || l.refs.contains_key(&want);
+    let mut warnings = Vec::new();
+    let Some(head) = &l.head else {
+        let branches = l.branches();
+        let names = if branches.is_empty() {
+            "it has no branches".to_string()
+        } else {
+            format!("branches: {}", branches.join(", "))
+        };
+        let fix = match (want_exists && want != "HEAD", branches.as_slice()) {
+            (true, _) => format!(
+                "; run `git symbolic-ref HEAD {want}` in the bare repository, or make {branch} the forge's default branch"
+            ),
+            (false, [only]) => format!(
+                "; run `git symbolic-ref HEAD refs/heads/{only}` in the bare repository, or make {only} the forge's default branch"
+            ),
+            _ => String::new(),
+        };
+        let what = match &l.head_target {
+            Some(t) => format!("HEAD of {shown} names {t}, which does not exist"),
+            None => format!("HEAD of {shown} names no existing branch"),
+        };
+        return (
+            Err(Problem::new(
+                Kind::HeadMissing,
+                format!(
+                    "{what} ({names}): Zoi clones HEAD, so `zoi sync` fails with authorities, and without them gets an empty registry and fails on the next run{fix}"
+                ),
+            )),
+            warnings,
+        );
+    };
+    match &l.head_target {
+        Some(target) if want != "HEAD" && *target != want => {
+            let short = target.strip_prefix("refs/heads/").unwrap_or(target);
+            let fix = if want_exists {
+                format!(
+                    "run `git symbolic-ref HEAD {want}` in the bare repository, or make {branch} the forge's default branch"
+                )
+            } else {
+                format!(
+                    "{branch} does not exist there: check registry.branch (`db sync` publishes the overlay on it)"
+                )
+            };
+            warnings.push(format!(
+                "HEAD of {shown} names {short}, not the spec's branch {branch}: Zoi clones HEAD, so clients get {short}; {fix}"
+            ));
+        }
+        Some(_) => {}
+        None => {
+            if want == "HEAD" || l.refs.get(&want) != Some(head) {
+                let short: String = head.chars().take(12).collect();
+                warnings.push(format!(
+                    "HEAD of {shown} is not advertised as a branch (detached at {short}?): Zoi clones that commit"
+                ));
+            }
+            if !want_exists {
+                warnings.push(format!(
+                    "no {want} in {shown} (the spec's branch): Zoi clones HEAD instead"
+                ));
+            }
+        }
+    }
+    (Ok(()), warnings)
 }
 
 /// Probes a smart-HTTP git URL.
@@ -98,52 +230,84 @@ pub async fn probe_http(prober: &Prober, url: &str, branch: &str) -> GitProbe {
         probe.result = Err(p);
         return probe;
     }
-    let want = branch_ref(branch);
     let smart = reply
         .content_type
         .as_deref()
         .is_some_and(|c| c.starts_with("application/x-git-upload-pack-advertisement"));
-    let refs = if smart {
-        advertised_refs(&reply.body)
+    let listing = if smart {
+        parse_advertisement(&reply.body)
     } else {
-        // A "dumb" HTTP server lists refs as `<sha>\t<ref>` lines.
+        // A "dumb" HTTP server lists refs as `<sha>\t<ref>` lines, and
+        // serves HEAD as a file.
         let text = String::from_utf8_lossy(&reply.body);
-        let refs: Vec<String> = text
-            .lines()
-            .filter_map(|l| l.split_once('\t').map(|(_, r)| r.to_string()))
-            .collect();
-        if refs.is_empty() {
+        let mut l = Listing::default();
+        for (sha, name) in text.lines().filter_map(|l| l.split_once('\t')) {
+            l.add(sha.trim(), name.trim());
+        }
+        if l.refs.is_empty() {
             None
         } else {
             probe
                 .warnings
                 .push("the server speaks only the dumb HTTP protocol (slow clones)".into());
-            Some(refs)
+            dumb_head(prober, url, &mut l, &mut probe).await;
+            Some(l)
         }
     };
-    probe.result = match refs {
-        None => Err(Problem::new(
+    let Some(listing) = listing else {
+        probe.result = Err(Problem::new(
             Kind::NotAGitRepo,
             format!(
-                "{url} answered HTTP {} but not as a git repository",
+                "{} answered HTTP {} but not as a git repository",
+                super::http::redact(url),
                 reply.status
             ),
-        )),
-        Some(r) if want == "HEAD" || r.contains(&want) => Ok(()),
-        Some(_) => Err(Problem::new(
-            Kind::BranchMissing,
-            format!("no {want} in {}", super::http::redact(url)),
-        )),
+        ));
+        return probe;
     };
+    let (result, warnings) = judge_head(url, &listing, branch);
+    probe.result = result;
+    probe.warnings.extend(warnings);
     probe
+}
+
+/// `HEAD` of a dumb-HTTP repository, from its `HEAD` file.
+async fn dumb_head(prober: &Prober, url: &str, l: &mut Listing, probe: &mut GitProbe) {
+    let Ok(u) = url::Url::parse(&format!("{}/HEAD", url.trim_end_matches('/'))) else {
+        return;
+    };
+    let out = prober.send(&u, Method::Get(4096)).await;
+    probe.attempts += out.attempts;
+    probe.latency += out.latency;
+    let Ok(reply) = out.result else { return };
+    if reply.status != 200 {
+        return;
+    }
+    let text = String::from_utf8_lossy(&reply.body);
+    let text = text.trim();
+    match text.strip_prefix("ref:") {
+        Some(target) => {
+            let target = target.trim().to_string();
+            l.head = l.refs.get(&target).cloned();
+            l.head_target = Some(target);
+        }
+        None if text.len() >= 40 && text.chars().all(|c| c.is_ascii_hexdigit()) => {
+            l.head = Some(text.to_string());
+        }
+        None => {}
+    }
 }
 
 /// Probes any git URL with `git ls-remote`.
 pub async fn probe_cli(url: &str, branch: &str, timeout: Duration) -> GitProbe {
     let start = Instant::now();
     let want = branch_ref(branch);
+    let mut args = vec!["ls-remote", "--symref", "--", url, "HEAD"];
+    if want != "HEAD" {
+        args.push(&want);
+    }
     let child = tokio::process::Command::new("git")
-        .args(["ls-remote", "--", url, &want])
+        .args(&args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env(
             "GIT_SSH_COMMAND",
@@ -207,22 +371,28 @@ pub async fn probe_cli(url: &str, branch: &str, timeout: Duration) -> GitProbe {
         probe.result = Err(Problem::new(kind, first));
         return probe;
     }
-    if want != "HEAD" && String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-        probe.result = Err(Problem::new(
-            Kind::BranchMissing,
-            format!("no {want} in {}", super::http::redact(url)),
-        ));
-    }
+    let listing = parse_ls_remote(&String::from_utf8_lossy(&out.stdout));
+    let (result, mut warnings) = judge_head(url, &listing, branch);
+    probe.result = match result {
+        // Zoi reads a local directory in place (a symlink), without
+        // cloning it: its HEAD does not matter.
+        Err(p) if p.kind == Kind::HeadMissing && std::path::Path::new(url).is_dir() => {
+            warnings.push(format!(
+                "{} (a local directory: Zoi reads it in place, without cloning)",
+                p.message
+            ));
+            Ok(())
+        }
+        r => r,
+    };
+    probe.warnings = warnings;
     probe
 }
 
-/// `repo.yaml` at the tip of `branch` of `url` (a shallow, blob-light
-/// clone into a temp dir; git's own credential helpers apply).
-pub async fn repo_yaml_at_head(
-    url: &str,
-    branch: &str,
-    timeout: Duration,
-) -> Result<Vec<u8>, Problem> {
+/// `repo.yaml` at the remote's `HEAD` — what Zoi clones — of `url` (a
+/// shallow, blob-light clone into a temp dir; git's own credential helpers
+/// apply).
+pub async fn repo_yaml_at_head(url: &str, timeout: Duration) -> Result<Vec<u8>, Problem> {
     let tmp = tempfile::tempdir().map_err(|e| Problem::new(Kind::Connect, e.to_string()))?;
     let dir = tmp.path().join("r");
     let mut clone = tokio::process::Command::new("git");
@@ -233,9 +403,6 @@ pub async fn repo_yaml_at_head(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if branch != "HEAD" {
-        clone.args(["--branch", branch]);
-    }
     clone.arg("--").arg(url).arg(&dir);
     let out = tokio::time::timeout(timeout, clone.output())
         .await
@@ -286,15 +453,95 @@ mod tests {
     fn parses_an_upload_pack_advertisement() {
         let sha = "95dcfa3633004da0049d3d0fa03f80589cbcaf31";
         let body = format!(
-            "{}0000{}{}0000",
+            "{}0000{}{}{}0000",
             pkt("# service=git-upload-pack\n"),
-            pkt(&format!("{sha} refs/heads/main\0multi_ack side-band\n")),
+            pkt(&format!(
+                "{sha} HEAD\0multi_ack side-band symref=HEAD:refs/heads/main agent=git/2\n"
+            )),
+            pkt(&format!("{sha} refs/heads/main\n")),
             pkt(&format!("{sha} refs/tags/v1.0\n")),
         );
+        let l = parse_advertisement(body.as_bytes()).unwrap();
+        assert_eq!(l.head.as_deref(), Some(sha));
+        assert_eq!(l.head_target.as_deref(), Some("refs/heads/main"));
         assert_eq!(
-            advertised_refs(body.as_bytes()).unwrap(),
+            l.refs.keys().collect::<Vec<_>>(),
             ["refs/heads/main", "refs/tags/v1.0"]
         );
-        assert!(advertised_refs(b"<html>login</html>").is_none());
+        assert!(parse_advertisement(b"<html>login</html>").is_none());
+        // an unborn HEAD: not advertised, no symref
+        let body = format!(
+            "{}0000{}0000",
+            pkt("# service=git-upload-pack\n"),
+            pkt(&format!("{sha} refs/heads/main\0multi_ack side-band\n")),
+        );
+        let l = parse_advertisement(body.as_bytes()).unwrap();
+        assert_eq!((&l.head, &l.head_target), (&None, &None));
+        assert_eq!(l.branches(), ["main"]);
+    }
+
+    #[test]
+    fn parses_ls_remote_symref_output() {
+        let l = parse_ls_remote("ref: refs/heads/main\tHEAD\na1\tHEAD\na1\trefs/heads/main\n");
+        assert_eq!(l.head.as_deref(), Some("a1"));
+        assert_eq!(l.head_target.as_deref(), Some("refs/heads/main"));
+        assert_eq!(l.branches(), ["main"]);
+        assert_eq!(parse_ls_remote(""), Listing::default());
+    }
+
+    fn listing(head: Option<&str>, refs: &[&str]) -> Listing {
+        Listing {
+            head: head.map(|_| "a1".to_string()),
+            head_target: head.map(|h| format!("refs/heads/{h}")),
+            refs: refs
+                .iter()
+                .map(|r| (format!("refs/heads/{r}"), "a1".to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn head_decides_the_verdict() {
+        let u = "git://h/r.git";
+        // HEAD unborn, only main pushed: fails, and names the fix
+        let (r, w) = judge_head(u, &listing(None, &["main"]), "main");
+        let p = r.unwrap_err();
+        assert_eq!(p.kind, Kind::HeadMissing);
+        assert!(p.message.contains(u), "{}", p.message);
+        assert!(
+            p.message.contains("git symbolic-ref HEAD refs/heads/main"),
+            "{}",
+            p.message
+        );
+        assert!(w.is_empty());
+        // also when no branch is asked for (`--repo-yaml` without --branch)
+        let (r, _) = judge_head(u, &listing(None, &["main"]), "HEAD");
+        assert_eq!(r.unwrap_err().kind, Kind::HeadMissing);
+        let (r, _) = judge_head(u, &Listing::default(), "main");
+        assert!(r.unwrap_err().message.contains("no branches"));
+        // HEAD fine
+        let (r, w) = judge_head(u, &listing(Some("main"), &["main"]), "main");
+        assert!(r.is_ok() && w.is_empty(), "{w:?}");
+        let (r, w) = judge_head(u, &listing(Some("main"), &["main"]), "HEAD");
+        assert!(r.is_ok() && w.is_empty(), "{w:?}");
+        // HEAD names another branch than the spec's: a warning
+        let (r, w) = judge_head(u, &listing(Some("main"), &["main", "dev"]), "dev");
+        assert!(r.is_ok());
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("names main, not the spec's branch dev"),
+            "{w:?}"
+        );
+        // the spec's branch missing while HEAD is fine: a warning only
+        let (r, w) = judge_head(u, &listing(Some("main"), &["main"]), "nope");
+        assert!(r.is_ok());
+        assert!(w[0].contains("nope does not exist"), "{w:?}");
+        // detached HEAD (no symref): a warning unless it is the branch's commit
+        let mut l = listing(Some("main"), &["main"]);
+        l.head_target = None;
+        assert!(judge_head(u, &l, "main").1.is_empty());
+        l.head = Some("b2".into());
+        let (r, w) = judge_head(u, &l, "main");
+        assert!(r.is_ok() && w[0].contains("detached"), "{w:?}");
     }
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::support::faults::{Fault, FaultServer, test_ca};
+use crate::support::gitd::{self, GitDaemon};
 use crate::support::nginx::Nginx;
 use crate::support::{self, Run, tree, zm};
 
@@ -298,13 +299,19 @@ fn registry_problems_are_reported() {
         &["linux-amd64"],
     );
     let bundle = build_bundle(home.path(), &spec);
-    // the bundle's branch is main: ok; a missing branch; a path that is no repo
+    // the bundle's branch is main: ok; a missing branch (a warning: Zoi
+    // clones HEAD); a path that is no repo
     let r = zm(
         home.path(),
         &["check", "--bundle", &bundle, "--format", "json"],
     );
     let doc = r.json();
     assert_eq!(doc["registry"][0]["ok"], true);
+    assert_eq!(
+        doc["registry"][0]["checks"][0].get("warnings"),
+        None,
+        "{doc}"
+    );
     assert_eq!(
         doc["hosts"][0]["error"]["kind"], "connect_refused",
         "{}",
@@ -318,9 +325,14 @@ fn registry_problems_are_reported() {
         ],
     )
     .json();
-    assert_eq!(
-        doc["registry"][0]["checks"][0]["error"]["kind"],
-        "branch_missing"
+    let git = &doc["registry"][0]["checks"][0];
+    assert_eq!(git["ok"], true, "{git}");
+    assert!(
+        git["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("not the spec's branch nope"),
+        "{git}"
     );
     let repo_yaml = home.path().join("r.yaml");
     fs::write(
@@ -834,8 +846,227 @@ fn smart_http_registries_and_servers_refusing_head() {
             "json",
         ],
     );
-    assert_eq!(
-        r.json()["registry"][0]["checks"][0]["error"]["kind"],
-        "branch_missing"
+    let git = &r.json()["registry"][0]["checks"][0];
+    assert_eq!(git["ok"], true, "HEAD decides, not the branch: {git}");
+    assert!(
+        git["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("names main, not the spec's branch nope"),
+        "{git}"
     );
+}
+
+/// A bare repository like `git init --bare` makes (HEAD → master) into
+/// which only `main` was pushed; returns its path (not `reg.git`, which
+/// holds the commit).
+fn master_head_registry(dir: &Path, name: &str) -> std::path::PathBuf {
+    let registry = bare_registry(dir);
+    let src = Path::new(registry.trim_start_matches("file://"));
+    let bare = dir.join(name);
+    gitd::git(
+        dir,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "master",
+            bare.to_str().unwrap(),
+        ],
+    );
+    gitd::git(src, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    bare
+}
+
+fn git_check(doc: &Value) -> &Value {
+    &doc["registry"][0]["checks"][0]
+}
+
+#[test]
+fn a_registry_head_naming_no_branch_fails_over_git_daemon_and_smart_http() {
+    let home = tempfile::tempdir().unwrap();
+    let served = home.path().join("served");
+    fs::create_dir_all(&served).unwrap();
+    let bare = master_head_registry(&served, "zoidberg.git");
+    let daemon = GitDaemon::start(&served);
+    let url = daemon.url("zoidberg.git");
+    let spec = spec(
+        home.path(),
+        &url,
+        "http://127.0.0.1:9/pkgs",
+        &["linux-amd64"],
+    );
+    let bundle = build_bundle(home.path(), &spec);
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--bundle",
+            &bundle,
+            "--no-progress",
+            "--format",
+            "json",
+        ];
+        args.extend(extra);
+        zm(home.path(), &args)
+    };
+
+    // HEAD → master, only main pushed: what `zoi sync` cannot clone
+    let r = check(&["--registry-content"]);
+    assert_eq!(r.code, 1);
+    let doc = r.json();
+    let git = git_check(&doc);
+    assert_eq!(git["ok"], false, "{git}");
+    assert_eq!(git["error"]["kind"], "head_missing", "{git}");
+    let msg = git["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&url), "{msg}");
+    assert!(
+        msg.contains("git symbolic-ref HEAD refs/heads/main"),
+        "{msg}"
+    );
+    assert!(
+        git["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic-ref"),
+        "{git}"
+    );
+    assert_eq!(doc["counts"]["by_kind"]["head_missing"], 1, "{doc}");
+    let human = zm(
+        home.path(),
+        &["check", "--bundle", &bundle, "--no-progress"],
+    );
+    assert_eq!(human.code, 1);
+    assert!(
+        human
+            .stdout
+            .contains(&format!("FAIL registry {url} (main): head_missing")),
+        "{}",
+        human.stdout
+    );
+
+    // a plain local path: Zoi symlinks the directory instead of cloning it,
+    // so HEAD only warns
+    let local = home.path().join("local.yaml");
+    fs::write(
+        &local,
+        format!(
+            "name: r\ndescription: r\ngit:\n- type: main\n  url: {}\n",
+            bare.display()
+        ),
+    )
+    .unwrap();
+    let r = zm(
+        home.path(),
+        &[
+            "check",
+            "--repo-yaml",
+            local.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let doc = r.json();
+    assert_eq!(r.code, 0, "{doc}");
+    assert!(
+        git_check(&doc)["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("reads it in place"),
+        "{doc}"
+    );
+
+    // fixed the way the hint says: ok, repo.yaml read at HEAD
+    let adv_unborn = advertisement(&bare);
+    gitd::git(&bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    let r = check(&["--registry-content"]);
+    let doc = r.json();
+    assert_eq!(git_check(&doc)["ok"], true, "{doc}");
+    assert_eq!(git_check(&doc).get("warnings"), None, "{doc}");
+    assert_eq!(
+        doc["registry"][0]["checks"][1]["error"]["kind"], "registry_content_differs",
+        "the test registry's repo.yaml, read at HEAD, is not the bundle's: {doc}"
+    );
+
+    // the same repository over smart HTTP, before (no HEAD in the
+    // advertisement) and after the fix (symref=HEAD:refs/heads/main)
+    let ct = vec![(
+        "Content-Type".to_string(),
+        "application/x-git-upload-pack-advertisement".to_string(),
+    )];
+    let srv = FaultServer::start(vec![
+        (
+            "/unborn/reg.git/info/refs",
+            Fault::Ok(adv_unborn, ct.clone()),
+        ),
+        (
+            "/fixed/reg.git/info/refs",
+            Fault::Ok(advertisement(&bare), ct),
+        ),
+    ]);
+    let by_http = |which: &str, extra: &[&str]| {
+        let url = format!("{}/{which}/reg.git", srv.url("http", ""));
+        let yaml = home.path().join(format!("{which}.yaml"));
+        fs::write(
+            &yaml,
+            format!("name: r\ndescription: r\ngit:\n- type: main\n  url: {url}\n"),
+        )
+        .unwrap();
+        let mut args = vec![
+            "check",
+            "--repo-yaml",
+            yaml.to_str().unwrap(),
+            "--no-progress",
+            "--format",
+            "json",
+        ];
+        args.extend(extra);
+        (url, zm(home.path(), &args))
+    };
+    let (http_url, r) = by_http("unborn", &["--branch", "main"]);
+    assert_eq!(r.code, 1);
+    let doc = r.json();
+    assert_eq!(git_check(&doc)["error"]["kind"], "head_missing", "{doc}");
+    let msg = git_check(&doc)["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&http_url), "{msg}");
+    let (_, r) = by_http("fixed", &["--branch", "main"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let doc = r.json();
+    assert_eq!(git_check(&doc)["ok"], true, "{doc}");
+    assert_eq!(git_check(&doc).get("warnings"), None, "{doc}");
+
+    // HEAD → main, but the spec's branch is dev: a warning, exit 0 for the
+    // registry (the binary host is down, so look at the registry only)
+    gitd::git(&bare, &["branch", "dev", "main"]);
+    let dev_spec = home.path().join("dev.toml");
+    fs::write(
+        &dev_spec,
+        fs::read_to_string(&spec)
+            .unwrap()
+            .replace("[registry]\n", "[registry]\nbranch = \"dev\"\n"),
+    )
+    .unwrap();
+    zm(
+        home.path(),
+        &["build", "-c", dev_spec.to_str().unwrap(), "-o", "dist-dev"],
+    )
+    .ok();
+    let r = zm(
+        home.path(),
+        &[
+            "check",
+            "--bundle",
+            "dist-dev/lab-mirror-1.0.0",
+            "--no-progress",
+            "--format",
+            "json",
+        ],
+    );
+    let doc = r.json();
+    let git = git_check(&doc);
+    assert_eq!(git["ok"], true, "{git}");
+    let w = git["warnings"][0].as_str().unwrap();
+    assert!(w.contains("names main, not the spec's branch dev"), "{w}");
+    assert!(w.contains("git symbolic-ref HEAD refs/heads/dev"), "{w}");
+    assert_eq!(doc["counts"]["by_kind"].get("head_missing"), None);
 }

@@ -107,6 +107,7 @@ fn sync_through_git_daemon_first_noop_advance_and_force_push() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let doc = r.json();
     assert_eq!(doc["pushed"], true);
+    assert_eq!(doc["warnings"], serde_json::json!([]), "HEAD → main: {doc}");
     let actions: Vec<(String, String)> = doc["updates"]
         .as_array()
         .unwrap()
@@ -494,4 +495,120 @@ fn a_signed_overlay_verifies_and_is_reused() {
     let (verified, status) = verify_main(&target, &gnupg);
     assert!(verified, "{status}");
     assert!(status.contains(&fpr2), "signed by the new key");
+}
+
+#[test]
+fn a_target_whose_head_is_not_the_synced_branch_warns_and_check_agrees() {
+    let home = tempfile::tempdir().unwrap();
+    let served = home.path().join("served");
+    fs::create_dir_all(&served).unwrap();
+    upstream_registry(&served);
+    // what `git init --bare` gives with git's default branch name
+    let target = served.join("target.git");
+    git(
+        &served,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "master",
+            target.to_str().unwrap(),
+        ],
+    );
+    let daemon = GitDaemon::start(&served);
+    let url = daemon.url("target.git");
+    let spec = spec(home.path(), &url, &daemon.url("upstream.git"), "");
+    let bundle = home.path().join("dist");
+    zm(
+        home.path(),
+        &[
+            "build",
+            "-c",
+            spec.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let bundle = bundle.join("acme-mirror-1.0.0");
+    let check = || {
+        zm(
+            home.path(),
+            &[
+                "check",
+                "--bundle",
+                bundle.to_str().unwrap(),
+                "--no-progress",
+                "--format",
+                "json",
+            ],
+        )
+        .json()["registry"][0]["checks"][0]
+            .clone()
+    };
+
+    // pushed, but HEAD still names master: a warning saying how to fix it
+    let r = sync(home.path(), &spec, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = r.json();
+    assert_eq!(doc["pushed"], true);
+    let warnings = doc["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{doc}");
+    let w = warnings[0].as_str().unwrap();
+    for part in [
+        url.as_str(),
+        "names no existing branch",
+        "`zoi sync` fails",
+        "git symbolic-ref HEAD refs/heads/main",
+        "default branch",
+    ] {
+        assert!(w.contains(part), "{part:?} in {w}");
+    }
+    assert!(r.stderr.contains(&format!("warning: {w}")), "{}", r.stderr);
+    // check says the same
+    let git_check = check();
+    assert_eq!(git_check["error"]["kind"], "head_missing", "{git_check}");
+
+    // a no-op run still warns, in human mode on stderr
+    let r = support::run(
+        support::cmd(home.path())
+            .args(["db", "sync", "-c"])
+            .arg(&spec)
+            .arg("--work")
+            .arg(home.path().join("work/registry.git")),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("is up to date"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("warning: the HEAD of ")
+            && r.stderr.contains("git symbolic-ref HEAD refs/heads/main"),
+        "{}",
+        r.stderr
+    );
+
+    // HEAD → dev (an upstream branch without the overlay): still a warning
+    git(&target, &["symbolic-ref", "HEAD", "refs/heads/dev"]);
+    let doc = sync(home.path(), &spec, &[]).ok().json();
+    assert_eq!(doc["pushed"], false);
+    let w = doc["warnings"][0].as_str().unwrap();
+    assert!(w.contains("names dev, not main"), "{w}");
+    assert!(w.contains("without the corporate repo.yaml"), "{w}");
+    let git_check = check();
+    assert_eq!(git_check["ok"], true, "{git_check}");
+    assert!(
+        git_check["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("names dev, not the spec's branch main"),
+        "{git_check}"
+    );
+
+    // fixed as the warning says: quiet, and check is happy with the registry
+    git(&target, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    let doc = sync(home.path(), &spec, &[]).ok().json();
+    assert_eq!(doc["warnings"], serde_json::json!([]), "{doc}");
+    let git_check = check();
+    assert_eq!(git_check["ok"], true, "{git_check}");
+    assert_eq!(git_check.get("warnings"), None, "{git_check}");
 }

@@ -599,3 +599,125 @@ fn flow2_what_the_user_already_had_is_never_handed_to_zoi() {
         "Zoi's remove would have deleted it"
     );
 }
+
+#[test]
+fn zoi_sync_fails_on_a_master_head_registry_exactly_when_check_says_head_missing() {
+    let w = World::new();
+    // one registry, signed overlay; clients with and without authorities
+    let strict = w.spec(
+        "lab-strict",
+        "master-head.git",
+        &format!(
+            "authorities = [\"mirror-signing\"]\nsigning_key = \"{}\"",
+            w.fpr
+        ),
+        &w.key_client(),
+    );
+    let plain = w.spec(
+        "lab-plain",
+        "master-head.git",
+        "",
+        "tiers = [\"core\", \"main\", \"zillowe\"]",
+    );
+    // what `git init --bare` makes with git's default branch name: HEAD →
+    // master, while db sync pushes main
+    let target = w.served_git.join("master-head.git");
+    git(
+        &w.served_git,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "master",
+            target.to_str().unwrap(),
+        ],
+    );
+    let r = support::run(
+        support::cmd(w.sb.path())
+            .args(["db", "sync", "-c", strict.to_str().unwrap(), "--work"])
+            .arg(w.sb.path().join("work-master-head"))
+            .args(["--format", "json"])
+            .env("GNUPGHOME", &w.gnupg),
+    );
+    let doc = r.json();
+    assert_eq!((r.code, &doc["pushed"]), (0, &serde_json::json!(true)));
+    assert_eq!(doc["warnings"].as_array().unwrap().len(), 1, "{doc}");
+    let strict_bundle = w.build(&strict);
+    let plain_bundle = w.build(&plain);
+    let check = || {
+        zm(
+            w.sb.path(),
+            &[
+                "check",
+                "--bundle",
+                strict_bundle.to_str().unwrap(),
+                "--no-progress",
+                "--format",
+                "json",
+            ],
+        )
+    };
+    let synced = |sb: &Sandbox| sb.data().join("pkgs/db/zoidberg/repo.yaml");
+    let apply = |sb: &Sandbox, bundle: &Path| {
+        let r = sb.sh(&format!("zoi-mirror apply {}", bundle.display()));
+        assert_eq!(r.code, 0);
+    };
+
+    // check: head_missing, exit 1
+    let r = check();
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let doc = r.json();
+    assert_eq!(
+        doc["registry"][0]["checks"][0]["error"]["kind"], "head_missing",
+        "{doc}"
+    );
+    // the real client: with authorities, `zoi sync` fails at once
+    let mut strict_sb = Sandbox::new();
+    strict_sb.fresh_home("home-strict");
+    apply(&strict_sb, &strict_bundle);
+    let r = strict_sb.sh("zoi sync");
+    assert_ne!(r.code, 0);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr)
+            .contains("Failed to get repository HEAD: reference 'refs/heads/master' not found"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(!synced(&strict_sb).exists());
+    // without authorities the first sync "completes" (exit 0) with an empty
+    // clone (no repo.yaml, no packages), and every later sync fails
+    let mut plain_sb = Sandbox::new();
+    plain_sb.fresh_home("home-plain");
+    apply(&plain_sb, &plain_bundle);
+    let r = plain_sb.sh("zoi sync");
+    assert!(!synced(&plain_sb).exists(), "exit {}", r.code);
+    let r = plain_sb.sh("zoi sync");
+    assert_ne!(r.code, 0);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("refs/heads/master"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+
+    // fixed as the hint says: check passes and Zoi syncs
+    git(&target, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    let r = check();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(strict_sb.sh("zoi sync").code, 0, "zoi sync after the fix");
+    assert_eq!(
+        fs::read(synced(&strict_sb)).unwrap(),
+        fs::read(strict_bundle.join("repo.yaml")).unwrap()
+    );
+    // ...while the empty clone of the plain client stays broken until it
+    // is removed
+    assert_ne!(plain_sb.sh("zoi sync").code, 0, "the empty clone stays");
+    let r = plain_sb.sh("rm -rf ~/.local/share/zoi/pkgs/db/zoidberg && zoi sync");
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        fs::read(synced(&plain_sb)).unwrap(),
+        fs::read(strict_bundle.join("repo.yaml")).unwrap()
+    );
+}
