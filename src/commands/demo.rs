@@ -86,6 +86,11 @@ fn demo_spec(base: &str, registry: &str, platforms: &[Platform]) -> Result<Strin
     doc["registry"]["url"] = toml_edit::value(registry);
     if let Some(t) = doc["registry"].as_table_mut() {
         t.remove("mirrors");
+        // The demo has no signing keys (it needs no GnuPG): its registry
+        // commit and sample archives are unsigned, so its clients must not
+        // verify signatures. The tests cover the signed setup end to end.
+        t.remove("authorities");
+        t.remove("signing_key");
     }
     doc["binaries"]["url"] = toml_edit::value(format!("{base}/pkgs"));
     let mut plats = toml_edit::Array::new();

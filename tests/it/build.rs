@@ -407,7 +407,8 @@ fn generated_yaml_reads_back_as_zoi_config_and_repo_config() {
                 name: None,
                 description: None,
                 advisory_prefix: None,
-                authorities: Some(vec!["acme-registry".into()]),
+                // ours for the overlay HEAD, upstream's for its archives
+                authorities: Some(vec!["acme-registry".into(), "zillowe-main".into()]),
             }),
             "{file}"
         );

@@ -243,7 +243,11 @@ fn flow2_apply_with_zoi_present_then_status_and_revert() {
         "Zoi's registry-repo drops the handle; apply restores it"
     );
     assert_eq!(reg.url, w.gitd.url("mirror.git"));
-    assert_eq!(reg.authorities, Some(vec!["mirror-signing".to_string()]));
+    assert_eq!(
+        reg.authorities,
+        Some(vec!["mirror-signing".to_string(), "zillowe-main".to_string()]),
+        "ours, and upstream's (built into Zoi) for the archives"
+    );
     assert_eq!(c.cache_mirrors, [format!("{}/flat", w.base())]);
     assert_eq!(c.pkg_dirs, ["/mnt/usb"]);
     assert!(
