@@ -755,3 +755,107 @@ fn unknown_flags_are_usage_errors() {
     let help = zm(home.path(), &["build", "--help"]).ok();
     assert!(help.stdout.contains("Exit codes:"), "{}", help.stdout);
 }
+
+// ---------------------------------------------------- upstream derivation
+
+#[test]
+fn the_mirror_repo_yaml_is_a_function_of_upstreams_own() {
+    let home = tempfile::tempdir().unwrap();
+    let up = home.path().join("upstream.yaml");
+    // An upstream with everything: mirrors, a delta link, snapshot links,
+    // a fingerprint key, and keys this tool does not know.
+    fs::write(
+        &up,
+        r#"name: Zoidberg
+description: Official Zoi packages repository
+handle: zoidberg
+advisory_prefix: ZSA
+future_setting: {kept: true, list: [1, 2]}
+git:
+  - {type: main, url: "https://gitlab.com/zillowe/zoidberg.git"}
+  - {type: mirror, url: "https://github.com/zillowe/zoidberg.git"}
+pkg:
+  - type: main
+    url: "https://gitlab.com/api/v4/projects/7/packages/generic/{id}/{version}/{name}-{version}-{platform}.zpa"
+    hash: "https://gitlab.com/api/v4/projects/7/packages/generic/{id}/{version}/{name}-{version}-{platform}.zpa.hash"
+  - type: source-main
+    url: "https://gitlab.com/api/v4/projects/7/packages/generic/{id}/{version}/{name}-{version}.zsa"
+    pgp: "https://gitlab.com/api/v4/projects/7/packages/generic/{id}/{version}/{name}-{version}.zsa.sig"
+delta:
+  - type: main
+    url: "https://gitlab.com/api/v4/projects/7/packages/generic/{id}/{version}/{name}-{version}-{platform}.zpa.zdelta"
+    hash: "https://gitlab.com/api/v4/projects/7/packages/generic/{id}/{version}/{name}-{version}-{platform}.zpa.zdelta.hash"
+db: "https://gitlab.com/zillowe/zoidberg/-/raw/main/packages.db"
+pgp:
+  - {name: zillowe-main, key: "https://zillowe.pages.dev/keys/zillowe-main.asc"}
+  - {name: release, key: "0123456789ABCDEF0123456789ABCDEF01234567"}
+repos:
+  - {name: core, type: official, active: true}
+  - {name: main, type: official, active: true}
+  - {name: weekly, type: community, active: true}
+"#,
+    )
+    .unwrap();
+    let spec = home.path().join("mirror.toml");
+    fs::write(
+        &spec,
+        r#"[extension]
+name = "acme-mirror"
+version = "1.0.0"
+description = "d"
+tier = "core"
+maintainer = { name = "IT", email = "it@acme.example" }
+[registry]
+url = "https://git.acme.example/z.git"
+[binaries]
+url = "https://bin.acme.example/pkgs"
+[client]
+tiers = ["core", "main"]
+"#,
+    )
+    .unwrap();
+    let out = home.path().join("dist");
+    let r = build(
+        home.path(),
+        &spec,
+        &out,
+        &["--upstream-repo-yaml", up.to_str().unwrap()],
+    )
+    .ok();
+    assert!(
+        r.stderr.contains(&format!("file {}", up.display())),
+        "build says which upstream repo.yaml it used: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("snapshot links"), "{}", r.stderr);
+    let text = fs::read_to_string(out.join("acme-mirror-1.0.0/repo.yaml")).unwrap();
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        v["future_setting"],
+        serde_yaml::from_str::<serde_yaml::Value>("{kept: true, list: [1, 2]}").unwrap(),
+        "unknown keys preserved"
+    );
+    assert!(v.get("db").is_none(), "upstream's snapshot is not mirrored");
+    let bin = "https://bin.acme.example/pkgs/{repo}/{os}/{arch}/{version}";
+    assert_eq!(
+        v["delta"],
+        serde_yaml::from_str::<serde_yaml::Value>(&format!(
+            "[{{type: main, url: '{bin}/{{name}}-{{version}}-{{platform}}.zpa.zdelta', hash: '{bin}/{{name}}-{{version}}-{{platform}}.zpa.zdelta.hash'}}]"
+        ))
+        .unwrap(),
+        "the delta link on our host, with the sidecars upstream has"
+    );
+    assert_eq!(
+        v["pkg"][1],
+        serde_yaml::from_str::<serde_yaml::Value>(
+            "{type: source-main, url: 'https://bin.acme.example/pkgs/{repo}/{version}/{name}-{version}.zsa', pgp: 'https://bin.acme.example/pkgs/{repo}/{version}/{name}-{version}.zsa.sig'}"
+        )
+        .unwrap()
+    );
+    assert_eq!(v["pgp"][1]["key"], "https://bin.acme.example/pkgs/keys/release.asc");
+    assert_eq!(v["repos"][2]["name"], "weekly", "upstream's tier kept");
+    assert_eq!(v["repos"][2]["active"], false, "client.tiers decides");
+    for u in ["gitlab.com", "github.com", "zillowe.pages.dev"] {
+        assert!(!text.contains(u), "{u} left in:\n{text}");
+    }
+}

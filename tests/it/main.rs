@@ -13,4 +13,5 @@ mod fleet;
 mod index;
 mod serve;
 mod setup;
+mod trust;
 mod upstream;

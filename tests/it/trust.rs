@@ -1,0 +1,598 @@
+//! The mirror carries upstream's trust (issue 12), over the faithful
+//! upstream (support/upstream.rs: the real Zoidberg history, archives the
+//! real `zoi package build --sign` made, nginx in Zoidberg's `{id}` layout,
+//! upstream's key served over HTTP): `db sync` derives the mirror's
+//! repo.yaml from upstream's own at the mirrored commit, `bin sync` copies
+//! keys, archives, source bundles and deltas and verifies every signature
+//! as Zoi will, `build` gives clients the keys that verify what they
+//! install. Proven with the real zoi 1.29.4, run as an ordinary user, with
+//! upstream's binary host stopped once the mirror is filled.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::support::gitd::{GitDaemon, empty_bare, git};
+use crate::support::gpg;
+use crate::support::nginx::Nginx;
+use crate::support::upstream::{KEY_NAME, Package, Upstream, host_platform};
+use crate::support::zoienv::{Sandbox, share};
+use crate::support::{self, Run};
+
+/// The company's side: its git server, its binary host (nginx over
+/// `site/`), its registry signing key.
+struct Company {
+    sb: Sandbox,
+    site: PathBuf,
+    nginx: Nginx,
+    gitd: GitDaemon,
+    git_root: PathBuf,
+    gnupg: PathBuf,
+    fpr: String,
+    work: PathBuf,
+}
+
+impl Company {
+    fn new() -> Company {
+        let sb = Sandbox::new();
+        let root = sb.path().to_path_buf();
+        let site = root.join("site");
+        fs::create_dir_all(site.join("pkgs")).unwrap();
+        fs::create_dir_all(site.join("keys")).unwrap();
+        let gnupg = gpg::new_home(&root.join("company-gnupg"));
+        let fpr = gpg::add_key(&gnupg, "ACME Registry <registry@acme.example>");
+        fs::write(
+            site.join("keys/acme-registry.asc"),
+            gpg::export(&gnupg, &fpr),
+        )
+        .unwrap();
+        let git_root = root.join("git");
+        fs::create_dir_all(&git_root).unwrap();
+        empty_bare(&git_root.join("mirror.git"));
+        let gitd = GitDaemon::start(&git_root);
+        let nginx = Nginx::start(&site);
+        share(&site);
+        Company {
+            work: root.join("db-work"),
+            sb,
+            site,
+            nginx,
+            gitd,
+            git_root,
+            gnupg,
+            fpr,
+        }
+    }
+
+    fn base(&self) -> String {
+        self.nginx.url("").trim_end_matches('/').to_string()
+    }
+
+    /// The shipped example's secure shape over this world: authorities =
+    /// the company key, a signed overlay, upstream's archives. `binaries`
+    /// gets `extra` appended.
+    fn spec(&self, up: &Upstream, binaries_extra: &str) -> PathBuf {
+        let text = format!(
+            r#"[extension]
+name = "acme-mirror"
+version = "1.0.0"
+description = "ACME's Zoi mirror"
+tier = "main"
+maintainer = {{ name = "ACME IT", email = "it@acme.example" }}
+
+[registry]
+url = "{registry}"
+upstream = "{upstream}"
+handle = "zoidberg"
+name = "zoidberg"
+authorities = ["acme-registry"]
+signing_key = "{fpr}"
+
+[binaries]
+url = "{base}/pkgs"
+platforms = ["{platform}"]
+{binaries_extra}
+
+[client]
+tiers = ["core", "main", "extra"]
+
+[[client.pgp]]
+name = "acme-registry"
+url = "{base}/keys/acme-registry.asc"
+"#,
+            registry = self.gitd.url("mirror.git"),
+            upstream = up.git_url(),
+            fpr = self.fpr,
+            base = self.base(),
+            platform = host_platform(),
+        );
+        let p = self.sb.path().join("mirror.toml");
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn zm(&self, args: &[&str]) -> Run {
+        support::run(
+            support::cmd(self.sb.path())
+                .args(args)
+                .env("GNUPGHOME", &self.gnupg),
+        )
+    }
+
+    fn db_sync(&self, spec: &Path) -> Run {
+        self.zm(&[
+            "db",
+            "sync",
+            "-c",
+            spec.to_str().unwrap(),
+            "--work",
+            self.work.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+    }
+
+    fn bin_sync(&self, spec: &Path, extra: &[&str]) -> Run {
+        let dest = self.site.join("pkgs");
+        let mut args = vec![
+            "bin",
+            "sync",
+            "-c",
+            spec.to_str().unwrap(),
+            "--work",
+            self.work.to_str().unwrap(),
+            "--dest",
+            dest.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let r = self.zm(&args);
+        share(&self.site);
+        r
+    }
+
+    fn build(&self, spec: &Path) -> (Run, PathBuf) {
+        let r = self.zm(&[
+            "build",
+            "-c",
+            spec.to_str().unwrap(),
+            "--work",
+            self.work.to_str().unwrap(),
+            "-o",
+            self.site.to_str().unwrap(),
+        ]);
+        share(&self.site);
+        (r, self.site.join("acme-mirror-1.0.0"))
+    }
+
+    /// The repo.yaml at the HEAD of the company's registry.
+    fn registry_repo_yaml(&self) -> String {
+        git(
+            &self.git_root.join("mirror.git"),
+            &["show", "HEAD:repo.yaml"],
+        )
+    }
+
+    /// Where bin sync placed an archive (the spec's default layout).
+    fn archive(&self, p: &Package) -> PathBuf {
+        let (os, arch) = host_platform()
+            .split_once('-')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap();
+        self.site
+            .join("pkgs")
+            .join(p.tier)
+            .join(os)
+            .join(arch)
+            .join(p.version)
+            .join(p.file_name(&host_platform()))
+    }
+}
+
+fn target<'a>(doc: &'a serde_json::Value, name: &str, artifact: &str) -> &'a serde_json::Value {
+    doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["package"].as_str().unwrap().ends_with(&format!("/{name}")) && t["artifact"] == artifact)
+        .unwrap_or_else(|| panic!("no {artifact} target for {name} in {doc:#}"))
+}
+
+/// `host:port` of every URL in a text.
+fn hosts_in(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .filter(|w| w.contains("://"))
+        .filter_map(zoi_mirror::zoi::repo::url_host)
+        .collect()
+}
+
+#[test]
+fn trust_the_real_client_installs_through_the_mirror_with_upstream_gone() {
+    let mut up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec(&up, "");
+
+    // Fill the mirror: registry (signed overlay on upstream's commit), then
+    // keys, archives, source bundle, delta.
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 0, "db sync: {}", r.stderr);
+    let doc = r.json();
+    assert!(
+        doc["upstream_repo_yaml"]
+            .as_str()
+            .unwrap()
+            .starts_with("upstream commit"),
+        "derived from the mirrored commit: {doc}"
+    );
+    let r = co.bin_sync(&spec, &[]);
+    assert_eq!(r.code, 0, "bin sync: {}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    assert_eq!(doc["keys"][0]["name"], KEY_NAME);
+    assert_eq!(doc["keys"][0]["status"], "placed");
+    assert_eq!(doc["keys"][0]["fingerprint"], up.key_fpr.as_str());
+    assert_eq!(
+        fs::read(co.site.join(format!("pkgs/keys/{KEY_NAME}.asc"))).unwrap(),
+        up.key_asc()
+    );
+    let sigtool = up.package("sigtool");
+    let embedtool = up.package("embedtool");
+    assert_eq!(target(&doc, "sigtool", "archive")["signature"], "detached");
+    assert_eq!(target(&doc, "embedtool", "archive")["signature"], "embedded");
+    assert_eq!(target(&doc, "sigtool", "source")["status"], "downloaded");
+    assert_eq!(target(&doc, "sigtool", "source")["signature"], "detached");
+    assert_eq!(target(&doc, "sigtool", "delta")["status"], "downloaded");
+    assert_eq!(target(&doc, "sigtool", "delta")["signature"], "detached");
+    assert_eq!(
+        fs::read(co.archive(sigtool)).unwrap(),
+        fs::read(up.archive_path(sigtool, &host_platform())).unwrap()
+    );
+
+    let (r, bundle) = co.build(&spec);
+    assert_eq!(r.code, 0, "build: {}", r.stderr);
+    assert!(
+        r.stderr.contains("derived from upstream's: upstream commit"),
+        "build says where upstream's repo.yaml came from: {}",
+        r.stderr
+    );
+
+    // Nothing the client reads points at upstream's hosts.
+    let upstream_hosts: Vec<String> = hosts_in(&format!("{} {}", up.http_base(), up.git_url()));
+    for file in [
+        "repo.yaml",
+        "config.user.yaml",
+        "config.system.yaml",
+        "acme-mirror.pkg.lua",
+    ] {
+        let text = fs::read_to_string(bundle.join(file)).unwrap();
+        for h in hosts_in(&text) {
+            assert!(
+                !upstream_hosts.contains(&h),
+                "{file} points at upstream's host {h}:\n{text}"
+            );
+        }
+    }
+    let mirrored = co.registry_repo_yaml();
+    assert_eq!(
+        mirrored,
+        fs::read_to_string(bundle.join("repo.yaml")).unwrap().trim_end(),
+        "db sync and build derive the same repo.yaml"
+    );
+    assert!(mirrored.contains(&format!("{}/pkgs/keys/{KEY_NAME}.asc", co.base())));
+    assert!(mirrored.contains("source-main"));
+    assert!(mirrored.contains("delta:"), "{mirrored}");
+    let user: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(bundle.join("config.user.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        user["default_registry"]["authorities"],
+        serde_yaml::from_str::<serde_yaml::Value>("[acme-registry, upstream-main]").unwrap(),
+        "the company key (HEAD) and upstream's (archives)"
+    );
+
+    // Upstream's binary host goes away; clients use the mirror only.
+    up.stop_http();
+    let log_at_stop = up.access_log().len();
+    let sb = &co.sb;
+    let r = sb.sh(&format!("zoi-mirror apply {}", bundle.display()));
+    assert_eq!(r.code, 0, "apply");
+    assert_eq!(sb.sh("zoi sync").code, 0, "zoi sync of the signed overlay");
+    for p in [sigtool, embedtool] {
+        let r = sb.sh(&format!("zoi install -y {}", p.query()));
+        assert_eq!(r.code, 0, "zoi install {} ({:?})", p.query(), p.signing);
+        assert_eq!(
+            sb.sh(&format!("$HOME/.local/bin/{}", p.name)).stdout.trim(),
+            p.output()
+        );
+    }
+    let r = sb.sh(&format!(
+        "zoi download --source {} -o {}/dl",
+        sigtool.query(),
+        sb.path().display()
+    ));
+    assert_eq!(r.code, 0, "zoi download --source through the mirror");
+    assert_eq!(
+        fs::read(sb.path().join("dl").join(sigtool.zsa_name())).unwrap(),
+        fs::read(up.zsa_path()).unwrap()
+    );
+    assert_eq!(up.access_log().len(), log_at_stop, "upstream never contacted");
+    let synced = fs::read_to_string(sb.data().join("pkgs/db/zoidberg/repo.yaml")).unwrap();
+    for h in hosts_in(&synced) {
+        assert!(!upstream_hosts.contains(&h), "synced repo.yaml names {h}");
+    }
+    // The company's host served the archives.
+    let served = co.nginx.access_log();
+    assert!(served.contains(&sigtool.file_name(&host_platform())));
+    assert!(served.contains(&format!("keys/{KEY_NAME}.asc")));
+}
+
+#[test]
+fn trust_upstream_adds_a_tier_and_a_key_and_the_next_db_sync_carries_both() {
+    let up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec(&up, "");
+    assert_eq!(co.db_sync(&spec).code, 0);
+    let before = co.registry_repo_yaml();
+    assert!(!before.contains("nightly"));
+
+    up.add_tier("nightly", "community", false);
+    up.add_key("upstream-second");
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after: zoi_mirror::zoi::repo::RepoYaml =
+        serde_yaml::from_str(&co.registry_repo_yaml()).unwrap();
+    let tier = after.repos.iter().find(|t| t.name == "nightly").unwrap();
+    assert_eq!(
+        (tier.repo_type.as_str(), tier.active),
+        ("community", false),
+        "upstream's new tier, inactive as client.tiers does not list it"
+    );
+    let key = after
+        .pgp
+        .iter()
+        .find(|k| k.name == "upstream-second")
+        .unwrap();
+    assert_eq!(
+        key.key,
+        format!("{}/pkgs/keys/upstream-second.asc", co.base()),
+        "served from the company's host"
+    );
+
+    // build reads the same commit from the db sync cache, and says so
+    let (r, bundle) = co.build(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("upstream commit"), "{}", r.stderr);
+    assert!(r.stderr.contains(co.work.to_str().unwrap()), "{}", r.stderr);
+    assert_eq!(
+        fs::read_to_string(bundle.join("repo.yaml")).unwrap().trim_end(),
+        co.registry_repo_yaml()
+    );
+    // and bin sync places the new key
+    let r = co.bin_sync(&spec, &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(co.site.join("pkgs/keys/upstream-second.asc").is_file());
+}
+
+/// Runs bin sync after `tamper` changed upstream; returns the report.
+fn bad_upstream(tamper: impl FnOnce(&Upstream)) -> (Company, Upstream, Run) {
+    let up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec(&up, "");
+    assert_eq!(co.db_sync(&spec).code, 0);
+    tamper(&up);
+    let r = co.bin_sync(&spec, &["--package", "sigtool"]);
+    (co, up, r)
+}
+
+fn assert_not_placed(co: &Company, p: &Package, r: &Run, kind: &str, message: &str) {
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    let t = target(&doc, p.name, "archive");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["error"]["kind"], kind, "{t}");
+    let msg = t["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(message), "{msg}");
+    assert!(!co.archive(p).exists(), "nothing placed");
+    let dir = co.archive(p).parent().unwrap().to_path_buf();
+    let name = p.file_name(&host_platform());
+    let left: Vec<String> = fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|f| {
+                    f.starts_with('.')
+                        || ["", ".hash", ".size", ".files", ".sig"]
+                            .iter()
+                            .any(|ext| *f == format!("{name}{ext}"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "no sidecar, no temp file: {left:?}");
+}
+
+#[test]
+fn trust_a_tampered_archive_with_matching_metadata_fails_its_signature() {
+    let (co, up, r) = bad_upstream(|up| {
+        // another valid archive (1.0.0's bytes) in 1.1.0's place
+        let p = up.package("sigtool");
+        let zpa = up.archive_path(p, &host_platform());
+        let bytes = fs::read(up.archive_path(&crate::support::upstream::PACKAGES[0], &host_platform())).unwrap();
+        assert_ne!(bytes, fs::read(&zpa).unwrap());
+        let n = bytes.len();
+        fs::write(&zpa, &bytes).unwrap();
+        // the attacker fixes .hash and .size too: only the signature tells
+        let name = p.file_name(&host_platform());
+        fs::write(
+            format!("{}.hash", zpa.display()),
+            format!("{}  {name}\n", support::sha512_hex(&bytes)),
+        )
+        .unwrap();
+        let size = fs::read_to_string(format!("{}.size", zpa.display())).unwrap();
+        let install = size.lines().nth(1).unwrap().to_string();
+        fs::write(
+            format!("{}.size", zpa.display()),
+            format!("down: {n}\n{install}\n"),
+        )
+        .unwrap();
+    });
+    assert_not_placed(&co, up.package("sigtool"), &r, "signature", "does not verify");
+}
+
+#[test]
+fn trust_a_sig_made_by_another_key_is_refused() {
+    let (co, up, r) = bad_upstream(|up| {
+        let other = gpg::add_key(&up.gnupghome, "Mallory <m@evil.example>");
+        let zpa = up.archive_path(up.package("sigtool"), &host_platform());
+        let sig = PathBuf::from(format!("{}.sig", zpa.display()));
+        let out = std::process::Command::new("gpg")
+            .args(["--batch", "--yes", "--detach-sign", "--local-user", &other, "-o"])
+            .arg(&sig)
+            .arg(&zpa)
+            .env("GNUPGHOME", &up.gnupghome)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    });
+    assert_not_placed(
+        &co,
+        up.package("sigtool"),
+        &r,
+        "signature",
+        "none of the trusted keys",
+    );
+}
+
+#[test]
+fn trust_a_missing_sig_where_upstream_has_keys_is_refused() {
+    let (co, up, r) = bad_upstream(|up| {
+        let zpa = up.archive_path(up.package("sigtool"), &host_platform());
+        fs::remove_file(format!("{}.sig", zpa.display())).unwrap();
+    });
+    assert_not_placed(
+        &co,
+        up.package("sigtool"),
+        &r,
+        "signature",
+        "publishes no signature",
+    );
+}
+
+#[test]
+fn trust_an_html_page_as_upstreams_key_is_refused_and_nothing_is_placed() {
+    let (co, up, r) = bad_upstream(|up| {
+        fs::write(
+            up.root.join(format!("keys/{KEY_NAME}.asc")),
+            "<!DOCTYPE html><html><title>Sign in</title></html>",
+        )
+        .unwrap();
+    });
+    let doc = r.json();
+    let key = &doc["keys"][0];
+    assert_eq!(key["status"], "failed");
+    assert_eq!(key["error"]["kind"], "key_not_pgp");
+    let msg = key["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&up.key_url()) && msg.contains("HTML"), "{msg}");
+    assert!(!co.site.join(format!("pkgs/keys/{KEY_NAME}.asc")).exists());
+    // without upstream's key nothing can be verified, so nothing is placed
+    assert_not_placed(
+        &co,
+        up.package("sigtool"),
+        &r,
+        "signature",
+        "does not verify",
+    );
+}
+
+#[test]
+fn trust_a_spec_trusting_only_the_company_key_over_upstream_signed_archives_is_refused() {
+    let up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec(&up, "trust = [\"acme-registry\"]");
+    assert_eq!(co.db_sync(&spec).code, 2, "db sync refuses it too");
+    let out = co.sb.path().join("out");
+    let r = co.zm(&[
+        "build",
+        "-c",
+        spec.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--upstream-repo-yaml",
+        up.repo_yaml_path().to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let line = fs::read_to_string(&spec)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("trust ="))
+        .unwrap()
+        + 1;
+    assert!(
+        r.stderr
+            .contains(&format!("{}:{line}:", spec.display())),
+        "file:line:col of binaries.trust: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("No valid signature found"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("add '{KEY_NAME}'")),
+        "the hint names the key that would verify: {}",
+        r.stderr
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn trust_resigning_with_the_company_key_for_clients_that_trust_only_it() {
+    let up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec(
+        &up,
+        &format!("trust = [\"acme-registry\"]\nsign_key = \"{}\"", co.fpr),
+    );
+    assert_eq!(co.db_sync(&spec).code, 0);
+    let r = co.bin_sync(&spec, &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let doc = r.json();
+    let sigtool = up.package("sigtool");
+    let t = target(&doc, "sigtool", "archive");
+    assert_eq!(t["signature"], "detached", "upstream's verified first");
+    assert!(
+        t["metadata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m[0] == "sig" && m[1] == "resigned"),
+        "{t}"
+    );
+    let zpa = co.archive(sigtool);
+    assert!(gpg::verifies(
+        &co.gnupg,
+        Path::new(&format!("{}.sig", zpa.display())),
+        &zpa
+    ));
+    let e = target(&doc, "embedtool", "archive");
+    assert_eq!(e["signature"], "embedded");
+    assert!(
+        e["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("embedded manifest.sig"),
+        "{e}"
+    );
+
+    // A client trusting only the company key: the re-signed archive
+    // installs; the embedded-signed one fails in Zoi exactly as warned.
+    let (r, bundle) = co.build(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sb = &co.sb;
+    assert_eq!(sb.sh(&format!("zoi-mirror apply {}", bundle.display())).code, 0);
+    assert_eq!(sb.sh("zoi sync").code, 0);
+    let r = sb.sh(&format!("zoi install -y {}", sigtool.query()));
+    assert_eq!(r.code, 0, "re-signed archive installs");
+    let r = sb.sh(&format!("zoi install -y {}", up.package("embedtool").query()));
+    assert_ne!(r.code, 0);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("Embedded signature verification failed"),
+        "as bin sync warned"
+    );
+}
