@@ -124,9 +124,8 @@ pub fn repo_yaml(spec: &Spec) -> RepoYaml {
     let reg = &spec.registry;
     let bin = &spec.binaries;
     let upstream_hosts = upstream_hosts(spec);
-    let at_upstream = |url: &str| {
-        crate::zoi::repo::url_host(url).is_some_and(|h| upstream_hosts.contains(&h))
-    };
+    let at_upstream =
+        |url: &str| crate::zoi::repo::url_host(url).is_some_and(|h| upstream_hosts.contains(&h));
 
     let mut git = vec![GitLink {
         link_type: "main".into(),
@@ -242,9 +241,8 @@ pub fn repo_yaml(spec: &Spec) -> RepoYaml {
             .iter()
             .filter(|v| !v.as_str().is_some_and(&at_upstream))
             .filter(|v| {
-                !v.as_mapping().is_some_and(|m| {
-                    m.values().any(|x| x.as_str().is_some_and(&at_upstream))
-                })
+                !v.as_mapping()
+                    .is_some_and(|m| m.values().any(|x| x.as_str().is_some_and(&at_upstream)))
             })
             .cloned()
             .collect(),
@@ -402,7 +400,13 @@ fn warnings(spec: &Spec) -> Vec<String> {
             leaked.join(", ")
         ));
     }
-    for k in spec.client.pgp.iter().map(|k| &k.name).chain(spec.registry.keys.iter().map(|k| &k.name)) {
+    for k in spec
+        .client
+        .pgp
+        .iter()
+        .map(|k| &k.name)
+        .chain(spec.registry.keys.iter().map(|k| &k.name))
+    {
         if crate::zoi::pgp::BUILTIN_KEYS.contains(&k.as_str()) {
             w.push(format!("key name '{k}' is one of Zoi's built-in keys, which Zoi writes back into its key store at every start: pick another name for the company's key"));
         }

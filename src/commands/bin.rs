@@ -183,10 +183,8 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     let bar = if format == Format::Human && !args.no_progress && output::progress_allowed() {
         let b = indicatif::ProgressBar::new(binsync::jobs(&opts).len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {pos}/{len} files {wide_bar} {msg}",
-            )
-            .expect("progress template"),
+            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} files {wide_bar} {msg}")
+                .expect("progress template"),
         );
         b
     } else {
@@ -217,15 +215,15 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             opts.verify = Some(parsed);
         }
         let targets = binsync::run(prober, opts, args.concurrency, |bytes, done| {
-                let secs = started.elapsed().as_secs_f64().max(0.001);
-                bar.set_position(done);
-                bar.set_message(format!(
-                    "{} MiB at {:.1} MiB/s",
-                    bytes >> 20,
-                    bytes as f64 / 1048576.0 / secs
-                ));
-            })
-            .await;
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            bar.set_position(done);
+            bar.set_message(format!(
+                "{} MiB at {:.1} MiB/s",
+                bytes >> 20,
+                bytes as f64 / 1048576.0 / secs
+            ));
+        })
+        .await;
         anyhow::Ok((keys, targets))
     })?;
     let (keys, reports) = reports;

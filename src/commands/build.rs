@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::bundle::{self, manifest::FileEntry};
 use crate::cli::BuildArgs;
 use crate::error::{Exit, Failure, fail};
-use crate::output::{self, Format, Style, paint};
 use crate::fsutil;
+use crate::output::{self, Format, Style, paint};
 
 #[derive(Serialize)]
 struct BuildReport {

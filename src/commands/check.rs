@@ -117,10 +117,10 @@ pub fn print_human(r: &Report) {
                     "{ok} registry {} ({}{})",
                     c.url,
                     reg.role,
-                    if c.kind == "repo_yaml" {
-                        ", repo.yaml"
-                    } else {
-                        ""
+                    match c.kind {
+                        "repo_yaml" => ", repo.yaml",
+                        "signature" => ", HEAD signed by an authority",
+                        _ => "",
                     }
                 );
             } else if let Some(e) = &c.error {
@@ -135,6 +135,15 @@ pub fn print_human(r: &Report) {
             for w in &c.warnings {
                 println!("     warning: {w}");
             }
+        }
+    }
+    for k in &r.keys {
+        match &k.error {
+            None => println!("{ok} key {}", k.url),
+            Some(e) => println!("{bad} key {}: {}: {}", k.url, e.kind.as_str(), e.message),
+        }
+        for w in &k.warnings {
+            println!("     warning: {w}");
         }
     }
     for t in &r.packages {

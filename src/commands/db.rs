@@ -91,7 +91,10 @@ pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
         spec = spec::load(
             &args.spec.path,
             &UpstreamInput::Bytes {
-                origin: format!("upstream commit {}", &fetched.tip[..fetched.tip.len().min(12)]),
+                origin: format!(
+                    "upstream commit {}",
+                    &fetched.tip[..fetched.tip.len().min(12)]
+                ),
                 bytes,
             },
         )?;

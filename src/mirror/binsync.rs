@@ -36,9 +36,9 @@ use crate::probe::fetch::{Kind, Method, Prober, Problem, classify};
 use crate::zoi::archive::{ArchiveKind, read_archive};
 use crate::zoi::index::PackageRef;
 use crate::zoi::metadata;
+use crate::zoi::pgp::PublicKey;
 use crate::zoi::placeholders::Coordinates;
 use crate::zoi::platform::Platform;
-use crate::zoi::pgp::PublicKey;
 use crate::zoi::repo::{ArchiveUrls, PkgLink, archive_urls, delta_urls, source_urls};
 
 #[derive(Debug, Clone)]
@@ -181,8 +181,7 @@ pub async fn sync_keys(
             Ok(k) => k,
             Err(e) => {
                 r.error = Some(
-                    Problem::new(Kind::KeyNotPgp, format!("key '{name}' at {}: {e}", r.url))
-                        .into(),
+                    Problem::new(Kind::KeyNotPgp, format!("key '{name}' at {}: {e}", r.url)).into(),
                 );
                 reports.push(r);
                 continue;
@@ -433,7 +432,12 @@ pub fn jobs(opts: &Options) -> Vec<Job> {
         }
         if let Some(link) = &opts.delta {
             let urls = delta_urls(link, &c);
-            let file = urls.archive.rsplit('/').next().unwrap_or_default().to_string();
+            let file = urls
+                .archive
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             if crate::zoi::names::archive_file_name_ok(&file) {
                 out.push(Job {
                     pkg: pkg.clone(),
@@ -529,7 +533,15 @@ fn verify_signature(
 /// `zoi package build --sign` writes.
 async fn gpg_sign(key: &str, file: &Path) -> Result<Vec<u8>, Problem> {
     let out = tokio::process::Command::new("gpg")
-        .args(["--batch", "--yes", "--detach-sign", "--local-user", key, "--output", "-"])
+        .args([
+            "--batch",
+            "--yes",
+            "--detach-sign",
+            "--local-user",
+            key,
+            "--output",
+            "-",
+        ])
         .arg(file)
         .stdin(std::process::Stdio::null())
         .output()
@@ -555,7 +567,12 @@ async fn sync_job(
 ) -> TargetReport {
     let archive = opts.dest.join(&job.rel);
     let urls = &job.urls;
-    let file_name = urls.archive.rsplit('/').next().unwrap_or_default().to_string();
+    let file_name = urls
+        .archive
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let mut report = TargetReport {
         package: format!("@{}/{}", job.pkg.repo, job.pkg.name),
         version: job.pkg.version.clone(),
@@ -634,12 +651,13 @@ async fn sync_job(
 
     // 2. already here?
     let local_ok = match &want {
-        Some((_, want)) => std::fs::read(meta_path(&archive, "hash"))
-            .is_ok_and(|h| Some(h) == hash_body)
-            || std::fs::read_to_string(meta_path(&archive, "hash"))
-                .ok()
-                .and_then(|h| metadata::parse_hash(&h, Some(&file_name)).sha512())
-                .is_some_and(|h| h == *want),
+        Some((_, want)) => {
+            std::fs::read(meta_path(&archive, "hash")).is_ok_and(|h| Some(h) == hash_body)
+                || std::fs::read_to_string(meta_path(&archive, "hash"))
+                    .ok()
+                    .and_then(|h| metadata::parse_hash(&h, Some(&file_name)).sha512())
+                    .is_some_and(|h| h == *want)
+        }
         // Without a .hash, a versioned file once placed is kept.
         None => true,
     } && archive.is_file();
@@ -717,7 +735,12 @@ async fn sync_job(
             Ok(hex::encode(h.finalize()))
         }) {
             Ok(h) => h,
-            Err(e) => return failed(report, Problem::new(Kind::Connect, format!("{}: {e}", part.display()))),
+            Err(e) => {
+                return failed(
+                    report,
+                    Problem::new(Kind::Connect, format!("{}: {e}", part.display())),
+                );
+            }
         },
         _ => got,
     };
@@ -882,12 +905,8 @@ pub async fn run(
     .collect()
     .await;
     reports.sort_by(|a, b| {
-        (&a.package, &a.version, a.artifact, a.platform).cmp(&(
-            &b.package,
-            &b.version,
-            b.artifact,
-            b.platform,
-        ))
+        (&a.package, &a.version, a.artifact, a.platform)
+            .cmp(&(&b.package, &b.version, b.artifact, b.platform))
     });
     reports
 }

@@ -315,10 +315,18 @@ pub fn show_file(work: &Path, rev: &str, file: &str) -> Option<Vec<u8>> {
 
 /// The commit a revision names in a work dir.
 pub fn resolve(work: &Path, rev: &str) -> Option<String> {
-    let out = git(Some(work), &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    let out = git(
+        Some(work),
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ],
+    )
+    .stderr(Stdio::null())
+    .output()
+    .ok()?;
     out.status.success().then(|| stdout(&out))
 }
 
@@ -340,9 +348,13 @@ pub fn load_spec(
     if spec.upstream_origin != UpstreamOrigin::BuiltIn {
         return Ok(spec);
     }
-    let work = work.map_or_else(|| default_work_dir(&spec.registry.upstream), Path::to_path_buf);
+    let work = work.map_or_else(
+        || default_work_dir(&spec.registry.upstream),
+        Path::to_path_buf,
+    );
     let rev = format!("refs/heads/{}", spec.registry.branch);
-    let (Some(bytes), Some(tip)) = (show_file(&work, &rev, "repo.yaml"), resolve(&work, &rev)) else {
+    let (Some(bytes), Some(tip)) = (show_file(&work, &rev, "repo.yaml"), resolve(&work, &rev))
+    else {
         return Ok(spec);
     };
     load(

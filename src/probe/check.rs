@@ -45,6 +45,11 @@ pub struct Plan {
     /// against: enforced `trusted_keys`, else the registry's `authorities`.
     /// Empty: Zoi verifies no signature, and never fetches a `.sig`.
     pub trusted: Vec<String>,
+    /// The registry entry's `authorities`: the HEAD commit must be signed
+    /// by one of them (`zoi sync`).
+    pub authorities: Vec<String>,
+    /// Where the client's keys come from.
+    pub key_sources: Vec<super::trust::KeySource>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,7 +87,7 @@ pub struct UrlCheck {
 }
 
 impl UrlCheck {
-    fn new(kind: &'static str, url: &str) -> Self {
+    pub(super) fn new(kind: &'static str, url: &str) -> Self {
         UrlCheck {
             kind,
             url: super::http::redact(url),
@@ -95,7 +100,7 @@ impl UrlCheck {
         }
     }
 
-    fn fail(&mut self, p: Problem) {
+    pub(super) fn fail(&mut self, p: Problem) {
         self.ok = false;
         self.error = Some(p.into());
     }
@@ -134,6 +139,8 @@ pub struct Counts {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub registry: Vec<RegistryCheck>,
+    /// The keys clients verify with (only when they verify anything).
+    pub keys: Vec<UrlCheck>,
     /// Binary hosts answering at all.
     pub hosts: Vec<UrlCheck>,
     pub packages: Vec<TargetCheck>,
@@ -429,9 +436,64 @@ async fn deep_hash(prober: &Prober, url: &str) -> Result<(String, u64), Problem>
     Ok((hex::encode(hasher.finalize()), len))
 }
 
+/// An archive's signature as Zoi will judge it: the embedded manifest.sig
+/// first (when the archive's bytes are at hand: `--deep`, or no `.sig`
+/// answered), else the detached signature — over the bytes with `--deep`,
+/// else by its issuer.
+fn judge_signature(
+    store: &super::trust::Store,
+    trusted: &[String],
+    keys: &[&crate::zoi::pgp::PublicKey],
+    sig: Result<Vec<u8>, Option<Problem>>,
+    archive: Option<&std::path::Path>,
+    deep: bool,
+) -> Result<(), Problem> {
+    use super::trust::sig_problem;
+    use crate::zoi::pgp;
+    if let Some(path) = archive {
+        if let Some((manifest, msig)) = super::trust::embedded_of(path)? {
+            return pgp::verify_detached(&manifest, &msig, keys)
+                .map(|_| ())
+                .map_err(|e| {
+                    sig_problem(
+                        &e,
+                        store,
+                        trusted,
+                        "the embedded manifest.sig (Zoi fails on it, with no fallback to the .sig)",
+                    )
+                });
+        }
+    }
+    let sig = match sig {
+        Ok(b) => b,
+        Err(fetch) => {
+            let why = fetch.map_or_else(|| "no answer".to_string(), |p| p.message);
+            return Err(Problem::new(
+                Kind::SignatureMissing,
+                format!(
+                    "no signature: the .sig does not answer ({why}) and the archive embeds no manifest.sig"
+                ),
+            ));
+        }
+    };
+    let result = match archive {
+        Some(path) if deep => pgp::verify_detached_file(path, &sig, keys),
+        _ => pgp::signed_by(&sig, keys),
+    };
+    result.map(|_| ()).map_err(|e| {
+        let what = if pgp::looks_like_openpgp(&sig) {
+            "the .sig"
+        } else {
+            "the .sig (not an OpenPGP signature: an error page?)"
+        };
+        sig_problem(&e, store, trusted, what)
+    })
+}
+
 async fn check_target(
     prober: Arc<Prober>,
     plan: Arc<Plan>,
+    store: Arc<super::trust::Store>,
     link: PkgLink,
     pkg: PackageRef,
     platform: Platform,
@@ -471,11 +533,19 @@ async fn check_target(
     };
     let pgp_f = async {
         // Zoi fetches the `.sig` only when it verifies (trusted keys set).
-        if !plan.trusted.is_empty() {
-            Some(check_archive_exists(&prober, "pgp", &urls.pgp).await)
-        } else {
-            None
+        if plan.trusted.is_empty() {
+            return None;
         }
+        let mut c = UrlCheck::new("pgp", &urls.pgp);
+        let body = match request(&prober, &mut c, &urls.pgp, Method::Get(1 << 20)).await {
+            None => Err(c.error.take().map(|e| Problem::new(e.kind, e.message))),
+            Some(r) => match status_problem(&r) {
+                Some(p) => Err(Some(p)),
+                None => Ok(r.body),
+            },
+        };
+        c.ok = true;
+        Some((c, body))
     };
     let ((mut archive, length), hash, size, files, pgp) =
         tokio::join!(archive_f, hash_f, size_f, files_f, pgp_f);
@@ -510,24 +580,47 @@ async fn check_target(
         }
         out.push(c);
     }
-    if let Some(c) = pgp {
-        out.push(c);
-    }
+    // The archive, when it has to be looked at: for --deep, or to find an
+    // embedded manifest.sig where no .sig answers.
+    let trusted = (!plan.trusted.is_empty())
+        .then(|| store.resolve(&plan.trusted))
+        .and_then(Result::ok);
+    let sig_missing = pgp.as_ref().is_some_and(|(_, b)| b.is_err());
+    let need_bytes = archive.ok && (plan.deep || (trusted.is_some() && sig_missing));
+    let t = Instant::now();
+    // Only signature checks need the bytes on disk; a plain --deep hashes
+    // the stream.
+    let fetched: Option<Result<(Option<tempfile::NamedTempFile>, String, u64), Problem>> =
+        if !need_bytes {
+            None
+        } else if trusted.is_some() {
+            Some(
+                super::trust::fetch_hashed(&prober, &urls.archive)
+                    .await
+                    .map(|(f, h, l)| (Some(f), h, l)),
+            )
+        } else {
+            Some(
+                deep_hash(&prober, &urls.archive)
+                    .await
+                    .map(|(h, l)| (None, h, l)),
+            )
+        };
     if plan.deep && archive.ok {
         let mut c = UrlCheck::new("deep", &urls.archive);
-        let t = Instant::now();
-        match deep_hash(&prober, &urls.archive).await {
-            Err(p) => c.fail(p),
-            Ok((got, len)) => {
+        match &fetched {
+            None => {}
+            Some(Err(p)) => c.fail(p.clone()),
+            Some(Ok((_, got, len))) => {
                 if let Some(want) = &sha
-                    && *want != got
+                    && want != got
                 {
                     c.fail(Problem::new(
                         Kind::HashMismatch,
                         format!("the archive's SHA-512 is {got}, the .hash says {want}"),
                     ));
                 } else if let Some(d) = down
-                    && d != len
+                    && d != *len
                 {
                     c.fail(Problem::new(
                         Kind::SizeMismatch,
@@ -538,6 +631,25 @@ async fn check_target(
         }
         c.latency_ms = t.elapsed().as_secs_f64() * 1000.0;
         c.attempts = 1;
+        out.push(c);
+    }
+    if let Some((mut c, body)) = pgp {
+        match &trusted {
+            // The missing trusted key is reported with the keys.
+            None => c.warnings.push(
+                "signature not verified: a trusted key is not available to the client".into(),
+            ),
+            Some(keys) => {
+                let file = match &fetched {
+                    Some(Ok((Some(f), _, _))) => Some(f.path()),
+                    _ => None,
+                };
+                if let Err(p) = judge_signature(&store, &plan.trusted, keys, body, file, plan.deep)
+                {
+                    c.fail(p);
+                }
+            }
+        }
         out.push(c);
     }
     if archive.ok && urls.hash.is_none() {
@@ -570,17 +682,6 @@ async fn check_target(
     )
 }
 
-/// A `.sig` only needs to exist.
-async fn check_archive_exists(prober: &Prober, kind: &'static str, url: &str) -> UrlCheck {
-    let mut c = UrlCheck::new(kind, url);
-    if let Some(r) = request(prober, &mut c, url, Method::Head).await
-        && let Some(p) = status_problem(&r)
-    {
-        c.fail(p);
-    }
-    c
-}
-
 /// A binary host answers HTTP (any status will do: a directory URL may
 /// well be 403 or 404 without listings).
 async fn check_host(prober: &Prober, url: &str) -> UrlCheck {
@@ -595,7 +696,13 @@ async fn check_host(prober: &Prober, url: &str) -> UrlCheck {
     c
 }
 
-async fn check_registry(prober: &Prober, plan: &Plan, role: &str, url: &str) -> RegistryCheck {
+async fn check_registry(
+    prober: &Prober,
+    plan: &Plan,
+    store: &super::trust::Store,
+    role: &str,
+    url: &str,
+) -> RegistryCheck {
     let mut c = UrlCheck::new("git", url);
     let probe = if url.starts_with("http://") || url.starts_with("https://") {
         git::probe_http(prober, url, &plan.branch).await
@@ -610,23 +717,52 @@ async fn check_registry(prober: &Prober, plan: &Plan, role: &str, url: &str) -> 
         c.fail(p);
     }
     let mut checks = vec![c];
-    if role == "main"
-        && checks[0].ok
-        && let Some(expected) = &plan.registry_content
-    {
-        let mut rc = UrlCheck::new("repo_yaml", url);
+    let verify = !plan.authorities.is_empty();
+    if role == "main" && checks[0].ok && (plan.registry_content.is_some() || verify) {
         let t = Instant::now();
-        match git::repo_yaml_at_head(url, plan.git_timeout).await {
-            Err(p) => rc.fail(p),
-            Ok(got) if got != *expected => rc.fail(Problem::new(
-                Kind::RegistryContentDiffers,
-                "repo.yaml at the registry's HEAD differs from the bundle's",
-            )),
-            Ok(_) => {}
+        let snap = git::head_snapshot(url, plan.git_timeout).await;
+        let elapsed = t.elapsed().as_secs_f64() * 1000.0;
+        if let Some(expected) = &plan.registry_content {
+            let mut rc = UrlCheck::new("repo_yaml", url);
+            match &snap {
+                Err(p) => rc.fail(p.clone()),
+                Ok(s) => match &s.repo_yaml {
+                    None => rc.fail(Problem::new(
+                        Kind::RegistryContentDiffers,
+                        "the registry has no repo.yaml at its root",
+                    )),
+                    Some(got) if got != expected => rc.fail(Problem::new(
+                        Kind::RegistryContentDiffers,
+                        "repo.yaml at the registry's HEAD differs from the bundle's",
+                    )),
+                    Some(_) => {}
+                },
+            }
+            rc.latency_ms = elapsed;
+            rc.attempts = 1;
+            checks.push(rc);
         }
-        rc.latency_ms = t.elapsed().as_secs_f64() * 1000.0;
-        rc.attempts = 1;
-        checks.push(rc);
+        // As `zoi sync` with authorities: the HEAD commit signed by one.
+        if verify {
+            let mut sc = UrlCheck::new("signature", url);
+            sc.latency_ms = elapsed;
+            sc.attempts = 1;
+            match (&snap, store.resolve(&plan.authorities)) {
+                (Err(p), _) => sc.fail(p.clone()),
+                // The missing key is reported with the keys.
+                (Ok(_), Err(id)) => sc.warnings.push(format!(
+                    "not verified: the authority '{id}' has no key the client can hold"
+                )),
+                (Ok(s), Ok(keys)) => {
+                    if let Err(p) =
+                        super::trust::judge_commit(&s.commit, &keys, store, &plan.authorities)
+                    {
+                        sc.fail(p);
+                    }
+                }
+            }
+            checks.push(sc);
+        }
     }
     RegistryCheck {
         role: role.to_string(),
@@ -646,10 +782,25 @@ pub async fn run(
     let start = Instant::now();
     let plan = Arc::new(plan);
 
+    // The keys first: both the registry's HEAD and the archives are
+    // verified against them. Nothing to do for clients that verify nothing.
+    let mut needed: Vec<String> = plan.authorities.clone();
+    for k in &plan.trusted {
+        if !needed.contains(k) {
+            needed.push(k.clone());
+        }
+    }
+    let (store, keys) = if needed.is_empty() {
+        Default::default()
+    } else {
+        super::trust::load(&prober, &plan.key_sources, &needed).await
+    };
+    let store = Arc::new(store);
+
     let registry_f = futures::future::join_all(
         plan.git
             .iter()
-            .map(|(role, url)| check_registry(&prober, &plan, role, url)),
+            .map(|(role, url)| check_registry(&prober, &plan, &store, role, url)),
     );
 
     let targets: Vec<(PackageRef, Platform)> = match &plan.link {
@@ -662,9 +813,14 @@ pub async fn run(
     };
     let link = plan.link.clone();
     let targets_f = futures::stream::iter(targets.into_iter().map(|(pkg, pl)| {
-        let (prober, plan, link) = (prober.clone(), plan.clone(), link.clone().expect("link"));
+        let (prober, plan, link, store) = (
+            prober.clone(),
+            plan.clone(),
+            link.clone().expect("link"),
+            store.clone(),
+        );
         async move {
-            let r = tokio::spawn(check_target(prober, plan, link, pkg, pl)).await;
+            let r = tokio::spawn(check_target(prober, plan, store, link, pkg, pl)).await;
             r.expect("target task")
         }
     }))
@@ -688,6 +844,7 @@ pub async fn run(
     let all = registry
         .iter()
         .flat_map(|r| r.checks.iter())
+        .chain(keys.iter())
         .chain(hosts.iter())
         .chain(packages.iter().flat_map(|p| p.urls.iter()));
     for c in all {
@@ -708,6 +865,7 @@ pub async fn run(
 
     Report {
         registry,
+        keys,
         hosts,
         packages,
         fallbacks,

@@ -389,10 +389,10 @@ pub async fn probe_cli(url: &str, branch: &str, timeout: Duration) -> GitProbe {
     probe
 }
 
-/// `repo.yaml` at the remote's `HEAD` — what Zoi clones — of `url` (a
-/// shallow, blob-light clone into a temp dir; git's own credential helpers
-/// apply).
-pub async fn repo_yaml_at_head(url: &str, timeout: Duration) -> Result<Vec<u8>, Problem> {
+/// The remote's `HEAD` — what Zoi clones — of `url`: its commit and
+/// `repo.yaml` (a shallow clone into a temp dir; git's own credential
+/// helpers apply).
+pub async fn head_snapshot(url: &str, timeout: Duration) -> Result<HeadSnapshot, Problem> {
     let tmp = tempfile::tempdir().map_err(|e| Problem::new(Kind::Connect, e.to_string()))?;
     let dir = tmp.path().join("r");
     let mut clone = tokio::process::Command::new("git");
@@ -425,20 +425,34 @@ pub async fn repo_yaml_at_head(url: &str, timeout: Duration) -> Result<Vec<u8>, 
             ),
         ));
     }
-    let show = tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(&dir)
-        .args(["show", "HEAD:repo.yaml"])
-        .output()
-        .await
-        .map_err(|e| Problem::new(Kind::Connect, format!("cannot run git: {e}")))?;
-    if !show.status.success() {
-        return Err(Problem::new(
-            Kind::RegistryContentDiffers,
-            "the registry has no repo.yaml at its root",
-        ));
-    }
-    Ok(show.stdout)
+    let git_out = |args: &'static [&'static str]| {
+        let dir = dir.clone();
+        async move {
+            tokio::process::Command::new("git")
+                .arg("-C")
+                .arg(&dir)
+                .args(args)
+                .output()
+                .await
+                .map_err(|e| Problem::new(Kind::Connect, format!("cannot run git: {e}")))
+        }
+    };
+    let show = git_out(&["show", "HEAD:repo.yaml"]).await?;
+    let commit = git_out(&["cat-file", "commit", "HEAD"]).await?;
+    Ok(HeadSnapshot {
+        repo_yaml: show.status.success().then_some(show.stdout),
+        commit: commit.stdout,
+    })
+}
+
+/// What a shallow clone of the remote's HEAD holds, as Zoi gets it.
+#[derive(Debug, Clone)]
+pub struct HeadSnapshot {
+    /// `repo.yaml` at the root, if there is one.
+    pub repo_yaml: Option<Vec<u8>>,
+    /// The HEAD commit object (`git cat-file commit HEAD`), with its
+    /// `gpgsig` header when signed.
+    pub commit: Vec<u8>,
 }
 
 #[cfg(test)]

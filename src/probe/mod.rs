@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod git;
 pub mod http;
 pub mod plan;
+pub mod trust;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::check::Plan;
+use super::trust::KeySource;
 use crate::bundle::load::Loaded;
 use crate::error::{Failure, fail};
 use crate::zoi::config::{self, Config, Layer};
@@ -52,6 +53,17 @@ fn base(repo: &RepoYaml, branch: String, cache_mirrors: Vec<String>) -> Plan {
         git_timeout: Duration::from_secs(60),
         hosts: Vec::new(),
         trusted: Vec::new(),
+        authorities: Vec::new(),
+        // What `zoi sync` imports: repo.yaml's `pgp` list.
+        key_sources: repo
+            .pgp
+            .iter()
+            .map(|k| KeySource::Url {
+                name: k.name.clone(),
+                key: k.key.clone(),
+                from: "repo.yaml",
+            })
+            .collect(),
     }
 }
 
@@ -72,11 +84,27 @@ pub fn from_bundle(bundle: &Loaded) -> Result<Plan> {
     // layer's enforced keys win over the registry's authorities.
     let system: Config = serde_yaml::from_slice(&bundle.verified(crate::bundle::CONFIG_SYSTEM)?)
         .map_err(|e| Failure::bad_input("bundle_invalid", format!("config.system.yaml: {e}")))?;
-    plan.trusted = trusted_keys(&system).unwrap_or_else(|| {
-        user.default_registry
-            .and_then(|r| r.authorities)
-            .unwrap_or_default()
-    });
+    plan.authorities = user
+        .default_registry
+        .and_then(|r| r.authorities)
+        .unwrap_or_default();
+    plan.trusted = trusted_keys(&system).unwrap_or_else(|| plan.authorities.clone());
+    // The extension's keys are added first; repo.yaml's are imported at
+    // every sync and win for a name both carry.
+    let ext: Vec<KeySource> = bundle
+        .manifest
+        .extension_changes
+        .iter()
+        .filter_map(|c| match c {
+            crate::zoi::extension::Change::Pgp { name, key } => Some(KeySource::Url {
+                name: name.clone(),
+                key: key.clone(),
+                from: "extension",
+            }),
+            _ => None,
+        })
+        .collect();
+    plan.key_sources.splice(0..0, ext);
     plan.registry_content = Some(bytes);
     Ok(plan)
 }
@@ -137,8 +165,25 @@ pub fn from_client(env: &Env, layout: LayoutKind) -> Result<Plan> {
     };
     let repo = parse_repo_yaml(&bytes, &repo_yaml.display().to_string())?;
     let mut plan = base(&repo, "HEAD".into(), merged.config.cache_mirrors.clone());
-    plan.trusted = trusted_keys(&merged.config)
-        .unwrap_or_else(|| reg.authorities.clone().unwrap_or_default());
+    plan.authorities = reg.authorities.clone().unwrap_or_default();
+    plan.trusted = trusted_keys(&merged.config).unwrap_or_else(|| plan.authorities.clone());
+    // The keys this machine holds now (repo.yaml's were imported at the
+    // last sync).
+    let pgps = env.user_data(layout)?.join("pgps");
+    let mut held: Vec<KeySource> = std::fs::read_dir(&pgps)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "asc"))
+                .filter_map(|p| {
+                    let name = p.file_stem()?.to_string_lossy().into_owned();
+                    Some(KeySource::File { name, path: p })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    held.sort_by(|a, b| a.name().cmp(b.name()));
+    plan.key_sources = held;
     // Zoi syncs from the configured URL, not from repo.yaml's own `git`.
     plan.git.retain(|(role, _)| role != "main");
     plan.git.insert(0, ("main".into(), reg.url));

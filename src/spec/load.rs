@@ -800,7 +800,11 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
             }
         }
         b_sigs = bin.bool(ctx, "signatures");
-        b_keys_dir = bin.nonempty_str(ctx, "keys_dir", "give a folder under binaries.url, e.g. \"keys\"");
+        b_keys_dir = bin.nonempty_str(
+            ctx,
+            "keys_dir",
+            "give a folder under binaries.url, e.g. \"keys\"",
+        );
         if let Some(k) = &b_keys_dir
             && (k.value.split('/').any(|seg| seg == ".." || seg == ".")
                 || k.value.contains(['{', '\\', '?', '#'])
@@ -808,7 +812,10 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
         {
             ctx.err(
                 k.span.clone(),
-                format!("`binaries.keys_dir` '{}' is not a plain relative folder", k.value),
+                format!(
+                    "`binaries.keys_dir` '{}' is not a plain relative folder",
+                    k.value
+                ),
                 Some("e.g. \"keys\": keys are served at <binaries.url>/keys/<name>.asc".into()),
             );
         }
@@ -864,22 +871,24 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
         (None, _) => UpstreamOrigin::BuiltIn,
     };
     let upstream = match &upstream_path {
-        None => match upstream_input {
-            UpstreamInput::Bytes { origin, bytes } => {
-                match RepoYaml::parse(&String::from_utf8_lossy(bytes)) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        ctx.err(
+        None => {
+            match upstream_input {
+                UpstreamInput::Bytes { origin, bytes } => {
+                    match RepoYaml::parse(&String::from_utf8_lossy(bytes)) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            ctx.err(
                             None,
                             format!("upstream's repo.yaml ({origin}) is not a valid Zoi repo.yaml: {e}"),
                             Some("pass a good copy with --upstream-repo-yaml FILE".into()),
                         );
-                        upstream::zoidberg()
+                            upstream::zoidberg()
+                        }
                     }
                 }
+                _ => upstream::zoidberg(),
             }
-            _ => upstream::zoidberg(),
-        },
+        }
         Some((p, span)) => match std::fs::read_to_string(p) {
             Err(e) => {
                 ctx.err(
@@ -1290,8 +1299,7 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
             format: b_format,
             // By default, `.sig` links follow what is signed: upstream's
             // archives when it declares keys, or ours when we re-sign.
-            signatures: b_sigs
-                .unwrap_or(!upstream.pgp.is_empty() || b_sign_key.is_some()),
+            signatures: b_sigs.unwrap_or(!upstream.pgp.is_empty() || b_sign_key.is_some()),
             mirrors: b_mirrors,
             platforms: b_platforms,
             keys_dir: b_keys_dir.map_or_else(
@@ -1416,7 +1424,10 @@ fn check_trust(ctx: &mut Ctx<'_>, t: &TrustInputs<'_>) {
         return;
     }
     let signers = if t.sign_key.is_some() {
-        format!("upstream's {} or the re-signing key binaries.sign_key", upstream_names.join(", "))
+        format!(
+            "upstream's {} or the re-signing key binaries.sign_key",
+            upstream_names.join(", ")
+        )
     } else {
         format!("upstream's key {}", upstream_names.join(", "))
     };

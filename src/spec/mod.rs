@@ -172,7 +172,11 @@ impl Binaries {
     pub fn source_layout(&self) -> String {
         self.layout
             .split('/')
-            .filter(|seg| !["{os}", "{arch}", "{platform}"].iter().any(|p| seg.contains(p)))
+            .filter(|seg| {
+                !["{os}", "{arch}", "{platform}"]
+                    .iter()
+                    .any(|p| seg.contains(p))
+            })
             .filter(|seg| !seg.is_empty())
             .collect::<Vec<_>>()
             .join("/")
@@ -191,7 +195,11 @@ impl Binaries {
 
     /// The URL of a key on the binary host.
     pub fn key_url(&self, name: &str) -> String {
-        format!("{}/{}/{name}.asc", self.url, self.keys_dir.trim_matches('/'))
+        format!(
+            "{}/{}/{name}.asc",
+            self.url,
+            self.keys_dir.trim_matches('/')
+        )
     }
 
     /// Where a key lives under the binary host's root folder.

@@ -49,7 +49,12 @@ mod tests {
     #[test]
     fn the_template_is_a_valid_spec() {
         let text = render(&InitValues::default());
-        crate::spec::load_str(std::path::Path::new("mirror.toml"), &text, &Default::default()).unwrap();
+        crate::spec::load_str(
+            std::path::Path::new("mirror.toml"),
+            &text,
+            &Default::default(),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -62,7 +67,9 @@ mod tests {
         assert!(text.contains("name = \"acme-mirror\"\n"));
         assert!(text.contains("url = \"https://git.acme.example/z.git\"\n"));
         assert!(text.contains("# The extension's Zoi package name"));
-        let spec = crate::spec::load_str(std::path::Path::new("m.toml"), &text, &Default::default()).unwrap();
+        let spec =
+            crate::spec::load_str(std::path::Path::new("m.toml"), &text, &Default::default())
+                .unwrap();
         assert_eq!(spec.extension.name, "acme-mirror");
     }
 }

@@ -329,7 +329,9 @@ pub fn verify_detached_file(
 fn verify_with(
     sig: &[u8],
     keys: &[&PublicKey],
-    run: impl FnOnce(&mut openpgp::parse::stream::DetachedVerifier<'_, Helper<'_>>) -> openpgp::Result<()>,
+    run: impl FnOnce(
+        &mut openpgp::parse::stream::DetachedVerifier<'_, Helper<'_>>,
+    ) -> openpgp::Result<()>,
 ) -> Result<usize, SigError> {
     let issuers = signature_issuers(sig)?;
     let policy = StandardPolicy::new();
@@ -396,6 +398,38 @@ pub fn embedded_signature(tar_stream: impl Read) -> std::io::Result<Option<(Vec<
         }
     }
     Ok(manifest.zip(sig))
+}
+
+/// A git commit object split as libgit2's `extract_signature` (which `zoi
+/// sync` uses) splits it: the `gpgsig` header's value (continuation lines
+/// unindented) and the signed payload (the object without that header).
+/// `None` for an unsigned commit.
+pub fn split_commit_signature(raw: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let header_end = text.find("\n\n").map_or(text.len(), |i| i + 1);
+    let (headers, body) = text.split_at(header_end);
+    let mut payload = String::new();
+    let mut sig: Option<String> = None;
+    let mut in_sig = false;
+    for line in headers.split_inclusive('\n') {
+        if in_sig {
+            if let Some(cont) = line.strip_prefix(' ') {
+                sig.get_or_insert_with(String::new).push_str(cont);
+                continue;
+            }
+            in_sig = false;
+        }
+        if let Some(rest) = line.strip_prefix("gpgsig ") {
+            if sig.is_none() {
+                sig = Some(rest.to_string());
+                in_sig = true;
+                continue;
+            }
+        }
+        payload.push_str(line);
+    }
+    payload.push_str(body);
+    sig.map(|s| (s.into_bytes(), payload.into_bytes()))
 }
 
 /// Whether a byte stream starts like an OpenPGP packet or armor: used to
@@ -492,6 +526,43 @@ mod tests {
             signature_issuers(&armored).unwrap_err().kind,
             SigErrorKind::NotASignature
         );
+    }
+
+    #[test]
+    fn commit_signatures_split_as_libgit2_does() {
+        let (a, pa) = key("a <a@x>");
+        let payload = "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\n\nmessage\n";
+        let sig = String::from_utf8(armor_sig(&a, payload.as_bytes())).unwrap();
+        let header: String = sig
+            .trim_end()
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    format!("gpgsig {l}\n")
+                } else {
+                    format!(" {l}\n")
+                }
+            })
+            .collect();
+        let (head, body) = payload.split_once("\n\n").unwrap();
+        let raw = format!("{head}\n{header}\n{body}");
+        let (s, p) = split_commit_signature(raw.as_bytes()).unwrap();
+        assert_eq!(p, payload.as_bytes());
+        assert_eq!(verify_detached(&p, &s, &[&pa]).unwrap(), 0);
+        assert!(split_commit_signature(payload.as_bytes()).is_none());
+    }
+
+    fn armor_sig(cert: &Cert, data: &[u8]) -> Vec<u8> {
+        let bin = sign(cert, data);
+        let mut out = Vec::new();
+        {
+            let mut w =
+                openpgp::armor::Writer::new(&mut out, openpgp::armor::Kind::Signature).unwrap();
+            std::io::Write::write_all(&mut w, &bin).unwrap();
+            w.finalize().unwrap();
+        }
+        out
     }
 
     #[test]

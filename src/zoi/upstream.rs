@@ -13,7 +13,8 @@ pub const UPSTREAM_GIT: &str = "https://gitlab.com/zillowe/zillwen/zusty/zoidber
 /// Where the built-in description comes from, for messages.
 pub const ORIGIN: &str = "the built-in description of Zoidberg (commit 5ea5a0a)";
 
-const PKG_BASE: &str = "https://gitlab.com/api/v4/projects/71125308/packages/generic/{id}/{version}";
+const PKG_BASE: &str =
+    "https://gitlab.com/api/v4/projects/71125308/packages/generic/{id}/{version}";
 
 /// A Zoidberg `pkg` link: the file and its four sidecars.
 fn link(link_type: &str, file: &str) -> PkgLink {

@@ -118,7 +118,10 @@ fn apply_changes_only_managed_keys_keeps_comments_and_is_idempotent() {
     // archives (Zoidberg's, built into every Zoi).
     assert_eq!(
         reg.authorities,
-        Some(vec!["acme-registry".to_string(), "zillowe-main".to_string()])
+        Some(vec![
+            "acme-registry".to_string(),
+            "zillowe-main".to_string()
+        ])
     );
     // Zoi can read the result.
     let _: zoi_types::Config = serde_yaml::from_str(&after).unwrap();

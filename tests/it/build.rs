@@ -852,7 +852,10 @@ tiers = ["core", "main"]
         )
         .unwrap()
     );
-    assert_eq!(v["pgp"][1]["key"], "https://bin.acme.example/pkgs/keys/release.asc");
+    assert_eq!(
+        v["pgp"][1]["key"],
+        "https://bin.acme.example/pkgs/keys/release.asc"
+    );
     assert_eq!(v["repos"][2]["name"], "weekly", "upstream's tier kept");
     assert_eq!(v["repos"][2]["active"], false, "client.tiers decides");
     for u in ["gitlab.com", "github.com", "zillowe.pages.dev"] {

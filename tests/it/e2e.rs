@@ -245,7 +245,10 @@ fn flow2_apply_with_zoi_present_then_status_and_revert() {
     assert_eq!(reg.url, w.gitd.url("mirror.git"));
     assert_eq!(
         reg.authorities,
-        Some(vec!["mirror-signing".to_string(), "zillowe-main".to_string()]),
+        Some(vec![
+            "mirror-signing".to_string(),
+            "zillowe-main".to_string()
+        ]),
         "ours, and upstream's (built into Zoi) for the archives"
     );
     assert_eq!(c.cache_mirrors, [format!("{}/flat", w.base())]);

@@ -194,7 +194,13 @@ fn target<'a>(doc: &'a serde_json::Value, name: &str, artifact: &str) -> &'a ser
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["package"].as_str().unwrap().ends_with(&format!("/{name}")) && t["artifact"] == artifact)
+        .find(|t| {
+            t["package"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/{name}"))
+                && t["artifact"] == artifact
+        })
         .unwrap_or_else(|| panic!("no {artifact} target for {name} in {doc:#}"))
 }
 
@@ -237,7 +243,10 @@ fn trust_the_real_client_installs_through_the_mirror_with_upstream_gone() {
     let sigtool = up.package("sigtool");
     let embedtool = up.package("embedtool");
     assert_eq!(target(&doc, "sigtool", "archive")["signature"], "detached");
-    assert_eq!(target(&doc, "embedtool", "archive")["signature"], "embedded");
+    assert_eq!(
+        target(&doc, "embedtool", "archive")["signature"],
+        "embedded"
+    );
     assert_eq!(target(&doc, "sigtool", "source")["status"], "downloaded");
     assert_eq!(target(&doc, "sigtool", "source")["signature"], "detached");
     assert_eq!(target(&doc, "sigtool", "delta")["status"], "downloaded");
@@ -250,7 +259,8 @@ fn trust_the_real_client_installs_through_the_mirror_with_upstream_gone() {
     let (r, bundle) = co.build(&spec);
     assert_eq!(r.code, 0, "build: {}", r.stderr);
     assert!(
-        r.stderr.contains("derived from upstream's: upstream commit"),
+        r.stderr
+            .contains("derived from upstream's: upstream commit"),
         "build says where upstream's repo.yaml came from: {}",
         r.stderr
     );
@@ -274,7 +284,9 @@ fn trust_the_real_client_installs_through_the_mirror_with_upstream_gone() {
     let mirrored = co.registry_repo_yaml();
     assert_eq!(
         mirrored,
-        fs::read_to_string(bundle.join("repo.yaml")).unwrap().trim_end(),
+        fs::read_to_string(bundle.join("repo.yaml"))
+            .unwrap()
+            .trim_end(),
         "db sync and build derive the same repo.yaml"
     );
     assert!(mirrored.contains(&format!("{}/pkgs/keys/{KEY_NAME}.asc", co.base())));
@@ -314,7 +326,11 @@ fn trust_the_real_client_installs_through_the_mirror_with_upstream_gone() {
         fs::read(sb.path().join("dl").join(sigtool.zsa_name())).unwrap(),
         fs::read(up.zsa_path()).unwrap()
     );
-    assert_eq!(up.access_log().len(), log_at_stop, "upstream never contacted");
+    assert_eq!(
+        up.access_log().len(),
+        log_at_stop,
+        "upstream never contacted"
+    );
     let synced = fs::read_to_string(sb.data().join("pkgs/db/zoidberg/repo.yaml")).unwrap();
     for h in hosts_in(&synced) {
         assert!(!upstream_hosts.contains(&h), "synced repo.yaml names {h}");
@@ -363,7 +379,9 @@ fn trust_upstream_adds_a_tier_and_a_key_and_the_next_db_sync_carries_both() {
     assert!(r.stderr.contains("upstream commit"), "{}", r.stderr);
     assert!(r.stderr.contains(co.work.to_str().unwrap()), "{}", r.stderr);
     assert_eq!(
-        fs::read_to_string(bundle.join("repo.yaml")).unwrap().trim_end(),
+        fs::read_to_string(bundle.join("repo.yaml"))
+            .unwrap()
+            .trim_end(),
         co.registry_repo_yaml()
     );
     // and bin sync places the new key
@@ -416,7 +434,9 @@ fn trust_a_tampered_archive_with_matching_metadata_fails_its_signature() {
         // another valid archive (1.0.0's bytes) in 1.1.0's place
         let p = up.package("sigtool");
         let zpa = up.archive_path(p, &host_platform());
-        let bytes = fs::read(up.archive_path(&crate::support::upstream::PACKAGES[0], &host_platform())).unwrap();
+        let bytes =
+            fs::read(up.archive_path(&crate::support::upstream::PACKAGES[0], &host_platform()))
+                .unwrap();
         assert_ne!(bytes, fs::read(&zpa).unwrap());
         let n = bytes.len();
         fs::write(&zpa, &bytes).unwrap();
@@ -435,7 +455,13 @@ fn trust_a_tampered_archive_with_matching_metadata_fails_its_signature() {
         )
         .unwrap();
     });
-    assert_not_placed(&co, up.package("sigtool"), &r, "signature", "does not verify");
+    assert_not_placed(
+        &co,
+        up.package("sigtool"),
+        &r,
+        "signature",
+        "does not verify",
+    );
 }
 
 #[test]
@@ -445,7 +471,14 @@ fn trust_a_sig_made_by_another_key_is_refused() {
         let zpa = up.archive_path(up.package("sigtool"), &host_platform());
         let sig = PathBuf::from(format!("{}.sig", zpa.display()));
         let out = std::process::Command::new("gpg")
-            .args(["--batch", "--yes", "--detach-sign", "--local-user", &other, "-o"])
+            .args([
+                "--batch",
+                "--yes",
+                "--detach-sign",
+                "--local-user",
+                &other,
+                "-o",
+            ])
             .arg(&sig)
             .arg(&zpa)
             .env("GNUPGHOME", &up.gnupghome)
@@ -527,12 +560,15 @@ fn trust_a_spec_trusting_only_the_company_key_over_upstream_signed_archives_is_r
         .unwrap()
         + 1;
     assert!(
-        r.stderr
-            .contains(&format!("{}:{line}:", spec.display())),
+        r.stderr.contains(&format!("{}:{line}:", spec.display())),
         "file:line:col of binaries.trust: {}",
         r.stderr
     );
-    assert!(r.stderr.contains("No valid signature found"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("No valid signature found"),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stderr.contains(&format!("add '{KEY_NAME}'")),
         "the hint names the key that would verify: {}",
@@ -585,11 +621,18 @@ fn trust_resigning_with_the_company_key_for_clients_that_trust_only_it() {
     let (r, bundle) = co.build(&spec);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let sb = &co.sb;
-    assert_eq!(sb.sh(&format!("zoi-mirror apply {}", bundle.display())).code, 0);
+    assert_eq!(
+        sb.sh(&format!("zoi-mirror apply {}", bundle.display()))
+            .code,
+        0
+    );
     assert_eq!(sb.sh("zoi sync").code, 0);
     let r = sb.sh(&format!("zoi install -y {}", sigtool.query()));
     assert_eq!(r.code, 0, "re-signed archive installs");
-    let r = sb.sh(&format!("zoi install -y {}", up.package("embedtool").query()));
+    let r = sb.sh(&format!(
+        "zoi install -y {}",
+        up.package("embedtool").query()
+    ));
     assert_ne!(r.code, 0);
     assert!(
         format!("{}{}", r.stdout, r.stderr).contains("Embedded signature verification failed"),
