@@ -36,6 +36,56 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Removes the temporary files [`stage`] made for `path` that a killed run
+/// left behind (`.<name>.XXXXXX.tmp` next to it, owned by the current
+/// user). Call it only while holding the lock that serialises writers of
+/// `path`: then no live run can own one. Returns how many were removed.
+pub fn remove_stale_temps(path: &Path) -> usize {
+    // A symlinked file is staged next to where it points (`atomic_write`).
+    let resolved = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path).ok(),
+        _ => None,
+    };
+    let path = resolved.as_deref().unwrap_or(path);
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return 0;
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(parent_dir(path)) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(middle) = file
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        if middle.len() != 6 || !middle.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let Ok(meta) = e.path().symlink_metadata() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if meta.uid() != nix::unistd::geteuid().as_raw() {
+                continue;
+            }
+        }
+        if fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// The first half of an atomic write, for callers that write many files and
 /// want the slow half (flushing to disk) off their hot path: the bytes are in
 /// a temporary file next to the target, not yet flushed nor visible under the

@@ -69,6 +69,23 @@ pub fn open(
     pin: Option<&str>,
     http: &crate::probe::http::Options,
 ) -> Result<Loaded> {
+    // A malformed pin is bad input, not a mismatch: nothing could match it.
+    if let Some(pin) = pin
+        && (pin.len() != 128 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return fail(
+            bad(
+                "usage",
+                format!(
+                    "--sha512 {:?} is not a SHA-512 (128 hexadecimal digits)",
+                    crate::output::escape_controls(pin)
+                ),
+            )
+            .hint(
+                "copy the SHA-512 of bundle.json from the setup script or `sha512sum bundle.json`",
+            ),
+        );
+    }
     let (dir, tmp) = match &source {
         Source::Dir(d) => {
             if !d.is_dir() {
@@ -155,16 +172,30 @@ pub fn open(
     })
 }
 
+/// The hint every malformed-bundle error carries.
+const REBUILD_HINT: &str = "the bundle is damaged or was not written by `zoi-mirror build`: rebuild it (or fetch it again) and pass the directory build wrote, DIR/<name>-<version>; nothing was changed";
+
+/// A malformed `bundle.json`, named by the bundle's path or URL.
+fn malformed(source: &Source, what: String) -> Failure {
+    bad(
+        "bundle_invalid",
+        format!("{} of {} {what}", manifest::FILE_NAME, source.display()),
+    )
+    .hint(REBUILD_HINT)
+}
+
 fn parse_manifest(bytes: &[u8], source: &Source) -> Result<Manifest> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        bad(
-            "bundle_invalid",
-            format!(
-                "{} of {} is not valid JSON: {e}",
-                manifest::FILE_NAME,
-                source.display()
-            ),
-        )
+        let html = bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'<');
+        let f = malformed(source, format!("is not valid JSON: {e}"));
+        if html {
+            f.hint("an HTML page (a login, error or directory page) answered instead of bundle.json: check the bundle URL, and that the server serves the file itself without a login")
+        } else {
+            f
+        }
     })?;
     match value
         .get("format_version")
@@ -185,45 +216,26 @@ fn parse_manifest(bytes: &[u8], source: &Source) -> Result<Manifest> {
             );
         }
         None => {
-            return fail(bad(
-                "bundle_invalid",
-                format!(
-                    "{} of {} has no format_version",
-                    manifest::FILE_NAME,
-                    source.display()
-                ),
-            ));
+            return fail(malformed(source, "has no format_version".into()));
         }
     }
-    let m: Manifest = serde_json::from_value(value).map_err(|e| {
-        bad(
-            "bundle_invalid",
-            format!(
-                "{} of {} is malformed: {e}",
-                manifest::FILE_NAME,
-                source.display()
-            ),
-        )
-    })?;
+    let m: Manifest = serde_json::from_value(value)
+        .map_err(|e| malformed(source, format!("is malformed: {e}")))?;
     for rel in m.files.keys() {
-        safe_rel(rel)?;
+        safe_rel(rel, source)?;
     }
     // The name becomes a file name (the state) and a zoi argument.
     if let Some(why) = crate::zoi::names::package_name_problem(&m.extension.name) {
-        return fail(bad(
-            "bundle_invalid",
-            format!(
-                "{} names the extension {:?}: {why}",
-                manifest::FILE_NAME,
-                m.extension.name
-            ),
+        return fail(malformed(
+            source,
+            format!("names the extension {:?}: {why}", m.extension.name),
         ));
     }
     Ok(m)
 }
 
 /// A bundle-relative path must stay inside the bundle.
-fn safe_rel(rel: &str) -> Result<()> {
+fn safe_rel(rel: &str, source: &Source) -> Result<()> {
     let p = Path::new(rel);
     let ok = !rel.is_empty()
         && p.components()
@@ -231,12 +243,9 @@ fn safe_rel(rel: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        fail(bad(
-            "bundle_invalid",
-            format!(
-                "{} lists a file outside the bundle: {rel:?}",
-                manifest::FILE_NAME
-            ),
+        fail(malformed(
+            source,
+            format!("lists a file outside the bundle: {rel:?}"),
         ))
     }
 }
@@ -254,12 +263,9 @@ fn download(http: &crate::probe::http::Options, base: &url::Url, rel: &str) -> R
 impl Loaded {
     /// The bytes of bundle file `rel`, only if they match `bundle.json`.
     pub fn verified(&self, rel: &str) -> Result<Vec<u8>> {
-        safe_rel(rel)?;
+        safe_rel(rel, &self.source)?;
         let Some(entry) = self.manifest.files.get(rel) else {
-            return fail(bad(
-                "bundle_invalid",
-                format!("{} does not list {rel}", manifest::FILE_NAME),
-            ));
+            return fail(malformed(&self.source, format!("does not list {rel}")));
         };
         let path = self.dir.join(rel);
         if let Source::Url(u) = &self.source
@@ -272,12 +278,8 @@ impl Loaded {
             std::fs::write(&path, bytes)?;
         }
         let bytes = std::fs::read(&path).map_err(|e| {
-            Failure::bad_input(
-                "bundle_invalid",
-                format!(
-                    "{} lists {rel} but it cannot be read: {e}",
-                    manifest::FILE_NAME
-                ),
+            malformed(&self.source, format!("lists {rel}, but it cannot be read: {e}")).hint(
+                format!("{rel} is missing from the bundle directory or unreadable: copy the whole directory `zoi-mirror build` wrote, or rebuild it; nothing was changed"),
             )
         })?;
         let got = sha512_hex(&bytes);
@@ -286,8 +288,9 @@ impl Loaded {
                 Failure::no(
                     "hash_mismatch",
                     format!(
-                        "{} of the bundle has SHA-512 {got} ({} bytes), but {} says {} ({} bytes)",
+                        "{} of {} has SHA-512 {got} ({} bytes), but {} says {} ({} bytes)",
                         rel,
+                        self.source.display(),
                         bytes.len(),
                         manifest::FILE_NAME,
                         entry.sha512,

@@ -114,8 +114,9 @@ pub fn without_retired(
             "pkg_dirs" => &bundle.pkg_dirs,
             _ => &bundle.cache_mirrors,
         };
-        let retired: Vec<String> = string_list(Some(&prev.applied))
-            .into_iter()
+        let retired: Vec<String> = prev
+            .written()
+            .flat_map(|v| string_list(Some(v)))
             .filter(|e| !before.contains(e) && !ours.contains(e))
             .collect();
         let kept: Vec<String> = string_list(Some(current))
@@ -129,8 +130,9 @@ pub fn without_retired(
             .into_iter()
             .map(|r| r.url)
             .collect();
-        let retired: Vec<String> = registries(Some(&prev.applied))
-            .into_iter()
+        let retired: Vec<String> = prev
+            .written()
+            .flat_map(|v| registries(Some(v)))
             .map(|r| r.url)
             .filter(|u| !before.contains(u) && !bundle.added_registries.iter().any(|r| &r.url == u))
             .collect();
@@ -167,11 +169,23 @@ pub enum Restore {
 /// How to revert `key`, given its value now, the value apply wrote and the
 /// value before apply.
 pub fn restore(key: &str, now: Option<&Value>, applied: &Value, before: Option<&Value>) -> Restore {
+    restore_any(key, now, &[applied], before)
+}
+
+/// [`restore`] when apply may have left any of `written` in the file (an
+/// upgrade interrupted before it replaced the file).
+pub fn restore_any(
+    key: &str,
+    now: Option<&Value>,
+    written: &[&Value],
+    before: Option<&Value>,
+) -> Restore {
     if STRING_LISTS.contains(&key) {
         // Remove exactly the entries apply added; anything the user added
         // later stays, in place.
-        let added: Vec<String> = string_list(Some(applied))
-            .into_iter()
+        let added: Vec<String> = written
+            .iter()
+            .flat_map(|v| string_list(Some(v)))
             .filter(|e| !string_list(before).contains(e))
             .collect();
         let Some(now) = now else { return Restore::Kept };
@@ -186,8 +200,9 @@ pub fn restore(key: &str, now: Option<&Value>, applied: &Value, before: Option<&
     }
     if key == "added_registries" {
         let before_urls: Vec<String> = registries(before).into_iter().map(|r| r.url).collect();
-        let added: Vec<String> = registries(Some(applied))
-            .into_iter()
+        let added: Vec<String> = written
+            .iter()
+            .flat_map(|v| registries(Some(v)))
             .map(|r| r.url)
             .filter(|u| !before_urls.contains(u))
             .collect();
@@ -201,7 +216,7 @@ pub fn restore(key: &str, now: Option<&Value>, applied: &Value, before: Option<&
         }
         return Restore::Set(Some(to_value(&remaining)));
     }
-    if now == Some(applied) {
+    if now.is_some_and(|n| written.contains(&n)) {
         Restore::Set(before.cloned())
     } else {
         Restore::Kept
@@ -277,6 +292,8 @@ mod tests {
         let prev = crate::client::state::KeyState {
             before: Some(v("[https://mine]")),
             applied: v("[https://mine, https://old-mirror]"),
+            replacing: Vec::new(),
+            before_text: None,
         };
         let mut b = bundle();
         b.cache_mirrors = vec!["https://new-mirror".into()];

@@ -133,8 +133,9 @@ impl Current {
 /// syntax error or a wrong type anywhere is bad input (exit 2), named with
 /// file, line and column, and nothing is written.
 pub fn read_current(path: &Path) -> Result<Current> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    // What is there is looked at before it is opened: opening a FIFO would
+    // block forever, and a dangling symlink is not "no file yet".
+    match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Current {
                 text: None,
@@ -142,6 +143,59 @@ pub fn read_current(path: &Path) -> Result<Current> {
             });
         }
         Err(e) => return fail(io_failure("read", path, &e)),
+        Ok(m) if m.file_type().is_symlink() && !path.exists() => {
+            let to = std::fs::read_link(path).unwrap_or_default();
+            return fail(
+                Failure::bad_input(
+                    "config_invalid",
+                    format!(
+                        "{} is a symlink to {}, which does not exist",
+                        path.display(),
+                        to.display()
+                    ),
+                )
+                .hint("restore the file it points to (a dotfile manager's checkout?) or remove the link; nothing was changed"),
+            );
+        }
+        Ok(_) => {}
+    }
+    if let Ok(m) = std::fs::metadata(path)
+        && !m.is_file()
+    {
+        let what = file_type_name(&m);
+        return fail(
+            Failure::bad_input(
+                "config_invalid",
+                format!("{} is {what}, not a regular file", path.display()),
+            )
+            .hint("a Zoi config.yaml must be a regular file: move that out of the way and run again; nothing was changed"),
+        );
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) => return fail(io_failure("read", path, &e)),
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let offset = e.utf8_error().valid_up_to();
+            let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
+            let (line, column) = crate::error::line_col(&valid, offset);
+            return fail(
+                Failure::bad_input(
+                    "config_invalid",
+                    format!("{} is not UTF-8 text, so Zoi cannot read it", path.display()),
+                )
+                .hint("save the file as UTF-8 (or restore a backup next to it) and run again. Nothing was changed")
+                .with_diagnostics(vec![Diagnostic {
+                    file: path.to_path_buf(),
+                    line,
+                    column,
+                    message: "invalid UTF-8 here".into(),
+                    hint: None,
+                }]),
+            );
+        }
     };
     let invalid = |e: serde_yaml::Error, what: &str| -> anyhow::Error {
         let loc = e.location();
@@ -189,6 +243,29 @@ pub fn read_current(path: &Path) -> Result<Current> {
         text: Some(text),
         mapping,
     })
+}
+
+/// "a FIFO", "a directory", … for a message about a file that is not one.
+fn file_type_name(m: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = m.file_type();
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if m.is_dir() {
+        "a directory"
+    } else {
+        "something other than a file"
+    }
 }
 
 /// `YYYYMMDDTHHMMSSZ` (UTC) for backup names, without pulling in a date
@@ -502,10 +579,12 @@ fn bundle_layer(bundle: &Loaded, scope: Scope) -> Result<Config> {
         Failure::bad_input(
             "bundle_invalid",
             format!(
-                "{} of the bundle is not a Zoi config layer: {e}",
-                scope.bundle_layer()
+                "{} of {} is not a Zoi config layer: {e}",
+                scope.bundle_layer(),
+                bundle.source.display()
             ),
         )
+        .hint("rebuild the bundle with `zoi-mirror build`; nothing was changed")
         .into()
     })
 }
@@ -517,21 +596,122 @@ fn managed(bundle: &Loaded, scope: Scope) -> Result<Vec<String>> {
     };
     for k in keys {
         if !merge::MANAGEABLE.contains(&k.as_str()) {
-            return fail(Failure::bad_input(
-                "bundle_invalid",
-                format!(
-                    "bundle.json manages `{k}`, which this zoi-mirror does not know how to apply"
-                ),
-            ));
+            return fail(
+                Failure::bad_input(
+                    "bundle_invalid",
+                    format!(
+                        "bundle.json of {} manages `{k}`, which this zoi-mirror does not know how to apply",
+                        bundle.source.display()
+                    ),
+                )
+                .hint(format!(
+                    "the bundle was built by a newer zoi-mirror ({} {}): upgrade zoi-mirror, or rebuild the bundle with this one; nothing was changed",
+                    bundle.manifest.generator.name, bundle.manifest.generator.version
+                )),
+            );
         }
         if k == "policy" && scope == Scope::User {
-            return fail(Failure::bad_input(
-                "bundle_invalid",
-                "bundle.json puts policy locks in the user scope; Zoi honours them only in the system file",
-            ));
+            return fail(
+                Failure::bad_input(
+                    "bundle_invalid",
+                    format!(
+                        "bundle.json of {} puts policy locks in the user scope; Zoi honours them only in the system file",
+                        bundle.source.display()
+                    ),
+                )
+                .hint("rebuild the bundle with `zoi-mirror build` (it puts policy in the system layer only); nothing was changed"),
+            );
         }
     }
     Ok(keys.clone())
+}
+
+/// Refuses a state recorded for another config file.
+fn check_applied_here(name: &str, previous: Option<&State>, target: &Target) -> Result<()> {
+    if let Some(p) = previous
+        && p.config_path != target.config_path
+    {
+        // Its `before` values belong to the other file: using them here
+        // would overwrite this file's settings on revert.
+        return fail(
+            Failure::bad_input(
+                "applied_elsewhere",
+                format!(
+                    "{name} was applied to {} ({} layout), not to {}",
+                    p.config_path.display(),
+                    layout_name(p.layout),
+                    target.config_path.display()
+                ),
+            )
+            .hint(format!(
+                "revert it there first (`zoi-mirror revert {name} --layout {}`), then apply again",
+                layout_name(p.layout)
+            )),
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a second extension on keys another extension already manages in
+/// the same file: reverting them in any order could not give back the
+/// original file.
+fn check_other_extensions(
+    name: &str,
+    scope: Scope,
+    keys: &[String],
+    target: &Target,
+) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(&target.state_dir) else {
+        return Ok(());
+    };
+    let suffix = format!(".{}.json", scope.as_str());
+    let mut others: Vec<(String, Vec<String>)> = Vec::new();
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(other) = file.strip_suffix(&suffix) else {
+            continue;
+        };
+        if other == name || other.starts_with('.') {
+            continue;
+        }
+        let Ok(Some(st)) = state::read(&e.path()) else {
+            continue;
+        };
+        if st.config_path != target.config_path {
+            continue;
+        }
+        let shared: Vec<String> = keys
+            .iter()
+            .filter(|k| st.keys.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        if !shared.is_empty() {
+            others.push((st.extension, shared));
+        }
+    }
+    let Some((other, shared)) = others.into_iter().next() else {
+        return Ok(());
+    };
+    let flag = if scope == Scope::System {
+        " --scope system"
+    } else {
+        ""
+    };
+    fail(
+        Failure::bad_input(
+            "managed_by_other",
+            format!(
+                "{} already manages {} in {}; {name} manages {} too",
+                other,
+                shared.join(", "),
+                target.config_path.display(),
+                if shared.len() == 1 { "it" } else { "them" }
+            ),
+        )
+        .hint(format!(
+            "two extensions cannot share these settings: revert the other first (`zoi-mirror revert {other}{flag}`), then apply {name}; nothing was changed"
+        )),
+    )
 }
 
 /// Applies `bundle` to the machine.
@@ -558,6 +738,23 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
         }
     );
 
+    // Everything that can refuse the run is checked before the lock (and
+    // so the state directory) is created: a refused apply writes nothing.
+    // The checks run again under the lock, where their answer holds.
+    let preflight = || -> Result<(Current, Option<State>)> {
+        let current = read_current(&target.config_path)?;
+        if !opts.dry_run {
+            ensure_writable(&target.config_path)?;
+        }
+        let previous = state::read(&state_path).map_err(|e| {
+            Failure::bad_input("state_invalid", format!("{e:#}"))
+                .hint("remove the state file to start over")
+        })?;
+        check_applied_here(&name, previous.as_ref(), &target)?;
+        check_other_extensions(&name, scope, &keys, &target)?;
+        Ok((current, previous))
+    };
+    preflight()?;
     let _lock = if opts.dry_run {
         None
     } else {
@@ -565,39 +762,15 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
         // Under sudo, a user-scope state dir must stay the user's.
         give_to_invoking_user(&target.state_dir, scope);
         give_to_invoking_user(&l.path, scope);
+        // Temp files of runs killed mid-write: ours, and no run but us
+        // can be writing them now.
+        fsutil::remove_stale_temps(&target.config_path);
+        fsutil::remove_stale_temps(&state_path);
         Some(l)
     };
     failpoint("after-lock");
 
-    let current = read_current(&target.config_path)?;
-    if !opts.dry_run {
-        ensure_writable(&target.config_path)?;
-    }
-    let previous = state::read(&state_path).map_err(|e| {
-        Failure::bad_input("state_invalid", format!("{e:#}"))
-            .hint("remove the state file to start over")
-    })?;
-    if let Some(p) = &previous
-        && p.config_path != target.config_path
-    {
-        // Its `before` values belong to the other file: using them here
-        // would overwrite this file's settings on revert.
-        return fail(
-            Failure::bad_input(
-                "applied_elsewhere",
-                format!(
-                    "{name} was applied to {} ({} layout), not to {}",
-                    p.config_path.display(),
-                    layout_name(p.layout),
-                    target.config_path.display()
-                ),
-            )
-            .hint(format!(
-                "revert it there first (`zoi-mirror revert {name} --layout {}`), then apply again",
-                layout_name(p.layout)
-            )),
-        );
-    }
+    let (current, previous) = preflight()?;
     let mut notes = Vec::new();
 
     // before: the recorded original when we applied earlier (even if that
@@ -629,7 +802,22 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
         if now.as_ref() != Some(&applied) {
             edits.push((key.clone(), Some(applied.clone())));
         }
-        key_states.insert(key.clone(), KeyState { before, applied });
+        let before_text = match prev {
+            Some(ks) => ks.before_text.clone(),
+            None => current
+                .text
+                .as_deref()
+                .and_then(|t| yamledit::block_text(t, key)),
+        };
+        key_states.insert(
+            key.clone(),
+            KeyState {
+                before,
+                applied,
+                replacing: Vec::new(),
+                before_text,
+            },
+        );
     }
     // Zoi ≤ 1.25 discards a layer without the four booleans.
     if target.layout == LayoutKind::Legacy {
@@ -811,9 +999,23 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
     });
 
     // The state goes first: it records the original values, so a crash at
-    // any later point (even after Zoi rewrote the file) loses nothing.
+    // any later point (even after Zoi rewrote the file) loses nothing. Until
+    // the file is replaced it also names what an earlier apply wrote there
+    // (`replacing`), so it describes the disk whenever a run is killed.
+    let mut staged_state = new_state.clone();
+    if let Some(prev) = &previous {
+        for (key, ks) in staged_state.keys.iter_mut() {
+            if let Some(p) = prev.keys.get(key) {
+                for v in p.written() {
+                    if *v != ks.applied && !ks.replacing.contains(v) {
+                        ks.replacing.push(v.clone());
+                    }
+                }
+            }
+        }
+    }
     create_dirs(&state_path, scope)?;
-    write_state(&state_path, &new_state, scope)?;
+    write_state(&state_path, &staged_state, scope)?;
     failpoint("after-state");
 
     if let (Some(zoi), Some((registered, strip))) = (&opts.zoi, &zoi_plan) {
@@ -849,6 +1051,10 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
         write_config(&target.config_path, &new_text, scope)?;
     }
     failpoint("after-config");
+    if staged_state != new_state {
+        write_state(&state_path, &new_state, scope)?;
+    }
+    failpoint("after-final-state");
     Ok(report)
 }
 
@@ -971,7 +1177,9 @@ pub fn revert(opts: &RevertOptions) -> Result<RevertReport> {
     let _lock = if opts.dry_run || !state_dir.exists() {
         None
     } else {
-        Some(lock(&state_dir, opts.lock_timeout)?)
+        let l = lock(&state_dir, opts.lock_timeout)?;
+        fsutil::remove_stale_temps(&state_path);
+        Some(l)
     };
     let Some(st) = state::read(&state_path)
         .map_err(|e| Failure::bad_input("state_invalid", format!("{e:#}")))?
@@ -985,6 +1193,9 @@ pub fn revert(opts: &RevertOptions) -> Result<RevertReport> {
     };
     report.config_path = Some(st.config_path.clone());
 
+    if !opts.dry_run {
+        fsutil::remove_stale_temps(&st.config_path);
+    }
     let current = read_current(&st.config_path)?;
     if !opts.dry_run {
         ensure_writable(&st.config_path)?;
@@ -992,7 +1203,8 @@ pub fn revert(opts: &RevertOptions) -> Result<RevertReport> {
     let mut edits = Vec::new();
     for (key, ks) in &st.keys {
         let now = current.get(key).cloned();
-        let action = match merge::restore(key, now.as_ref(), &ks.applied, ks.before.as_ref()) {
+        let written: Vec<&Value> = ks.written().collect();
+        let action = match merge::restore_any(key, now.as_ref(), &written, ks.before.as_ref()) {
             merge::Restore::Set(v) if v == now => RevertKey {
                 key: key.clone(),
                 action: "unchanged".into(),
@@ -1018,11 +1230,22 @@ pub fn revert(opts: &RevertOptions) -> Result<RevertReport> {
         report.keys.push(action);
     }
     let old_text = current.text.clone().unwrap_or_default();
-    let new_text = if edits.is_empty() {
+    let mut new_text = if edits.is_empty() {
         old_text.clone()
     } else {
         splice(&old_text, &current.mapping, &edits, &mut report.notes)?
     };
+    // A key restored to its original value gets its original text back too
+    // (comments, indentation, flow or block style).
+    for (key, value) in &edits {
+        let ks = &st.keys[key];
+        if let (Some(v), Some(raw)) = (value, &ks.before_text)
+            && ks.before.as_ref() == Some(v)
+            && let Ok(t) = yamledit::set_raw(&new_text, key, raw, v)
+        {
+            new_text = t;
+        }
+    }
 
     if opts.dry_run {
         report.diff = Some(unified_diff(
@@ -1047,6 +1270,7 @@ pub fn revert(opts: &RevertOptions) -> Result<RevertReport> {
     if current.text.is_some() && touches {
         report.backup = Some(backup(&st.config_path)?);
     }
+    failpoint("revert-after-backup");
     if still_registered {
         match &opts.zoi {
             Some(zoi) => match zoi.extension_remove(&opts.name) {
@@ -1073,6 +1297,7 @@ pub fn revert(opts: &RevertOptions) -> Result<RevertReport> {
     if current.text.is_some() && touches {
         write_config(&st.config_path, &new_text, opts.scope)?;
     }
+    failpoint("revert-after-config");
     if report.zoi == "failed" {
         // Zoi still holds the extension: keep the state so that a later
         // revert (after fixing what made Zoi fail) finishes the job.

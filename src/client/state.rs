@@ -23,6 +23,23 @@ pub struct KeyState {
     pub before: Option<Value>,
     /// The value apply wrote.
     pub applied: Value,
+    /// Values earlier applies wrote that may still be on disk: an upgrade
+    /// records the old version's value here before it replaces the file,
+    /// and drops it once the file is written. A crash in between leaves a
+    /// state that still describes what is on disk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replacing: Vec<Value>,
+    /// The key's exact text (comments, indentation, style) before the first
+    /// apply, so revert can put it back as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_text: Option<String>,
+}
+
+impl KeyState {
+    /// Every value apply may have left in the file for this key.
+    pub fn written(&self) -> impl Iterator<Item = &Value> {
+        std::iter::once(&self.applied).chain(self.replacing.iter())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

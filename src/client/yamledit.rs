@@ -104,11 +104,116 @@ fn fragment(key: &str, value: &Value) -> Result<String, serde_yaml::Error> {
     serde_yaml::to_string(&m)
 }
 
+/// The exact text of top-level `key`'s block (its key line and value lines,
+/// `\n`-joined, no trailing newline), when `text` can be spliced.
+pub fn block_text(text: &str, key: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let found = blocks(&lines).ok()?;
+    let mut matching = found.iter().filter(|b| b.key == key);
+    let b = matching.next()?;
+    if matching.next().is_some() {
+        return None;
+    }
+    Some(
+        lines[b.start..b.end]
+            .iter()
+            .map(|l| l.trim_end_matches('\r'))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// One block-sequence item line: `<indent>- <scalar>[  # comment]`.
+fn list_item(line: &str) -> Option<(usize, String)> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    let rest = &line[indent..];
+    if !rest.starts_with("- ") && rest.trim_end() != "-" {
+        return None;
+    }
+    let v: Vec<String> = serde_yaml::from_str(rest).ok()?;
+    match v.as_slice() {
+        [one] => Some((indent, one.clone())),
+        _ => None,
+    }
+}
+
+/// A list block rewritten entry by entry: the lines of entries that stay
+/// are kept byte for byte (with their comments and indentation), removed
+/// entries' lines go, new entries are appended in the block's own style.
+/// `None` when the block or the change does not allow it.
+fn splice_list(block: &[String], new: &[String]) -> Option<Vec<String>> {
+    let head = block.first()?;
+    // `key:` with nothing but a comment after it.
+    let after_colon = head.trim_end_matches('\r').split_once(':')?.1.trim();
+    if !(after_colon.is_empty() || after_colon.starts_with('#')) {
+        return None;
+    }
+    let mut out = vec![head.clone()];
+    let mut kept: Vec<String> = Vec::new();
+    let mut indent = None;
+    let mut last_item = 0;
+    for line in &block[1..] {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            out.push(line.clone());
+            continue;
+        }
+        let (ind, value) = list_item(line.trim_end_matches('\r'))?;
+        if *indent.get_or_insert(ind) != ind {
+            return None;
+        }
+        if new.contains(&value) && !kept.contains(&value) {
+            kept.push(value);
+            out.push(line.clone());
+            last_item = out.len();
+        }
+    }
+    let indent = indent?;
+    if !new.starts_with(&kept) || new[kept.len()..].iter().any(|n| kept.contains(n)) {
+        return None;
+    }
+    let mut added = Vec::new();
+    for n in &new[kept.len()..] {
+        let item = serde_yaml::to_string(&vec![n]).ok()?;
+        for l in item.lines() {
+            added.push(format!("{}{l}", " ".repeat(indent)));
+        }
+    }
+    if kept.is_empty() {
+        // Nothing left to anchor the new entries: let the serialiser write it.
+        if new.is_empty() {
+            return None;
+        }
+        last_item = out.len();
+    }
+    out.splice(last_item..last_item, added);
+    Some(out)
+}
+
+/// Replaces top-level `key`'s block with `raw` (as returned by
+/// [`block_text`]), only if the result reads back with `key` equal to
+/// `expected` and every other key unchanged.
+pub fn set_raw(text: &str, key: &str, raw: &str, expected: &Value) -> Result<String, Unsupported> {
+    set_keys_inner(
+        text,
+        &[(key.to_string(), Some(expected.clone()))],
+        Some(raw),
+    )
+}
+
 /// Sets (`Some`) or removes (`None`) top-level `key`s in `text`.
 ///
 /// Returns the new text, or `Unsupported` when the document's style does
 /// not allow a faithful splice (the caller then re-serialises).
 pub fn set_keys(text: &str, edits: &[(String, Option<Value>)]) -> Result<String, Unsupported> {
+    set_keys_inner(text, edits, None)
+}
+
+fn set_keys_inner(
+    text: &str,
+    edits: &[(String, Option<Value>)],
+    raw: Option<&str>,
+) -> Result<String, Unsupported> {
     let original: Value = serde_yaml::from_str(text)
         .map_err(|e| Unsupported(format!("the file does not parse: {e}")))?;
     if !matches!(original, Value::Mapping(_) | Value::Null) {
@@ -135,13 +240,22 @@ pub fn set_keys(text: &str, edits: &[(String, Option<Value>)]) -> Result<String,
         if matching.len() > 1 {
             return Err(Unsupported(format!("the key `{key}` appears twice")));
         }
-        let new_lines: Vec<String> = match value {
-            Some(v) => fragment(key, v)
-                .map_err(|e| Unsupported(e.to_string()))?
-                .lines()
-                .map(str::to_string)
-                .collect(),
-            None => Vec::new(),
+        let existing: Option<Vec<String>> =
+            matching.first().map(|b| lines[b.start..b.end].to_vec());
+        let as_list = |v: &Value| serde_yaml::from_value::<Vec<String>>(v.clone()).ok();
+        let new_lines: Vec<String> = match (raw, value) {
+            (Some(r), _) => r.lines().map(str::to_string).collect(),
+            (None, Some(v)) => match (existing.as_deref(), as_list(v)) {
+                (Some(block), Some(list)) if splice_list(block, &list).is_some() => {
+                    splice_list(block, &list).unwrap_or_default()
+                }
+                _ => fragment(key, v)
+                    .map_err(|e| Unsupported(e.to_string()))?
+                    .lines()
+                    .map(str::to_string)
+                    .collect(),
+            },
+            (None, None) => Vec::new(),
         };
         match matching.first() {
             Some(b) => {

@@ -58,7 +58,31 @@ pub fn net_options(net: &NetArgs) -> Result<http::Options> {
                 .hint("e.g. --header 'Authorization: Bearer …'"),
             );
         };
-        headers.push((name.trim().to_string(), value.trim().to_string()));
+        let (name, value) = (name.trim(), value.trim());
+        // A value is a secret from here on: never printed, whatever echoes it.
+        crate::output::register_secret(value);
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return fail(
+                Failure::bad_input(
+                    "usage",
+                    format!(
+                        "--header name {:?} is not a valid HTTP header name (value not shown)",
+                        name
+                    ),
+                )
+                .hint("a header name is one word of letters, digits and `-`, e.g. --header 'Authorization: Bearer …'"),
+            );
+        }
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            return fail(
+                Failure::bad_input(
+                    "usage",
+                    format!("the value of --header {name} is not a valid HTTP header value (not shown)"),
+                )
+                .hint("a header value cannot contain control characters or line breaks; check how it was pasted"),
+            );
+        }
+        headers.push((name.to_string(), value.to_string()));
     }
     Ok(http::Options {
         ca_certs: net.ca_certs.clone(),

@@ -265,7 +265,7 @@ fn judge_hash(c: &mut UrlCheck, body: &str, file_name: &str) -> Option<String> {
                 Kind::MalformedMetadata,
                 format!(
                     "no SHA-512 in the .hash file (Zoi would read {:?} and fail with \"Unsupported hash length\")",
-                    first_word.chars().take(40).collect::<String>()
+                    crate::output::excerpt(first_word, 40)
                 ),
             ));
             return None;
@@ -328,7 +328,7 @@ fn judge_size(c: &mut UrlCheck, body: &str) -> Option<u64> {
             Kind::MalformedMetadata,
             format!(
                 "the .size file {what}: {:?}",
-                body.chars().take(60).collect::<String>()
+                crate::output::excerpt(body, 60)
             ),
         ));
         return sizes.map(|s| s.down);
@@ -347,19 +347,10 @@ fn judge_files(c: &mut UrlCheck, body: &str) {
         return;
     }
     for l in lines {
-        let windows_abs =
-            l.len() > 2 && l.as_bytes()[1] == b':' && l.as_bytes()[0].is_ascii_alphabetic();
-        if l.starts_with('/') || l.starts_with('\\') || windows_abs {
+        if let Some(why) = metadata::install_path_problem(l) {
             c.fail(Problem::new(
-                Kind::MalformedMetadata,
-                format!("absolute path in .files: {l:?}"),
-            ));
-            return;
-        }
-        if l.split(['/', '\\']).any(|seg| seg == "..") {
-            c.fail(Problem::new(
-                Kind::MalformedMetadata,
-                format!("path escaping the store in .files: {l:?}"),
+                Kind::PathEscape,
+                format!(".files lists {l:?}, which {why}"),
             ));
             return;
         }

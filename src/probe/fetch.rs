@@ -25,6 +25,8 @@ pub enum Kind {
     Tls,
     Timeout,
     ConnectionReset,
+    /// The body ended before its announced length.
+    Truncated,
     RedirectLoop,
     RedirectOtherHost,
     Unauthorized,
@@ -33,6 +35,8 @@ pub enum Kind {
     HttpError,
     HtmlInsteadOfMetadata,
     MalformedMetadata,
+    /// `.files` (or the archive's manifest) places a file outside Zoi's roots.
+    PathEscape,
     SizeMismatch,
     HashMismatch,
     NoRange,
@@ -66,6 +70,7 @@ impl Kind {
             Kind::Tls => "tls",
             Kind::Timeout => "timeout",
             Kind::ConnectionReset => "connection_reset",
+            Kind::Truncated => "truncated",
             Kind::RedirectLoop => "redirect_loop",
             Kind::RedirectOtherHost => "redirect_other_host",
             Kind::Unauthorized => "unauthorized",
@@ -74,6 +79,7 @@ impl Kind {
             Kind::HttpError => "http_error",
             Kind::HtmlInsteadOfMetadata => "html_instead_of_metadata",
             Kind::MalformedMetadata => "malformed_metadata",
+            Kind::PathEscape => "path_escape",
             Kind::SizeMismatch => "size_mismatch",
             Kind::HashMismatch => "hash_mismatch",
             Kind::NoRange => "no_range",
@@ -107,6 +113,9 @@ impl Kind {
             Kind::ConnectionReset => {
                 "the server dropped the connection: check its logs and any proxy in between"
             }
+            Kind::Truncated => {
+                "the server sent fewer bytes than it announced (Content-Length) and closed the connection: the file may be cut short on disk, or the server or a proxy in between dropped out mid-transfer; check the file's size on the host and the server's error log"
+            }
             Kind::RedirectLoop => "the URL redirects in a loop: fix the server's rewrite rules",
             Kind::RedirectOtherHost => {
                 "the URL redirects to another host: credentials are not sent there, and clients silently depend on it; serve the file from the mirror host"
@@ -125,6 +134,9 @@ impl Kind {
                 "an HTML page (a login or error page from a proxy or SSO) answered instead of the file; Zoi would read the page as metadata: serve the file directly"
             }
             Kind::MalformedMetadata => "regenerate the metadata with `zoi-mirror index --force`",
+            Kind::PathEscape => {
+                "the archive's manifest installs files outside Zoi's store; re-indexing cannot fix that: rebuild the package from a trusted source (or remove the archive), then run `zoi-mirror index`"
+            }
             Kind::SizeMismatch => {
                 "the archive and its .size disagree: re-run `zoi-mirror index --force` over it"
             }
@@ -176,10 +188,12 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// Messages often quote what a server sent: any secret it echoed
+    /// (an `Authorization` value) is redacted here, where they are made.
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         Problem {
             kind,
-            message: message.into(),
+            message: crate::output::redact_secrets(&message.into()),
         }
     }
 }
@@ -330,10 +344,25 @@ pub fn classify(e: &reqwest::Error) -> Problem {
     Problem::new(kind, msg)
 }
 
+/// Sorts an error met while reading a body: the connection ending before
+/// the announced length is a truncated body, not a failure to connect.
+pub fn classify_body(e: &reqwest::Error) -> Problem {
+    let p = classify(e);
+    if p.kind == Kind::Timeout {
+        return p;
+    }
+    if e.is_body() || e.is_decode() || matches!(p.kind, Kind::Connect | Kind::ConnectionReset) {
+        let msg = http::describe_reqwest(e).replacen("request failed", "the body was cut short", 1);
+        return Problem::new(Kind::Truncated, msg);
+    }
+    p
+}
+
 fn retryable(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::Timeout
+            | Kind::Truncated
             | Kind::ConnectionReset
             | Kind::ConnectRefused
             | Kind::Connect
@@ -411,7 +440,7 @@ impl Prober {
         }
         if let Method::Get(max) = method {
             let mut resp = resp;
-            while let Some(chunk) = resp.chunk().await.map_err(|e| (classify(&e), None))? {
+            while let Some(chunk) = resp.chunk().await.map_err(|e| (classify_body(&e), None))? {
                 let room = max.saturating_sub(reply.body.len());
                 reply
                     .body
@@ -423,7 +452,7 @@ impl Prober {
         } else if method == Method::FirstByte {
             let mut resp = resp;
             // one byte expected; never read more than a little of a 200
-            while let Some(chunk) = resp.chunk().await.map_err(|e| (classify(&e), None))? {
+            while let Some(chunk) = resp.chunk().await.map_err(|e| (classify_body(&e), None))? {
                 reply.body.extend_from_slice(&chunk[..chunk.len().min(16)]);
                 if reply.body.len() >= 16 {
                     break;

@@ -226,11 +226,12 @@ pub fn platforms(given: &[Platform], default: Vec<Platform>) -> Vec<Platform> {
 }
 
 /// Lets the request headers go to the hosts a plan checks: the registry's
-/// http(s) remotes, the binary host (and its fallbacks).
+/// http(s) remotes and the binary host. Cache mirrors are not among them:
+/// they are other hosts (often another team's or a CDN), and the token for
+/// the company's mirror must not travel there.
 pub fn allow_headers(http: &mut super::http::Options, plan: &Plan) {
     let mut urls: Vec<&str> = plan.git.iter().map(|(_, u)| u.as_str()).collect();
     urls.extend(plan.link.iter().map(|l| l.url.as_str()));
-    urls.extend(plan.cache_mirrors.iter().map(String::as_str));
     urls.extend(plan.hosts.iter().map(String::as_str));
     for u in urls {
         http.allow_headers_for(u);

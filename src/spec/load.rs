@@ -165,10 +165,14 @@ impl<'t> Sec<'t> {
     fn str(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Sp<String>> {
         let item = self.table.get(key)?;
         match item.as_str() {
-            Some(s) => Some(Sp {
-                value: s.to_string(),
-                span: self.value_span(key),
-            }),
+            Some(s) => single_line(
+                ctx,
+                Sp {
+                    value: s.to_string(),
+                    span: self.value_span(key),
+                },
+                &self.qualified(key),
+            ),
             None => {
                 self.wrong_type(ctx, key, "a string", item);
                 None
@@ -234,10 +238,14 @@ impl<'t> Sec<'t> {
                     format!("`{}[{i}]` is an empty string", self.qualified(key)),
                     Some("remove the empty entry".into()),
                 ),
-                Some(s) => out.push(Sp {
-                    value: s.to_string(),
-                    span: v.span(),
-                }),
+                Some(s) => out.extend(single_line(
+                    ctx,
+                    Sp {
+                        value: s.to_string(),
+                        span: v.span(),
+                    },
+                    &format!("{}[{i}]", self.qualified(key)),
+                )),
                 None => ctx.err(
                     v.span(),
                     format!(
@@ -386,6 +394,41 @@ const SYSTEM_KEYS: [&str; 8] = [
 ];
 const SIGENF_KEYS: [&str; 2] = ["enable", "trusted_keys"];
 
+/// The one check every spec string passes through: every value is a single
+/// line, so a control character or line break (`\r`, NEL, LS, PS, NUL,
+/// ESC, …) is an error at its exact position — it could otherwise forge a
+/// key in a generated YAML file or drive a terminal.
+fn single_line(ctx: &mut Ctx<'_>, sp: Sp<String>, what: &str) -> Option<Sp<String>> {
+    let bad = sp
+        .value
+        .char_indices()
+        .find(|(_, c)| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'));
+    let Some((byte, c)) = bad else {
+        return Some(sp);
+    };
+    let name = match c {
+        '\n' => "a line break (\\n)",
+        '\r' => "a carriage return (\\r)",
+        '\t' => "a tab",
+        '\0' => "a NUL",
+        '\u{1b}' => "an escape character (ESC)",
+        '\u{85}' => "a next-line character (NEL, U+0085)",
+        '\u{2028}' => "a line separator (U+2028)",
+        '\u{2029}' => "a paragraph separator (U+2029)",
+        _ => "a control character",
+    };
+    let span = ctx.inner_span(&sp, byte);
+    ctx.err(
+        span,
+        format!("`{what}` contains {name} (U+{:04X})", c as u32),
+        Some(
+            "every value in mirror.toml is a single line of printable text: remove the character"
+                .into(),
+        ),
+    );
+    None
+}
+
 fn values(list: Vec<Sp<String>>) -> Vec<String> {
     list.into_iter().map(|s| s.value).collect()
 }
@@ -448,8 +491,22 @@ fn is_fingerprint(s: &str) -> bool {
 
 /// Loads and validates a spec file.
 pub fn load(path: &Path, upstream: &UpstreamInput) -> anyhow::Result<Spec> {
-    let src = match std::fs::read_to_string(path) {
-        Ok(s) => s,
+    let src = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                let offset = e.utf8_error().valid_up_to();
+                let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
+                let d = Diagnostic::at(
+                    path,
+                    &valid,
+                    offset,
+                    "the file is not UTF-8 text (TOML requires UTF-8)",
+                    Some("save mirror.toml as UTF-8".into()),
+                );
+                return fail(spec_failure(path, vec![d]));
+            }
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return fail(
                 Failure::bad_input(

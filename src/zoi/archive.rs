@@ -623,6 +623,19 @@ fn manifest_files(bytes: &[u8], pool: &BTreeSet<String>) -> Result<Vec<String>, 
             }
         }
     }
+    // Zoi installs `dest` where it says: outside its roots is a path escape,
+    // exactly like a `../` tar entry.
+    if let Some((p, why)) = out
+        .iter()
+        .find_map(|p| super::metadata::install_path_problem(p).map(|w| (p, w)))
+    {
+        return Err(ArchiveError::new(
+            ErrorKind::PathEscape,
+            format!(
+                "manifest.json installs {p:?}, which {why}: installing it would write outside Zoi's store"
+            ),
+        ));
+    }
     // One path per line: a newline inside a path would forge a second one.
     if let Some(p) = out.iter().find(|p| p.contains(['\n', '\r'])) {
         return Err(bad(format!(

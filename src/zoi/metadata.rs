@@ -167,9 +167,40 @@ pub fn parse_files(body: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Why a path Zoi would install (a `.files` line, a `.zpa` manifest's
+/// `dest`/`link`/`path`) lands outside the roots it maps (`${pkgstore}`,
+/// `${usrroot}`, `${usrhome}`): an absolute path or a `..` segment. The one
+/// rule `index` and `check` both apply.
+pub fn install_path_problem(path: &str) -> Option<&'static str> {
+    let b = path.as_bytes();
+    let windows_abs = b.len() > 2 && b[1] == b':' && b[0].is_ascii_alphabetic();
+    if path.starts_with('/') || path.starts_with('\\') || windows_abs {
+        return Some("is an absolute path");
+    }
+    if path.split(['/', '\\']).any(|seg| seg == "..") {
+        return Some("has a '..' segment, escaping the store");
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn install_paths_stay_inside_the_roots() {
+        assert_eq!(install_path_problem("${pkgstore}/bin/x"), None);
+        for bad in [
+            "/etc/passwd",
+            "${pkgstore}/../../../etc/cron.d/x",
+            "../x",
+            "C:/Windows/x",
+            "\\\\server\\x",
+            "${usrroot}\\..\\x",
+        ] {
+            assert!(install_path_problem(bad).is_some(), "{bad}");
+        }
+    }
 
     const H: &str = "1fd838c77874aa9a93da12970491c20dc0aaefb085330ab6144e118c2e8a2731498422d29d2f8d4611d8d198d8d8e48b7a76d3c2f39ad5a05d1d1971316b4e40";
 

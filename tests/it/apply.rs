@@ -462,7 +462,7 @@ fn malformed_inputs_fail_with_their_message_and_exit_code_and_change_nothing() {
                 vec![]
             }),
             1,
-            "config.user.yaml of the bundle has SHA-512",
+            "config.user.yaml of dist/acme-mirror-1.2.0 has SHA-512",
         ),
         (
             "tampered extension in the bundle",
@@ -471,7 +471,7 @@ fn malformed_inputs_fail_with_their_message_and_exit_code_and_change_nothing() {
                 vec![]
             }),
             1,
-            "acme-mirror.pkg.lua of the bundle has SHA-512",
+            "acme-mirror.pkg.lua of dist/acme-mirror-1.2.0 has SHA-512",
         ),
         (
             "missing bundle.json",
@@ -624,8 +624,7 @@ fn apply_from_an_http_url_with_a_pinned_bundle_json() {
     let r = zm(home.path(), &["apply", &url, "--no-zoi"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr
-            .contains("config.user.yaml of the bundle has SHA-512"),
+        r.stderr.contains(&format!("config.user.yaml of {url}")),
         "{}",
         r.stderr
     );

@@ -250,11 +250,32 @@ fn spec_with_strings(dir: &Path, description: &str, maintainer: &str, license: &
     path
 }
 
+/// Whether a spec string must be refused: every value is one line of
+/// printable text (a control character or line break could forge a key in
+/// a generated file or drive a terminal).
+fn refused(s: &str) -> bool {
+    s.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+}
+
+/// The strings either come out of the real Lua interpreter and the YAML
+/// parser exactly as they went in, or the build refuses them with a
+/// `file:line:col` diagnostic and writes nothing.
 fn assert_strings_survive(description: &str, maintainer: &str, license: &str) {
     let home = tempfile::tempdir().unwrap();
     let spec = spec_with_strings(home.path(), description, maintainer, license);
     let out = home.path().join("dist");
-    build(home.path(), &spec, &out, &[]).ok();
+    let r = build(home.path(), &spec, &out, &[]);
+    if [description, maintainer, license]
+        .iter()
+        .any(|s| refused(s))
+    {
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("mirror.toml:"), "{}", r.stderr);
+        assert!(!out.exists(), "files written for a refused spec");
+        return;
+    }
+    r.ok();
     let dir = out.join("acme-mirror-1.2.0");
     let got = support::eval_pkg_lua(&dir.join("acme-mirror.pkg.lua"));
     assert_eq!(got["description"], description);
@@ -276,6 +297,14 @@ fn hostile_strings_reach_lua_and_yaml_unchanged() {
         "MIT OR Apache-2.0 ]=] \n",
     );
     assert_strings_survive("end\")\nos.exit(1)\n--", "]] .. os.exit(1) .. [[", "\\");
+    // The same strings without the characters a single line cannot hold.
+    let printable: String = nasty.chars().filter(|c| !refused(&c.to_string())).collect();
+    assert_strings_survive(
+        &printable,
+        "O'Brien \"the\" \\admin\\ ]]",
+        "MIT OR Apache-2.0 ]=]",
+    );
+    assert_strings_survive("end\") os.exit(1) --", "]] .. os.exit(1) .. [[", "\\");
 }
 
 proptest::proptest! {

@@ -164,10 +164,7 @@ fn broken_entries_on_a_real_nginx_are_each_reported_with_their_kind() {
     assert_eq!(f("good"), []);
     assert_eq!(f("nohash"), [("hash".into(), "not_found".into())]);
     assert_eq!(f("badsize"), [("size".into(), "malformed_metadata".into())]);
-    assert_eq!(
-        f("evilfiles"),
-        [("files".into(), "malformed_metadata".into())]
-    );
+    assert_eq!(f("evilfiles"), [("files".into(), "path_escape".into())]);
     assert_eq!(
         f("sso"),
         [("hash".into(), "html_instead_of_metadata".into())]

@@ -119,7 +119,13 @@ platforms = ["{platform}"]
         .ok();
         share(&self.site);
         let name = spec.file_stem().unwrap().to_string_lossy().to_string();
-        self.site.join(format!("{name}-1.0.0"))
+        let text = fs::read_to_string(spec).unwrap();
+        let version = text
+            .lines()
+            .find_map(|l| l.strip_prefix("version = \"")?.strip_suffix('"'))
+            .unwrap_or("1.0.0")
+            .to_string();
+        self.site.join(format!("{name}-{version}"))
     }
 
     /// `db sync` of a spec into its target (signed with the world's key
@@ -472,7 +478,7 @@ fn flow4_and_5_install_from_our_binary_host_then_air_gapped() {
     fs::copy(&built, usb.join(built.file_name().unwrap())).unwrap();
     share(&usb);
     let offline = w.spec(
-        "lab-offline",
+        "lab-bin",
         "mirror.git",
         "",
         &format!(
@@ -480,6 +486,15 @@ fn flow4_and_5_install_from_our_binary_host_then_air_gapped() {
             usb.display()
         ),
     );
+    // The offline bundle is the next version of the same extension (a second
+    // extension on the same keys would be refused).
+    fs::write(
+        &offline,
+        fs::read_to_string(&offline)
+            .unwrap()
+            .replace("version = \"1.0.0\"", "version = \"1.1.0\""),
+    )
+    .unwrap();
     let offline_bundle = w.build(&offline);
     let mut air = Sandbox::new();
     air.fresh_home("home-air");

@@ -811,3 +811,36 @@ fn usage_errors_exit_2() {
     let doc = index(home.path(), &root, &[]).ok().json();
     assert_eq!(doc["totals"]["archives"], 0);
 }
+
+/// A `.zpa` whose manifest maps a file to `dest`.
+fn zpa_with_dest(dest: &str) -> Vec<u8> {
+    let payload = b"evil";
+    let mut m = crate::support::archives::manifest_value("bad", payload);
+    m["mappings"][""]["scopes"]["user"]["files"][0]["dest"] = dest.into();
+    let manifest = serde_json::to_string(&m).unwrap();
+    let pool = format!("pool/{}", crate::support::archives::pool_key(payload));
+    zst(&tar(&[
+        E::Dir("pool"),
+        E::File(&pool, payload),
+        E::File("bad.pkg.lua", b"metadata({ name = \"bad\" })\n"),
+        E::File("manifest.json", manifest.as_bytes()),
+    ]))
+}
+
+#[test]
+fn bad_manifest_dest_absolute() {
+    bad_input("path_escape", |root| {
+        put(root, BAD, &zpa_with_dest("/etc/passwd"))
+    });
+}
+
+#[test]
+fn bad_manifest_dest_escaping_the_store() {
+    bad_input("path_escape", |root| {
+        put(
+            root,
+            BAD,
+            &zpa_with_dest("${pkgstore}/../../../etc/cron.d/x"),
+        )
+    });
+}

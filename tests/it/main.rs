@@ -10,6 +10,7 @@ mod db;
 mod demo;
 mod e2e;
 mod fleet;
+mod hardening;
 mod index;
 mod serve;
 mod setup;

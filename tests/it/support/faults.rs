@@ -36,6 +36,12 @@ pub enum Fault {
     /// The first GET sends half the body and drops the connection; later
     /// ones honour `Range: bytes=N-` (206) as a resumable server does.
     CutOnceThenRange(Vec<u8>),
+    /// 200 with a body echoing the request's `Authorization` value (a
+    /// misconfigured debug endpoint).
+    EchoAuth,
+    /// Headers promising the whole body, half of it, then the connection
+    /// closes: a truncated body, every time.
+    Truncate(Vec<u8>),
 }
 
 pub struct FaultServer {
@@ -153,6 +159,23 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             Fault::Ok(body, headers) => response("200 OK", headers, body, head_only),
+            Fault::EchoAuth => {
+                let body = format!("down: {}\n", header("authorization").unwrap_or_default());
+                response("200 OK", &[], body.as_bytes(), head_only)
+            }
+            Fault::Truncate(body) => {
+                let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                    .into_bytes();
+                if !head_only {
+                    out.extend_from_slice(&body[..body.len() / 2]);
+                }
+                s.write_all(&out).await.ok()?;
+                s.flush().await.ok()?;
+                if head_only {
+                    continue;
+                }
+                return None;
+            }
             Fault::NoHead(_) if head_only => response(
                 "405 Method Not Allowed",
                 &[("Allow".into(), "GET".into())],

@@ -1,0 +1,847 @@
+//! Issue 14: the defects adversarial testing found, one test each, and the
+//! crash-safety and exit-code contracts they belong to.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::faults::{Fault, FaultServer};
+use crate::support::{self, Run, cmd, run, zm};
+
+const V12: &str = "dist/acme-mirror-1.2.0";
+const V13: &str = "dist/acme-mirror-1.3.0";
+
+fn example() -> String {
+    fs::read_to_string(support::example_spec()).unwrap()
+}
+
+/// A temp home with the example bundle (1.2.0) and, when asked, 1.3.0: a
+/// different cache mirror and pkg_dir.
+fn home_with(v13: bool) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    fs::write(home.path().join("m.toml"), example()).unwrap();
+    zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    if v13 {
+        let spec = example()
+            .replace("version = \"1.2.0\"", "version = \"1.3.0\"")
+            .replace(
+                "https://bin-dr.acme.example/flat",
+                "https://bin-eu.acme.example/flat",
+            )
+            .replace("/srv/zoi-archives", "/srv/zoi-archives-v13");
+        fs::write(home.path().join("v13.toml"), spec).unwrap();
+        zm(home.path(), &["build", "-c", "v13.toml", "-o", "dist"]).ok();
+    }
+    home
+}
+
+fn user_cfg(home: &Path) -> PathBuf {
+    home.join(".config/zoi/config.yaml")
+}
+
+fn state_dir(home: &Path) -> PathBuf {
+    home.join(".local/state/zoi-mirror")
+}
+
+fn apply(home: &Path, bundle: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["apply", bundle, "--no-zoi"];
+    args.extend_from_slice(extra);
+    zm(home, &args)
+}
+
+fn write_cfg(home: &Path, text: &str) -> PathBuf {
+    let cfg = user_cfg(home);
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+const USER: &str = "\
+# my settings
+repos:
+  - core
+  - extra     # the extra tier, mine
+cache_mirrors: [https://mine.example/flat]   # my own mirror
+pkg_dirs:
+    - /mnt/usb   # the stash
+jobs: 4
+";
+
+/// The state file's text with the home directory made neutral, to compare
+/// runs in different homes.
+fn state_text(home: &Path) -> String {
+    fs::read_to_string(state_dir(home).join("acme-mirror.user.json"))
+        .unwrap()
+        .replace(home.to_str().unwrap(), "HOME")
+}
+
+/// Files next to the config and in the state dir, without backups.
+fn leftovers(home: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in [
+        user_cfg(home).parent().unwrap().to_path_buf(),
+        state_dir(home),
+    ] {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !n.ends_with(".bak") {
+                out.push(n);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// ------------------------------------------------------------ 1: crashes
+
+#[test]
+fn an_upgrade_killed_at_any_point_finishes_exactly_like_an_uninterrupted_one() {
+    // The reference: 1.2.0 then 1.3.0, nothing interrupted.
+    let clean = home_with(true);
+    let cfg = write_cfg(clean.path(), USER);
+    apply(clean.path(), V12, &[]).ok();
+    apply(clean.path(), V13, &[]).ok();
+    let want_cfg = fs::read_to_string(&cfg).unwrap();
+    let want_state = state_text(clean.path());
+    assert!(!want_cfg.contains("bin-dr"), "{want_cfg}");
+    assert!(!want_cfg.contains("/srv/zoi-archives\n"), "{want_cfg}");
+
+    for point in [
+        "after-lock",
+        "after-backup",
+        "after-state",
+        "after-config",
+        "after-final-state",
+    ] {
+        let home = home_with(true);
+        let cfg = write_cfg(home.path(), USER);
+        apply(home.path(), V12, &[]).ok();
+        let r = run(cmd(home.path())
+            .args(["apply", V13, "--no-zoi"])
+            .env("ZOI_MIRROR_FAILPOINT", point));
+        if point != "after-final-state" {
+            assert_ne!(r.code, 0, "{point}: the failpoint must fire");
+        }
+        // The state describes what is on disk: revert now would be exact.
+        apply(home.path(), V13, &[]).ok();
+        assert_eq!(
+            fs::read_to_string(&cfg).unwrap(),
+            want_cfg,
+            "{point}: the re-run differs from an uninterrupted upgrade"
+        );
+        assert_eq!(state_text(home.path()), want_state, "{point}: state");
+        let st = zm(home.path(), &["status", V13, "--no-zoi"]);
+        assert_eq!(st.code, 0, "{point}: status\n{}", st.stdout);
+        zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{point}: revert");
+    }
+}
+
+#[test]
+fn a_revert_after_an_upgrade_killed_midway_gives_back_the_original() {
+    for point in ["after-state", "after-config"] {
+        let home = home_with(true);
+        let cfg = write_cfg(home.path(), USER);
+        apply(home.path(), V12, &[]).ok();
+        let r = run(cmd(home.path())
+            .args(["apply", V13, "--no-zoi"])
+            .env("ZOI_MIRROR_FAILPOINT", point));
+        assert_ne!(r.code, 0);
+        zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{point}");
+    }
+}
+
+#[test]
+fn a_revert_killed_at_any_point_finishes_exactly_like_an_uninterrupted_one() {
+    for point in ["after-lock", "revert-after-backup", "revert-after-config"] {
+        let home = home_with(false);
+        let cfg = write_cfg(home.path(), USER);
+        apply(home.path(), V12, &[]).ok();
+        let r = run(cmd(home.path())
+            .args(["revert", "acme-mirror", "--no-zoi"])
+            .env("ZOI_MIRROR_FAILPOINT", point));
+        if point != "after-lock" {
+            assert_ne!(r.code, 0, "{point}: the failpoint must fire");
+        }
+        zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{point}");
+        assert!(
+            !state_dir(home.path())
+                .join("acme-mirror.user.json")
+                .exists(),
+            "{point}: state left"
+        );
+        assert_eq!(leftovers(home.path()), ["config.yaml", "zoi-mirror.lock"]);
+    }
+}
+
+// --------------------------------------------- 2, 14: spec strings, escapes
+
+#[test]
+fn control_characters_in_spec_strings_are_rejected_at_their_position() {
+    for (bad, what) in [
+        ("Zoidberg\\rhandle: evil", "carriage return"),
+        ("\\r db: https://evil.example/db #", "carriage return"),
+        ("Zoi\\u0085berg", "NEL"),
+        ("Zoi\\u2028berg", "U+2028"),
+        ("Zoi\\u2029berg", "U+2029"),
+        ("Zoi\\u0000berg", "NUL"),
+        ("Zoi\\u001b[2Jberg", "ESC"),
+        ("Zoi\\nberg", "line break"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let spec = example().replace("name = \"zoidberg\"", &format!("name = \"{bad}\""));
+        let line = spec
+            .lines()
+            .position(|l| l.starts_with("name = \"Zoi") || l.starts_with("name = \"\\r"))
+            .unwrap()
+            + 1;
+        fs::write(home.path().join("m.toml"), spec).unwrap();
+        let r = zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]);
+        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("m.toml:{line}:")) && r.stderr.contains(what),
+            "{bad}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains('\u{1b}'), "raw ESC printed");
+        assert!(!home.path().join("dist").exists(), "{bad}: files written");
+    }
+}
+
+#[test]
+fn repo_yaml_carries_no_raw_spec_text_outside_the_serialiser() {
+    let home = tempfile::tempdir().unwrap();
+    let spec = example().replace("name = \"zoidberg\"", "name = \"Zoidberg # handle: evil\"");
+    fs::write(home.path().join("m.toml"), spec).unwrap();
+    zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    let text = fs::read_to_string(home.path().join("dist/acme-mirror-1.2.0/repo.yaml")).unwrap();
+    let comments: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(
+        comments.iter().all(|l| !l.contains("Zoidberg")),
+        "{comments:?}"
+    );
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(v["name"], "Zoidberg # handle: evil");
+    assert_eq!(v["handle"], "zoidberg");
+}
+
+#[test]
+fn spec_errors_never_print_raw_terminal_escapes() {
+    let home = tempfile::tempdir().unwrap();
+    // An unknown key and an unknown format, both carrying ESC[2J.
+    let spec = example()
+        .replace("[binaries]", "[binaries]\n\"\\u001b[2Jx\" = 1")
+        .replace(
+            "tier = \"acme\"",
+            "tier = \"acme\"\n\"\\u001b]0;owned\\u0007\" = 2",
+        );
+    fs::write(home.path().join("m.toml"), spec).unwrap();
+    let r = zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown key"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{7}'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\\u{1b}[2Jx"), "{}", r.stderr);
+}
+
+// -------------------------------------------------------- 4, 9, 10: network
+
+/// A bundle whose binary host is `bin` and whose cache mirror is `mirror`.
+fn bundle_for(home: &Path, bin: &str, mirror: &str) -> String {
+    let spec = example()
+        .replace("https://bin.acme.example/pkgs", bin)
+        .replace("https://bin-dr.acme.example/flat", mirror);
+    fs::write(home.join("n.toml"), spec).unwrap();
+    zm(home, &["build", "-c", "n.toml", "-o", "net"]).ok();
+    home.join("net/acme-mirror-1.2.0").display().to_string()
+}
+
+#[test]
+fn the_auth_header_never_reaches_a_cache_mirror_on_another_host() {
+    let token = "Bearer only-for-the-bin-host-7731";
+    let bin = FaultServer::start(vec![("/", Fault::Ok(b"x".to_vec(), vec![]))]);
+    let mirror = FaultServer::start(vec![("/", Fault::Ok(b"x".to_vec(), vec![]))]);
+    let home = tempfile::tempdir().unwrap();
+    let dir = bundle_for(
+        home.path(),
+        &bin.url("http", "/pkgs"),
+        &mirror.url("http", "/flat"),
+    );
+    let header = format!("Authorization: {token}");
+    let r = zm(
+        home.path(),
+        &[
+            "check",
+            "--bundle",
+            &dir,
+            "--no-registry",
+            "--package",
+            "@core/hello@1.0.0",
+            "--platform",
+            "linux-amd64",
+            "--retries",
+            "0",
+            "--header",
+            &header,
+            "--format",
+            "json",
+        ],
+    );
+    assert_ne!(r.code, 3, "{}", r.stderr);
+    let to_mirror = mirror.seen_headers.lock().unwrap().join("\n");
+    assert!(!to_mirror.is_empty(), "the cache mirror was not checked");
+    assert!(
+        !to_mirror.contains("only-for"),
+        "sent to the mirror:\n{to_mirror}"
+    );
+    assert!(
+        bin.seen_headers.lock().unwrap().join("\n").contains(token),
+        "the binary host must get it"
+    );
+}
+
+/// A repo.yaml whose link has `.hash` and `.size` templates on `base`.
+fn repo_yaml_with_size(dir: &Path, base: &str) -> String {
+    let p = dir.join("repo.yaml");
+    let a = format!("{base}/{{name}}/{{name}}-{{version}}-{{platform}}.zpa");
+    fs::write(
+        &p,
+        format!("name: f\ndescription: f\npkg:\n- type: main\n  url: {a}\n  hash: {a}.hash\n  size: {a}.size\n"),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+fn check_pkg(home: &Path, ry: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "check",
+        "--repo-yaml",
+        ry,
+        "--package",
+        "@core/echo@1.0.0",
+        "--platform",
+        "linux-amd64",
+        "--retries",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    zm(home, &args)
+}
+
+#[test]
+fn a_server_echoing_the_secret_never_gets_it_printed() {
+    let secret = "Bearer echo-me-9f8e7d6c5b4a-0123456789-abcdefghij-klmnopqrstuvwxyz";
+    let body = b"archive".to_vec();
+    let hash = format!(
+        "{}  echo-1.0.0-linux-amd64.zpa\n",
+        support::sha512_hex(&body)
+    );
+    let srv = FaultServer::start(vec![
+        ("/echo/echo-1.0.0-linux-amd64.zpa.size", Fault::EchoAuth),
+        ("/echo/echo-1.0.0-linux-amd64.zpa.hash", Fault::EchoAuth),
+        ("/echo/echo-1.0.0-linux-amd64.zpa.sig", Fault::EchoAuth),
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa",
+            Fault::Ok(body, vec![("Accept-Ranges".into(), "bytes".into())]),
+        ),
+    ]);
+    let _ = hash;
+    let home = tempfile::tempdir().unwrap();
+    let ry = repo_yaml_with_size(home.path(), &srv.url("http", ""));
+    let header = format!("Authorization: {secret}");
+    let token = secret.split_once(' ').unwrap().1;
+    for format in ["human", "json"] {
+        let r = check_pkg(home.path(), &ry, &["--header", &header, "--format", format]);
+        assert_eq!(r.code, 1, "{}", r.stdout);
+        assert!(
+            srv.seen_headers.lock().unwrap().join("\n").contains(secret),
+            "the header was sent"
+        );
+        for out in [&r.stdout, &r.stderr] {
+            assert!(!out.contains(&token[..20]), "{format}: leaked:\n{out}");
+        }
+        assert!(r.stdout.contains("***"), "{format}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn a_truncated_body_is_its_own_kind_with_a_fitting_hint() {
+    let body = b"archive".to_vec();
+    let hash = format!(
+        "{}  echo-1.0.0-linux-amd64.zpa\n",
+        support::sha512_hex(&body)
+    );
+    let srv = FaultServer::start(vec![
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa.hash",
+            Fault::Truncate(hash.into_bytes()),
+        ),
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa.size",
+            Fault::Ok(b"down: 7\ninstall: 7\n".to_vec(), vec![]),
+        ),
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa",
+            Fault::Ok(body, vec![("Accept-Ranges".into(), "bytes".into())]),
+        ),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let ry = repo_yaml_with_size(home.path(), &srv.url("http", ""));
+    let r = check_pkg(home.path(), &ry, &["--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let doc = r.json();
+    let hash = doc["packages"][0]["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["kind"] == "hash")
+        .unwrap()
+        .clone();
+    assert_eq!(hash["error"]["kind"], "truncated", "{hash:#}");
+    let hint = hash["error"]["hint"].as_str().unwrap();
+    assert!(
+        !hint.contains("firewall") && hint.contains("fewer bytes"),
+        "{hint}"
+    );
+}
+
+// ------------------------------------------------- 5, 6, 13, 16: the file
+
+#[test]
+fn a_fifo_or_directory_config_is_refused_at_once_and_nothing_is_written() {
+    for kind in ["fifo", "dir"] {
+        let home = home_with(false);
+        let cfg = user_cfg(home.path());
+        fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        match kind {
+            "fifo" => assert!(Command::new("mkfifo").arg(&cfg).status().unwrap().success()),
+            _ => fs::create_dir(&cfg).unwrap(),
+        }
+        let r = apply(home.path(), V12, &[]);
+        assert_eq!(r.code, 2, "{kind}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(cfg.to_str().unwrap())
+                && r.stderr
+                    .contains(if kind == "fifo" { "FIFO" } else { "directory" }),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            !state_dir(home.path()).exists(),
+            "{kind}: state dir created"
+        );
+    }
+}
+
+#[test]
+fn a_dangling_config_symlink_is_named_and_nothing_is_written() {
+    let home = home_with(false);
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    let target = home.path().join("dotfiles/zoi.yaml");
+    std::os::unix::fs::symlink(&target, &cfg).unwrap();
+    let r = apply(home.path(), V12, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "config.yaml is a symlink to {}, which does not exist",
+            target.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!state_dir(home.path()).exists(), "state written");
+    assert!(!target.exists());
+}
+
+#[test]
+fn rejected_applies_create_no_state_dir_or_lock() {
+    for bad in ["repos: [unclosed\n", "repos: 5\n", "- a list\n"] {
+        let home = home_with(false);
+        write_cfg(home.path(), bad);
+        let r = apply(home.path(), V12, &[]);
+        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        assert!(r.stderr.contains("Nothing was changed"), "{}", r.stderr);
+        assert!(!state_dir(home.path()).exists(), "{bad}: state dir created");
+    }
+}
+
+#[test]
+fn temp_files_of_killed_runs_are_cleaned_by_the_next_run() {
+    let home = home_with(false);
+    let cfg = write_cfg(home.path(), USER);
+    let dir = cfg.parent().unwrap().to_path_buf();
+    fs::create_dir_all(state_dir(home.path())).unwrap();
+    let stale = [
+        dir.join(".config.yaml.AbC123.tmp"),
+        state_dir(home.path()).join(".acme-mirror.user.json.XyZ789.tmp"),
+    ];
+    for s in &stale {
+        fs::write(s, "half a file").unwrap();
+    }
+    let not_ours = dir.join(".config.yaml.someone-else.tmp");
+    fs::write(&not_ours, "x").unwrap();
+    apply(home.path(), V12, &[]).ok();
+    for s in &stale {
+        assert!(!s.exists(), "{} left", s.display());
+    }
+    assert!(not_ours.exists(), "a file that is not ours was removed");
+    // and revert cleans what a killed revert left
+    fs::write(&stale[0], "x").unwrap();
+    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    assert!(!stale[0].exists());
+}
+
+// ------------------------------------------------------ 7: comments kept
+
+#[test]
+fn comments_and_indentation_of_the_users_list_entries_survive_apply_and_revert() {
+    let home = home_with(false);
+    let original = "\
+repos:
+  - main    # the main tier
+  - extra   # mine too
+pkg_dirs: [/mnt/usb]   # the stash
+default_registry:   # where packages come from
+  handle: ''
+  url: https://old.example/z.git   # the old one
+";
+    let cfg = write_cfg(home.path(), original);
+    apply(home.path(), V12, &[]).ok();
+    let after = fs::read_to_string(&cfg).unwrap();
+    assert!(
+        after.contains("  - main    # the main tier\n  - extra   # mine too\n"),
+        "{after}"
+    );
+    assert!(after.contains("  - core\n"), "{after}");
+    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), original);
+}
+
+// ------------------------------------------------- 8: two extensions
+
+#[test]
+fn a_second_extension_on_the_same_keys_is_refused_naming_the_first() {
+    let home = home_with(false);
+    let spec = example().replace("name = \"acme-mirror\"", "name = \"beta-mirror\"");
+    fs::write(home.path().join("b.toml"), spec).unwrap();
+    zm(home.path(), &["build", "-c", "b.toml", "-o", "dist"]).ok();
+    let cfg = write_cfg(home.path(), USER);
+    apply(home.path(), V12, &[]).ok();
+    let applied = fs::read_to_string(&cfg).unwrap();
+    let r = apply(home.path(), "dist/beta-mirror-1.2.0", &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("acme-mirror already manages") && r.stderr.contains("revert acme-mirror"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), applied);
+    assert!(
+        !state_dir(home.path())
+            .join("beta-mirror.user.json")
+            .exists()
+    );
+    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    // ... and once A is gone, B applies and reverts cleanly.
+    apply(home.path(), "dist/beta-mirror-1.2.0", &[]).ok();
+    zm(home.path(), &["revert", "beta-mirror", "--no-zoi"]).ok();
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), USER);
+}
+
+// ----------------------------------------------------- 11: exit codes
+
+#[test]
+fn malformed_input_is_exit_2_not_1_or_3() {
+    let home = home_with(false);
+    let r = apply(home.path(), V12, &["--sha512", "zz"]);
+    assert_eq!(r.code, 2, "--sha512 zz: {}", r.stderr);
+    // non-UTF-8 spec
+    fs::write(
+        home.path().join("bad.toml"),
+        b"[extension]\nname = \"a\xff\"\n",
+    )
+    .unwrap();
+    let r = zm(home.path(), &["build", "-c", "bad.toml", "-o", "x"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("bad.toml:2:"), "{}", r.stderr);
+    // non-UTF-8 config
+    write_cfg(home.path(), "repos: [core]\n# caf\u{e9}\n");
+    fs::write(user_cfg(home.path()), b"repos: [core]\n# caf\xe9\n").unwrap();
+    let r = apply(home.path(), V12, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!state_dir(home.path()).exists());
+    // headers
+    let ry = home.path().join("ry.yaml");
+    fs::write(&ry, "name: f\ndescription: f\n").unwrap();
+    for h in ["Bad Name: x", "X-Token: a\u{1}b", "X-Token: a\rb"] {
+        let r = zm(
+            home.path(),
+            &["check", "--repo-yaml", ry.to_str().unwrap(), "--header", h],
+        );
+        assert_eq!(r.code, 2, "{h:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("a\u{1}b"), "value printed");
+    }
+}
+
+// ----------------------------------------------- 12: bundle.json errors
+
+#[test]
+fn every_bundle_json_error_names_the_bundle_and_has_a_hint() {
+    type Edit = fn(&mut serde_json::Value, &Path);
+    let cases: Vec<(&str, Edit)> = vec![
+        ("no format_version", |m, _| {
+            m.as_object_mut().unwrap().remove("format_version");
+        }),
+        ("../ file", |m, _| {
+            m["files"]["../x"] = m["files"]["repo.yaml"].clone();
+        }),
+        ("absolute file", |m, _| {
+            m["files"]["/etc/x"] = m["files"]["repo.yaml"].clone();
+        }),
+        ("bad extension name", |m, _| {
+            m["extension"]["name"] = "../evil".into();
+        }),
+        ("listed file missing", |_, dir| {
+            fs::remove_file(dir.join("config.user.yaml")).unwrap();
+        }),
+        ("unknown policy key", |m, _| {
+            m["manages"]["user"]
+                .as_array_mut()
+                .unwrap()
+                .push("telemetry_enabled".into());
+        }),
+        ("user-scope policy", |m, _| {
+            m["manages"]["user"]
+                .as_array_mut()
+                .unwrap()
+                .push("policy".into());
+        }),
+        ("malformed", |m, _| {
+            m["files"] = 5.into();
+        }),
+    ];
+    for (what, edit) in cases {
+        let home = home_with(false);
+        let dir = home.path().join(V12);
+        let p = dir.join("bundle.json");
+        let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        edit(&mut m, &dir);
+        fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+        let r = apply(home.path(), V12, &["--format", "json"]);
+        assert_eq!(r.code, 2, "{what}: {}", r.stderr);
+        let e = &r.json()["error"];
+        assert!(
+            e["message"].as_str().unwrap().contains(V12),
+            "{what}: the bundle is not named: {e}"
+        );
+        assert!(e["hint"].is_string(), "{what}: no hint: {e}");
+        assert!(
+            !state_dir(home.path()).exists(),
+            "{what}: state dir created"
+        );
+    }
+    // An HTML page where bundle.json should be.
+    let srv = FaultServer::start(vec![(
+        "/b/bundle.json",
+        Fault::Ok(b"<!doctype html><html>Sign in</html>".to_vec(), vec![]),
+    )]);
+    let home = tempfile::tempdir().unwrap();
+    let url = srv.url("http", "/b/");
+    let r = zm(
+        home.path(),
+        &["apply", &url, "--no-zoi", "--format", "json"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let e = &r.json()["error"];
+    assert!(e["message"].as_str().unwrap().contains(&url), "{e}");
+    assert!(e["hint"].as_str().unwrap().contains("HTML"), "{e}");
+}
+
+// ----------------------------------------------------- 15: setup comments
+
+#[test]
+fn the_copy_paste_lines_quote_the_setup_url_for_their_shell() {
+    let home = tempfile::tempdir().unwrap();
+    let spec = example().replace(
+        "url = \"https://bin.acme.example/zoi-mirror\"",
+        "url = \"https://bin.acme.example/zoi-mirror;x=$(id)&y='z'\"",
+    );
+    fs::write(home.path().join("m.toml"), spec).unwrap();
+    let r = zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]);
+    if r.code != 0 {
+        // A spec that rejects such a URL is fine too; the template is
+        // checked with the plain example below.
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        zm(
+            home.path(),
+            &[
+                "build",
+                "-c",
+                support::example_spec().to_str().unwrap(),
+                "-o",
+                "dist",
+            ],
+        )
+        .ok();
+    }
+    let dir = home.path().join(V12);
+    let sh = fs::read_to_string(dir.join("setup.sh")).unwrap();
+    let line = sh.lines().find(|l| l.contains("curl -fsSL")).unwrap();
+    assert!(line.contains("curl -fsSL 'https://"), "{line}");
+    let ps = fs::read_to_string(dir.join("setup.ps1")).unwrap();
+    let line = ps.lines().find(|l| l.contains("irm ")).unwrap();
+    assert!(line.contains("irm 'https://"), "{line}");
+}
+
+// ------------------------------------------ README's exit-code table, row by row
+
+#[test]
+fn every_documented_error_kind_maps_to_its_exit_code() {
+    let home = home_with(false);
+    let h = home.path();
+    let cfg = write_cfg(h, USER);
+    let port = crate::support::nginx::free_port();
+    let mut rows: Vec<(&str, i32, Run)> = Vec::new();
+
+    // 0: done / all good
+    rows.push(("done", 0, apply(h, V12, &[])));
+    // 1: drift, unreachable, mismatch, verification failed
+    fs::write(
+        &cfg,
+        fs::read_to_string(&cfg).unwrap().replace("  - acme\n", ""),
+    )
+    .unwrap();
+    rows.push(("drift", 1, zm(h, &["status", V12, "--no-zoi"])));
+    let ry = h.join("down.yaml");
+    fs::write(
+        &ry,
+        format!("name: f\ndescription: f\npkg:\n- type: main\n  url: http://127.0.0.1:{port}/{{name}}-{{version}}-{{platform}}.zpa\n"),
+    )
+    .unwrap();
+    rows.push((
+        "unreachable",
+        1,
+        zm(
+            h,
+            &[
+                "check",
+                "--repo-yaml",
+                ry.to_str().unwrap(),
+                "--package",
+                "@core/x@1.0.0",
+                "--platform",
+                "linux-amd64",
+                "--retries",
+                "0",
+            ],
+        ),
+    ));
+    rows.push((
+        "mismatch",
+        1,
+        apply(h, V12, &["--sha512", &"0".repeat(128)]),
+    ));
+    fs::write(h.join(V12).join("repo.yaml"), "tampered\n").unwrap();
+    rows.push((
+        "verification failed",
+        1,
+        zm(h, &["build", "-c", "m.toml", "-o", "dist", "--check"]),
+    ));
+    zm(h, &["build", "-c", "m.toml", "-o", "dist"]).ok();
+
+    // 2: malformed spec, config, bundle or flag
+    fs::write(h.join("broken.toml"), "[extension\n").unwrap();
+    rows.push((
+        "malformed spec",
+        2,
+        zm(h, &["build", "-c", "broken.toml", "-o", "x"]),
+    ));
+    let other = tempfile::tempdir().unwrap();
+    fs::create_dir_all(h.join("notabundle")).unwrap();
+    rows.push(("malformed bundle", 2, apply(h, "notabundle", &[])));
+    rows.push(("malformed flag", 2, apply(h, V12, &["--no-such-flag"])));
+    fs::copy(h.join("m.toml"), other.path().join("m.toml")).unwrap();
+    zm(other.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    write_cfg(other.path(), "repos: [unclosed\n");
+    rows.push(("malformed config", 2, apply(other.path(), V12, &[])));
+
+    // 3: I/O, permissions, a lock held by another run, a server that cannot
+    // be reached to push/fetch
+    let io = tempfile::tempdir().unwrap();
+    fs::copy(h.join("m.toml"), io.path().join("m.toml")).unwrap();
+    zm(io.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    fs::write(
+        io.path().join(".config"),
+        "a file where a directory belongs",
+    )
+    .unwrap();
+    rows.push(("I/O", 3, apply(io.path(), V12, &[])));
+    let ro = tempfile::tempdir().unwrap();
+    fs::copy(h.join("m.toml"), ro.path().join("m.toml")).unwrap();
+    zm(ro.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    let ro_cfg = write_cfg(ro.path(), USER);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&ro_cfg, fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    rows.push(("permissions", 3, apply(ro.path(), V12, &[])));
+    let lock = fs::File::open(state_dir(h).join("zoi-mirror.lock")).unwrap();
+    lock.try_lock().unwrap();
+    rows.push(("lock held", 3, apply(h, V12, &["--lock-timeout", "0"])));
+    drop(lock);
+    let spec = example().replace(
+        "branch = \"main\"",
+        "branch = \"main\"\nupstream = \"file:///nonexistent/upstream.git\"",
+    );
+    fs::write(h.join("db.toml"), spec).unwrap();
+    rows.push((
+        "server unreachable for push/fetch",
+        3,
+        zm(
+            h,
+            &[
+                "db",
+                "sync",
+                "-c",
+                "db.toml",
+                "--work",
+                h.join("w").to_str().unwrap(),
+            ],
+        ),
+    ));
+
+    let wrong: Vec<String> = rows
+        .iter()
+        .filter(|(_, want, r)| r.code != *want)
+        .map(|(what, want, r)| format!("{what}: exit {} (want {want})\n{}", r.code, r.stderr))
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    // Every row of the README's table is walked.
+    let readme = fs::read_to_string(support::repo_root().join("README.md")).unwrap();
+    for (code, words) in [
+        (
+            "| 1 |",
+            &["drift", "unreachable", "mismatch", "verification failed"][..],
+        ),
+        ("| 2 |", &["spec", "config", "bundle", "flag"][..]),
+        (
+            "| 3 |",
+            &["I/O", "permissions", "a lock held", "push/fetch"][..],
+        ),
+    ] {
+        let line = readme.lines().find(|l| l.starts_with(code)).unwrap();
+        for w in words {
+            assert!(
+                line.contains(w),
+                "README row {code} no longer says {w:?}: {line}"
+            );
+        }
+    }
+}
