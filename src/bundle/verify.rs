@@ -330,7 +330,7 @@ mod properties {
             prop_assume!(EXAMPLE.contains(old));
             let encoded = toml_edit::Value::from(value.as_str()).to_string();
             let src = EXAMPLE.replacen(old, &format!("{prefix}{}", encoded.trim()), 1);
-            match crate::spec::load_str(Path::new("mirror.toml"), &src, None) {
+            match crate::spec::load_str(Path::new("mirror.toml"), &src, &Default::default()) {
                 Err(e) => {
                     let f = e.downcast_ref::<crate::error::Failure>().expect("a Failure");
                     prop_assert_eq!(f.exit, crate::error::Exit::BadInput);

@@ -427,6 +427,10 @@ async fn deep_hash(prober: &Prober, url: &str) -> Result<(String, u64), Problem>
     Ok((hex::encode(hasher.finalize()), len))
 }
 
+/// An archive downloaded for `--deep` or a signature check: the file (only
+/// when signatures need the bytes again), its SHA-512 and length.
+type Fetched = (Option<tempfile::NamedTempFile>, String, u64);
+
 /// An archive's signature as Zoi will judge it: the embedded manifest.sig
 /// first (when the archive's bytes are at hand: `--deep`, or no `.sig`
 /// answered), else the detached signature — over the bytes with `--deep`,
@@ -441,19 +445,19 @@ fn judge_signature(
 ) -> Result<(), Problem> {
     use super::trust::sig_problem;
     use crate::zoi::pgp;
-    if let Some(path) = archive {
-        if let Some((manifest, msig)) = super::trust::embedded_of(path)? {
-            return pgp::verify_detached(&manifest, &msig, keys)
-                .map(|_| ())
-                .map_err(|e| {
-                    sig_problem(
-                        &e,
-                        store,
-                        trusted,
-                        "the embedded manifest.sig (Zoi fails on it, with no fallback to the .sig)",
-                    )
-                });
-        }
+    if let Some(path) = archive
+        && let Some((manifest, msig)) = super::trust::embedded_of(path)?
+    {
+        return pgp::verify_detached(&manifest, &msig, keys)
+            .map(|_| ())
+            .map_err(|e| {
+                sig_problem(
+                    &e,
+                    store,
+                    trusted,
+                    "the embedded manifest.sig (Zoi fails on it, with no fallback to the .sig)",
+                )
+            });
     }
     let sig = match sig {
         Ok(b) => b,
@@ -581,22 +585,21 @@ async fn check_target(
     let t = Instant::now();
     // Only signature checks need the bytes on disk; a plain --deep hashes
     // the stream.
-    let fetched: Option<Result<(Option<tempfile::NamedTempFile>, String, u64), Problem>> =
-        if !need_bytes {
-            None
-        } else if trusted.is_some() {
-            Some(
-                super::trust::fetch_hashed(&prober, &urls.archive)
-                    .await
-                    .map(|(f, h, l)| (Some(f), h, l)),
-            )
-        } else {
-            Some(
-                deep_hash(&prober, &urls.archive)
-                    .await
-                    .map(|(h, l)| (None, h, l)),
-            )
-        };
+    let fetched: Option<Result<Fetched, Problem>> = if !need_bytes {
+        None
+    } else if trusted.is_some() {
+        Some(
+            super::trust::fetch_hashed(&prober, &urls.archive)
+                .await
+                .map(|(f, h, l)| (Some(f), h, l)),
+        )
+    } else {
+        Some(
+            deep_hash(&prober, &urls.archive)
+                .await
+                .map(|(h, l)| (None, h, l)),
+        )
+    };
     if plan.deep && archive.ok {
         let mut c = UrlCheck::new("deep", &urls.archive);
         match &fetched {

@@ -100,7 +100,7 @@ pub async fn load(
     let mut failed = Vec::new();
     for src in sources {
         let name = src.name().to_string();
-        let is_needed = needed.iter().any(|n| *n == name);
+        let is_needed = needed.contains(&name);
         let (mut c, bytes) = match src {
             KeySource::Url { key, from, .. } => {
                 let url = if pgp::is_fingerprint(key) {
@@ -259,7 +259,7 @@ pub async fn fetch_embedded(
 }
 
 /// The embedded signature of an archive on disk.
-pub fn embedded_of(path: &std::path::Path) -> Result<Option<(Vec<u8>, Vec<u8>)>, Problem> {
+pub fn embedded_of(path: &std::path::Path) -> Result<Option<pgp::Embedded>, Problem> {
     std::fs::File::open(path)
         .and_then(zstd::Decoder::new)
         .and_then(pgp::embedded_signature)

@@ -373,7 +373,7 @@ fn verify_with(
 /// `manifest.json` and the last `manifest.sig`, matched by file name in any
 /// folder, as `try_verify_embedded_signature` reads them. `None` unless
 /// both are there (then Zoi falls back to the detached signature).
-pub fn embedded_signature(tar_stream: impl Read) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+pub fn embedded_signature(tar_stream: impl Read) -> std::io::Result<Option<Embedded>> {
     let mut archive = tar::Archive::new(tar_stream);
     let mut manifest = None;
     let mut sig = None;
@@ -400,6 +400,9 @@ pub fn embedded_signature(tar_stream: impl Read) -> std::io::Result<Option<(Vec<
     Ok(manifest.zip(sig))
 }
 
+/// `(manifest.json, manifest.sig)` bytes of an archive's embedded signature.
+pub type Embedded = (Vec<u8>, Vec<u8>);
+
 /// A git commit object split as libgit2's `extract_signature` (which `zoi
 /// sync` uses) splits it: the `gpgsig` header's value (continuation lines
 /// unindented) and the signed payload (the object without that header).
@@ -419,12 +422,12 @@ pub fn split_commit_signature(raw: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
             }
             in_sig = false;
         }
-        if let Some(rest) = line.strip_prefix("gpgsig ") {
-            if sig.is_none() {
-                sig = Some(rest.to_string());
-                in_sig = true;
-                continue;
-            }
+        if let Some(rest) = line.strip_prefix("gpgsig ")
+            && sig.is_none()
+        {
+            sig = Some(rest.to_string());
+            in_sig = true;
+            continue;
         }
         payload.push_str(line);
     }
