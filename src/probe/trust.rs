@@ -248,16 +248,6 @@ pub fn judge_commit(
         })
 }
 
-/// The embedded `manifest.sig` of an archive streamed from `url`, read as
-/// Zoi reads it (the whole archive is needed: it may come last).
-pub async fn fetch_embedded(
-    prober: &Prober,
-    url: &str,
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, Problem> {
-    let tmp = fetch_to_temp(prober, url).await?;
-    embedded_of(tmp.path())
-}
-
 /// The embedded signature of an archive on disk.
 pub fn embedded_of(path: &std::path::Path) -> Result<Option<pgp::Embedded>, Problem> {
     std::fs::File::open(path)
@@ -269,12 +259,6 @@ pub fn embedded_of(path: &std::path::Path) -> Result<Option<pgp::Embedded>, Prob
                 format!("cannot read the archive's entries for its manifest.sig: {e}"),
             )
         })
-}
-
-/// Downloads `url` into a temp file, returning it and its SHA-512 and
-/// length when `hash` is asked for.
-pub async fn fetch_to_temp(prober: &Prober, url: &str) -> Result<tempfile::NamedTempFile, Problem> {
-    Ok(fetch_hashed(prober, url).await?.0)
 }
 
 /// Downloads `url` into a temp file while hashing it: (file, SHA-512, length).
