@@ -90,6 +90,15 @@ pub enum Command {
     /// otherwise. Access log on stderr; stops cleanly on Ctrl-C/SIGTERM.
     /// Prints the base URL on stdout once listening (JSON: `{url, root}`).
     Serve(ServeArgs),
+    /// Publish a bundle folder (and anything else: keys, setup scripts) to
+    /// the binary host's object storage, so one bucket serves archives,
+    /// keys and setup.
+    ///
+    /// Every file under DIR is written to `s3://BUCKET/PREFIX/<path>` with
+    /// its content type; `bundle.json` last (it pins the others). Files
+    /// whose stored bytes are the same are left alone. JSON: `{to, files:
+    /// [{path, status: written|unchanged}], totals: {written, unchanged}}`.
+    Publish(PublishArgs),
     /// Run the whole product end to end on the shipped example, on loopback
     /// only: build the bundle, make and index sample archives, serve them,
     /// apply the bundle to a throw-away home, check and report.
@@ -166,14 +175,53 @@ pub enum BinCommand {
     Sync(BinSyncArgs),
 }
 
+/// Where S3-compatible object storage is (for `s3://` destinations). Each
+/// flag overrides `[binaries.storage]`, which overrides the AWS variables.
+/// Credentials are never flags: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+/// (and AWS_SESSION_TOKEN), or AWS_PROFILE's entry in ~/.aws/credentials.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StorageArgs {
+    /// The S3 endpoint, e.g. https://s3.example.com (AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The region (AWS_REGION; default us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`) — the default with an
+    /// endpoint — or virtual-hosted (`bucket.endpoint/key`) with false.
+    #[arg(long, value_name = "BOOL")]
+    pub s3_path_style: Option<bool>,
+    /// Allow a plain-http endpoint (AWS_ALLOW_HTTP=true).
+    #[arg(long)]
+    pub s3_allow_http: bool,
+    /// Do not require anonymous read of the bucket (a CDN with its own
+    /// credentials fronts it). Without it, a bucket Zoi clients cannot read
+    /// is refused before anything is written (`storage_not_public`).
+    #[arg(long)]
+    pub private_bucket: bool,
+}
+
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct BinSyncArgs {
     #[command(flatten)]
     pub spec: SpecArg,
-    /// Root of the local binary tree (what binaries.url serves).
-    #[arg(long, value_name = "DIR")]
+    /// Where the binary host's tree lives: a folder (what binaries.url
+    /// serves), or S3-compatible object storage as `s3://BUCKET/PREFIX`
+    /// (streamed, never staged on disk; credentials from AWS_ACCESS_KEY_ID /
+    /// AWS_SECRET_ACCESS_KEY or AWS_PROFILE; endpoint, region and path style
+    /// from the --s3-* flags, [binaries.storage] or the AWS_* variables).
+    /// Default: [binaries.storage] url.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX", default_value = "")]
     pub dest: PathBuf,
+    /// Only the packages of shard K of N (`1/4`…`4/4`), by a stable hash of
+    /// `@tier/name`: N machines with the same flags fill one bucket
+    /// together, each package (all its platforms) on exactly one of them.
+    /// `--prune` only ever removes versions of the shard's own packages.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// Upstream's packages.json (default: from the `db sync` cache).
     #[arg(long, value_name = "FILE|URL")]
     pub index: Option<String>,
@@ -535,10 +583,30 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES_HELP)]
+pub struct PublishArgs {
+    /// The folder to publish (e.g. dist/<name>-<version>, as `build` wrote it).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where: `s3://BUCKET/PREFIX`.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
 pub struct IndexArgs {
     /// The archive tree: the binary host's document root, or a folder in it.
+    /// (or `s3://BUCKET/PREFIX`: each archive is streamed from the store and
+    /// its metadata written next to it; fresh = all three there, agreeing
+    /// with the object's size and the ETag recorded on its `.hash`).
     #[arg(value_name = "ROOT")]
     pub root: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// Recompute everything and compare with the files on disk; write
     /// nothing.
     #[arg(long, conflicts_with = "force")]

@@ -9,6 +9,8 @@ use super::{net_options, read_file_or_url};
 use crate::cli::BinSyncArgs;
 use crate::error::{Exit, Failure, fail};
 use crate::mirror::binsync::{self, Pruned, TargetReport};
+use crate::mirror::binsync_s3;
+use crate::storage;
 use crate::mirror::db;
 use crate::output::{self, Format, Style, paint};
 use crate::probe::fetch::Prober;
@@ -103,6 +105,34 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             .hint("set binaries.format = \"zpa\" (Zoi >= 1.23 installs only .zpa from a registry)"),
         );
     }
+    let dest_arg: std::path::PathBuf = if args.dest.as_os_str().is_empty() {
+        match &spec.binaries.storage.url {
+            Some(u) => u.into(),
+            None => {
+                return fail(
+                    Failure::bad_input("usage", "no destination: give --dest DIR|s3://BUCKET/PREFIX")
+                        .hint("or set [binaries.storage] url in the spec"),
+                );
+            }
+        }
+    } else {
+        args.dest.clone()
+    };
+    let store = match storage::Dest::parse(&dest_arg)
+        .map_err(|m| Failure::bad_input("bad_destination", m))?
+    {
+        storage::Dest::Local(_) => None,
+        storage::Dest::S3(url) => {
+            if args.sign.is_some() || spec.binaries.sign_key.is_some() {
+                return fail(Failure::bad_input(
+                    "usage",
+                    "re-signing (--sign, binaries.sign_key) needs the archive on local disk: sync to a folder, or leave re-signing out for s3:// destinations",
+                ));
+            }
+            let settings = super::storage_settings(&args.storage, &spec.binaries.storage.s3);
+            Some(Arc::new(super::open_store(&url, &settings)?))
+        }
+    };
     let work = args
         .work
         .clone()
@@ -139,6 +169,10 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             );
         }
     }
+    let shard = match &args.shard {
+        None => None,
+        Some(s) => Some(parse_shard(s)?),
+    };
     let platforms = if args.platforms.is_empty() {
         spec.binaries.platforms.clone()
     } else {
@@ -154,6 +188,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
                         || binsync::wildcard(g, &format!("@{}/{}", p.repo, p.name))
                 })
         })
+        .filter(|p| shard.is_none_or(|(k, n)| shard_of(&p.repo, &p.name, n) == k))
         .collect();
     let targets: Vec<_> = selected
         .iter()
@@ -163,7 +198,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     let allow_unsigned = args.allow_unsigned || spec.binaries.allow_unsigned;
     let resign = args.sign.clone().or_else(|| spec.binaries.sign_key.clone());
     let mut opts = binsync::Options {
-        dest: args.dest.clone(),
+        dest: dest_arg.clone(),
         layout: spec.binaries.layout.clone(),
         source_layout: spec.binaries.source_layout(),
         link,
@@ -180,6 +215,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         .iter()
         .map(|k| (k.name.clone(), k.key.clone()))
         .collect();
+    let targets_for_prune = targets.clone();
     let bar = if format == Format::Human && !args.no_progress && output::progress_allowed() {
         let b = indicatif::ProgressBar::new(binsync::jobs(&opts).len() as u64);
         b.set_style(
@@ -202,19 +238,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             args.concurrency * 4,
             args.retries,
         ));
-        // Keys first: they are what the archives are verified against.
-        let (keys, parsed) = binsync::sync_keys(
-            &prober,
-            &upstream_keys,
-            &args.dest,
-            &spec.binaries.keys_dir,
-            args.dry_run,
-        )
-        .await;
-        if !upstream_keys.is_empty() && !allow_unsigned {
-            opts.verify = Some(parsed);
-        }
-        let targets = binsync::run(prober, opts, args.concurrency, |bytes, done| {
+        let show = |bytes: u64, done: u64| {
             let secs = started.elapsed().as_secs_f64().max(0.001);
             bar.set_position(done);
             bar.set_message(format!(
@@ -222,17 +246,70 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
                 bytes >> 20,
                 bytes as f64 / 1048576.0 / secs
             ));
-        })
+        };
+        if let Some(store) = &store {
+            // Before anything is written: the bucket is there, the
+            // credentials work, and clients will be able to read it.
+            store
+                .preflight(&prober.http, !args.storage.private_bucket)
+                .await
+                .map_err(super::store_failure)?;
+            let (keys, parsed) = binsync_s3::sync_keys(
+                &prober,
+                &upstream_keys,
+                store,
+                &spec.binaries.keys_dir,
+                args.dry_run,
+            )
+            .await;
+            if !upstream_keys.is_empty() && !allow_unsigned {
+                opts.verify = Some(parsed);
+            }
+            let targets =
+                binsync_s3::run(prober, opts, store.clone(), args.concurrency, show).await;
+            let mut pruned = Vec::new();
+            if args.prune {
+                let listing = store.list().await.map_err(super::store_failure)?;
+                let files = listing.iter().map(|e| std::path::PathBuf::from(&e.rel));
+                for (path, version) in binsync::prune_candidates_in(
+                    files,
+                    &spec.binaries.layout,
+                    &targets_for_prune,
+                    args.keep,
+                ) {
+                    let rel = path.to_string_lossy().replace('\\', "/");
+                    if !args.dry_run {
+                        binsync_s3::remove_archive(store, &rel)
+                            .await
+                            .map_err(super::store_failure)?;
+                    }
+                    pruned.push(Pruned { path: rel, version });
+                }
+            }
+            return anyhow::Ok((keys, targets, Some(pruned)));
+        }
+        // Keys first: they are what the archives are verified against.
+        let (keys, parsed) = binsync::sync_keys(
+            &prober,
+            &upstream_keys,
+            &dest_arg,
+            &spec.binaries.keys_dir,
+            args.dry_run,
+        )
         .await;
-        anyhow::Ok((keys, targets))
+        if !upstream_keys.is_empty() && !allow_unsigned {
+            opts.verify = Some(parsed);
+        }
+        let targets = binsync::run(prober, opts, args.concurrency, show).await;
+        anyhow::Ok((keys, targets, None))
     })?;
-    let (keys, reports) = reports;
+    let (keys, reports, s3_pruned) = reports;
     bar.finish_and_clear();
 
-    let mut pruned = Vec::new();
-    if args.prune {
+    let mut pruned = s3_pruned.clone().unwrap_or_default();
+    if args.prune && s3_pruned.is_none() {
         for (path, version) in
-            binsync::prune_candidates(&args.dest, &spec.binaries.layout, &targets, args.keep)
+            binsync::prune_candidates(&dest_arg, &spec.binaries.layout, &targets, args.keep)
         {
             if !args.dry_run {
                 binsync::remove_archive(&path)
@@ -240,7 +317,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             }
             pruned.push(Pruned {
                 path: path
-                    .strip_prefix(&args.dest)
+                    .strip_prefix(&dest_arg)
                     .unwrap_or(&path)
                     .to_string_lossy()
                     .into_owned(),
@@ -272,7 +349,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         Exit::No
     };
     let report = Report {
-        dest: args.dest.clone(),
+        dest: dest_arg.clone(),
         dry_run: args.dry_run,
         upstream_repo_yaml: spec.upstream_origin.to_string(),
         keys,
@@ -370,4 +447,54 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         }
     }
     Ok(exit)
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(s: &str) -> Result<(u64, u64)> {
+    let bad = || {
+        Failure::bad_input("usage", format!("--shard '{s}' is not K/N"))
+            .hint("e.g. --shard 1/4 … --shard 4/4 on four machines")
+    };
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || k == 0 || k > n {
+        return Err(bad().into());
+    }
+    Ok((k, n))
+}
+
+/// Which shard (1-based) of `n` a package falls in: FNV-1a of
+/// `@tier/name`, the same on every machine and stable when other packages
+/// come and go.
+fn shard_of(repo: &str, name: &str, n: u64) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in format!("@{repo}/{name}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h % n + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_the_packages() {
+        assert_eq!(parse_shard("2/3").unwrap(), (2, 3));
+        assert!(parse_shard("0/3").is_err());
+        assert!(parse_shard("4/3").is_err());
+        assert!(parse_shard("x").is_err());
+        let names: Vec<String> = (0..100).map(|i| format!("pkg{i}")).collect();
+        let mut seen = [0; 4];
+        for n in &names {
+            let k = shard_of("core", n, 4);
+            assert!((1..=4).contains(&k));
+            seen[(k - 1) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 10), "{seen:?}");
+    }
 }

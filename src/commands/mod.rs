@@ -9,6 +9,7 @@ pub mod db;
 pub mod demo;
 pub mod index;
 pub mod init;
+pub mod publish;
 pub mod revert;
 pub mod serve;
 pub mod status;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Db(crate::cli::DbCommand::Sync(args)) => db::sync(args, format),
         Command::Bin(crate::cli::BinCommand::Sync(args)) => bin::sync(args, format),
         Command::Serve(args) => serve::run(args, format),
+        Command::Publish(args) => publish::run(args, format),
         Command::Demo(args) => demo::run(args, format),
     }
 }
@@ -170,4 +172,42 @@ pub fn read_file_or_url(what: &str, source: &str, http: &http::Options) -> Resul
     std::fs::read(source).map_err(|e| {
         Failure::bad_input("usage", format!("cannot read {what} {source}: {e}")).into()
     })
+}
+
+/// The S3 settings: each flag over the spec's `[binaries.storage]`.
+pub fn storage_settings(
+    flags: &crate::cli::StorageArgs,
+    spec: &crate::storage::S3Settings,
+) -> crate::storage::S3Settings {
+    crate::storage::S3Settings {
+        endpoint: flags.s3_endpoint.clone().or_else(|| spec.endpoint.clone()),
+        region: flags.s3_region.clone().or_else(|| spec.region.clone()),
+        path_style: flags.s3_path_style.or(spec.path_style),
+        allow_http: if flags.s3_allow_http {
+            Some(true)
+        } else {
+            spec.allow_http
+        },
+        public_url: spec.public_url.clone(),
+    }
+}
+
+/// A store failure as the documented error: bad input (exit 2) for a
+/// missing bucket, missing credentials or a bucket clients cannot read;
+/// could not run (exit 3) for a refused or unreachable store.
+pub fn store_failure(e: crate::storage::StoreError) -> anyhow::Error {
+    let hint = e.hint();
+    let f = if e.is_bad_input() {
+        Failure::bad_input(e.kind, e.message)
+    } else {
+        Failure::could_not_run(e.kind, e.message)
+    };
+    f.hint(hint).into()
+}
+
+pub fn open_store(
+    url: &crate::storage::S3Url,
+    settings: &crate::storage::S3Settings,
+) -> Result<crate::storage::Store> {
+    crate::storage::Store::open(url, settings).map_err(store_failure)
 }

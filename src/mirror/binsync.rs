@@ -137,6 +137,53 @@ pub async fn sync_keys(
 ) -> (Vec<KeyReport>, Vec<PublicKey>) {
     let mut reports = Vec::new();
     let mut parsed = Vec::new();
+    for fetched in fetch_keys(prober, keys, keys_dir).await {
+        let (mut r, body, key) = match fetched {
+            Ok(v) => v,
+            Err(r) => {
+                reports.push(r);
+                continue;
+            }
+        };
+        let path = dest.join(&r.path);
+        r.status = if std::fs::read(&path).is_ok_and(|old| old == body) {
+            "up_to_date"
+        } else if dry_run {
+            "would_place"
+        } else {
+            match path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| crate::fsutil::atomic_write(&path, &body))
+            {
+                Ok(()) => "placed",
+                Err(e) => {
+                    r.error = Some(
+                        Problem::new(Kind::Connect, format!("{}: {e:#}", path.display())).into(),
+                    );
+                    "failed"
+                }
+            }
+        };
+        parsed.push(key);
+        reports.push(r);
+    }
+    (reports, parsed)
+}
+
+/// A key fetched and parsed: its report (status still to be decided), its
+/// bytes and the key; or the failed report.
+pub(crate) type FetchedKey = Result<(KeyReport, Vec<u8>, PublicKey), KeyReport>;
+
+/// The fetching half of [`sync_keys`], shared with the object-storage
+/// backend.
+pub(crate) async fn fetch_keys(
+    prober: &Prober,
+    keys: &[(String, String)],
+    keys_dir: &str,
+) -> Vec<FetchedKey> {
+    let mut out = Vec::new();
     for (name, key) in keys {
         let url = if crate::zoi::pgp::is_fingerprint(key) {
             crate::zoi::pgp::keyserver_url(key)
@@ -162,7 +209,7 @@ pub async fn sync_keys(
                     )
                     .into(),
                 );
-                reports.push(r);
+                out.push(Err(r));
                 continue;
             }
             Err(p) => {
@@ -173,7 +220,7 @@ pub async fn sync_keys(
                     )
                     .into(),
                 );
-                reports.push(r);
+                out.push(Err(r));
                 continue;
             }
         };
@@ -183,36 +230,14 @@ pub async fn sync_keys(
                 r.error = Some(
                     Problem::new(Kind::KeyNotPgp, format!("key '{name}' at {}: {e}", r.url)).into(),
                 );
-                reports.push(r);
+                out.push(Err(r));
                 continue;
             }
         };
         r.fingerprint = Some(key.fingerprint());
-        let path = dest.join(&rel_path);
-        r.status = if std::fs::read(&path).is_ok_and(|old| old == body) {
-            "up_to_date"
-        } else if dry_run {
-            "would_place"
-        } else {
-            match path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .map_err(anyhow::Error::from)
-                .and_then(|()| crate::fsutil::atomic_write(&path, &body))
-            {
-                Ok(()) => "placed",
-                Err(e) => {
-                    r.error = Some(
-                        Problem::new(Kind::Connect, format!("{}: {e:#}", path.display())).into(),
-                    );
-                    "failed"
-                }
-            }
-        };
-        parsed.push(key);
-        reports.push(r);
+        out.push(Ok((r, body, key)));
     }
-    (reports, parsed)
+    out
 }
 
 /// Where an archive of `pkg` on `platform` lives under the destination.
@@ -250,7 +275,7 @@ fn part_path(archive: &Path) -> PathBuf {
 }
 
 /// GETs a small metadata file: `Ok(None)` for 404 (upstream has none).
-async fn small(prober: &Prober, url: &str) -> Result<Option<Vec<u8>>, Problem> {
+pub(crate) async fn small(prober: &Prober, url: &str) -> Result<Option<Vec<u8>>, Problem> {
     let u = url::Url::parse(url).map_err(|e| {
         Problem::new(
             Kind::NotFound,
@@ -453,7 +478,7 @@ pub fn jobs(opts: &Options) -> Vec<Job> {
 }
 
 /// A layout template expanded into a relative folder (no `.`/`..`).
-fn layout_dir(layout: &str, c: &Coordinates<'_>) -> PathBuf {
+pub(crate) fn layout_dir(layout: &str, c: &Coordinates<'_>) -> PathBuf {
     let mut p = PathBuf::new();
     for seg in c
         .expand(layout)
@@ -927,26 +952,43 @@ pub fn prune_candidates(
     targets: &[(PackageRef, Platform)],
     keep: usize,
 ) -> Vec<(PathBuf, String)> {
+    let files = walkdir::WalkDir::new(dest)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.path().strip_prefix(dest).ok().map(Path::to_path_buf));
+    let mut out: Vec<(PathBuf, String)> = prune_candidates_in(files, layout, targets, keep)
+        .into_iter()
+        .map(|(p, v)| (dest.join(p), v))
+        .collect();
+    out.sort();
+    out
+}
+
+/// [`prune_candidates`] over a list of files relative to the destination
+/// root (an object store's listing); returns relative paths.
+pub fn prune_candidates_in(
+    files: impl IntoIterator<Item = PathBuf>,
+    layout: &str,
+    targets: &[(PackageRef, Platform)],
+    keep: usize,
+) -> Vec<(PathBuf, String)> {
     // Whatever a target currently lives at is never a candidate, whatever
     // its name looks like (`foo-bar-1.0` is not `foo` at version `bar-1.0`).
     let current: std::collections::HashSet<PathBuf> = targets
         .iter()
-        .map(|(p, pl)| dest.join(local_path(layout, p, *pl)))
+        .map(|(p, pl)| local_path(layout, p, *pl))
         .collect();
     let mut found: std::collections::BTreeMap<(String, String, Platform), Vec<(String, PathBuf)>> =
         Default::default();
-    for entry in walkdir::WalkDir::new(dest)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        if !entry.file_type().is_file() {
+    for path in files {
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
-        }
-        let name = entry.file_name().to_string_lossy().into_owned();
+        };
         let Some(stem) = name.strip_suffix(".zpa") else {
             continue;
         };
-        if current.contains(entry.path()) {
+        if current.contains(&path) {
             continue;
         }
         // The longest package name that prefixes the file wins.
@@ -968,10 +1010,7 @@ pub fn prune_candidates(
             let longer = owner
                 .as_ref()
                 .is_none_or(|(o, _, _)| pkg.name.len() > o.name.len());
-            if other.problem().is_none()
-                && dest.join(local_path(layout, &other, *pl)) == entry.path()
-                && longer
-            {
+            if other.problem().is_none() && local_path(layout, &other, *pl) == path && longer {
                 owner = Some((pkg, *pl, version.to_string()));
             }
         }
@@ -979,7 +1018,7 @@ pub fn prune_candidates(
             found
                 .entry((pkg.repo.clone(), pkg.name.clone(), pl))
                 .or_default()
-                .push((version, entry.path().to_path_buf()));
+                .push((version, path.clone()));
         }
     }
     let mut out = Vec::new();
@@ -992,7 +1031,7 @@ pub fn prune_candidates(
 }
 
 /// Semver order when both parse, else plain string order.
-fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     match (semver::Version::parse(a), semver::Version::parse(b)) {
         (Ok(x), Ok(y)) => x.cmp(&y),
         _ => a.cmp(b),

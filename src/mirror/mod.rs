@@ -10,6 +10,7 @@
 //! over HTTP for small teams, tests and the demo.
 
 pub mod binsync;
+pub mod binsync_s3;
 pub mod db;
 pub mod index;
 pub mod serve;

@@ -359,7 +359,8 @@ const REGISTRY_KEYS: [&str; 13] = [
 ];
 const TIER_KEYS: [&str; 3] = ["name", "type", "active"];
 const KEY_KEYS: [&str; 2] = ["name", "key"];
-const BINARIES_KEYS: [&str; 10] = [
+const BINARIES_KEYS: [&str; 11] = [
+    "storage",
     "url",
     "layout",
     "format",
@@ -370,6 +371,14 @@ const BINARIES_KEYS: [&str; 10] = [
     "trust",
     "sign_key",
     "allow_unsigned",
+];
+const STORAGE_KEYS: [&str; 6] = [
+    "url",
+    "endpoint",
+    "region",
+    "path_style",
+    "allow_http",
+    "public_url",
 ];
 const CLIENT_KEYS: [&str; 8] = [
     "tiers",
@@ -797,7 +806,39 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
     let mut b_trust_span = None;
     let mut b_sign_key = None;
     let mut b_allow_unsigned = false;
+    let mut b_storage = crate::spec::Storage::default();
     if let Some(bin) = &bin {
+        if let Some(st) = bin.sub(ctx, "storage") {
+            st.check_keys(ctx, &STORAGE_KEYS);
+            if let Some(u) = st.nonempty_str(ctx, "url", "e.g. \"s3://zoi/pkgs\"") {
+                match crate::storage::Dest::parse(std::path::Path::new(&u.value)) {
+                    Ok(crate::storage::Dest::S3(_)) => b_storage.url = Some(u.value.clone()),
+                    Ok(crate::storage::Dest::Local(_)) => ctx.err(
+                        u.span.clone(),
+                        "`binaries.storage.url` must be an s3://BUCKET/PREFIX URL",
+                        Some("a folder destination is given with `bin sync --dest DIR`".into()),
+                    ),
+                    Err(m) => ctx.err(u.span.clone(), m, None),
+                }
+            }
+            if let Some(e) = st.nonempty_str(ctx, "endpoint", "e.g. \"https://s3.example.com\"") {
+                if let Some(p) = http_url_problem(&e.value) {
+                    ctx.err(e.span.clone(), format!("storage endpoint: {p}"), None);
+                }
+                b_storage.s3.endpoint = Some(e.value.clone());
+            }
+            if let Some(pu) = st.nonempty_str(ctx, "public_url", "e.g. \"https://bin.example.com\"") {
+                if let Some(p) = http_url_problem(&pu.value) {
+                    ctx.err(pu.span.clone(), format!("storage public_url: {p}"), None);
+                }
+                b_storage.s3.public_url = Some(pu.value.clone());
+            }
+            b_storage.s3.region = st
+                .nonempty_str(ctx, "region", "e.g. \"us-east-1\"")
+                .map(|r| r.value);
+            b_storage.s3.path_style = st.bool(ctx, "path_style");
+            b_storage.s3.allow_http = st.bool(ctx, "allow_http");
+        }
         bin.check_keys(ctx, &BINARIES_KEYS);
         let url_hint = || Some("e.g. \"https://bin.example.com/pkgs\"".to_string());
         b_url = bin.req_str(
@@ -1366,6 +1407,7 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
             trust: b_trust.map(values),
             sign_key: b_sign_key.map(|k| k.value),
             allow_unsigned: b_allow_unsigned,
+            storage: b_storage,
         },
         client: Client {
             tiers,

@@ -145,6 +145,17 @@ pub struct Binaries {
     /// `binaries.allow_unsigned`: place archives without verifying
     /// upstream's signatures (for registries that publish no keys).
     pub allow_unsigned: bool,
+    /// `[binaries.storage]`: where the tree lives when it is object
+    /// storage.
+    pub storage: Storage,
+}
+
+/// `[binaries.storage]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Storage {
+    /// `url = "s3://bucket/prefix"`: the default `bin sync --dest`.
+    pub url: Option<String>,
+    pub s3: crate::storage::S3Settings,
 }
 
 impl Binaries {

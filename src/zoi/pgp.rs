@@ -326,6 +326,16 @@ pub fn verify_detached_file(
     verify_with(sig, keys, |v| v.verify_file(path))
 }
 
+/// [`verify_detached`] over a stream (an archive on its way from upstream
+/// to object storage, never on disk).
+pub fn verify_detached_reader<R: Read + Send + Sync>(
+    reader: R,
+    sig: &[u8],
+    keys: &[&PublicKey],
+) -> Result<usize, SigError> {
+    verify_with(sig, keys, |v| v.verify_reader(reader))
+}
+
 fn verify_with(
     sig: &[u8],
     keys: &[&PublicKey],

@@ -1,0 +1,695 @@
+//! `bin sync` into S3-compatible object storage: the same jobs, checks
+//! and reports as [`super::binsync`], with the bytes streamed from upstream
+//! straight into a multipart upload, never staged on local disk.
+//!
+//! Per file: upstream's `.hash` first; when the stored `.hash` already says
+//! the same (and the object is there), nothing moves. Otherwise the
+//! download is hashed on the way and, at the same time, fed through bounded
+//! channels to the verifiers that need the bytes (the embedded
+//! `manifest.sig` reader over the zstd/tar stream, the detached-signature
+//! verifier, the archive reader that generates missing metadata), each on
+//! its own blocking thread; memory stays bounded by the channels and the
+//! upload's parts in flight, whatever the archive's size. An interrupted
+//! download resumes with `Range` within the run, feeding the same upload.
+//! Only once SHA-512, size and signature all check out is the upload
+//! completed — with a condition (`If-None-Match: *` when the object was
+//! absent, `If-Match: <ETag>` when it was there), so two runs filling one
+//! bucket never overwrite each other's work; otherwise it is aborted and no
+//! object appears. Then the sidecars, `.hash` last (carrying the archive's
+//! ETag as `x-amz-meta-archive-etag`, which `index` reads).
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest, Sha256, Sha512};
+
+use super::binsync::{
+    Artifact, Job, KeyReport, Options, TargetReport, fetch_keys, jobs, small,
+};
+use crate::probe::check::status_problem;
+use crate::probe::fetch::{Kind, Prober, Problem, classify};
+use crate::storage::{ARCHIVE_ETAG_META, Expect, Put, Store, StoreError};
+use crate::zoi::archive::{ArchiveKind, Summary, read_archive};
+use crate::zoi::metadata;
+use crate::zoi::pgp::PublicKey;
+
+fn store_problem(e: StoreError) -> Problem {
+    let kind = match e.kind {
+        "storage_unreachable" => Kind::Connect,
+        "storage_denied" => Kind::Forbidden,
+        "storage_bucket_missing" => Kind::NotFound,
+        _ => Kind::HttpError,
+    };
+    Problem::new(kind, format!("{}: {}", e.kind, e.message))
+}
+
+/// Places upstream's keys in the store; see [`super::binsync::sync_keys`].
+pub async fn sync_keys(
+    prober: &Prober,
+    keys: &[(String, String)],
+    store: &Store,
+    keys_dir: &str,
+    dry_run: bool,
+) -> (Vec<KeyReport>, Vec<PublicKey>) {
+    let mut reports = Vec::new();
+    let mut parsed = Vec::new();
+    for fetched in fetch_keys(prober, keys, keys_dir).await {
+        let (mut r, body, key) = match fetched {
+            Ok(v) => v,
+            Err(r) => {
+                reports.push(r);
+                continue;
+            }
+        };
+        let old = store.get_small(&r.path).await;
+        r.status = match old {
+            Ok(Some((old, _))) if old == body => "up_to_date",
+            _ if dry_run => "would_place",
+            Err(e) => {
+                r.error = Some(store_problem(e).into());
+                "failed"
+            }
+            Ok(_) => match store.put(&r.path, body, &Expect::Any, &[]).await {
+                Ok(_) => "placed",
+                Err(e) => {
+                    r.error = Some(store_problem(e).into());
+                    "failed"
+                }
+            },
+        };
+        parsed.push(key);
+        reports.push(r);
+    }
+    (reports, parsed)
+}
+
+/// A blocking reader over chunks sent from the async side.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// What the verifier threads found.
+enum Verdict {
+    Embedded(std::io::Result<Option<crate::zoi::pgp::Embedded>>),
+    Detached(Result<usize, crate::zoi::pgp::SigError>),
+    Generated(Result<Summary, crate::zoi::archive::ArchiveError>),
+}
+
+/// Consumers of the byte stream, each on a blocking thread behind a
+/// bounded channel.
+struct Tee {
+    txs: Vec<tokio::sync::mpsc::Sender<Bytes>>,
+    handles: Vec<tokio::task::JoinHandle<Verdict>>,
+}
+
+/// Chunks buffered per consumer: with reqwest's chunks of a few KiB to a
+/// few hundred, a handful of MiB at most.
+const TEE_DEPTH: usize = 16;
+
+impl Tee {
+    fn new() -> Tee {
+        Tee {
+            txs: Vec::new(),
+            handles: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, f: impl FnOnce(ChannelReader) -> Verdict + Send + 'static) {
+        let (tx, rx) = tokio::sync::mpsc::channel(TEE_DEPTH);
+        self.txs.push(tx);
+        self.handles.push(tokio::task::spawn_blocking(move || {
+            f(ChannelReader {
+                rx,
+                cur: Bytes::new(),
+            })
+        }));
+    }
+
+    async fn send(&mut self, chunk: &Bytes) {
+        for tx in &self.txs {
+            // A consumer that has seen enough (the embedded-signature
+            // reader stops after the tar's end) has dropped its receiver.
+            let _ = tx.send(chunk.clone()).await;
+        }
+    }
+
+    async fn finish(self) -> Vec<Verdict> {
+        drop(self.txs);
+        let mut out = Vec::new();
+        for h in self.handles {
+            if let Ok(v) = h.await {
+                out.push(v);
+            }
+        }
+        out
+    }
+}
+
+/// Runs the sync into `store`; see [`super::binsync::run`].
+pub async fn run(
+    prober: Arc<Prober>,
+    opts: Options,
+    store: Arc<Store>,
+    concurrency: usize,
+    progress: impl Fn(u64, u64),
+) -> Vec<TargetReport> {
+    let all = jobs(&opts);
+    let opts = Arc::new(opts);
+    let bytes = Arc::new(AtomicU64::new(0));
+    let done = AtomicU64::new(0);
+    let mut reports: Vec<TargetReport> = futures::stream::iter(all.into_iter().map(|job| {
+        let (prober, opts, bytes, store) =
+            (prober.clone(), opts.clone(), bytes.clone(), store.clone());
+        async move {
+            tokio::spawn(sync_job(prober, opts, store, job, bytes))
+                .await
+                .expect("sync task")
+        }
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .inspect(|_| {
+        progress(
+            bytes.load(Ordering::Relaxed),
+            done.fetch_add(1, Ordering::Relaxed) + 1,
+        )
+    })
+    .collect()
+    .await;
+    reports.sort_by(|a, b| {
+        (&a.package, &a.version, a.artifact, a.platform)
+            .cmp(&(&b.package, &b.version, b.artifact, b.platform))
+    });
+    reports
+}
+
+fn key_of(rel: &std::path::Path) -> String {
+    rel.to_string_lossy().replace('\\', "/")
+}
+
+async fn sync_job(
+    prober: Arc<Prober>,
+    opts: Arc<Options>,
+    store: Arc<Store>,
+    job: Job,
+    bytes_seen: Arc<AtomicU64>,
+) -> TargetReport {
+    let key = key_of(&job.rel);
+    let urls = &job.urls;
+    let file_name = urls
+        .archive
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut report = TargetReport {
+        package: format!("@{}/{}", job.pkg.repo, job.pkg.name),
+        version: job.pkg.version.clone(),
+        platform: job.platform,
+        artifact: job.artifact,
+        status: "failed",
+        path: key.clone(),
+        bytes: 0,
+        resumed: false,
+        signature: None,
+        metadata: Vec::new(),
+        warnings: Vec::new(),
+        error: None,
+    };
+    let failed = |mut r: TargetReport, p: Problem| {
+        r.status = "failed";
+        r.error = Some(p.into());
+        r
+    };
+
+    // 1. upstream's .hash (as the folder backend reads it)
+    let hash_url = match (&urls.hash, job.artifact) {
+        (Some(u), _) => Some(u.clone()),
+        (None, Artifact::Archive) => Some(format!("{}.hash", urls.archive)),
+        (None, _) => None,
+    };
+    let mut hash_body = None;
+    let mut want: Option<(bool, String)> = None;
+    if let Some(hash_url) = &hash_url {
+        let body = match small(&prober, hash_url).await {
+            Err(p) => return failed(report, p),
+            Ok(None) if job.artifact == Artifact::Archive => {
+                report.status = "not_available";
+                return report;
+            }
+            Ok(None) => None,
+            Ok(Some(b)) => Some(b),
+        };
+        if let Some(body) = body {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let read = metadata::parse_hash(&text, Some(&file_name));
+            want = match (read.sha512(), &read, job.artifact) {
+                (Some(h), _, _) => Some((false, h)),
+                (
+                    None,
+                    metadata::HashRead::Hash {
+                        token,
+                        kind: metadata::HashKind::Sha256,
+                    },
+                    Artifact::Delta,
+                ) => Some((true, token.to_ascii_lowercase())),
+                _ => {
+                    return failed(
+                        report,
+                        Problem::new(
+                            Kind::MalformedMetadata,
+                            format!(
+                                "upstream's .hash has no SHA-512: {}",
+                                crate::probe::http::redact(hash_url)
+                            ),
+                        ),
+                    );
+                }
+            };
+            hash_body = Some(body);
+        }
+    }
+
+    // 2. already in the store?
+    let existing = match store.head(&key).await {
+        Ok(e) => e,
+        Err(e) => return failed(report, store_problem(e)),
+    };
+    if existing.is_some() {
+        let stored = match store.get_small(&format!("{key}.hash")).await {
+            Ok(h) => h.map(|(b, _)| b),
+            Err(e) => return failed(report, store_problem(e)),
+        };
+        let same = match &want {
+            Some((_, want)) => {
+                stored.is_some() && stored == hash_body
+                    || stored
+                        .as_deref()
+                        .and_then(|h| {
+                            metadata::parse_hash(&String::from_utf8_lossy(h), Some(&file_name))
+                                .sha512()
+                        })
+                        .is_some_and(|h| h == *want)
+            }
+            None => true,
+        };
+        if same {
+            report.status = "up_to_date";
+            return report;
+        }
+    }
+    if opts.dry_run {
+        if let Some(u) = &urls.size
+            && let Ok(Some(b)) = small(&prober, u).await
+            && let Some(s) = metadata::parse_size(&String::from_utf8_lossy(&b))
+        {
+            report.bytes = s.down;
+        }
+        report.status = "would_download";
+        return report;
+    }
+    let expect = match &existing {
+        None => Expect::Absent,
+        Some(e) => e.e_tag.clone().map_or(Expect::Any, Expect::ETag),
+    };
+
+    // 3. upstream's other metadata
+    let size_body = match &urls.size {
+        Some(u) => match small(&prober, u).await {
+            Ok(b) => b,
+            Err(p) => return failed(report, p),
+        },
+        None => None,
+    };
+    let files_body = match &urls.files {
+        Some(u) => match small(&prober, u).await {
+            Ok(b) => b,
+            Err(p) => return failed(report, p),
+        },
+        None => None,
+    };
+    let sig_body = match small(&prober, &urls.pgp).await {
+        Ok(b) => b,
+        Err(p) => return failed(report, p),
+    };
+
+    // 4. the stream: hashed, teed to the verifiers, uploaded
+    let mut tee = Tee::new();
+    if let Some(keys) = &opts.verify {
+        if job.artifact == Artifact::Archive {
+            tee.add(|r| {
+                Verdict::Embedded(
+                    zstd::Decoder::new(r).and_then(crate::zoi::pgp::embedded_signature),
+                )
+            });
+        }
+        if let Some(sig) = sig_body.clone() {
+            let keys = keys.clone();
+            tee.add(move |r| {
+                let refs: Vec<&PublicKey> = keys.iter().collect();
+                Verdict::Detached(crate::zoi::pgp::verify_detached_reader(r, &sig, &refs))
+            });
+        }
+    }
+    if job.artifact == Artifact::Archive && (size_body.is_none() || files_body.is_none()) {
+        tee.add(|r| Verdict::Generated(read_archive(r, ArchiveKind::Zpa, &mut |_| {})));
+    }
+    let mut upload = store.upload(&key);
+    let streamed = stream_into(
+        &prober.http,
+        &urls.archive,
+        opts.retries,
+        &mut upload,
+        &mut tee,
+        &bytes_seen,
+    )
+    .await;
+    let (sha512, sha256, len, resumed) = match streamed {
+        Ok(v) => v,
+        Err(p) => {
+            upload.abort().await;
+            let _ = tee.finish().await;
+            if p.kind == Kind::NotFound {
+                report.status = "not_available";
+                return report;
+            }
+            return failed(report, p);
+        }
+    };
+    let verdicts = tee.finish().await;
+    report.bytes = len;
+    report.resumed = resumed;
+    let got = match &want {
+        Some((true, _)) => sha256,
+        _ => sha512,
+    };
+    let mut problem = None;
+    if let Some((_, want)) = &want
+        && got != *want
+    {
+        problem = Some(Problem::new(
+            Kind::HashMismatch,
+            format!(
+                "downloaded {len} bytes with SHA-512 {got}, but upstream's .hash says {want}; nothing was placed"
+            ),
+        ));
+    }
+    let sizes = size_body
+        .as_deref()
+        .and_then(|b| metadata::parse_size(&String::from_utf8_lossy(b)));
+    if problem.is_none()
+        && let Some(s) = sizes
+        && s.down != len
+    {
+        problem = Some(Problem::new(
+            Kind::SizeMismatch,
+            format!(
+                "downloaded {len} bytes, but upstream's .size says down: {}; nothing was placed",
+                s.down
+            ),
+        ));
+    }
+
+    // 5. the signature, as Zoi will verify it
+    let mut embedded_seen = None;
+    let mut detached_seen = None;
+    let mut generated = None;
+    for v in verdicts {
+        match v {
+            Verdict::Embedded(e) => embedded_seen = Some(e),
+            Verdict::Detached(d) => detached_seen = Some(d),
+            Verdict::Generated(g) => generated = Some(g),
+        }
+    }
+    if problem.is_none()
+        && let Some(keys) = &opts.verify
+    {
+        match judge(
+            job.artifact,
+            embedded_seen,
+            detached_seen,
+            keys,
+            &urls.pgp,
+        ) {
+            Ok(how) => report.signature = Some(how),
+            Err(p) => problem = Some(p),
+        }
+    } else if opts.verify.is_none() {
+        report.signature = Some("unverified");
+    }
+    let generated = match generated {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            if problem.is_none() {
+                problem = Some(Problem::new(
+                    Kind::MalformedMetadata,
+                    format!("cannot index the archive: {e}"),
+                ));
+            }
+            None
+        }
+    };
+    if let Some(p) = problem {
+        upload.abort().await;
+        return failed(report, p);
+    }
+
+    // 6. visible now, on condition
+    let etag = match upload.finish(&expect).await {
+        Ok(Put::Written(etag)) => etag,
+        Ok(Put::Conflict) => {
+            report.status = "up_to_date";
+            report.warnings.push(
+                "another run wrote this object meanwhile; it was left as that run placed it"
+                    .to_string(),
+            );
+            return report;
+        }
+        Err(e) => return failed(report, store_problem(e)),
+    };
+
+    // 7. the sidecars, .hash last
+    let mut files: Vec<(&str, Vec<u8>, &'static str)> = Vec::new();
+    match (size_body, &generated) {
+        (Some(b), _) => files.push(("size", b, "upstream")),
+        (None, Some(g)) => files.push(("size", g.size_body().into_bytes(), "generated")),
+        (None, None) => {}
+    }
+    match (files_body, &generated) {
+        (Some(b), _) => files.push(("files", b, "upstream")),
+        (None, Some(g)) => files.push(("files", g.files_body().into_bytes(), "generated")),
+        (None, None) => {}
+    }
+    if let Some(b) = sig_body {
+        files.push(("sig", b, "upstream"));
+    }
+    if let Some(b) = hash_body {
+        files.push(("hash", b, "upstream"));
+    }
+    for (ext, bytes, source) in files {
+        let meta = match (&etag, ext) {
+            (Some(t), "hash") => vec![(ARCHIVE_ETAG_META, t.clone())],
+            _ => Vec::new(),
+        };
+        if let Err(e) = store
+            .put(&format!("{key}.{ext}"), bytes, &Expect::Any, &meta)
+            .await
+        {
+            return failed(report, store_problem(e));
+        }
+        report.metadata.push((ext.to_string(), source));
+    }
+    report.status = "downloaded";
+    report
+}
+
+/// The verdict of [`super::binsync`]'s `verify_signature`, from what the
+/// threads saw.
+fn judge(
+    artifact: Artifact,
+    embedded: Option<std::io::Result<Option<crate::zoi::pgp::Embedded>>>,
+    detached: Option<Result<usize, crate::zoi::pgp::SigError>>,
+    keys: &[PublicKey],
+    sig_url: &str,
+) -> Result<&'static str, Problem> {
+    let refs: Vec<&PublicKey> = keys.iter().collect();
+    let names = || {
+        keys.iter()
+            .map(PublicKey::fingerprint)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if artifact == Artifact::Archive {
+        let embedded = embedded.unwrap_or(Ok(None)).map_err(|e| {
+            Problem::new(
+                Kind::Signature,
+                format!("cannot read the archive for its embedded manifest.sig: {e}"),
+            )
+        })?;
+        if let Some((manifest, msig)) = embedded {
+            return match crate::zoi::pgp::verify_detached(&manifest, &msig, &refs) {
+                Ok(_) => Ok("embedded"),
+                Err(e) => Err(Problem::new(
+                    Kind::Signature,
+                    format!(
+                        "the embedded manifest.sig does not verify against upstream's keys ({}): {e}; Zoi fails on it with no fallback, so nothing was placed",
+                        names()
+                    ),
+                )),
+            };
+        }
+    }
+    let Some(detached) = detached else {
+        return Err(Problem::new(
+            Kind::Signature,
+            format!(
+                "upstream declares signing keys but publishes no signature at {}; clients that verify would refuse it, so nothing was placed",
+                crate::probe::http::redact(sig_url)
+            ),
+        ));
+    };
+    detached.map(|_| "detached").map_err(|e| {
+        Problem::new(
+            Kind::Signature,
+            format!(
+                "{} does not verify against upstream's keys ({}): {e}; nothing was placed",
+                crate::probe::http::redact(sig_url),
+                names()
+            ),
+        )
+    })
+}
+
+/// Streams `url` into `upload` and `tee`, resuming with `Range` after an
+/// interruption. Returns the SHA-512 and SHA-256 of the whole body, its
+/// length and whether a resume happened.
+async fn stream_into(
+    http: &crate::probe::http::Http,
+    url: &str,
+    retries: u32,
+    upload: &mut crate::storage::Upload,
+    tee: &mut Tee,
+    bytes_seen: &AtomicU64,
+) -> Result<(String, String, u64, bool), Problem> {
+    let mut sha512 = Sha512::new();
+    let mut sha256 = Sha256::new();
+    let mut have = 0u64;
+    let mut resumed = false;
+    let mut attempt = 0;
+    let u = url::Url::parse(url).map_err(|e| {
+        Problem::new(
+            Kind::NotFound,
+            format!("{}: {e}", crate::probe::http::redact(url)),
+        )
+    })?;
+    loop {
+        attempt += 1;
+        let range = (have > 0).then(|| (reqwest::header::RANGE, format!("bytes={have}-")));
+        let result: Result<(), Problem> = async {
+            let resp = http
+                .send(
+                    reqwest::Method::GET,
+                    &u,
+                    range.as_slice(),
+                    Some(Duration::from_secs(24 * 3600)),
+                )
+                .await
+                .map_err(|e| classify(&e))?;
+            let status = resp.status().as_u16();
+            // Bytes of this body already received earlier (a server that
+            // ignores Range and sends everything again).
+            let mut skip = match status {
+                206 if have > 0 => {
+                    resumed = true;
+                    0
+                }
+                200 => have,
+                416 if have > 0 => return Ok(()),
+                _ => {
+                    let r = crate::probe::fetch::Reply {
+                        status,
+                        ..Default::default()
+                    };
+                    return Err(status_problem(&r).unwrap_or_else(|| {
+                        Problem::new(Kind::HttpError, format!("HTTP {status}"))
+                    }));
+                }
+            };
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let mut chunk = chunk.map_err(|e| classify(&e))?;
+                if skip > 0 {
+                    let n = skip.min(chunk.len() as u64);
+                    chunk = chunk.slice(n as usize..);
+                    skip -= n;
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                }
+                sha512.update(&chunk);
+                sha256.update(&chunk);
+                have += chunk.len() as u64;
+                bytes_seen.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                tee.send(&chunk).await;
+                upload.write(chunk).await.map_err(store_problem)?;
+            }
+            if skip > 0 {
+                return Err(Problem::new(
+                    Kind::Truncated,
+                    "upstream sent less than before on a retry".to_string(),
+                ));
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                return Ok((
+                    hex::encode(sha512.finalize()),
+                    hex::encode(sha256.finalize()),
+                    have,
+                    resumed,
+                ));
+            }
+            Err(p)
+                if attempt <= retries
+                    && matches!(
+                        p.kind,
+                        Kind::ConnectionReset | Kind::Timeout | Kind::Connect | Kind::HttpError
+                    ) =>
+            {
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            Err(p) => return Err(p),
+        }
+    }
+}
+
+/// Deletes an archive and its metadata from the store, `.hash` first (a
+/// client never sees a `.hash` without its archive).
+pub async fn remove_archive(store: &Store, rel: &str) -> Result<(), StoreError> {
+    for ext in ["hash", "size", "files", "sig"] {
+        store.delete(&format!("{rel}.{ext}")).await?;
+    }
+    store.delete(rel).await
+}

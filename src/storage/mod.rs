@@ -1,0 +1,891 @@
+//! Where a binary host lives: a folder on this machine (what `bin sync`
+//! and `index` have always written), or S3-compatible object storage,
+//! addressed as `s3://bucket/prefix`.
+//!
+//! The folder backend is the existing code in [`crate::mirror::binsync`]
+//! and [`crate::mirror::index`], unchanged; this module holds the object
+//! storage backend ([`Store`], on the `object_store` crate) and the parsing
+//! that decides which one a destination names ([`Dest`]).
+//!
+//! Settings come from, in order: flags, the spec's `[binaries.storage]`,
+//! then the standard AWS variables (`AWS_ENDPOINT_URL`, `AWS_REGION`,
+//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+//! `AWS_ALLOW_HTTP`, …) and the shared credentials/config files of
+//! `AWS_PROFILE` (`~/.aws/credentials`, `~/.aws/config`). Secrets are never
+//! printed: every message a [`Store`] produces passes through
+//! [`Store::redact`].
+//!
+//! Writes are conditional, so that two runs filling one bucket never
+//! clobber each other: an object that was absent is written with
+//! `If-None-Match: *` ([`PutMode::Create`]), one that was present with
+//! `If-Match: <the ETag seen>` ([`PutMode::Update`]). Large objects are
+//! multipart uploads, which S3 makes visible only at completion: the
+//! caller completes one only after the bytes verified, and aborts it
+//! otherwise, so a failed or mismatching transfer leaves no object.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as Key;
+use object_store::{
+    Attribute, AttributeValue, Attributes, ClientOptions, ObjectStore, PutMode, PutMultipartOptions,
+    PutOptions, PutPayload, RetryConfig, UpdateVersion, WriteMultipart,
+};
+
+/// A destination as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    Local(std::path::PathBuf),
+    S3(S3Url),
+}
+
+/// `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    pub bucket: String,
+    /// Without leading or trailing `/`; may be empty.
+    pub prefix: String,
+}
+
+impl std::fmt::Display for S3Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "s3://{}", self.bucket)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+/// Whether a destination argument names object storage.
+pub fn is_s3(dest: &Path) -> bool {
+    dest.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+impl Dest {
+    /// A path is a folder unless it starts with `s3://`.
+    pub fn parse(dest: &Path) -> Result<Dest, String> {
+        let Some(rest) = dest.to_str().and_then(|s| s.strip_prefix("s3://")) else {
+            return Ok(Dest::Local(dest.to_path_buf()));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && !bucket.starts_with(['-', '.'])
+            && !bucket.ends_with(['-', '.']);
+        if !bucket_ok {
+            return Err(format!(
+                "'{bucket}' is not an S3 bucket name (3 to 63 lower-case letters, digits, '-' and '.')"
+            ));
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix
+            .split('/')
+            .any(|s| s == "." || s == ".." || (s.is_empty() && !prefix.is_empty()))
+            || prefix.contains(['\\', '?', '#', '{'])
+            || prefix.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "'{prefix}' is not a plain key prefix (no empty, '.' or '..' segments)"
+            ));
+        }
+        Ok(Dest::S3(S3Url {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        }))
+    }
+}
+
+/// Settings that are not credentials: flags and `[binaries.storage]`.
+/// `None` leaves the standard variable (or the default) in charge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Settings {
+    /// `https://s3.example.com` (`AWS_ENDPOINT_URL`); AWS itself when unset.
+    pub endpoint: Option<String>,
+    /// `AWS_REGION`; `us-east-1` when unset everywhere.
+    pub region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`): the default with an
+    /// endpoint; virtual-hosted (`bucket.endpoint/key`) when false.
+    pub path_style: Option<bool>,
+    /// Allow plain `http://` endpoints (`AWS_ALLOW_HTTP`).
+    pub allow_http: Option<bool>,
+    /// The public base URL clients read the bucket at, when it differs
+    /// from the endpoint (a CDN): only used in messages and the public-read
+    /// probe.
+    pub public_url: Option<String>,
+}
+
+/// What went wrong talking to the store, with a kind scripts can match on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError {
+    /// `storage_unreachable`, `storage_denied`, `storage_bucket_missing`,
+    /// `storage_no_credentials`, `storage_not_public`, `storage_conflict`,
+    /// `storage_error`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl StoreError {
+    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the fault is in what the user gave (exit 2) rather than in
+    /// being able to run (exit 3).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self.kind,
+            "storage_bucket_missing" | "storage_no_credentials" | "storage_not_public"
+        )
+    }
+
+    pub fn hint(&self) -> &'static str {
+        match self.kind {
+            "storage_unreachable" => {
+                "check the endpoint (--s3-endpoint, [binaries.storage] endpoint or AWS_ENDPOINT_URL) and that the store is up; plain http needs AWS_ALLOW_HTTP=true"
+            }
+            "storage_denied" => {
+                "the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they may read, list and write the bucket"
+            }
+            "storage_bucket_missing" => {
+                "create the bucket first (and give anonymous read of it to Zoi clients), or fix the bucket name"
+            }
+            "storage_no_credentials" => {
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a profile of ~/.aws/credentials"
+            }
+            "storage_not_public" => {
+                "Zoi fetches archives anonymously: grant anonymous read (s3:GetObject) on the bucket or prefix, or pass --private-bucket when a CDN with its own credentials fronts it"
+            }
+            _ => "run again; if it persists, check the store's logs",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    /// Written; the new ETag when the store gave one.
+    Written(Option<String>),
+    /// Another writer got there first (the object appeared, or changed,
+    /// since it was looked at): nothing was written.
+    Conflict,
+}
+
+/// What was there before a write, for the write's condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there: replace it.
+    Any,
+    /// Nothing: create only.
+    Absent,
+    /// The object with this ETag: replace only that.
+    ETag(String),
+}
+
+/// One object's listing entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Relative to the store's prefix, `/`-separated.
+    pub rel: String,
+    pub size: u64,
+    pub e_tag: Option<String>,
+    /// Seconds since the epoch.
+    pub last_modified: i64,
+}
+
+/// Part size of multipart uploads, and the largest object written in one
+/// PUT. S3's minimum part is 5 MiB.
+pub const PART: usize = 8 << 20;
+/// Parts of one upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// The user metadata key on a `.hash` naming the ETag of the archive it was
+/// written for (`x-amz-meta-archive-etag`): `index` uses it to know that an
+/// archive has not been replaced since.
+pub const ARCHIVE_ETAG_META: &str = "archive-etag";
+
+/// An S3-compatible bucket (and prefix inside it).
+pub struct Store {
+    s3: Arc<AmazonS3>,
+    pub url: S3Url,
+    /// Where anonymous clients read the bucket: `<endpoint>/<bucket>` for
+    /// path-style, else `https://<bucket>.<host>`.
+    pub public_base: String,
+    secrets: Vec<String>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `[section]` → `key = value` of an AWS shared config file.
+fn ini_section(text: &str, wanted: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = wanted.iter().any(|w| w == name.trim());
+            continue;
+        }
+        if inside && let Some((k, v)) = line.split_once('=') {
+            out.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Settings of `AWS_PROFILE` (or `default`) from the shared files.
+fn profile_values() -> Vec<(String, String)> {
+    let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    let home = dirs::home_dir().unwrap_or_default();
+    let creds = env("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| home.join(".aws/credentials"));
+    let config = env("AWS_CONFIG_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| home.join(".aws/config"));
+    let mut out = Vec::new();
+    if let Ok(t) = std::fs::read_to_string(creds) {
+        out.extend(ini_section(&t, std::slice::from_ref(&profile)));
+    }
+    if let Ok(t) = std::fs::read_to_string(config) {
+        let names = if profile == "default" {
+            vec!["default".to_string(), "profile default".to_string()]
+        } else {
+            vec![format!("profile {profile}")]
+        };
+        out.extend(ini_section(&t, &names));
+    }
+    out
+}
+
+impl Store {
+    /// Opens `url` with `settings`, the standard variables and the profile.
+    /// Makes no request.
+    pub fn open(url: &S3Url, settings: &S3Settings) -> Result<Store, StoreError> {
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
+        let profile = profile_values();
+        let from_profile = |k: &str| {
+            profile
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let mut key_id = env("AWS_ACCESS_KEY_ID");
+        let mut secret = env("AWS_SECRET_ACCESS_KEY");
+        if key_id.is_none() || secret.is_none() {
+            key_id = from_profile("aws_access_key_id");
+            secret = from_profile("aws_secret_access_key");
+            if let (Some(k), Some(s)) = (&key_id, &secret) {
+                b = b.with_access_key_id(k).with_secret_access_key(s);
+                if let Some(t) = from_profile("aws_session_token") {
+                    b = b.with_token(t);
+                }
+            }
+        }
+        let other_provider = [
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ]
+        .iter()
+        .any(|v| env(v).is_some());
+        if (key_id.is_none() || secret.is_none()) && !other_provider {
+            // Without this, the AWS chain would ask the instance metadata
+            // service, which on most machines hangs and then says nothing
+            // useful.
+            return Err(StoreError::new(
+                "storage_no_credentials",
+                format!(
+                    "no credentials for {url}: neither AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY nor the profile '{}' gives a key",
+                    env("AWS_PROFILE").unwrap_or_else(|| "default".into())
+                ),
+            ));
+        }
+        let endpoint = settings
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| env("AWS_ENDPOINT"))
+            .or_else(|| from_profile("endpoint_url"));
+        if let Some(e) = &endpoint {
+            b = b.with_endpoint(e.trim_end_matches('/'));
+        }
+        let region = settings
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .or_else(|| from_profile("region"))
+            .unwrap_or_else(|| "us-east-1".into());
+        b = b.with_region(&region);
+        let path_style = settings.path_style.unwrap_or_else(|| {
+            // With an endpoint, path-style is what S3-compatible stores
+            // speak; AWS itself is virtual-hosted.
+            env("AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
+                .map(|v| !matches!(v.to_ascii_lowercase().as_str(), "true" | "1"))
+                .unwrap_or(endpoint.is_some())
+        });
+        b = b.with_virtual_hosted_style_request(!path_style);
+        let allow_http = settings.allow_http.unwrap_or_else(|| {
+            env("AWS_ALLOW_HTTP").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1"))
+        });
+        if endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) && !allow_http {
+            return Err(StoreError::new(
+                "storage_unreachable",
+                format!(
+                    "the endpoint {} is plain http, which is refused unless allowed",
+                    endpoint.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        b = b
+            .with_disable_tagging(true)
+            .with_config(AmazonS3ConfigKey::ConditionalPut, "etag")
+            .with_client_options(
+                ClientOptions::new()
+                    .with_allow_http(allow_http)
+                    .with_connect_timeout(Duration::from_secs(10))
+                    .with_timeout(Duration::from_secs(300)),
+            )
+            .with_retry(RetryConfig {
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(30),
+                ..RetryConfig::default()
+            });
+        let s3 = b.build().map_err(|e| {
+            StoreError::new(
+                "storage_error",
+                format!("cannot configure {url}: {e}"),
+            )
+        })?;
+        let public_base = match (&settings.public_url, &endpoint) {
+            (Some(p), _) => p.trim_end_matches('/').to_string(),
+            (None, Some(e)) if path_style => {
+                format!("{}/{}", e.trim_end_matches('/'), url.bucket)
+            }
+            (None, Some(e)) => {
+                let (scheme, host) = e.split_once("://").unwrap_or(("https", e));
+                format!("{scheme}://{}.{}", url.bucket, host.trim_end_matches('/'))
+            }
+            (None, None) => format!("https://{}.s3.{region}.amazonaws.com", url.bucket),
+        };
+        let mut secrets: Vec<String> = [secret, env("AWS_SESSION_TOKEN"), key_id]
+            .into_iter()
+            .flatten()
+            .filter(|s| s.len() >= 4)
+            .collect();
+        if let Some(t) = from_profile("aws_session_token") {
+            secrets.push(t);
+        }
+        Ok(Store {
+            s3: Arc::new(s3),
+            url: url.clone(),
+            public_base,
+            secrets,
+        })
+    }
+
+    /// `text` with every credential replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+
+    fn key(&self, rel: &str) -> Result<Key, StoreError> {
+        let rel = rel.trim_matches('/');
+        let full = if self.url.prefix.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{}/{rel}", self.url.prefix)
+        };
+        Key::parse(&full)
+            .map_err(|e| StoreError::new("storage_error", format!("bad key '{full}': {e}")))
+    }
+
+    fn rel_of(&self, key: &Key) -> String {
+        let k = key.as_ref();
+        if self.url.prefix.is_empty() {
+            k.to_string()
+        } else {
+            k.strip_prefix(&format!("{}/", self.url.prefix))
+                .unwrap_or(k)
+                .to_string()
+        }
+    }
+
+    /// The URL an anonymous client reads `rel` at.
+    pub fn public_url(&self, rel: &str) -> String {
+        let mut u = self.public_base.clone();
+        for seg in self.url.prefix.split('/').chain(rel.split('/')) {
+            if !seg.is_empty() {
+                u.push('/');
+                u.push_str(seg);
+            }
+        }
+        u
+    }
+
+    /// `s3://bucket/prefix/rel`, for messages.
+    pub fn display(&self, rel: &str) -> String {
+        format!("{}/{}", self.url, rel.trim_matches('/'))
+    }
+
+    /// Turns an object_store error into a kind and a message without
+    /// secrets.
+    pub fn classify(&self, what: &str, e: &object_store::Error) -> StoreError {
+        let text = self.redact(&format!("{e}"));
+        let mut chain = String::new();
+        let mut src: Option<&dyn std::error::Error> = Some(e);
+        while let Some(s) = src {
+            chain.push_str(&format!(" {s}"));
+            src = s.source();
+        }
+        let chain = self.redact(&chain);
+        let kind = if chain.contains("NoSuchBucket") {
+            "storage_bucket_missing"
+        } else if chain.contains("InvalidAccessKeyId")
+            || chain.contains("SignatureDoesNotMatch")
+            || chain.contains("AccessDenied")
+            || chain.contains("403 Forbidden")
+            || chain.contains("status: 403")
+        {
+            "storage_denied"
+        } else if matches!(
+            e,
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
+        ) {
+            "storage_conflict"
+        } else if chain.contains("error sending request")
+            || chain.contains("onnection refused")
+            || chain.contains("dns error")
+            || chain.contains("timed out")
+            || chain.contains("connect")
+        {
+            "storage_unreachable"
+        } else {
+            "storage_error"
+        };
+        let short = match kind {
+            "storage_bucket_missing" => format!("the bucket '{}' does not exist", self.url.bucket),
+            "storage_denied" => format!(
+                "the store refused the request (AccessDenied / InvalidAccessKeyId / SignatureDoesNotMatch): {}",
+                first_line(&text)
+            ),
+            "storage_unreachable" => format!("cannot reach the store: {}", first_line(&chain)),
+            _ => first_line(&text),
+        };
+        StoreError::new(kind, format!("{what}: {short}"))
+    }
+
+    /// Checks that the bucket exists and the credentials may list it, and
+    /// — with `require_public` — that anonymous clients can read it (the
+    /// public-read probe GETs a key that does not exist: 404 `NoSuchKey`
+    /// from a public bucket, 403 `AccessDenied` from a private one).
+    pub async fn preflight(
+        &self,
+        http: &crate::probe::http::Http,
+        require_public: bool,
+    ) -> Result<(), StoreError> {
+        let prefix = if self.url.prefix.is_empty() {
+            None
+        } else {
+            Some(Key::from(self.url.prefix.as_str()))
+        };
+        let mut listing = self.s3.list(prefix.as_ref());
+        if let Some(Err(e)) = listing.next().await {
+            return Err(self.classify(&format!("listing {}", self.url), &e));
+        }
+        drop(listing);
+        if require_public {
+            let probe = self.public_url(".zoi-mirror-public-read-probe");
+            let u = url::Url::parse(&probe).map_err(|e| {
+                StoreError::new("storage_error", format!("bad public URL {probe}: {e}"))
+            })?;
+            let resp = http
+                .send(reqwest::Method::GET, &u, &[], Some(Duration::from_secs(30)))
+                .await
+                .map_err(|e| {
+                    StoreError::new(
+                        "storage_unreachable",
+                        format!("anonymous GET {probe}: {}", self.redact(&e.to_string())),
+                    )
+                })?;
+            let status = resp.status().as_u16();
+            if matches!(status, 401 | 403) {
+                let body = resp.text().await.unwrap_or_default();
+                let code = xml_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
+                return Err(StoreError::new(
+                    "storage_not_public",
+                    format!(
+                        "{} is not readable anonymously: GET {probe} answers {status} {code}, and Zoi clients send no credentials",
+                        self.url
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A small object's bytes and user metadata; `None` when absent.
+    pub async fn get_small(
+        &self,
+        rel: &str,
+    ) -> Result<Option<(Vec<u8>, Attributes)>, StoreError> {
+        let key = self.key(rel)?;
+        match self.s3.get(&key).await {
+            Ok(r) => {
+                let attrs = r.attributes.clone();
+                let b = r
+                    .bytes()
+                    .await
+                    .map_err(|e| self.classify(&self.display(rel), &e))?;
+                Ok(Some((b.to_vec(), attrs)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.classify(&format!("GET {}", self.display(rel)), &e)),
+        }
+    }
+
+    /// Size and ETag; `None` when absent.
+    pub async fn head(&self, rel: &str) -> Result<Option<Entry>, StoreError> {
+        let key = self.key(rel)?;
+        match self.s3.head(&key).await {
+            Ok(m) => Ok(Some(Entry {
+                rel: rel.to_string(),
+                size: m.size,
+                e_tag: m.e_tag,
+                last_modified: m.last_modified.timestamp(),
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.classify(&format!("HEAD {}", self.display(rel)), &e)),
+        }
+    }
+
+    /// Every object under the prefix.
+    pub async fn list(&self) -> Result<Vec<Entry>, StoreError> {
+        let prefix = if self.url.prefix.is_empty() {
+            None
+        } else {
+            Some(Key::from(self.url.prefix.as_str()))
+        };
+        let mut out = Vec::new();
+        let mut s = self.s3.list(prefix.as_ref());
+        while let Some(m) = s.next().await {
+            let m = m.map_err(|e| self.classify(&format!("listing {}", self.url), &e))?;
+            out.push(Entry {
+                rel: self.rel_of(&m.location),
+                size: m.size,
+                e_tag: m.e_tag,
+                last_modified: m.last_modified.timestamp(),
+            });
+        }
+        out.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(out)
+    }
+
+    /// The object as a stream of chunks.
+    pub async fn get_stream(
+        &self,
+        rel: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        let key = self.key(rel)?;
+        let r = self
+            .s3
+            .get(&key)
+            .await
+            .map_err(|e| self.classify(&format!("GET {}", self.display(rel)), &e))?;
+        let secrets = self.secrets.clone();
+        let name = self.display(rel);
+        Ok(r
+            .into_stream()
+            .map(move |c| {
+                c.map_err(|e| {
+                    let mut m = format!("reading {name}: {e}");
+                    for s in &secrets {
+                        m = m.replace(s.as_str(), "***");
+                    }
+                    StoreError::new("storage_unreachable", m)
+                })
+            })
+            .boxed())
+    }
+
+    /// Writes a small object in one PUT, on condition.
+    pub async fn put(
+        &self,
+        rel: &str,
+        bytes: Vec<u8>,
+        expect: &Expect,
+        meta: &[(&'static str, String)],
+    ) -> Result<Put, StoreError> {
+        let key = self.key(rel)?;
+        let opts = PutOptions {
+            mode: mode(expect),
+            attributes: attributes(rel, meta),
+            ..Default::default()
+        };
+        match self
+            .s3
+            .put_opts(&key, PutPayload::from(Bytes::from(bytes)), opts)
+            .await
+        {
+            Ok(r) => Ok(Put::Written(r.e_tag)),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(Put::Conflict)
+            }
+            Err(e) => Err(self.classify(&format!("PUT {}", self.display(rel)), &e)),
+        }
+    }
+
+    pub async fn delete(&self, rel: &str) -> Result<(), StoreError> {
+        let key = self.key(rel)?;
+        match self.s3.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.classify(&format!("DELETE {}", self.display(rel)), &e)),
+        }
+    }
+
+    /// A streaming upload of `rel`, written on [`Upload::finish`] only.
+    pub fn upload(self: &Arc<Self>, rel: &str) -> Upload {
+        Upload {
+            store: self.clone(),
+            rel: rel.to_string(),
+            buf: Vec::new(),
+            multipart: None,
+            len: 0,
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// The `<Code>` of an S3 XML error body.
+pub fn xml_code(body: &str) -> Option<String> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let end = body[start..].find("</Code>")? + start;
+    Some(body[start..end].trim().to_string()).filter(|c| !c.is_empty() && c.len() < 64)
+}
+
+fn mode(expect: &Expect) -> PutMode {
+    match expect {
+        Expect::Any => PutMode::Overwrite,
+        Expect::Absent => PutMode::Create,
+        Expect::ETag(e) => PutMode::Update(UpdateVersion {
+            e_tag: Some(e.clone()),
+            version: None,
+        }),
+    }
+}
+
+/// Content type for a file name (what nginx would serve), plus user
+/// metadata.
+fn attributes(rel: &str, meta: &[(&'static str, String)]) -> Attributes {
+    let ext = rel.rsplit('.').next().unwrap_or_default();
+    let ct = match ext {
+        "hash" | "size" | "files" | "txt" => "text/plain; charset=utf-8",
+        "json" => "application/json",
+        "yaml" => "text/yaml",
+        "asc" => "application/pgp-keys",
+        "sig" => "application/pgp-signature",
+        "zpa" | "zst" | "zsa" | "zdelta" => "application/zstd",
+        "lua" => "text/x-lua",
+        "sh" => "text/x-shellscript",
+        "ps1" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    let mut a = Attributes::new();
+    a.insert(Attribute::ContentType, AttributeValue::from(ct));
+    for (k, v) in meta {
+        a.insert(
+            Attribute::Metadata(Cow::Borrowed(k)),
+            AttributeValue::from(v.clone()),
+        );
+    }
+    a
+}
+
+/// A streaming upload: bytes are buffered up to [`PART`]; a larger object
+/// becomes a multipart upload (parts go out as they fill, at most
+/// [`PARTS_IN_FLIGHT`] at once, so memory stays bounded whatever the
+/// object's size). Nothing is visible until [`Upload::finish`]; dropping
+/// or [`Upload::abort`]ing it leaves no object.
+pub struct Upload {
+    store: Arc<Store>,
+    rel: String,
+    buf: Vec<u8>,
+    multipart: Option<WriteMultipart>,
+    len: u64,
+}
+
+impl Upload {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Restarts from zero (the source sent the whole object again).
+    pub async fn reset(&mut self) -> Result<(), StoreError> {
+        if let Some(m) = self.multipart.take() {
+            let _ = m.abort().await;
+        }
+        self.buf.clear();
+        self.len = 0;
+        Ok(())
+    }
+
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        self.len += chunk.len() as u64;
+        if let Some(m) = &mut self.multipart {
+            m.wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(|e| self.store.classify(&self.store.display(&self.rel), &e))?;
+            m.put(chunk);
+            return Ok(());
+        }
+        self.buf.extend_from_slice(&chunk);
+        if self.buf.len() > PART {
+            let key = self.store.key(&self.rel)?;
+            let up = self
+                .store
+                .s3
+                .put_multipart_opts(
+                    &key,
+                    PutMultipartOptions {
+                        attributes: attributes(&self.rel, &[]),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| {
+                    self.store
+                        .classify(&format!("starting the upload of {}", self.store.display(&self.rel)), &e)
+                })?;
+            let mut m = WriteMultipart::new_with_chunk_size(up, PART);
+            m.put(Bytes::from(std::mem::take(&mut self.buf)));
+            self.multipart = Some(m);
+        }
+        Ok(())
+    }
+
+    /// Makes the object visible, on condition. A multipart upload cannot
+    /// carry a condition on its completion through object_store, so the
+    /// condition is checked with a HEAD just before completing.
+    pub async fn finish(mut self, expect: &Expect) -> Result<Put, StoreError> {
+        match self.multipart.take() {
+            None => {
+                let bytes = std::mem::take(&mut self.buf);
+                self.store.put(&self.rel, bytes, expect, &[]).await
+            }
+            Some(m) => {
+                let now = self.store.head(&self.rel).await;
+                let ok = match (&now, expect) {
+                    (Err(_), _) => false,
+                    (Ok(_), Expect::Any) => true,
+                    (Ok(None), Expect::Absent) => true,
+                    (Ok(Some(e)), Expect::ETag(t)) => e.e_tag.as_deref() == Some(t.as_str()),
+                    _ => false,
+                };
+                if !ok {
+                    let _ = m.abort().await;
+                    return match now {
+                        Err(e) => Err(e),
+                        Ok(_) => Ok(Put::Conflict),
+                    };
+                }
+                match m.finish().await {
+                    Ok(r) => Ok(Put::Written(r.e_tag)),
+                    Err(e) => Err(self.store.classify(
+                        &format!("completing the upload of {}", self.store.display(&self.rel)),
+                        &e,
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Drops what was sent: no object appears.
+    pub async fn abort(mut self) {
+        if let Some(m) = self.multipart.take() {
+            let _ = m.abort().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations() {
+        assert_eq!(
+            Dest::parse(Path::new("s3://zoi/pkgs/v1/")).unwrap(),
+            Dest::S3(S3Url {
+                bucket: "zoi".into(),
+                prefix: "pkgs/v1".into()
+            })
+        );
+        assert_eq!(
+            Dest::parse(Path::new("s3://zoi")).unwrap(),
+            Dest::S3(S3Url {
+                bucket: "zoi".into(),
+                prefix: String::new()
+            })
+        );
+        assert!(matches!(
+            Dest::parse(Path::new("/srv/pkgs")).unwrap(),
+            Dest::Local(_)
+        ));
+        assert!(Dest::parse(Path::new("s3://Bad_Bucket/x")).is_err());
+        assert!(Dest::parse(Path::new("s3://zoi/a/../b")).is_err());
+        assert!(Dest::parse(Path::new("s3://zoi/a//b")).is_err());
+    }
+
+    #[test]
+    fn xml_codes() {
+        assert_eq!(
+            xml_code("<?xml?><Error><Code>AccessDenied</Code><Message>x</Message></Error>")
+                .as_deref(),
+            Some("AccessDenied")
+        );
+        assert_eq!(xml_code("<html>nope</html>"), None);
+    }
+
+    #[test]
+    fn profiles_are_read_by_section() {
+        let t = "[default]\naws_access_key_id = A\n[other]\naws_access_key_id = B\n";
+        assert_eq!(
+            ini_section(t, &["other".to_string()]),
+            [("aws_access_key_id".to_string(), "B".to_string())]
+        );
+    }
+}
