@@ -212,8 +212,8 @@ pub struct BinSyncArgs {
     /// AWS_SECRET_ACCESS_KEY or AWS_PROFILE; endpoint, region and path style
     /// from the --s3-* flags, [binaries.storage] or the AWS_* variables).
     /// Default: [binaries.storage] url.
-    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX", default_value = "")]
-    pub dest: PathBuf,
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub dest: Option<PathBuf>,
     /// Only the packages of shard K of N (`1/4`…`4/4`), by a stable hash of
     /// `@tier/name`: N machines with the same flags fill one bucket
     /// together, each package (all its platforms) on exactly one of them.

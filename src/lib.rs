@@ -23,9 +23,9 @@ pub mod mirror;
 pub mod output;
 /// HTTP and git probing.
 pub mod probe;
-/// Where a binary host lives: a folder, or S3-compatible object storage.
-pub mod storage;
 /// mirror.toml: schema, loading with spans, validation, the init template.
 pub mod spec;
+/// Where a binary host lives: a folder, or S3-compatible object storage.
+pub mod storage;
 /// Zoi's formats and rules.
 pub mod zoi;

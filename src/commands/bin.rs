@@ -10,11 +10,11 @@ use crate::cli::BinSyncArgs;
 use crate::error::{Exit, Failure, fail};
 use crate::mirror::binsync::{self, Pruned, TargetReport};
 use crate::mirror::binsync_s3;
-use crate::storage;
 use crate::mirror::db;
 use crate::output::{self, Format, Style, paint};
 use crate::probe::fetch::Prober;
 use crate::spec::{self, ArchiveFormat};
+use crate::storage;
 use crate::zoi::index;
 use crate::zoi::repo::RepoYaml;
 
@@ -105,18 +105,21 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             .hint("set binaries.format = \"zpa\" (Zoi >= 1.23 installs only .zpa from a registry)"),
         );
     }
-    let dest_arg: std::path::PathBuf = if args.dest.as_os_str().is_empty() {
+    let dest_arg: std::path::PathBuf = if let Some(d) = &args.dest {
+        d.clone()
+    } else {
         match &spec.binaries.storage.url {
             Some(u) => u.into(),
             None => {
                 return fail(
-                    Failure::bad_input("usage", "no destination: give --dest DIR|s3://BUCKET/PREFIX")
-                        .hint("or set [binaries.storage] url in the spec"),
+                    Failure::bad_input(
+                        "usage",
+                        "no destination: give --dest DIR|s3://BUCKET/PREFIX",
+                    )
+                    .hint("or set [binaries.storage] url in the spec"),
                 );
             }
         }
-    } else {
-        args.dest.clone()
     };
     let store = match storage::Dest::parse(&dest_arg)
         .map_err(|m| Failure::bad_input("bad_destination", m))?

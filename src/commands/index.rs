@@ -22,6 +22,9 @@ use crate::output::{self, Format, Style, paint};
 use crate::zoi::archive::ArchiveKind;
 
 pub fn run(args: &IndexArgs, format: Format) -> Result<Exit> {
+    if crate::storage::is_s3(&args.root) {
+        return run_s3(args, format);
+    }
     check_root(&args.root)?;
     let lint = lint_settings(args)?;
     let jobs = args.jobs.map_or_else(
@@ -54,6 +57,51 @@ pub fn run(args: &IndexArgs, format: Format) -> Result<Exit> {
     })?;
     bar.finish_and_clear();
 
+    match format {
+        Format::Json => output::json(&report)?,
+        Format::Human => print_human(&report, args.verbose, started.elapsed()),
+    }
+    Ok(exit_code(&report))
+}
+
+/// `index s3://BUCKET/PREFIX`.
+fn run_s3(args: &IndexArgs, format: Format) -> Result<Exit> {
+    let url = match crate::storage::Dest::parse(&args.root)
+        .map_err(|m| Failure::bad_input("bad_destination", m))?
+    {
+        crate::storage::Dest::S3(u) => u,
+        crate::storage::Dest::Local(_) => unreachable!("checked by is_s3"),
+    };
+    let settings = super::storage_settings(&args.storage, &crate::storage::S3Settings::default());
+    let store = std::sync::Arc::new(super::open_store(&url, &settings)?);
+    let lint = lint_settings(args)?;
+    let jobs = args.jobs.map_or(8, |n| n.get());
+    let opts = Options {
+        jobs,
+        force: args.force,
+        check: args.check,
+        lint,
+    };
+    let started = Instant::now();
+    let hidden = format == Format::Json || args.no_progress || !output::progress_allowed();
+    let bar = if hidden {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {binary_bytes} {binary_bytes_per_sec}")
+        {
+            b.set_style(style);
+        }
+        b
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt
+        .block_on(crate::mirror::index_s3::run(store, &opts, &|n| bar.inc(n)))
+        .map_err(super::store_failure)?;
+    bar.finish_and_clear();
     match format {
         Format::Json => output::json(&report)?,
         Format::Human => print_human(&report, args.verbose, started.elapsed()),

@@ -27,9 +27,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256, Sha512};
 
-use super::binsync::{
-    Artifact, Job, KeyReport, Options, TargetReport, fetch_keys, jobs, small,
-};
+use super::binsync::{Artifact, Job, KeyReport, Options, TargetReport, fetch_keys, jobs, small};
 use crate::probe::check::status_problem;
 use crate::probe::fetch::{Kind, Prober, Problem, classify};
 use crate::storage::{ARCHIVE_ETAG_META, Expect, Put, Store, StoreError};
@@ -443,13 +441,7 @@ async fn sync_job(
     if problem.is_none()
         && let Some(keys) = &opts.verify
     {
-        match judge(
-            job.artifact,
-            embedded_seen,
-            detached_seen,
-            keys,
-            &urls.pgp,
-        ) {
+        match judge(job.artifact, embedded_seen, detached_seen, keys, &urls.pgp) {
             Ok(how) => report.signature = Some(how),
             Err(p) => problem = Some(p),
         }

@@ -58,7 +58,7 @@ use crate::zoi::platform::Platform;
 pub const METADATA: [Meta; 3] = [Meta::Files, Meta::Size, Meta::Hash];
 
 /// Files that belong to an archive and are orphans without it.
-const SIDECARS: [&str; 4] = ["hash", "size", "files", "sig"];
+pub(crate) const SIDECARS: [&str; 4] = ["hash", "size", "files", "sig"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Meta {
@@ -85,7 +85,7 @@ impl Meta {
         PathBuf::from(s)
     }
 
-    fn body(self, summary: &Summary, file_name: &str) -> String {
+    pub(crate) fn body(self, summary: &Summary, file_name: &str) -> String {
         match self {
             Meta::Hash => summary.hash_body(file_name),
             Meta::Size => summary.size_body(),
@@ -126,7 +126,7 @@ pub struct Failed {
 }
 
 impl Failed {
-    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: &'static str, message: impl Into<String>) -> Self {
         Failed {
             kind,
             message: message.into(),
@@ -185,7 +185,7 @@ pub struct ArchiveResult {
 }
 
 impl ArchiveResult {
-    fn failed(path: String, error: Failed) -> Self {
+    pub(crate) fn failed(path: String, error: Failed) -> Self {
         ArchiveResult {
             path,
             status: Status::Error,
@@ -198,7 +198,7 @@ impl ArchiveResult {
         }
     }
 
-    fn with_summary(path: String, status: Status, s: &Summary) -> Self {
+    pub(crate) fn with_summary(path: String, status: Status, s: &Summary) -> Self {
         ArchiveResult {
             path,
             status,
@@ -770,7 +770,7 @@ fn compare(path: &Path, file_name: &str, summary: &Summary) -> Vec<Problem> {
     problems
 }
 
-fn describe_difference(m: Meta, expected: &str, found: &str) -> String {
+pub(crate) fn describe_difference(m: Meta, expected: &str, found: &str) -> String {
     let file = m.extension();
     if m == Meta::Files {
         let e: Vec<&str> = expected.split('\n').collect();

@@ -13,4 +13,5 @@ pub mod binsync;
 pub mod binsync_s3;
 pub mod db;
 pub mod index;
+pub mod index_s3;
 pub mod serve;

@@ -176,7 +176,34 @@ pub fn status_problem(r: &Reply) -> Option<Problem> {
         404 | 410 => Problem::new(Kind::NotFound, format!("HTTP {s} Not Found")),
         _ => Problem::new(Kind::HttpError, format!("HTTP {s}")),
     };
-    Some(p)
+    Some(with_s3_detail(p, r))
+}
+
+/// S3-compatible stores answer errors with an XML body naming the cause
+/// (`<Error><Code>AccessDenied</Code>…`): say what it means for Zoi.
+fn with_s3_detail(mut p: Problem, r: &Reply) -> Problem {
+    let body = String::from_utf8_lossy(&r.body[..r.body.len().min(4096)]);
+    if !body.contains("<Error>") {
+        return p;
+    }
+    let Some(code) = crate::storage::xml_code(&body) else {
+        return p;
+    };
+    let what = match code.as_str() {
+        "AccessDenied" | "AllAccessDisabled" => {
+            "the bucket (or this key) is not public-read, and Zoi fetches anonymously: grant anonymous s3:GetObject on it (bucket policy or ACL), or serve it through a CDN that can read it"
+        }
+        "NoSuchKey" => {
+            "the bucket answers, but holds no object at this key: run `zoi-mirror bin sync --dest s3://…` (or `index s3://…` for metadata) for it, and check binaries.layout"
+        }
+        "NoSuchBucket" => "the bucket named in the URL does not exist on this endpoint",
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+            "the store wanted credentials: Zoi sends none, so the bucket must allow anonymous reads"
+        }
+        _ => "an S3 error",
+    };
+    p.message = format!("{} (S3 {code}: {what})", p.message);
+    p
 }
 
 fn looks_like_html(r: &Reply) -> bool {
@@ -367,6 +394,16 @@ async fn check_archive(prober: &Prober, kind: &'static str, url: &str) -> (UrlCh
     let refused = matches!(head.status, 405 | 501);
     if !refused {
         if let Some(p) = status_problem(&head) {
+            // A HEAD answer has no body, and S3-compatible stores say why
+            // (AccessDenied, NoSuchKey) only in one: ask once with a GET.
+            let mut p = p;
+            if matches!(head.status, 403 | 404)
+                && let Some(r) = request(prober, &mut c, url, Method::Get(4096)).await
+                && r.status == head.status
+                && let Some(p2) = status_problem(&r)
+            {
+                p = p2;
+            }
             c.fail(p);
             return (c, None);
         }

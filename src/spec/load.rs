@@ -827,7 +827,8 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
                 }
                 b_storage.s3.endpoint = Some(e.value.clone());
             }
-            if let Some(pu) = st.nonempty_str(ctx, "public_url", "e.g. \"https://bin.example.com\"") {
+            if let Some(pu) = st.nonempty_str(ctx, "public_url", "e.g. \"https://bin.example.com\"")
+            {
                 if let Some(p) = http_url_problem(&pu.value) {
                     ctx.err(pu.span.clone(), format!("storage public_url: {p}"), None);
                 }

@@ -33,8 +33,8 @@ use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as Key;
 use object_store::{
-    Attribute, AttributeValue, Attributes, ClientOptions, ObjectStore, PutMode, PutMultipartOptions,
-    PutOptions, PutPayload, RetryConfig, UpdateVersion, WriteMultipart,
+    Attribute, AttributeValue, Attributes, ClientOptions, ObjectStore, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig, UpdateVersion, WriteMultipart,
 };
 
 /// A destination as given on the command line.
@@ -349,9 +349,14 @@ impl Store {
         });
         b = b.with_virtual_hosted_style_request(!path_style);
         let allow_http = settings.allow_http.unwrap_or_else(|| {
-            env("AWS_ALLOW_HTTP").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1"))
+            env("AWS_ALLOW_HTTP")
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1"))
         });
-        if endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) && !allow_http {
+        if endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+            && !allow_http
+        {
             return Err(StoreError::new(
                 "storage_unreachable",
                 format!(
@@ -375,10 +380,7 @@ impl Store {
                 ..RetryConfig::default()
             });
         let s3 = b.build().map_err(|e| {
-            StoreError::new(
-                "storage_error",
-                format!("cannot configure {url}: {e}"),
-            )
+            StoreError::new("storage_error", format!("cannot configure {url}: {e}"))
         })?;
         let public_base = match (&settings.public_url, &endpoint) {
             (Some(p), _) => p.trim_end_matches('/').to_string(),
@@ -552,10 +554,7 @@ impl Store {
     }
 
     /// A small object's bytes and user metadata; `None` when absent.
-    pub async fn get_small(
-        &self,
-        rel: &str,
-    ) -> Result<Option<(Vec<u8>, Attributes)>, StoreError> {
+    pub async fn get_small(&self, rel: &str) -> Result<Option<(Vec<u8>, Attributes)>, StoreError> {
         let key = self.key(rel)?;
         match self.s3.get(&key).await {
             Ok(r) => {
@@ -621,8 +620,7 @@ impl Store {
             .map_err(|e| self.classify(&format!("GET {}", self.display(rel)), &e))?;
         let secrets = self.secrets.clone();
         let name = self.display(rel);
-        Ok(r
-            .into_stream()
+        Ok(r.into_stream()
             .map(move |c| {
                 c.map_err(|e| {
                     let mut m = format!("reading {name}: {e}");
@@ -655,9 +653,10 @@ impl Store {
             .await
         {
             Ok(r) => Ok(Put::Written(r.e_tag)),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                Ok(Put::Conflict)
-            }
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(Put::Conflict),
             Err(e) => Err(self.classify(&format!("PUT {}", self.display(rel)), &e)),
         }
     }
@@ -787,8 +786,10 @@ impl Upload {
                 )
                 .await
                 .map_err(|e| {
-                    self.store
-                        .classify(&format!("starting the upload of {}", self.store.display(&self.rel)), &e)
+                    self.store.classify(
+                        &format!("starting the upload of {}", self.store.display(&self.rel)),
+                        &e,
+                    )
                 })?;
             let mut m = WriteMultipart::new_with_chunk_size(up, PART);
             m.put(Bytes::from(std::mem::take(&mut self.buf)));

@@ -12,6 +12,7 @@ mod e2e;
 mod fleet;
 mod hardening;
 mod index;
+mod s3;
 mod serve;
 mod setup;
 mod trust;

@@ -8,6 +8,7 @@ pub mod faults;
 pub mod gitd;
 pub mod gpg;
 pub mod nginx;
+pub mod seaweed;
 pub mod serve;
 pub mod tree;
 pub mod upstream;
