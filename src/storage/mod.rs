@@ -209,9 +209,10 @@ pub struct Entry {
     pub last_modified: i64,
 }
 
-/// Part size of multipart uploads, and the largest object written in one
-/// PUT. S3's minimum part is 5 MiB.
-pub const PART: usize = 8 << 20;
+/// Part size of multipart uploads (S3's minimum), and the largest object
+/// written in one PUT: at most three parts' worth (one filling, two in
+/// flight) is in memory per file.
+pub const PART: usize = 5 << 20;
 /// Parts of one upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
 
