@@ -372,9 +372,11 @@ async fn sync_job(
         tee.add(|r| Verdict::Generated(read_archive(r, ArchiveKind::Zpa, &mut |_| {})));
     }
     let mut upload = store.upload(&key);
+    let need_sha256 = matches!(want, Some((true, _)));
     let streamed = stream_into(
         &prober.http,
         &urls.archive,
+        need_sha256,
         opts.retries,
         &mut upload,
         &mut tee,
@@ -573,11 +575,12 @@ fn judge(
 }
 
 /// Streams `url` into `upload` and `tee`, resuming with `Range` after an
-/// interruption. Returns the SHA-512 and SHA-256 of the whole body, its
-/// length and whether a resume happened.
+/// interruption. Returns the SHA-512 and (with `need_sha256`, for deltas)
+/// SHA-256 of the whole body, its length and whether a resume happened.
 async fn stream_into(
     http: &crate::probe::http::Http,
     url: &str,
+    need_sha256: bool,
     retries: u32,
     upload: &mut crate::storage::Upload,
     tee: &mut Tee,
@@ -639,7 +642,9 @@ async fn stream_into(
                     }
                 }
                 sha512.update(&chunk);
-                sha256.update(&chunk);
+                if need_sha256 {
+                    sha256.update(&chunk);
+                }
                 have += chunk.len() as u64;
                 bytes_seen.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 tee.send(&chunk).await;

@@ -209,10 +209,12 @@ pub struct Entry {
     pub last_modified: i64,
 }
 
-/// Part size of multipart uploads (S3's minimum), and the largest object
-/// written in one PUT: at most three parts' worth (one filling, two in
-/// flight) is in memory per file.
+/// Part size of multipart uploads (S3's minimum): at most three parts'
+/// worth (one filling, two in flight) is in memory per file.
 pub const PART: usize = 5 << 20;
+/// The largest object written in one PUT (buffered whole: no more memory
+/// than a multipart upload's parts, and one request instead of five).
+pub const SINGLE_PUT_MAX: usize = 8 << 20;
 /// Parts of one upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
 
@@ -365,6 +367,17 @@ impl Store {
                     endpoint.as_deref().unwrap_or_default()
                 ),
             ));
+        }
+        // Over TLS the payload needs no SHA-256 of its own in the
+        // signature (the transport protects it, and every archive's SHA-512
+        // is checked against upstream's anyway): one hash pass less per
+        // byte. AWS_UNSIGNED_PAYLOAD decides when set.
+        if env("AWS_UNSIGNED_PAYLOAD").is_none() {
+            b = b.with_unsigned_payload(
+                endpoint
+                    .as_deref()
+                    .is_none_or(|e| e.starts_with("https://")),
+            );
         }
         b = b
             .with_disable_tagging(true)
@@ -731,7 +744,7 @@ fn attributes(rel: &str, meta: &[(&'static str, String)]) -> Attributes {
     a
 }
 
-/// A streaming upload: bytes are buffered up to [`PART`]; a larger object
+/// A streaming upload: bytes are buffered up to [`SINGLE_PUT_MAX`]; a larger object
 /// becomes a multipart upload (parts go out as they fill, at most
 /// [`PARTS_IN_FLIGHT`] at once, so memory stays bounded whatever the
 /// object's size). Nothing is visible until [`Upload::finish`]; dropping
@@ -773,7 +786,7 @@ impl Upload {
             return Ok(());
         }
         self.buf.extend_from_slice(&chunk);
-        if self.buf.len() > PART {
+        if self.buf.len() > SINGLE_PUT_MAX {
             let key = self.store.key(&self.rel)?;
             let up = self
                 .store
