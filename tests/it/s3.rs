@@ -964,3 +964,82 @@ fn s3_check_hints_name_the_s3_failure_shapes() {
     }
     let _ = ACCESS_KEY;
 }
+
+#[test]
+fn s3_credentials_and_endpoint_come_from_an_aws_profile_too() {
+    let sw = Seaweed::start();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    fs::create_dir_all(h.join(".aws")).unwrap();
+    fs::write(
+        h.join(".aws/credentials"),
+        format!("[default]\naws_access_key_id = nope\n\n[ci]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
+    )
+    .unwrap();
+    fs::write(
+        h.join(".aws/config"),
+        format!(
+            "[profile ci]\nregion = us-east-1\nendpoint_url = {}\n",
+            sw.endpoint()
+        ),
+    )
+    .unwrap();
+    let (bytes, _) = simple_zpa("tool", b"from a profile");
+    sw.put("zoi", "p/tool-1.0.0-linux-amd64.zpa", &bytes);
+    let r = support::run(
+        support::cmd(h)
+            .env("AWS_PROFILE", "ci")
+            .env("AWS_ALLOW_HTTP", "true")
+            .args(["index", "s3://zoi/p", "--format", "json"]),
+    );
+    assert_no_secret(&r);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["totals"]["written"], 1);
+    assert!(sw.get("zoi", "p/tool-1.0.0-linux-amd64.zpa.hash").is_some());
+}
+
+#[test]
+fn s3_a_storage_table_that_names_no_bucket_is_a_spec_error() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let spec = spec_for(
+        h,
+        "http://127.0.0.1:9/generic",
+        "http://127.0.0.1:9/zoi/pkgs",
+    );
+    let mut text = fs::read_to_string(&spec).unwrap();
+    text.push_str("[binaries.storage]\nurl = \"/srv/pkgs\"\nendpoint = \"ftp://x\"\nbogus = 1\n");
+    fs::write(&spec, text).unwrap();
+    let index = index_json(h, &[("alpha", "1.0.0")]);
+    let r = support::zm(
+        h,
+        &[
+            "bin",
+            "sync",
+            "-c",
+            spec.to_str().unwrap(),
+            "--index",
+            index.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    let doc = r.json();
+    assert_eq!(doc["error"]["kind"], "spec_invalid");
+    let msgs: Vec<String> = doc["error"]["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        msgs.iter().any(|m| m.contains("s3://BUCKET/PREFIX")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("storage endpoint")),
+        "{msgs:?}"
+    );
+    assert!(msgs.iter().any(|m| m.contains("bogus")), "{msgs:?}");
+}
