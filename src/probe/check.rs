@@ -696,7 +696,7 @@ async fn check_registry(
     store: &super::trust::Store,
     role: &str,
     url: &str,
-) -> RegistryCheck {
+) -> (RegistryCheck, Option<Result<Vec<PackageRef>, String>>) {
     let mut c = UrlCheck::new("git", url);
     let probe = if url.starts_with("http://") || url.starts_with("https://") {
         git::probe_http(prober, url, &plan.branch).await
@@ -712,9 +712,21 @@ async fn check_registry(
     }
     let mut checks = vec![c];
     let verify = !plan.authorities.is_empty();
-    if role == "main" && checks[0].ok && (plan.registry_content.is_some() || verify) {
+    let mut index = None;
+    if role == "main"
+        && checks[0].ok
+        && (plan.registry_content.is_some() || verify || !plan.packages.is_empty())
+    {
         let t = Instant::now();
         let snap = git::head_snapshot(url, plan.git_timeout).await;
+        if let Ok(s) = &snap {
+            index = Some(
+                s.packages_json
+                    .as_deref()
+                    .map(crate::zoi::index::parse)
+                    .unwrap_or_else(|| Err("the registry has no packages.json at HEAD".into())),
+            );
+        }
         let elapsed = t.elapsed().as_secs_f64() * 1000.0;
         if let Some(expected) = &plan.registry_content {
             let mut rc = UrlCheck::new("repo_yaml", url);
@@ -758,12 +770,52 @@ async fn check_registry(
             checks.push(sc);
         }
     }
-    RegistryCheck {
-        role: role.to_string(),
-        url: super::http::redact(url),
-        ok: checks.iter().all(|c| c.ok),
-        checks,
+    (
+        RegistryCheck {
+            role: role.to_string(),
+            url: super::http::redact(url),
+            ok: checks.iter().all(|c| c.ok),
+            checks,
+        },
+        index,
+    )
+}
+
+/// A target against the index at the registry's HEAD: `zoi install`
+/// resolves packages there, and installs the version it names.
+fn judge_in_index(t: &mut TargetCheck, index: &Result<Vec<PackageRef>, String>, url: &str) {
+    let mut c = UrlCheck::new("index", url);
+    match index {
+        Err(e) => c.fail(Problem::new(Kind::NotInIndex, e.clone())),
+        Ok(list) => {
+            let (repo, name) = t
+                .package
+                .trim_start_matches('@')
+                .rsplit_once('/')
+                .unwrap_or_default();
+            match list.iter().find(|p| p.repo == repo && p.name == name) {
+                None => c.fail(Problem::new(
+                    Kind::NotInIndex,
+                    format!(
+                        "{} is not in the registry's packages.json at HEAD: `zoi install` cannot find it, whatever the binary host has",
+                        t.package
+                    ),
+                )),
+                Some(p) if p.version != t.version => c.fail(Problem::new(
+                    Kind::NotInIndex,
+                    format!(
+                        "the registry's packages.json has {} at {}, not {}: that is the version Zoi installs",
+                        t.package, p.version, t.version
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
     }
+    if !c.ok {
+        t.ok = false;
+    }
+    t.urls.push(c);
 }
 
 /// Runs the plan. `progress` is called once per finished target.
@@ -829,6 +881,14 @@ pub async fn run(
     for (t, f) in results {
         packages.push(t);
         fallbacks.extend(f);
+    }
+    let (registry, indexes): (Vec<RegistryCheck>, Vec<_>) = registry.into_iter().unzip();
+    if let (Some(Some(index)), Some(main)) = (indexes.first(), registry.first())
+        && main.role == "main"
+    {
+        for t in &mut packages {
+            judge_in_index(t, index, &main.url);
+        }
     }
     packages.sort_by(|a, b| {
         (&a.package, &a.version, a.platform).cmp(&(&b.package, &b.version, b.platform))

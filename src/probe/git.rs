@@ -438,9 +438,11 @@ pub async fn head_snapshot(url: &str, timeout: Duration) -> Result<HeadSnapshot,
         }
     };
     let show = git_out(&["show", "HEAD:repo.yaml"]).await?;
+    let index = git_out(&["show", "HEAD:packages.json"]).await?;
     let commit = git_out(&["cat-file", "commit", "HEAD"]).await?;
     Ok(HeadSnapshot {
         repo_yaml: show.status.success().then_some(show.stdout),
+        packages_json: index.status.success().then_some(index.stdout),
         commit: commit.stdout,
     })
 }
@@ -450,6 +452,8 @@ pub async fn head_snapshot(url: &str, timeout: Duration) -> Result<HeadSnapshot,
 pub struct HeadSnapshot {
     /// `repo.yaml` at the root, if there is one.
     pub repo_yaml: Option<Vec<u8>>,
+    /// `packages.json` at the root (the index `zoi install` resolves from).
+    pub packages_json: Option<Vec<u8>>,
     /// The HEAD commit object (`git cat-file commit HEAD`), with its
     /// `gpgsig` header when signed.
     pub commit: Vec<u8>,
