@@ -396,20 +396,29 @@ pub struct ApplyArgs {
 }
 
 /// Checks the registry's git URLs (reachable, a git repository, HEAD —
-/// what Zoi clones — names an existing branch) and, for each package ×
-/// platform, the archive, `.hash`, `.size`, `.files` (and `.sig` when
-/// configured) URLs exactly as Zoi builds them.
+/// what Zoi clones — names an existing branch, and is signed by an
+/// authority when clients have authorities; the package's `.pkg.lua` is
+/// there), the keys clients verify with, and for each package × platform
+/// the archive, `.hash`, `.size`, `.files` and `.sig` URLs exactly as Zoi
+/// builds them, judged as `zoi install` will judge them (the embedded
+/// `manifest.sig` first, else the `.sig`). What Zoi tolerates is a warning:
+/// a wrong or missing `.size` or `.files`, an archive served without
+/// `Range`. With `--client` on a machine that has not synced, the
+/// registry's HEAD is checked as `zoi sync` would clone it.
 ///
-/// JSON: `{registry: [{role, url, ok, checks: [URL]}], packages: [{package,
-/// version, platform, ok, urls: [URL]}], fallbacks: [URL], counts: {urls, ok,
-/// failed, warnings, targets, targets_failed, fallbacks_failed, by_kind},
-/// elapsed_ms}` where URL = `{kind, url, ok, status, latency_ms, attempts,
-/// error: {kind, message, hint}, warnings}`. Error kinds: dns,
-/// connect_refused, connect, tls, timeout, connection_reset, redirect_loop,
-/// redirect_other_host, unauthorized, forbidden, not_found, http_error,
-/// html_instead_of_metadata, malformed_metadata, size_mismatch,
-/// hash_mismatch, no_range, not_a_git_repo, head_missing,
-/// registry_content_differs.
+/// JSON: `{notes, registry: [{role, url, ok, checks: [URL]}], keys: [URL],
+/// packages: [{package, version, platform, ok, urls: [URL]}], fallbacks:
+/// [URL], counts: {urls, ok, failed, warnings, targets, targets_failed,
+/// fallbacks_failed, by_kind}, elapsed_ms}` where URL = `{kind, url, ok,
+/// status, latency_ms, attempts, error: {kind, message, hint}, warnings}`.
+/// Error kinds: dns, connect_refused, connect, tls, timeout,
+/// connection_reset, truncated, redirect_loop, redirect_other_host,
+/// unauthorized, forbidden, not_found, http_error,
+/// html_instead_of_metadata, malformed_metadata, path_escape,
+/// size_mismatch, hash_mismatch, no_range, not_a_git_repo, head_missing,
+/// registry_content_differs, registry_unsigned, not_in_registry,
+/// key_unreachable, key_not_pgp, signature_missing, signature_untrusted,
+/// signature_bad.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES_HELP)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["bundle", "repo_yaml", "client"]))]

@@ -16,6 +16,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("setup.sh", include_str!("../../templates/setup.sh.j2")),
     ("setup.ps1", include_str!("../../templates/setup.ps1.j2")),
+    (
+        "demo-package.pkg.lua",
+        include_str!("../../templates/demo-package.pkg.lua.j2"),
+    ),
 ];
 
 pub fn environment() -> Environment<'static> {

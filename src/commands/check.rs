@@ -110,6 +110,9 @@ pub fn print_human(r: &Report) {
     let color = output::stdout_color();
     let ok = paint("ok  ", Style::Green, color);
     let bad = paint("FAIL", Style::Red, color);
+    for n in &r.notes {
+        output::info(format!("note: {n}"));
+    }
     for reg in &r.registry {
         for c in &reg.checks {
             if c.ok {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha512};
 
 use super::fetch::{Kind, Method, Prober, Problem, Reply};
-use super::git;
+use super::git::{self, PkgLuas};
 use crate::zoi::index::PackageRef;
 use crate::zoi::metadata::{self, HashKind, HashRead};
 use crate::zoi::placeholders::Coordinates;
@@ -50,6 +50,8 @@ pub struct Plan {
     pub authorities: Vec<String>,
     /// Where the client's keys come from.
     pub key_sources: Vec<super::trust::KeySource>,
+    /// Things the report should say about how it was planned.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +140,9 @@ pub struct Counts {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// How the check was planned (e.g. a machine that never synced).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub registry: Vec<RegistryCheck>,
     /// The keys clients verify with (only when they verify anything).
     pub keys: Vec<UrlCheck>,
@@ -154,6 +159,16 @@ pub struct Report {
 impl Report {
     pub fn ok(&self) -> bool {
         self.counts.failed == 0
+    }
+}
+
+/// Turns a failure into a warning: for what Zoi 1.29.4 tolerates (it
+/// installs anyway), so that `check`'s verdict stays the client's.
+fn demote(c: &mut UrlCheck, why: &str) {
+    if let Some(e) = c.error.take() {
+        c.ok = true;
+        c.warnings
+            .push(format!("{}: {} ({why})", e.kind.as_str(), e.message));
     }
 }
 
@@ -646,6 +661,32 @@ async fn check_target(
         }
         out.push(c);
     }
+    // What Zoi tolerates: `.size` is advisory (a failure to read it only
+    // warns; a wrong one is not checked against the download), `.files`
+    // only feeds the conflict check (which falls back to the archive), and
+    // a fresh download needs no `Range` (only a resumed one does).
+    for c in out.iter_mut() {
+        match (c.kind, c.error.as_ref().map(|e| e.kind)) {
+            ("size", Some(_)) | ("deep", Some(Kind::SizeMismatch)) => {
+                demote(c, "Zoi only shows the sizes, and installs anyway")
+            }
+            ("files", Some(k)) if k != Kind::PathEscape => demote(
+                c,
+                "Zoi uses .files only to look for conflicts, and falls back to the archive",
+            ),
+            _ => {}
+        }
+    }
+    if archive
+        .error
+        .as_ref()
+        .is_some_and(|e| e.kind == Kind::NoRange)
+    {
+        demote(
+            &mut archive,
+            "a fresh download works; an interrupted one cannot resume",
+        );
+    }
     if archive.ok && urls.hash.is_none() {
         archive.warnings.push(
             "the pkg link has no `hash` URL: Zoi installs without verifying the archive".into(),
@@ -696,7 +737,7 @@ async fn check_registry(
     store: &super::trust::Store,
     role: &str,
     url: &str,
-) -> (RegistryCheck, Option<Result<Vec<PackageRef>, String>>) {
+) -> (RegistryCheck, Option<Result<PkgLuas, String>>) {
     let mut c = UrlCheck::new("git", url);
     let probe = if url.starts_with("http://") || url.starts_with("https://") {
         git::probe_http(prober, url, &plan.branch).await
@@ -712,7 +753,7 @@ async fn check_registry(
     }
     let mut checks = vec![c];
     let verify = !plan.authorities.is_empty();
-    let mut index = None;
+    let mut index: Option<Result<PkgLuas, String>> = None;
     if role == "main"
         && checks[0].ok
         && (plan.registry_content.is_some() || verify || !plan.packages.is_empty())
@@ -720,12 +761,7 @@ async fn check_registry(
         let t = Instant::now();
         let snap = git::head_snapshot(url, plan.git_timeout).await;
         if let Ok(s) = &snap {
-            index = Some(
-                s.packages_json
-                    .as_deref()
-                    .map(crate::zoi::index::parse)
-                    .unwrap_or_else(|| Err("the registry has no packages.json at HEAD".into())),
-            );
+            index = Some(Ok(s.pkg_luas.clone()));
         }
         let elapsed = t.elapsed().as_secs_f64() * 1000.0;
         if let Some(expected) = &plan.registry_content {
@@ -781,36 +817,35 @@ async fn check_registry(
     )
 }
 
-/// A target against the index at the registry's HEAD: `zoi install`
-/// resolves packages there, and installs the version it names.
-fn judge_in_index(t: &mut TargetCheck, index: &Result<Vec<PackageRef>, String>, url: &str) {
-    let mut c = UrlCheck::new("index", url);
-    match index {
-        Err(e) => c.fail(Problem::new(Kind::NotInIndex, e.clone())),
-        Ok(list) => {
-            let (repo, name) = t
-                .package
-                .trim_start_matches('@')
-                .rsplit_once('/')
-                .unwrap_or_default();
-            match list.iter().find(|p| p.repo == repo && p.name == name) {
-                None => c.fail(Problem::new(
-                    Kind::NotInIndex,
-                    format!(
-                        "{} is not in the registry's packages.json at HEAD: `zoi install` cannot find it, whatever the binary host has",
-                        t.package
-                    ),
-                )),
-                Some(p) if p.version != t.version => c.fail(Problem::new(
-                    Kind::NotInIndex,
-                    format!(
-                        "the registry's packages.json has {} at {}, not {}: that is the version Zoi installs",
-                        t.package, p.version, t.version
-                    ),
-                )),
-                Some(_) => {}
-            }
-        }
+/// A target against the registry at HEAD: `zoi install @tier/name`
+/// resolves `<tier>/<name>/<name>.pkg.lua` in its clone (not
+/// packages.json), and installs the version that file gives.
+fn judge_in_registry(t: &mut TargetCheck, pkg_luas: &Result<PkgLuas, String>, url: &str) {
+    let mut c = UrlCheck::new("registry", url);
+    let (repo, name) = t
+        .package
+        .trim_start_matches('@')
+        .rsplit_once('/')
+        .unwrap_or_default();
+    match pkg_luas {
+        Err(e) => c.warnings.push(format!("cannot look into the registry: {e}")),
+        Ok(files) => match files.get(&(repo.to_string(), name.to_string())) {
+            None => c.fail(Problem::new(
+                Kind::NotInRegistry,
+                format!(
+                    "the registry has no {repo}/{name}/{name}.pkg.lua at HEAD: `zoi install {}` cannot find it, whatever the binary host has",
+                    t.package
+                ),
+            )),
+            Some(Some(v)) if *v != t.version => c.fail(Problem::new(
+                Kind::NotInRegistry,
+                format!(
+                    "the registry's {repo}/{name}/{name}.pkg.lua says version {v}, not {}: that is the version Zoi installs",
+                    t.version
+                ),
+            )),
+            Some(_) => {}
+        },
     }
     if !c.ok {
         t.ok = false;
@@ -887,7 +922,7 @@ pub async fn run(
         && main.role == "main"
     {
         for t in &mut packages {
-            judge_in_index(t, index, &main.url);
+            judge_in_registry(t, index, &main.url);
         }
     }
     packages.sort_by(|a, b| {
@@ -918,6 +953,7 @@ pub async fn run(
     counts.fallbacks_failed = fallbacks.iter().filter(|f| !f.ok).count();
 
     Report {
+        notes: plan.notes.clone(),
         registry,
         keys,
         hosts,

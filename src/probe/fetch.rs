@@ -59,9 +59,9 @@ pub enum Kind {
     KeyNotPgp,
     /// The registry's HEAD commit is not signed by one of the authorities.
     RegistryUnsigned,
-    /// A package `check` was asked about is not in the registry's index at
-    /// HEAD (or at another version): `zoi install` resolves from the index.
-    NotInIndex,
+    /// A package `check` was asked about has no `.pkg.lua` in the registry
+    /// at HEAD (or another version there): `zoi install` resolves from it.
+    NotInRegistry,
 }
 
 impl Kind {
@@ -96,7 +96,7 @@ impl Kind {
             Kind::KeyUnreachable => "key_unreachable",
             Kind::KeyNotPgp => "key_not_pgp",
             Kind::RegistryUnsigned => "registry_unsigned",
-            Kind::NotInIndex => "not_in_index",
+            Kind::NotInRegistry => "not_in_registry",
         }
     }
 
@@ -177,8 +177,8 @@ impl Kind {
             Kind::KeyNotPgp => {
                 "the URL must serve the armored public key (`gpg --armor --export KEY`), not a page or a secret key"
             }
-            Kind::NotInIndex => {
-                "the mirror's packages.json (at the registry's HEAD) does not list it: run `zoi-mirror db sync`, or check the package and version"
+            Kind::NotInRegistry => {
+                "the mirror's registry (at HEAD) does not carry that package at that version: run `zoi-mirror db sync`, or check the package and version"
             }
             Kind::RegistryUnsigned => {
                 "`zoi sync` aborts \"Registry commit is not signed\": sign the overlay with registry.signing_key (`zoi-mirror db sync`) using a key among the authorities"

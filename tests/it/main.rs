@@ -8,6 +8,7 @@ mod build;
 mod check;
 mod db;
 mod demo;
+mod differential;
 mod e2e;
 mod fleet;
 mod hardening;

@@ -20,19 +20,24 @@ use crate::support::{self, Run};
 
 /// The company's side: its git server, its binary host (nginx over
 /// `site/`), its registry signing key.
-struct Company {
-    sb: Sandbox,
-    site: PathBuf,
-    nginx: Nginx,
-    gitd: GitDaemon,
-    git_root: PathBuf,
-    gnupg: PathBuf,
-    fpr: String,
-    work: PathBuf,
+pub struct Company {
+    pub sb: Sandbox,
+    pub site: PathBuf,
+    pub nginx: Nginx,
+    pub gitd: Option<GitDaemon>,
+    pub git_root: PathBuf,
+    pub gnupg: PathBuf,
+    pub fpr: String,
+    pub work: PathBuf,
 }
 
 impl Company {
-    fn new() -> Company {
+    pub fn new() -> Company {
+        Company::with_nginx("")
+    }
+
+    /// With `extra` inside nginx's `server` block (`{site}` = the site root).
+    pub fn with_nginx(extra: &str) -> Company {
         let sb = Sandbox::new();
         let root = sb.path().to_path_buf();
         let site = root.join("site");
@@ -48,8 +53,8 @@ impl Company {
         let git_root = root.join("git");
         fs::create_dir_all(&git_root).unwrap();
         empty_bare(&git_root.join("mirror.git"));
-        let gitd = GitDaemon::start(&git_root);
-        let nginx = Nginx::start(&site);
+        let gitd = Some(GitDaemon::start(&git_root));
+        let nginx = Nginx::start_with(&site, &extra.replace("{site}", &site.display().to_string()));
         share(&site);
         Company {
             work: root.join("db-work"),
@@ -63,14 +68,14 @@ impl Company {
         }
     }
 
-    fn base(&self) -> String {
+    pub fn base(&self) -> String {
         self.nginx.url("").trim_end_matches('/').to_string()
     }
 
     /// The shipped example's secure shape over this world: authorities =
     /// the company key, a signed overlay, upstream's archives. `binaries`
     /// gets `extra` appended.
-    fn spec(&self, up: &Upstream, binaries_extra: &str) -> PathBuf {
+    pub fn spec(&self, up: &Upstream, binaries_extra: &str) -> PathBuf {
         let text = format!(
             r#"[extension]
 name = "acme-mirror"
@@ -99,7 +104,7 @@ tiers = ["core", "main", "extra"]
 name = "acme-registry"
 url = "{base}/keys/acme-registry.asc"
 "#,
-            registry = self.gitd.url("mirror.git"),
+            registry = self.gitd.as_ref().expect("git daemon").url("mirror.git"),
             upstream = up.git_url(),
             fpr = self.fpr,
             base = self.base(),
@@ -110,7 +115,7 @@ url = "{base}/keys/acme-registry.asc"
         p
     }
 
-    fn zm(&self, args: &[&str]) -> Run {
+    pub fn zm(&self, args: &[&str]) -> Run {
         support::run(
             support::cmd(self.sb.path())
                 .args(args)
@@ -118,7 +123,7 @@ url = "{base}/keys/acme-registry.asc"
         )
     }
 
-    fn db_sync(&self, spec: &Path) -> Run {
+    pub fn db_sync(&self, spec: &Path) -> Run {
         self.zm(&[
             "db",
             "sync",
@@ -131,7 +136,7 @@ url = "{base}/keys/acme-registry.asc"
         ])
     }
 
-    fn bin_sync(&self, spec: &Path, extra: &[&str]) -> Run {
+    pub fn bin_sync(&self, spec: &Path, extra: &[&str]) -> Run {
         let dest = self.site.join("pkgs");
         let mut args = vec![
             "bin",
@@ -151,7 +156,7 @@ url = "{base}/keys/acme-registry.asc"
         r
     }
 
-    fn build(&self, spec: &Path) -> (Run, PathBuf) {
+    pub fn build(&self, spec: &Path) -> (Run, PathBuf) {
         let r = self.zm(&[
             "build",
             "-c",
@@ -166,7 +171,7 @@ url = "{base}/keys/acme-registry.asc"
     }
 
     /// The repo.yaml at the HEAD of the company's registry.
-    fn registry_repo_yaml(&self) -> String {
+    pub fn registry_repo_yaml(&self) -> String {
         git(
             &self.git_root.join("mirror.git"),
             &["show", "HEAD:repo.yaml"],
@@ -174,7 +179,7 @@ url = "{base}/keys/acme-registry.asc"
     }
 
     /// Where bin sync placed an archive (the spec's default layout).
-    fn archive(&self, p: &Package) -> PathBuf {
+    pub fn archive(&self, p: &Package) -> PathBuf {
         let (os, arch) = host_platform()
             .split_once('-')
             .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -189,7 +194,7 @@ url = "{base}/keys/acme-registry.asc"
     }
 }
 
-fn target<'a>(doc: &'a serde_json::Value, name: &str, artifact: &str) -> &'a serde_json::Value {
+pub fn target<'a>(doc: &'a serde_json::Value, name: &str, artifact: &str) -> &'a serde_json::Value {
     doc["targets"]
         .as_array()
         .unwrap()
