@@ -567,12 +567,7 @@ async fn sync_job(
 ) -> TargetReport {
     let archive = opts.dest.join(&job.rel);
     let urls = &job.urls;
-    let file_name = urls
-        .archive
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let file_name = urls.file_name().to_string();
     let mut report = TargetReport {
         package: format!("@{}/{}", job.pkg.repo, job.pkg.name),
         version: job.pkg.version.clone(),

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::Serialize;
-use sha2::{Digest, Sha512};
 
 use super::fetch::{Kind, Method, Prober, Problem, Reply};
 use super::git::{self, PkgLuas};
@@ -411,36 +410,6 @@ async fn check_archive(prober: &Prober, kind: &'static str, url: &str) -> (UrlCh
     }
 }
 
-/// Streams the archive through SHA-512 (`--deep`).
-async fn deep_hash(prober: &Prober, url: &str) -> Result<(String, u64), Problem> {
-    let u = url::Url::parse(url).map_err(|e| Problem::new(Kind::NotFound, e.to_string()))?;
-    let resp = prober
-        .http
-        .send(
-            reqwest::Method::GET,
-            &u,
-            &[],
-            Some(Duration::from_secs(3600)),
-        )
-        .await
-        .map_err(|e| super::fetch::classify(&e))?;
-    let reply = Reply {
-        status: resp.status().as_u16(),
-        ..Reply::default()
-    };
-    if let Some(p) = status_problem(&reply) {
-        return Err(p);
-    }
-    let mut hasher = Sha512::new();
-    let mut len = 0u64;
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| super::fetch::classify(&e))?;
-        len += chunk.len() as u64;
-        hasher.update(&chunk);
-    }
-    Ok((hex::encode(hasher.finalize()), len))
-}
 
 /// An archive downloaded for `--deep` or a signature check: the file (only
 /// when signatures need the bytes again), its SHA-512 and length.
@@ -515,12 +484,7 @@ async fn check_target(
         platform,
     };
     let urls = archive_urls(&link, &coords);
-    let file_name = urls
-        .archive
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let file_name = urls.file_name().to_string();
 
     let archive_f = check_archive(&prober, "archive", &urls.archive);
     let hash_f = async {
@@ -600,20 +564,10 @@ async fn check_target(
     let t = Instant::now();
     // Only signature checks need the bytes on disk; a plain --deep hashes
     // the stream.
-    let fetched: Option<Result<Fetched, Problem>> = if !need_bytes {
-        None
-    } else if trusted.is_some() {
-        Some(
-            super::trust::fetch_hashed(&prober, &urls.archive)
-                .await
-                .map(|(f, h, l)| (Some(f), h, l)),
-        )
+    let fetched: Option<Result<Fetched, Problem>> = if need_bytes {
+        Some(super::trust::fetch_hashed(&prober, &urls.archive, trusted.is_some()).await)
     } else {
-        Some(
-            deep_hash(&prober, &urls.archive)
-                .await
-                .map(|(h, l)| (None, h, l)),
-        )
+        None
     };
     if plan.deep && archive.ok {
         let mut c = UrlCheck::new("deep", &urls.archive);

@@ -261,23 +261,21 @@ pub fn embedded_of(path: &std::path::Path) -> Result<Option<pgp::Embedded>, Prob
         })
 }
 
-/// Downloads `url` into a temp file while hashing it: (file, SHA-512, length).
+/// Streams `url` through SHA-512 (`--deep`), into a temp file too when
+/// `keep` (the signature checks need the bytes again): (file, SHA-512,
+/// length).
 pub async fn fetch_hashed(
     prober: &Prober,
     url: &str,
-) -> Result<(tempfile::NamedTempFile, String, u64), Problem> {
+    keep: bool,
+) -> Result<(Option<tempfile::NamedTempFile>, String, u64), Problem> {
     use futures::StreamExt;
     use sha2::{Digest, Sha512};
     use std::io::Write;
     let u = url::Url::parse(url).map_err(|e| Problem::new(Kind::NotFound, e.to_string()))?;
     let resp = prober
         .http
-        .send(
-            reqwest::Method::GET,
-            &u,
-            &[],
-            Some(Duration::from_secs(3600)),
-        )
+        .send(reqwest::Method::GET, &u, &[], Some(Duration::from_secs(3600)))
         .await
         .map_err(|e| super::fetch::classify(&e))?;
     let reply = super::fetch::Reply {
@@ -288,7 +286,11 @@ pub async fn fetch_hashed(
         return Err(p);
     }
     let io = |e: std::io::Error| Problem::new(Kind::Connect, format!("temp file: {e}"));
-    let mut file = tempfile::NamedTempFile::new().map_err(io)?;
+    let mut file = if keep {
+        Some(tempfile::NamedTempFile::new().map_err(io)?)
+    } else {
+        None
+    };
     let mut hasher = Sha512::new();
     let mut len = 0u64;
     let mut stream = resp.bytes_stream();
@@ -296,8 +298,12 @@ pub async fn fetch_hashed(
         let chunk = chunk.map_err(|e| super::fetch::classify(&e))?;
         hasher.update(&chunk);
         len += chunk.len() as u64;
-        file.write_all(&chunk).map_err(io)?;
+        if let Some(f) = file.as_mut() {
+            f.write_all(&chunk).map_err(io)?;
+        }
     }
-    file.flush().map_err(io)?;
+    if let Some(f) = file.as_mut() {
+        f.flush().map_err(io)?;
+    }
     Ok((file, hex::encode(hasher.finalize()), len))
 }

@@ -428,17 +428,17 @@ fn rows() -> Vec<Row> {
             },
         ),
         // Zoi cannot import the key, so `zoi extension add` fails and apply
-        // leaves the machine as it was: on Zoi's built-in registry, which
-        // is unreachable here (the proxy is a dead port). That is what
-        // `check --client` must say about this machine.
+        // leaves the machine as it was: on Zoi's built-in registry, never
+        // synced. `check --client` says so (and does not contact Zoi's
+        // default registry on the user's behalf).
         Row {
-            client_kind: Some("connect_refused"),
+            client_kind: Some("not_synced"),
             ..row("key URL 404", "sigtool", Some("key_unreachable"), |w| {
                 fs::remove_file(w.pkgs().join(format!("keys/{KEY_NAME}.asc"))).unwrap();
             })
         },
         Row {
-            client_kind: Some("connect_refused"),
+            client_kind: Some("not_synced"),
             ..row(
                 "key URL an HTML page",
                 "sigtool",
