@@ -428,36 +428,22 @@ fn overlay_tree(o: &SyncOptions, tip: &str) -> Result<String> {
 /// An overlay on the target worth keeping: parent = tip, same tree, and
 /// signed when signing is asked for.
 fn reusable(o: &SyncOptions, candidate: &str, tip: &str, tree: &str) -> bool {
-    let w = Some(o.work.as_path());
-    let have = git(w, &["cat-file", "-e", &format!("{candidate}^{{commit}}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        let branch_ref = format!("refs/heads/{}", o.branch);
-        let fetched = git(
-            w,
-            &[
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--",
-                &o.target,
-                &branch_ref,
-            ],
-        )
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-        if !fetched {
-            return false;
-        }
+    if !ensure_commit(o, candidate) {
+        return false;
     }
-    let info = git(w, &["log", "-1", "--format=%P %T %G? %GF %GP", candidate]).output();
+    let w = Some(o.work.as_path());
+    let info = git(
+        w,
+        &["log", "-1", "--format=%P%x00%T%x00%G?%x00%GF%x00%GP", candidate],
+    )
+    .output();
     let Ok(info) = info else { return false };
     let text = stdout(&info);
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let same = parts.first() == Some(&tip) && parts.get(1) == Some(&tree);
+    let fields: Vec<&str> = text.split('\0').collect();
+    // The overlay's first parent is the upstream tip (a second one, the
+    // previous overlay, keeps clients on a fast-forward).
+    let first_parent = fields.first().and_then(|p| p.split(' ').next());
+    let same = first_parent == Some(tip) && fields.get(1) == Some(&tree);
     let signed_ok = match &o.signing_key {
         None => true,
         // A good signature (G, or U: good but of unknown validity) by the
@@ -469,18 +455,46 @@ fn reusable(o: &SyncOptions, candidate: &str, tip: &str, tree: &str) -> bool {
                 .filter(|c| !c.is_whitespace())
                 .collect::<String>()
                 .to_uppercase();
-            let good = parts.get(2).is_some_and(|g| matches!(*g, "G" | "U"));
-            let by_key = parts[3.min(parts.len())..]
+            let good = fields.get(2).is_some_and(|g| matches!(*g, "G" | "U"));
+            let by_key = fields
                 .iter()
-                .any(|fpr| fpr.to_uppercase().ends_with(&key));
+                .skip(3)
+                .any(|fpr| !fpr.is_empty() && fpr.trim().to_uppercase().ends_with(&key));
             good && by_key
         }
     };
     same && signed_ok
 }
 
-/// Creates the overlay commit on `tip`.
-fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str) -> Result<String> {
+/// Whether `sha` is a commit in the work dir, fetching the target's branch
+/// when it is not (an overlay pushed by another machine's sync).
+fn ensure_commit(o: &SyncOptions, sha: &str) -> bool {
+    let w = Some(o.work.as_path());
+    let have = || {
+        git(w, &["cat-file", "-e", &format!("{sha}^{{commit}}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if have() {
+        return true;
+    }
+    let branch_ref = format!("refs/heads/{}", o.branch);
+    let fetched = git(
+        w,
+        &["fetch", "--quiet", "--no-tags", "--", &o.target, &branch_ref],
+    )
+    .stderr(Stdio::null())
+    .status()
+    .is_ok_and(|s| s.success());
+    fetched && have()
+}
+
+/// Creates the overlay commit on `tip`. Its second parent is the overlay
+/// clients have now (`prev`): Zoi only ever fast-forwards a registry it has
+/// cloned ("Cannot fast-forward", and the old clone stays), so each overlay
+/// must descend from the previous one, not only from upstream's tip.
+fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str, prev: Option<&str>) -> Result<String> {
     let w = Some(o.work.as_path());
     // Dates from the upstream tip: the same upstream gives the same commit.
     let date = stdout(&run(
@@ -491,7 +505,11 @@ fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str) -> Result<String> {
     let message = format!(
         "zoi-mirror: corporate repo.yaml\n\nOverlay on upstream {tip}, rewritten by every `zoi-mirror db sync`.\n"
     );
-    let mut args = vec!["commit-tree", tree, "-p", tip, "-m", &message];
+    let mut args = vec!["commit-tree", tree, "-p", tip];
+    if let Some(p) = prev {
+        args.extend(["-p", p]);
+    }
+    args.extend(["-m", &message]);
     let sign_arg;
     if let Some(key) = &o.signing_key {
         sign_arg = format!("-S{key}");
@@ -608,7 +626,15 @@ pub fn publish(o: &SyncOptions, f: Fetched) -> Result<SyncReport> {
         let tree = overlay_tree(o, &tip)?;
         match target_refs.get(&branch_ref) {
             Some(existing) if reusable(o, existing, &tip, &tree) => (existing.clone(), true),
-            _ => (commit_overlay(o, &tip, &tree)?, false),
+            // A previous overlay (anything but upstream's own tip) becomes
+            // the second parent; one we cannot get is left out.
+            existing => {
+                let prev = existing
+                    .filter(|p| **p != tip)
+                    .filter(|p| ensure_commit(o, p))
+                    .map(String::as_str);
+                (commit_overlay(o, &tip, &tree, prev)?, false)
+            }
         }
     };
     let new_cache = Cache {

@@ -178,6 +178,11 @@ url = "{base}/keys/acme-registry.asc"
         )
     }
 
+    /// The commit the company registry's `main` names.
+    pub fn registry_head(&self) -> String {
+        git(&self.git_root.join("mirror.git"), &["rev-parse", "refs/heads/main"])
+    }
+
     /// Where bin sync placed an archive (the spec's default layout).
     pub fn archive(&self, p: &Package) -> PathBuf {
         let (os, arch) = host_platform()
@@ -642,5 +647,67 @@ fn trust_resigning_with_the_company_key_for_clients_that_trust_only_it() {
     assert!(
         format!("{}{}", r.stdout, r.stderr).contains("Embedded signature verification failed"),
         "as bin sync warned"
+    );
+}
+
+/// Zoi only fast-forwards a registry it has cloned: each overlay must
+/// descend from the one clients have, or they stay on their first sync
+/// forever ("Cannot fast-forward", exit 0). Real zoi, one client, two
+/// upstream releases.
+#[test]
+fn trust_a_client_that_synced_before_follows_the_next_db_sync() {
+    let up = Upstream::start();
+    let old = &crate::support::upstream::PACKAGES[0];
+    let new = up.package("sigtool");
+    up.publish(old);
+    let co = Company::new();
+    let spec = co.spec(&up, "");
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = co.bin_sync(&spec, &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let (r, bundle) = co.build(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sb = &co.sb;
+    assert_eq!(sb.sh(&format!("zoi-mirror apply {}", bundle.display())).code, 0);
+    assert_eq!(sb.sh("zoi sync").code, 0);
+    let synced = sb.data().join("pkgs/db/zoidberg/main/sigtool/sigtool.pkg.lua");
+    assert!(fs::read_to_string(&synced).unwrap().contains(old.version));
+    let first = co.registry_head();
+
+    // upstream releases 1.1.0: archives first, then the registry
+    up.publish(new);
+    assert_eq!(co.zm(&["db", "sync", "-c", spec.to_str().unwrap(), "--work", co.work.to_str().unwrap(), "--dry-run"]).code, 0);
+    assert_eq!(co.bin_sync(&spec, &[]).code, 0);
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let second = co.registry_head();
+    assert_ne!(first, second);
+    let parents = git(
+        &co.git_root.join("mirror.git"),
+        &["log", "-1", "--format=%P", &second],
+    );
+    assert!(
+        parents.split(' ').any(|p| p == first),
+        "the new overlay descends from the one clients have: {parents}"
+    );
+
+    let r = sb.sh("zoi sync");
+    assert_eq!(r.code, 0);
+    assert!(
+        !format!("{}{}", r.stdout, r.stderr).contains("Cannot fast-forward"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        fs::read_to_string(&synced).unwrap().contains(new.version),
+        "the client that synced before now has the new release"
+    );
+    let r = sb.sh(&format!("zoi install -y {}", new.query()));
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        sb.sh(&format!("$HOME/.local/bin/{}", new.name)).stdout.trim(),
+        new.output()
     );
 }
