@@ -434,7 +434,12 @@ fn reusable(o: &SyncOptions, candidate: &str, tip: &str, tree: &str) -> bool {
     let w = Some(o.work.as_path());
     let info = git(
         w,
-        &["log", "-1", "--format=%P%x00%T%x00%G?%x00%GF%x00%GP", candidate],
+        &[
+            "log",
+            "-1",
+            "--format=%P%x00%T%x00%G?%x00%GF%x00%GP",
+            candidate,
+        ],
     )
     .output();
     let Ok(info) = info else { return false };
@@ -482,7 +487,14 @@ fn ensure_commit(o: &SyncOptions, sha: &str) -> bool {
     let branch_ref = format!("refs/heads/{}", o.branch);
     let fetched = git(
         w,
-        &["fetch", "--quiet", "--no-tags", "--", &o.target, &branch_ref],
+        &[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--",
+            &o.target,
+            &branch_ref,
+        ],
     )
     .stderr(Stdio::null())
     .status()

@@ -410,7 +410,6 @@ async fn check_archive(prober: &Prober, kind: &'static str, url: &str) -> (UrlCh
     }
 }
 
-
 /// An archive downloaded for `--deep` or a signature check: the file (only
 /// when signatures need the bytes again), its SHA-512 and length.
 type Fetched = (Option<tempfile::NamedTempFile>, String, u64);

@@ -275,7 +275,12 @@ pub async fn fetch_hashed(
     let u = url::Url::parse(url).map_err(|e| Problem::new(Kind::NotFound, e.to_string()))?;
     let resp = prober
         .http
-        .send(reqwest::Method::GET, &u, &[], Some(Duration::from_secs(3600)))
+        .send(
+            reqwest::Method::GET,
+            &u,
+            &[],
+            Some(Duration::from_secs(3600)),
+        )
         .await
         .map_err(|e| super::fetch::classify(&e))?;
     let reply = super::fetch::Reply {

@@ -183,13 +183,18 @@ fn sync_through_git_daemon_first_noop_advance_and_force_push() {
     let overlay2 = git(&target, &["rev-parse", "main"]);
     assert_eq!(doc["upstream_tip"], tip2.as_str());
     assert_ne!(overlay2, overlay);
-    let mut expected = vec![overlay2.clone()];
-    expected.extend(rev_list(&up_bare, "main"));
+    // First parent: upstream's new tip; second: the overlay clients have,
+    // so that their `zoi sync` (which only fast-forwards) follows.
     assert_eq!(
-        rev_list(&target, "main"),
-        expected,
-        "old overlay gone from history"
+        git(&target, &["log", "-1", "--format=%P", "main"]),
+        format!("{tip2} {overlay}")
     );
+    let mut expected = vec![overlay2.clone(), overlay.clone()];
+    expected.extend(rev_list(&up_bare, "main"));
+    let mut got = rev_list(&target, "main");
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "upstream's history plus both overlays");
 
     // Upstream force-pushes (history rewritten), deletes dev, adds v2.
     git(&up_work, &["reset", "-q", "--hard", "HEAD~1"]);

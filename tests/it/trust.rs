@@ -180,7 +180,10 @@ url = "{base}/keys/acme-registry.asc"
 
     /// The commit the company registry's `main` names.
     pub fn registry_head(&self) -> String {
-        git(&self.git_root.join("mirror.git"), &["rev-parse", "refs/heads/main"])
+        git(
+            &self.git_root.join("mirror.git"),
+            &["rev-parse", "refs/heads/main"],
+        )
     }
 
     /// Where bin sync placed an archive (the spec's default layout).
@@ -669,15 +672,33 @@ fn trust_a_client_that_synced_before_follows_the_next_db_sync() {
     let (r, bundle) = co.build(&spec);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let sb = &co.sb;
-    assert_eq!(sb.sh(&format!("zoi-mirror apply {}", bundle.display())).code, 0);
+    assert_eq!(
+        sb.sh(&format!("zoi-mirror apply {}", bundle.display()))
+            .code,
+        0
+    );
     assert_eq!(sb.sh("zoi sync").code, 0);
-    let synced = sb.data().join("pkgs/db/zoidberg/main/sigtool/sigtool.pkg.lua");
+    let synced = sb
+        .data()
+        .join("pkgs/db/zoidberg/main/sigtool/sigtool.pkg.lua");
     assert!(fs::read_to_string(&synced).unwrap().contains(old.version));
     let first = co.registry_head();
 
     // upstream releases 1.1.0: archives first, then the registry
     up.publish(new);
-    assert_eq!(co.zm(&["db", "sync", "-c", spec.to_str().unwrap(), "--work", co.work.to_str().unwrap(), "--dry-run"]).code, 0);
+    assert_eq!(
+        co.zm(&[
+            "db",
+            "sync",
+            "-c",
+            spec.to_str().unwrap(),
+            "--work",
+            co.work.to_str().unwrap(),
+            "--dry-run"
+        ])
+        .code,
+        0
+    );
     assert_eq!(co.bin_sync(&spec, &[]).code, 0);
     let r = co.db_sync(&spec);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -707,7 +728,9 @@ fn trust_a_client_that_synced_before_follows_the_next_db_sync() {
     let r = sb.sh(&format!("zoi install -y {}", new.query()));
     assert_eq!(r.code, 0);
     assert_eq!(
-        sb.sh(&format!("$HOME/.local/bin/{}", new.name)).stdout.trim(),
+        sb.sh(&format!("$HOME/.local/bin/{}", new.name))
+            .stdout
+            .trim(),
         new.output()
     );
 }
