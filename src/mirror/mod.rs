@@ -14,3 +14,5 @@ pub mod binsync;
 pub mod db;
 pub mod index;
 pub mod serve;
+pub mod status;
+pub mod sync;
