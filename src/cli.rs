@@ -501,8 +501,37 @@ pub struct ApplyArgs {
 /// registry_content_differs.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES_HELP)]
-#[command(group = clap::ArgGroup::new("input").required(true).args(["bundle", "repo_yaml", "client"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["bundle", "repo_yaml", "client", "freshness"]))]
 pub struct CheckArgs {
+    /// Instead of the URLs: compare the beacon `sync` writes
+    /// (`zoi-mirror-status.json` on the binary host, see --beacon) and the
+    /// registry's HEAD with upstream's current tip. Exit 1 when the mirror
+    /// is behind upstream ("behind by N commits / M archives"), older than
+    /// --max-age, published with files missing, or when the registry's
+    /// HEAD is not the overlay the beacon names (half-published). JSON:
+    /// `{beacon, fresh, summary, upstream, branch, published_tip,
+    /// upstream_tip, behind_commits, behind_archives, registry,
+    /// registry_head, overlay_commit, last_sync: {unix, utc}, age_seconds,
+    /// max_age_seconds, complete, last_run_outcome, problems: [{kind:
+    /// never_published|half_published|behind|diverged|stale|partial|
+    /// registry_unreachable|upstream_unreachable, message}], warnings}`.
+    #[arg(long, requires = "beacon")]
+    pub freshness: bool,
+    /// With --freshness: the beacon, a file or an http(s) URL
+    /// (`<binaries.url>/zoi-mirror-status.json`).
+    #[arg(long, value_name = "FILE|URL")]
+    pub beacon: Option<String>,
+    /// With --freshness: fail when the last published sync is older than
+    /// this (`90s`, `30m`, `6h`, `2d`).
+    #[arg(long, value_name = "AGE", value_parser = crate::mirror::freshness::parse_duration)]
+    pub max_age: Option<std::time::Duration>,
+    /// With --freshness: upstream's git URL (default: the beacon's).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// With --freshness: the internal registry's git URL (default: the
+    /// beacon's).
+    #[arg(long, value_name = "URL")]
+    pub registry: Option<String>,
     /// A bundle (directory or http(s) URL): its repo.yaml, platforms and cache mirrors.
     #[arg(long, value_name = "DIR|URL")]
     pub bundle: Option<String>,

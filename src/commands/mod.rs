@@ -7,6 +7,7 @@ pub mod build;
 pub mod check;
 pub mod db;
 pub mod demo;
+pub mod freshness;
 pub mod index;
 pub mod init;
 pub mod revert;

@@ -10,6 +10,7 @@
 //! over HTTP for small teams, tests and the demo.
 
 pub mod bins;
+pub mod freshness;
 pub mod binsync;
 pub mod db;
 pub mod index;
