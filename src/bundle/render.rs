@@ -34,7 +34,10 @@ pub fn environment() -> Environment<'static> {
 }
 
 /// Pages served to people (HTML, escaped as HTML), by name.
-const PAGES: &[(&str, &str)] = &[("status.html", include_str!("../../templates/status.html.j2"))];
+const PAGES: &[(&str, &str)] = &[(
+    "status.html",
+    include_str!("../../templates/status.html.j2"),
+)];
 
 /// The environment for HTML pages: strict undefined as everywhere, and
 /// every value HTML-escaped (beacon fields come from upstream's index).

@@ -38,11 +38,7 @@ pub fn run(args: &SyncArgs, format: Format) -> Result<Exit> {
             output::warn(w);
         }
     }
-    let exit = if report.published {
-        Exit::Ok
-    } else {
-        Exit::No
-    };
+    let exit = if report.published { Exit::Ok } else { Exit::No };
     match format {
         Format::Json => output::json(&report)?,
         Format::Human => {

@@ -62,8 +62,7 @@ pub fn select(
     index_bytes: &[u8],
     filter: &Filter,
 ) -> Result<Vec<(PackageRef, Platform)>> {
-    let packages =
-        index::parse(index_bytes).map_err(|e| Failure::bad_input("index_invalid", e))?;
+    let packages = index::parse(index_bytes).map_err(|e| Failure::bad_input("index_invalid", e))?;
     for p in &filter.platforms {
         if !spec.binaries.platforms.contains(p) {
             return fail(

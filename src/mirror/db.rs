@@ -441,7 +441,11 @@ pub fn prepare(
     e: &Endpoints,
     lock_timeout: std::time::Duration,
 ) -> Result<Prepared> {
-    let spec = load_spec(spec_path, e.upstream_repo_yaml.as_deref(), e.work.as_deref())?;
+    let spec = load_spec(
+        spec_path,
+        e.upstream_repo_yaml.as_deref(),
+        e.work.as_deref(),
+    )?;
     let explicit = matches!(spec.upstream_origin, crate::spec::UpstreamOrigin::File(_));
     check_signing(&spec, spec_path)?;
     let upstream = e

@@ -230,7 +230,10 @@ pub fn check(o: &Options) -> Result<Report, String> {
         }
         Err(e) => problems.push(Finding {
             kind: "registry_unreachable",
-            message: format!("cannot read the registry's HEAD ({}): {e}", redact(&registry)),
+            message: format!(
+                "cannot read the registry's HEAD ({}): {e}",
+                redact(&registry)
+            ),
         }),
     }
 

@@ -10,9 +10,9 @@
 //! over HTTP for small teams, tests and the demo.
 
 pub mod bins;
-pub mod freshness;
 pub mod binsync;
 pub mod db;
+pub mod freshness;
 pub mod index;
 pub mod serve;
 pub mod status;

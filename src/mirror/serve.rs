@@ -270,7 +270,10 @@ fn generated(root: &Path, path: &str) -> Option<Response> {
     Some(
         (
             [
-                (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                ),
                 (header::CACHE_CONTROL, "no-cache"),
             ],
             status::metrics(beacon.as_ref()),

@@ -288,7 +288,9 @@ pub fn counts(
     let mut by: BTreeMap<(String, String, &'static str), Count> = BTreeMap::new();
     for t in targets {
         let tier = tier_of(&t.package);
-        let platform = t.platform.map_or_else(|| "any".to_string(), |p| p.to_string());
+        let platform = t
+            .platform
+            .map_or_else(|| "any".to_string(), |p| p.to_string());
         let artifact = artifact_name(t.artifact);
         let c = by
             .entry((tier.clone(), platform.clone(), artifact))
@@ -452,7 +454,13 @@ mod tests {
     #[test]
     fn utc_times() {
         assert_eq!(Time { unix: 0 }.utc(), "1970-01-01T00:00:00Z");
-        assert_eq!(Time { unix: 1_700_000_000 }.utc(), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            Time {
+                unix: 1_700_000_000
+            }
+            .utc(),
+            "2023-11-14T22:13:20Z"
+        );
     }
 
     #[test]

@@ -14,5 +14,6 @@ mod hardening;
 mod index;
 mod serve;
 mod setup;
+mod sync;
 mod trust;
 mod upstream;
