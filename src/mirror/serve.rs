@@ -244,7 +244,12 @@ fn status_context(beacon: Option<&status::Beacon>, now: status::Time) -> minijin
 
 /// The status page or `/metrics`, when `path` names one of them.
 fn generated(root: &Path, path: &str) -> Option<Response> {
-    let page = path == "/_status" || (path == "/" && !root.join("index.html").is_file());
+    // `/` only on a host `sync` fills (a beacon is there) and without its
+    // own index.html: elsewhere `/` stays a 404, as no listings are served.
+    let page = path == "/_status"
+        || (path == "/"
+            && !root.join("index.html").is_file()
+            && root.join(status::BEACON_FILE).is_file());
     if !page && path != "/metrics" {
         return None;
     }
