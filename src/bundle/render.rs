@@ -37,6 +37,34 @@ pub fn environment() -> Environment<'static> {
     env
 }
 
+/// Pages served to people (HTML, escaped as HTML), by name.
+const PAGES: &[(&str, &str)] = &[(
+    "status.html",
+    include_str!("../../templates/status.html.j2"),
+)];
+
+/// The environment for HTML pages: strict undefined as everywhere, and
+/// every value HTML-escaped (beacon fields come from upstream's index).
+pub fn page_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    for (name, source) in PAGES {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("embedded page {name} does not parse: {e}"));
+    }
+    env
+}
+
+/// Renders page `name` with `ctx`.
+pub fn render_page(name: &str, ctx: minijinja::Value) -> anyhow::Result<String> {
+    let env = page_environment();
+    env.get_template(name)?
+        .render(ctx)
+        .map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))
+}
+
 /// Renders template `name` with `ctx`.
 pub fn render(name: &str, ctx: minijinja::Value) -> anyhow::Result<String> {
     let env = environment();

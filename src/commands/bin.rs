@@ -1,32 +1,17 @@
 //! `zoi-mirror bin sync`: mirror upstream's pre-built archives.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use serde::Serialize;
 
 use super::{net_options, read_file_or_url};
 use crate::cli::BinSyncArgs;
-use crate::error::{Exit, Failure, fail};
+use crate::error::Exit;
+use crate::mirror::bins::{self, Totals};
 use crate::mirror::binsync::{self, Pruned, TargetReport};
 use crate::mirror::db;
 use crate::output::{self, Format, Style, paint};
-use crate::probe::fetch::Prober;
-use crate::spec::{self, ArchiveFormat};
-use crate::zoi::index;
+use crate::spec;
 use crate::zoi::repo::RepoYaml;
-
-#[derive(Serialize, Default)]
-struct Totals {
-    targets: usize,
-    downloaded: usize,
-    up_to_date: usize,
-    not_available: usize,
-    would_download: usize,
-    failed: usize,
-    bytes: u64,
-    pruned: usize,
-}
 
 #[derive(Serialize)]
 struct Report {
@@ -38,33 +23,6 @@ struct Report {
     targets: Vec<TargetReport>,
     pruned: Vec<Pruned>,
     totals: Totals,
-}
-
-/// A file of upstream's registry at the synced branch, from the `db sync`
-/// cache.
-fn from_db_cache(work: &std::path::Path, branch: &str, file: &str) -> Result<Vec<u8>> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(work)
-        .args(["show", &format!("refs/heads/{branch}:{file}")])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Ok(o.stdout),
-        _ => fail(
-            Failure::bad_input(
-                "no_upstream_data",
-                format!("no upstream {file} in the db sync cache {}", work.display()),
-            )
-            .hint(format!(
-                "run `zoi-mirror db sync` first, or pass --{} FILE|URL",
-                if file == "packages.json" {
-                    "index"
-                } else {
-                    "upstream-repo-yaml"
-                }
-            )),
-        ),
-    }
 }
 
 pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
@@ -94,15 +52,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             args.work.as_deref(),
         )?,
     };
-    if spec.binaries.format == ArchiveFormat::PkgTarZst {
-        return fail(
-            Failure::bad_input(
-                "format",
-                "bin sync copies upstream's .zpa archives, but binaries.format is \"pkg.tar.zst\"",
-            )
-            .hint("set binaries.format = \"zpa\" (Zoi >= 1.23 installs only .zpa from a registry)"),
-        );
-    }
+    bins::check_format(&spec)?;
     let work = args
         .work
         .clone()
@@ -111,75 +61,34 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     if spec.upstream_origin == spec::UpstreamOrigin::BuiltIn {
         // The built-in description is enough to build a bundle, but a copy
         // needs the very index and links upstream has now.
-        from_db_cache(&work, &spec.registry.branch, "repo.yaml")?;
+        db::cached_file(&work, &spec.registry.branch, "repo.yaml")?;
     }
-    let Some(link) = upstream.first_archive_link().cloned() else {
-        return fail(
-            Failure::bad_input("no_pkg_link", "upstream's repo.yaml has no `main` or `mirror` pkg link: it publishes no pre-built archives")
-                .hint("pass the repo.yaml of a registry that does with --upstream-repo-yaml"),
-        );
-    };
+    let link = bins::archive_link(&upstream)?;
     // The header is for the host the archives come from, and nowhere else.
     http.allow_headers_for(&link.url);
     let index_bytes = match &args.index {
         Some(src) => read_file_or_url("packages.json", src, &http)?,
-        None => from_db_cache(&work, &spec.registry.branch, "packages.json")?,
+        None => db::cached_file(&work, &spec.registry.branch, "packages.json")?,
     };
-    let packages =
-        index::parse(&index_bytes).map_err(|e| Failure::bad_input("index_invalid", e))?;
-
-    for p in &args.platforms {
-        if !spec.binaries.platforms.contains(p) {
-            return fail(
-                Failure::bad_input(
-                    "usage",
-                    format!("--platform {p} is not one the spec serves"),
-                )
-                .hint("add it to binaries.platforms first"),
-            );
-        }
-    }
-    let platforms = if args.platforms.is_empty() {
-        spec.binaries.platforms.clone()
-    } else {
-        args.platforms.clone()
-    };
-    let selected: Vec<_> = packages
-        .into_iter()
-        .filter(|p| args.tiers.is_empty() || args.tiers.contains(&p.repo))
-        .filter(|p| {
-            args.packages.is_empty()
-                || args.packages.iter().any(|g| {
-                    binsync::wildcard(g, &p.name)
-                        || binsync::wildcard(g, &format!("@{}/{}", p.repo, p.name))
-                })
-        })
-        .collect();
-    let targets: Vec<_> = selected
-        .iter()
-        .flat_map(|p| platforms.iter().map(move |pl| (p.clone(), *pl)))
-        .collect();
-
-    let allow_unsigned = args.allow_unsigned || spec.binaries.allow_unsigned;
-    let resign = args.sign.clone().or_else(|| spec.binaries.sign_key.clone());
-    let mut opts = binsync::Options {
+    let targets = bins::select(
+        &spec,
+        &index_bytes,
+        &bins::Filter {
+            tiers: args.tiers.clone(),
+            packages: args.packages.clone(),
+            platforms: args.platforms.clone(),
+        },
+    )?;
+    let run = bins::Run {
         dest: args.dest.clone(),
-        layout: spec.binaries.layout.clone(),
-        source_layout: spec.binaries.source_layout(),
-        link,
-        source: upstream.first_source_link().cloned(),
-        delta: upstream.first_delta_link().cloned(),
-        targets: targets.clone(),
+        targets,
         dry_run: args.dry_run,
         retries: args.retries,
-        verify: None,
-        resign,
+        concurrency: args.concurrency,
+        allow_unsigned: args.allow_unsigned || spec.binaries.allow_unsigned,
+        resign: args.sign.clone().or_else(|| spec.binaries.sign_key.clone()),
     };
-    let upstream_keys: Vec<(String, String)> = upstream
-        .pgp
-        .iter()
-        .map(|k| (k.name.clone(), k.key.clone()))
-        .collect();
+    let opts = bins::options(&spec, &upstream, link, &run);
     let bar = if format == Format::Human && !args.no_progress && output::progress_allowed() {
         let b = indicatif::ProgressBar::new(binsync::jobs(&opts).len() as u64);
         b.set_style(
@@ -191,81 +100,23 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         indicatif::ProgressBar::hidden()
     };
     let started = std::time::Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let reports = rt.block_on(async {
-        let client = crate::probe::http::Http::new(&http)?;
-        let prober = Arc::new(Prober::new(
-            client,
-            args.concurrency * 4,
-            args.concurrency * 4,
-            args.retries,
+    let outcome = bins::mirror(&spec, &upstream, opts, &run, &http, |bytes, done| {
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        bar.set_position(done);
+        bar.set_message(format!(
+            "{} MiB at {:.1} MiB/s",
+            bytes >> 20,
+            bytes as f64 / 1048576.0 / secs
         ));
-        // Keys first: they are what the archives are verified against.
-        let (keys, parsed) = binsync::sync_keys(
-            &prober,
-            &upstream_keys,
-            &args.dest,
-            &spec.binaries.keys_dir,
-            args.dry_run,
-        )
-        .await;
-        if !upstream_keys.is_empty() && !allow_unsigned {
-            opts.verify = Some(parsed);
-        }
-        let targets = binsync::run(prober, opts, args.concurrency, |bytes, done| {
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            bar.set_position(done);
-            bar.set_message(format!(
-                "{} MiB at {:.1} MiB/s",
-                bytes >> 20,
-                bytes as f64 / 1048576.0 / secs
-            ));
-        })
-        .await;
-        anyhow::Ok((keys, targets))
     })?;
-    let (keys, reports) = reports;
     bar.finish_and_clear();
 
-    let mut pruned = Vec::new();
-    if args.prune {
-        for (path, version) in
-            binsync::prune_candidates(&args.dest, &spec.binaries.layout, &targets, args.keep)
-        {
-            if !args.dry_run {
-                binsync::remove_archive(&path)
-                    .map_err(|e| crate::error::io_failure("remove", &path, &e))?;
-            }
-            pruned.push(Pruned {
-                path: path
-                    .strip_prefix(&args.dest)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned(),
-                version,
-            });
-        }
-    }
-
-    let mut totals = Totals {
-        targets: reports.len(),
-        pruned: pruned.len(),
-        ..Totals::default()
+    let pruned = if args.prune {
+        bins::prune(&run, &spec.binaries.layout, args.keep)?
+    } else {
+        Vec::new()
     };
-    for r in &reports {
-        totals.bytes += r.bytes;
-        match r.status {
-            "downloaded" => totals.downloaded += 1,
-            "up_to_date" => totals.up_to_date += 1,
-            "not_available" => totals.not_available += 1,
-            "would_download" => totals.would_download += 1,
-            _ => totals.failed += 1,
-        }
-    }
-    let keys_failed = keys.iter().filter(|k| k.status == "failed").count();
-    totals.failed += keys_failed;
+    let totals = Totals::of(&outcome, pruned.len());
     let exit = if totals.failed == 0 {
         Exit::Ok
     } else {
@@ -275,8 +126,8 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         dest: args.dest.clone(),
         dry_run: args.dry_run,
         upstream_repo_yaml: spec.upstream_origin.to_string(),
-        keys,
-        targets: reports,
+        keys: outcome.keys,
+        targets: outcome.targets,
         pruned,
         totals,
     };

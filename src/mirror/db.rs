@@ -370,6 +370,179 @@ pub fn load_spec(
     )
 }
 
+/// Refuses a spec whose clients require a signed registry HEAD
+/// (`registry.authorities`) but that gives no key to sign the overlay with.
+pub fn check_signing(spec: &crate::spec::Spec, spec_path: &Path) -> Result<()> {
+    if !spec.registry.authorities.is_empty() && spec.registry.signing_key.is_none() {
+        return fail(
+            Failure::bad_input(
+                "unsigned_overlay",
+                format!(
+                    "{} lists registry.authorities but no registry.signing_key: the overlay commit that carries the corporate repo.yaml would be unsigned",
+                    spec_path.display()
+                ),
+            )
+            .hint("clients with authorities require the registry HEAD to be signed by one of them and roll back `zoi sync` otherwise; set registry.signing_key to a key among the authorities"),
+        );
+    }
+    Ok(())
+}
+
+/// A file of upstream's registry at the synced branch of the `db sync`
+/// cache, or a `no_upstream_data` failure saying how to get it.
+pub fn cached_file(work: &Path, branch: &str, file: &str) -> Result<Vec<u8>> {
+    match show_file(work, &format!("refs/heads/{branch}"), file) {
+        Some(bytes) => Ok(bytes),
+        None => fail(
+            Failure::bad_input(
+                "no_upstream_data",
+                format!("no upstream {file} in the db sync cache {}", work.display()),
+            )
+            .hint(format!(
+                "run `zoi-mirror db sync` first, or pass --{} FILE|URL",
+                if file == "packages.json" {
+                    "index"
+                } else {
+                    "upstream-repo-yaml"
+                }
+            )),
+        ),
+    }
+}
+
+/// What a sync is about to do, once the spec has been read: the options
+/// for [`fetch`]/[`publish`] and the lock that keeps two runs over the same
+/// work dir apart (held for the life of the value).
+pub struct Prepared {
+    pub spec: crate::spec::Spec,
+    pub opts: SyncOptions,
+    /// The spec was read against an upstream repo.yaml given explicitly:
+    /// [`overlay_for`] keeps it instead of the fetched one.
+    pub explicit: bool,
+    _lock: crate::client::Lock,
+}
+
+/// Where the sync reads from and pushes to: the given flags, else the spec.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    pub upstream: Option<String>,
+    pub target: Option<String>,
+    pub work: Option<PathBuf>,
+    pub upstream_repo_yaml: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+/// Reads the spec against what is known before the fetch (the file given,
+/// else the last fetched upstream in the cache) — enough to know where to
+/// fetch from — and takes the work dir's lock, waiting at most
+/// `lock_timeout`.
+pub fn prepare(
+    spec_path: &Path,
+    e: &Endpoints,
+    lock_timeout: std::time::Duration,
+) -> Result<Prepared> {
+    let spec = load_spec(
+        spec_path,
+        e.upstream_repo_yaml.as_deref(),
+        e.work.as_deref(),
+    )?;
+    let explicit = matches!(spec.upstream_origin, crate::spec::UpstreamOrigin::File(_));
+    check_signing(&spec, spec_path)?;
+    let upstream = e
+        .upstream
+        .clone()
+        .unwrap_or_else(|| spec.registry.upstream.clone());
+    let work = e
+        .work
+        .clone()
+        .unwrap_or_else(|| default_work_dir(&upstream));
+    let opts = SyncOptions {
+        target: e
+            .target
+            .clone()
+            .unwrap_or_else(|| spec.registry.url.clone()),
+        branch: spec.registry.branch.clone(),
+        work: work.clone(),
+        repo_yaml: Vec::new(),
+        extension: None,
+        signing_key: spec.registry.signing_key.clone(),
+        dry_run: e.dry_run,
+        upstream,
+    };
+    // One sync per work dir at a time (`db sync` and `sync` alike).
+    let lock_dir = work
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let lock = crate::client::lock(&lock_dir, lock_timeout)?;
+    Ok(Prepared {
+        spec,
+        opts,
+        explicit,
+        _lock: lock,
+    })
+}
+
+/// Re-reads the spec against upstream's `repo.yaml` at the fetched tip
+/// (unless one was given explicitly), so the overlay derives from the very
+/// commit mirrored, and renders the overlay's files into `p.opts`. Returns
+/// the spec the overlay was rendered from.
+pub fn overlay_for(
+    spec_path: &Path,
+    p: &mut Prepared,
+    fetched: &Fetched,
+    publish_extension: bool,
+) -> Result<crate::spec::Spec> {
+    use crate::spec::UpstreamInput;
+    let mut spec = p.spec.clone();
+    if !p.explicit {
+        let Some(bytes) = fetched.upstream_file(&p.opts, "repo.yaml") else {
+            return fail(
+                Failure::bad_input(
+                    "no_upstream_repo_yaml",
+                    format!(
+                        "upstream {} has no repo.yaml at {} ({})",
+                        redact(&p.opts.upstream),
+                        spec.registry.branch,
+                        fetched.tip
+                    ),
+                )
+                .hint("is it a Zoi registry? pass a copy of its repo.yaml with --upstream-repo-yaml FILE"),
+            );
+        };
+        spec = crate::spec::load(
+            spec_path,
+            &UpstreamInput::Bytes {
+                origin: format!(
+                    "upstream commit {}",
+                    &fetched.tip[..fetched.tip.len().min(12)]
+                ),
+                bytes,
+            },
+        )?;
+        check_signing(&spec, spec_path)?;
+    }
+    let rendered = crate::bundle::render(&spec)?;
+    p.opts.repo_yaml = rendered.files[crate::bundle::REPO_YAML].clone();
+    p.opts.extension = publish_extension.then(|| {
+        let name = &spec.extension.name;
+        (
+            format!("{}/{name}/{name}.pkg.lua", spec.extension.tier),
+            rendered.files[&crate::bundle::Bundle::extension_file(&spec)].clone(),
+        )
+    });
+    Ok(spec)
+}
+
+/// The committer time of a commit in the work dir (Unix seconds).
+pub fn commit_time(work: &Path, rev: &str) -> Option<i64> {
+    let out = git(Some(work), &["log", "-1", "--format=%ct", rev, "--"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then(|| stdout(&out).parse().ok())?
+}
+
 fn inputs_digest(o: &SyncOptions) -> String {
     let mut all = o.repo_yaml.clone();
     if let Some((path, bytes)) = &o.extension {

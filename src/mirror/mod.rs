@@ -9,7 +9,11 @@
 //! pre-built archives into the company's layout; [`serve`] serves a tree
 //! over HTTP for small teams, tests and the demo.
 
+pub mod bins;
 pub mod binsync;
 pub mod db;
+pub mod freshness;
 pub mod index;
 pub mod serve;
+pub mod status;
+pub mod sync;

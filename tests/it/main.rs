@@ -15,5 +15,6 @@ mod hardening;
 mod index;
 mod serve;
 mod setup;
+mod sync;
 mod trust;
 mod upstream;
