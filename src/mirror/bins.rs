@@ -166,7 +166,20 @@ pub fn mirror(
         )
         .await;
         if !upstream_keys.is_empty() && !run.allow_unsigned {
-            opts.verify = Some(parsed);
+            // What clients will verify with: with `binaries.trust` (and no
+            // re-signing) only those of upstream's keys, so that nothing is
+            // placed that clients would refuse.
+            let keep = |k: &crate::zoi::pgp::PublicKey| match (&spec.binaries.trust, &opts.resign) {
+                (Some(trust), None) => keys.iter().any(|r| {
+                    r.fingerprint.as_deref() == Some(k.fingerprint().as_str())
+                        && (trust.contains(&r.name)
+                            || trust
+                                .iter()
+                                .any(|t| k.fingerprint().eq_ignore_ascii_case(t)))
+                }),
+                _ => true,
+            };
+            opts.verify = Some(parsed.into_iter().filter(|k| keep(k)).collect());
         }
         let targets = binsync::run(prober, opts, run.concurrency, progress).await;
         anyhow::Ok(Outcome { keys, targets })

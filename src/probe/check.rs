@@ -51,6 +51,8 @@ pub struct Plan {
     pub key_sources: Vec<super::trust::KeySource>,
     /// Things the report should say about how it was planned.
     pub notes: Vec<String>,
+    /// The system policy enforces signatures (`signature_enforcement.enable`).
+    pub enforced: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -505,18 +507,31 @@ async fn check_target(
         }
     };
     let pgp_f = async {
-        // Zoi fetches the `.sig` only when it verifies (trusted keys set).
+        // Zoi fetches the `.sig` only when it verifies (trusted keys set),
+        // from the URL and then each cache mirror, on any failure.
         if plan.trusted.is_empty() {
             return None;
         }
         let mut c = UrlCheck::new("pgp", &urls.pgp);
-        let body = match request(&prober, &mut c, &urls.pgp, Method::Get(1 << 20)).await {
-            None => Err(c.error.take().map(|e| Problem::new(e.kind, e.message))),
-            Some(r) => match status_problem(&r) {
-                Some(p) => Err(Some(p)),
-                None => Ok(r.body),
-            },
-        };
+        let mut body = Err(None);
+        for cand in mirror_candidates(&urls.pgp, &plan.cache_mirrors) {
+            body = match request(&prober, &mut c, &cand, Method::Get(1 << 20)).await {
+                None => Err(c.error.take().map(|e| Problem::new(e.kind, e.message))),
+                Some(r) => match status_problem(&r) {
+                    Some(p) => Err(Some(p)),
+                    None => Ok(r.body),
+                },
+            };
+            if body.is_ok() {
+                if cand != urls.pgp {
+                    c.warnings.push(format!(
+                        "the .sig answers only from the cache mirror {}",
+                        super::http::redact(&cand)
+                    ));
+                }
+                break;
+            }
+        }
         c.ok = true;
         Some((c, body))
     };
@@ -606,12 +621,23 @@ async fn check_target(
                     Some(Ok((Some(f), _, _))) => Some(f.path()),
                     _ => None,
                 };
-                if let Err(p) = judge_signature(&store, &plan.trusted, keys, body, file, plan.deep)
-                {
+                if let Err(p) = super::fetch::blocking(|| {
+                    judge_signature(&store, &plan.trusted, keys, body, file, plan.deep)
+                }) {
                     c.fail(p);
                 }
             }
         }
+        out.push(c);
+    }
+    // Enforcement with no trusted key: Zoi refuses every install
+    // (`validate_signature_requirements`).
+    if plan.enforced && plan.trusted.is_empty() {
+        let mut c = UrlCheck::new("pgp", &urls.pgp);
+        c.fail(Problem::new(
+            Kind::SignatureMissing,
+            "signature enforcement is on, but it names no trusted key: Zoi fails \"Signature enforcement is active, but no trusted PGP keys are configured\"",
+        ));
         out.push(c);
     }
     // What Zoi tolerates: `.size` is advisory (a failure to read it only
@@ -742,11 +768,21 @@ async fn check_registry(
             let mut sc = UrlCheck::new("signature", url);
             sc.latency_ms = elapsed;
             sc.attempts = 1;
-            match (&snap, store.resolve(&plan.authorities)) {
+            match (&snap, store.resolve_before_sync(&plan.authorities)) {
                 (Err(p), _) => sc.fail(p.clone()),
-                // The missing key is reported with the keys.
-                (Ok(_), Err(id)) => sc.warnings.push(format!(
-                    "not verified: the authority '{id}' has no key the client can hold"
+                // Missing altogether: reported with the keys.
+                (Ok(_), Err(id)) if store.resolve(std::slice::from_ref(&id)).is_err() => sc
+                    .warnings
+                    .push(format!(
+                        "not verified: the authority '{id}' has no key the client can hold"
+                    )),
+                // Only repo.yaml carries it: a new client does not have it
+                // yet when its first sync verifies the HEAD.
+                (Ok(_), Err(id)) => sc.fail(Problem::new(
+                    Kind::KeyUnreachable,
+                    format!(
+                        "a new client has no key '{id}' when its first `zoi sync` verifies the HEAD (Zoi verifies before it imports repo.yaml's keys): Zoi fails \"Trusted key '{id}' not found in Zoi's PGP keyring\"; deliver it with the extension ([[client.pgp]])"
+                    ),
                 )),
                 (Ok(s), Ok(keys)) => {
                     if let Err(p) =

@@ -524,6 +524,18 @@ pub fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
+/// Runs CPU- or disk-bound work (hashing, decompressing, verifying a whole
+/// archive) without stalling the other downloads: on a multi-threaded
+/// runtime the worker hands its other tasks over first.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -463,7 +463,8 @@ pub async fn head_snapshot(url: &str, timeout: Duration) -> Result<HeadSnapshot,
         .args(["cat-file", "--batch"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
     let mut versions = Vec::new();
     if let Ok(mut child) = batch.spawn() {
         use tokio::io::AsyncWriteExt;
@@ -471,11 +472,18 @@ pub async fn head_snapshot(url: &str, timeout: Duration) -> Result<HeadSnapshot,
         for (_, _, path) in &wanted {
             input.push_str(&format!("HEAD:{path}\n"));
         }
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(input.as_bytes()).await;
-        }
-        if let Ok(out) = child.wait_with_output().await {
+        // Written while the output is read: a registry with thousands of
+        // packages fills both pipes otherwise, and both sides wait.
+        let writer = child.stdin.take().map(|mut stdin| {
+            tokio::spawn(async move {
+                let _ = stdin.write_all(input.as_bytes()).await;
+            })
+        });
+        if let Ok(Ok(out)) = tokio::time::timeout(timeout, child.wait_with_output()).await {
             versions = split_batch(&out.stdout);
+        }
+        if let Some(w) = writer {
+            w.abort();
         }
     }
     for (i, (tier, name, _)) in wanted.into_iter().enumerate() {
@@ -491,10 +499,10 @@ pub async fn head_snapshot(url: &str, timeout: Duration) -> Result<HeadSnapshot,
 
 /// `repo.yaml` at the remote's HEAD, read synchronously (planning happens
 /// before the runtime starts); `None` when it cannot be had.
-pub fn repo_yaml_at_head_blocking(url: &str) -> Option<Vec<u8>> {
+pub fn repo_yaml_at_head_blocking(url: &str, timeout: Duration) -> Option<Vec<u8>> {
     let tmp = tempfile::tempdir().ok()?;
     let dir = tmp.path().join("r");
-    let ok = std::process::Command::new("git")
+    let mut child = std::process::Command::new("git")
         .args(["clone", "--quiet", "--depth", "1", "--no-checkout", "--"])
         .arg(url)
         .arg(&dir)
@@ -502,9 +510,24 @@ pub fn repo_yaml_at_head_blocking(url: &str) -> Option<Vec<u8>> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .ok()?
-        .success();
+        .spawn()
+        .ok()?;
+    // A remote that never answers must not hang the plan: give up (the
+    // registry check that follows says why) after `timeout`.
+    let deadline = std::time::Instant::now() + timeout;
+    let ok = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.success(),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+        }
+    };
     if !ok {
         return None;
     }

@@ -55,6 +55,7 @@ fn base(repo: &RepoYaml, branch: String, cache_mirrors: Vec<String>) -> Plan {
         trusted: Vec::new(),
         authorities: Vec::new(),
         notes: Vec::new(),
+        enforced: false,
         // What `zoi sync` imports: repo.yaml's `pgp` list.
         key_sources: repo
             .pgp
@@ -89,6 +90,7 @@ pub fn from_bundle(bundle: &Loaded) -> Result<Plan> {
         .default_registry
         .and_then(|r| r.authorities)
         .unwrap_or_default();
+    plan.enforced = trusted_keys(&system).is_some();
     plan.trusted = trusted_keys(&system).unwrap_or_else(|| plan.authorities.clone());
     // The extension's keys are added first; repo.yaml's are imported at
     // every sync and win for a name both carry.
@@ -172,17 +174,21 @@ pub fn from_client(env: &Env, layout: LayoutKind) -> Result<Plan> {
                 db.display(),
                 super::http::redact(&reg.url)
             );
-            let repo = match super::git::repo_yaml_at_head_blocking(&reg.url) {
-                Some(b) => parse_repo_yaml(&b, "the registry's repo.yaml at HEAD")?,
-                // Nothing to read: the registry checks say why.
-                None => RepoYaml::parse("name: unknown\ndescription: unknown\n").expect("minimal"),
-            };
+            let repo =
+                match super::git::repo_yaml_at_head_blocking(&reg.url, Duration::from_secs(60)) {
+                    Some(b) => parse_repo_yaml(&b, "the registry's repo.yaml at HEAD")?,
+                    // Nothing to read: the registry checks say why.
+                    None => {
+                        RepoYaml::parse("name: unknown\ndescription: unknown\n").expect("minimal")
+                    }
+                };
             (repo, Some(note))
         }
     };
     let mut plan = base(&repo, "HEAD".into(), merged.config.cache_mirrors.clone());
     plan.notes.extend(note);
     plan.authorities = reg.authorities.clone().unwrap_or_default();
+    plan.enforced = trusted_keys(&merged.config).is_some();
     plan.trusted = trusted_keys(&merged.config).unwrap_or_else(|| plan.authorities.clone());
     // The keys this machine holds now (repo.yaml's were imported at the
     // last sync).

@@ -734,3 +734,20 @@ fn trust_a_client_that_synced_before_follows_the_next_db_sync() {
         new.output()
     );
 }
+
+#[test]
+fn trust_an_upstream_key_name_that_is_a_path_is_refused_and_nothing_is_written() {
+    let up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec(&up, "");
+    up.publish_key("../../escaped", &up.key_asc());
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not a plain file name"), "{}", r.stderr);
+    assert!(
+        git(&co.git_root.join("mirror.git"), &["for-each-ref"]).is_empty(),
+        "nothing pushed"
+    );
+    let escaped = co.site.parent().unwrap().join("escaped.asc");
+    assert!(!escaped.exists());
+}
