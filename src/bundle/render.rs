@@ -16,6 +16,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("setup.sh", include_str!("../../templates/setup.sh.j2")),
     ("setup.ps1", include_str!("../../templates/setup.ps1.j2")),
+    (
+        "demo-package.pkg.lua",
+        include_str!("../../templates/demo-package.pkg.lua.j2"),
+    ),
 ];
 
 pub fn environment() -> Environment<'static> {
@@ -31,6 +35,34 @@ pub fn environment() -> Environment<'static> {
             .unwrap_or_else(|e| panic!("embedded template {name} does not parse: {e}"));
     }
     env
+}
+
+/// Pages served to people (HTML, escaped as HTML), by name.
+const PAGES: &[(&str, &str)] = &[(
+    "status.html",
+    include_str!("../../templates/status.html.j2"),
+)];
+
+/// The environment for HTML pages: strict undefined as everywhere, and
+/// every value HTML-escaped (beacon fields come from upstream's index).
+pub fn page_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    for (name, source) in PAGES {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("embedded page {name} does not parse: {e}"));
+    }
+    env
+}
+
+/// Renders page `name` with `ctx`.
+pub fn render_page(name: &str, ctx: minijinja::Value) -> anyhow::Result<String> {
+    let env = page_environment();
+    env.get_template(name)?
+        .render(ctx)
+        .map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))
 }
 
 /// Renders template `name` with `ctx`.

@@ -1,34 +1,18 @@
 //! `zoi-mirror bin sync`: mirror upstream's pre-built archives.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use serde::Serialize;
 
 use super::{net_options, read_file_or_url};
 use crate::cli::BinSyncArgs;
 use crate::error::{Exit, Failure, fail};
+use crate::mirror::bins::{self, Totals};
 use crate::mirror::binsync::{self, Pruned, TargetReport};
-use crate::mirror::binsync_s3;
 use crate::mirror::db;
 use crate::output::{self, Format, Style, paint};
-use crate::probe::fetch::Prober;
-use crate::spec::{self, ArchiveFormat};
+use crate::spec;
 use crate::storage;
-use crate::zoi::index;
 use crate::zoi::repo::RepoYaml;
-
-#[derive(Serialize, Default)]
-struct Totals {
-    targets: usize,
-    downloaded: usize,
-    up_to_date: usize,
-    not_available: usize,
-    would_download: usize,
-    failed: usize,
-    bytes: u64,
-    pruned: usize,
-}
 
 #[derive(Serialize)]
 struct Report {
@@ -40,33 +24,6 @@ struct Report {
     targets: Vec<TargetReport>,
     pruned: Vec<Pruned>,
     totals: Totals,
-}
-
-/// A file of upstream's registry at the synced branch, from the `db sync`
-/// cache.
-fn from_db_cache(work: &std::path::Path, branch: &str, file: &str) -> Result<Vec<u8>> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(work)
-        .args(["show", &format!("refs/heads/{branch}:{file}")])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Ok(o.stdout),
-        _ => fail(
-            Failure::bad_input(
-                "no_upstream_data",
-                format!("no upstream {file} in the db sync cache {}", work.display()),
-            )
-            .hint(format!(
-                "run `zoi-mirror db sync` first, or pass --{} FILE|URL",
-                if file == "packages.json" {
-                    "index"
-                } else {
-                    "upstream-repo-yaml"
-                }
-            )),
-        ),
-    }
 }
 
 pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
@@ -96,32 +53,21 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             args.work.as_deref(),
         )?,
     };
-    if spec.binaries.format == ArchiveFormat::PkgTarZst {
-        return fail(
-            Failure::bad_input(
-                "format",
-                "bin sync copies upstream's .zpa archives, but binaries.format is \"pkg.tar.zst\"",
-            )
-            .hint("set binaries.format = \"zpa\" (Zoi >= 1.23 installs only .zpa from a registry)"),
-        );
-    }
-    let dest_arg: std::path::PathBuf = if let Some(d) = &args.dest {
-        d.clone()
-    } else {
-        match &spec.binaries.storage.url {
-            Some(u) => u.into(),
-            None => {
-                return fail(
-                    Failure::bad_input(
-                        "usage",
-                        "no destination: give --dest DIR|s3://BUCKET/PREFIX",
-                    )
-                    .hint("or set [binaries.storage] url in the spec"),
-                );
-            }
+    bins::check_format(&spec)?;
+    let dest: std::path::PathBuf = match (&args.dest, &spec.binaries.storage.url) {
+        (Some(d), _) => d.clone(),
+        (None, Some(u)) => u.into(),
+        (None, None) => {
+            return fail(
+                Failure::bad_input(
+                    "usage",
+                    "no destination: give --dest DIR|s3://BUCKET/PREFIX",
+                )
+                .hint("or set [binaries.storage] url in the spec"),
+            );
         }
     };
-    let store = match storage::Dest::parse(&dest_arg)
+    let store = match storage::Dest::parse(&dest)
         .map_err(|m| Failure::bad_input("bad_destination", m))?
     {
         storage::Dest::Local(_) => None,
@@ -133,8 +79,12 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
                 ));
             }
             let settings = super::storage_settings(&args.storage, &spec.binaries.storage.s3);
-            Some(Arc::new(super::open_store(&url, &settings)?))
+            Some(std::sync::Arc::new(super::open_store(&url, &settings)?))
         }
+    };
+    let shard = match &args.shard {
+        None => None,
+        Some(s) => Some(parse_shard(s)?),
     };
     let work = args
         .work
@@ -144,81 +94,37 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     if spec.upstream_origin == spec::UpstreamOrigin::BuiltIn {
         // The built-in description is enough to build a bundle, but a copy
         // needs the very index and links upstream has now.
-        from_db_cache(&work, &spec.registry.branch, "repo.yaml")?;
+        db::cached_file(&work, &spec.registry.branch, "repo.yaml")?;
     }
-    let Some(link) = upstream.first_archive_link().cloned() else {
-        return fail(
-            Failure::bad_input("no_pkg_link", "upstream's repo.yaml has no `main` or `mirror` pkg link: it publishes no pre-built archives")
-                .hint("pass the repo.yaml of a registry that does with --upstream-repo-yaml"),
-        );
-    };
+    let link = bins::archive_link(&upstream)?;
     // The header is for the host the archives come from, and nowhere else.
     http.allow_headers_for(&link.url);
     let index_bytes = match &args.index {
         Some(src) => read_file_or_url("packages.json", src, &http)?,
-        None => from_db_cache(&work, &spec.registry.branch, "packages.json")?,
+        None => db::cached_file(&work, &spec.registry.branch, "packages.json")?,
     };
-    let packages =
-        index::parse(&index_bytes).map_err(|e| Failure::bad_input("index_invalid", e))?;
-
-    for p in &args.platforms {
-        if !spec.binaries.platforms.contains(p) {
-            return fail(
-                Failure::bad_input(
-                    "usage",
-                    format!("--platform {p} is not one the spec serves"),
-                )
-                .hint("add it to binaries.platforms first"),
-            );
-        }
+    let mut targets = bins::select(
+        &spec,
+        &index_bytes,
+        &bins::Filter {
+            tiers: args.tiers.clone(),
+            packages: args.packages.clone(),
+            platforms: args.platforms.clone(),
+        },
+    )?;
+    if let Some((k, n)) = shard {
+        targets.retain(|(p, _)| shard_of(&p.repo, &p.name, n) == k);
     }
-    let shard = match &args.shard {
-        None => None,
-        Some(s) => Some(parse_shard(s)?),
-    };
-    let platforms = if args.platforms.is_empty() {
-        spec.binaries.platforms.clone()
-    } else {
-        args.platforms.clone()
-    };
-    let selected: Vec<_> = packages
-        .into_iter()
-        .filter(|p| args.tiers.is_empty() || args.tiers.contains(&p.repo))
-        .filter(|p| {
-            args.packages.is_empty()
-                || args.packages.iter().any(|g| {
-                    binsync::wildcard(g, &p.name)
-                        || binsync::wildcard(g, &format!("@{}/{}", p.repo, p.name))
-                })
-        })
-        .filter(|p| shard.is_none_or(|(k, n)| shard_of(&p.repo, &p.name, n) == k))
-        .collect();
-    let targets: Vec<_> = selected
-        .iter()
-        .flat_map(|p| platforms.iter().map(move |pl| (p.clone(), *pl)))
-        .collect();
-
-    let allow_unsigned = args.allow_unsigned || spec.binaries.allow_unsigned;
-    let resign = args.sign.clone().or_else(|| spec.binaries.sign_key.clone());
-    let mut opts = binsync::Options {
-        dest: dest_arg.clone(),
-        layout: spec.binaries.layout.clone(),
-        source_layout: spec.binaries.source_layout(),
-        link,
-        source: upstream.first_source_link().cloned(),
-        delta: upstream.first_delta_link().cloned(),
-        targets: targets.clone(),
+    let run = bins::Run {
+        dest: dest.clone(),
+        targets,
         dry_run: args.dry_run,
         retries: args.retries,
-        verify: None,
-        resign,
+        concurrency: args.concurrency,
+        allow_unsigned: args.allow_unsigned || spec.binaries.allow_unsigned,
+        resign: args.sign.clone().or_else(|| spec.binaries.sign_key.clone()),
     };
-    let upstream_keys: Vec<(String, String)> = upstream
-        .pgp
-        .iter()
-        .map(|k| (k.name.clone(), k.key.clone()))
-        .collect();
-    let targets_for_prune = targets.clone();
+    let opts = bins::options(&spec, &upstream, link, &run);
     let bar = if format == Format::Human && !args.no_progress && output::progress_allowed() {
         let b = indicatif::ProgressBar::new(binsync::jobs(&opts).len() as u64);
         b.set_style(
@@ -230,133 +136,52 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         indicatif::ProgressBar::hidden()
     };
     let started = std::time::Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let reports = rt.block_on(async {
-        let client = crate::probe::http::Http::new(&http)?;
-        let prober = Arc::new(Prober::new(
-            client,
-            args.concurrency * 4,
-            args.concurrency * 4,
-            args.retries,
+    let show = |bytes: u64, done: u64| {
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        bar.set_position(done);
+        bar.set_message(format!(
+            "{} MiB at {:.1} MiB/s",
+            bytes >> 20,
+            bytes as f64 / 1048576.0 / secs
         ));
-        let show = |bytes: u64, done: u64| {
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            bar.set_position(done);
-            bar.set_message(format!(
-                "{} MiB at {:.1} MiB/s",
-                bytes >> 20,
-                bytes as f64 / 1048576.0 / secs
-            ));
-        };
-        if let Some(store) = &store {
-            // Before anything is written: the bucket is there, the
-            // credentials work, and clients will be able to read it.
-            store
-                .preflight(&prober.http, !args.storage.private_bucket)
-                .await
-                .map_err(super::store_failure)?;
-            let (keys, parsed) = binsync_s3::sync_keys(
-                &prober,
-                &upstream_keys,
-                store,
-                &spec.binaries.keys_dir,
-                args.dry_run,
-            )
-            .await;
-            if !upstream_keys.is_empty() && !allow_unsigned {
-                opts.verify = Some(parsed);
-            }
-            let targets =
-                binsync_s3::run(prober, opts, store.clone(), args.concurrency, show).await;
-            let mut pruned = Vec::new();
-            if args.prune {
-                let listing = store.list().await.map_err(super::store_failure)?;
-                let files = listing.iter().map(|e| std::path::PathBuf::from(&e.rel));
-                for (path, version) in binsync::prune_candidates_in(
-                    files,
-                    &spec.binaries.layout,
-                    &targets_for_prune,
-                    args.keep,
-                ) {
-                    let rel = path.to_string_lossy().replace('\\', "/");
-                    if !args.dry_run {
-                        binsync_s3::remove_archive(store, &rel)
-                            .await
-                            .map_err(super::store_failure)?;
-                    }
-                    pruned.push(Pruned { path: rel, version });
-                }
-            }
-            return anyhow::Ok((keys, targets, Some(pruned)));
-        }
-        // Keys first: they are what the archives are verified against.
-        let (keys, parsed) = binsync::sync_keys(
-            &prober,
-            &upstream_keys,
-            &dest_arg,
-            &spec.binaries.keys_dir,
-            args.dry_run,
-        )
-        .await;
-        if !upstream_keys.is_empty() && !allow_unsigned {
-            opts.verify = Some(parsed);
-        }
-        let targets = binsync::run(prober, opts, args.concurrency, show).await;
-        anyhow::Ok((keys, targets, None))
-    })?;
-    let (keys, reports, s3_pruned) = reports;
-    bar.finish_and_clear();
-
-    let mut pruned = s3_pruned.clone().unwrap_or_default();
-    if args.prune && s3_pruned.is_none() {
-        for (path, version) in
-            binsync::prune_candidates(&dest_arg, &spec.binaries.layout, &targets, args.keep)
-        {
-            if !args.dry_run {
-                binsync::remove_archive(&path)
-                    .map_err(|e| crate::error::io_failure("remove", &path, &e))?;
-            }
-            pruned.push(Pruned {
-                path: path
-                    .strip_prefix(&dest_arg)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned(),
-                version,
-            });
-        }
-    }
-
-    let mut totals = Totals {
-        targets: reports.len(),
-        pruned: pruned.len(),
-        ..Totals::default()
     };
-    for r in &reports {
-        totals.bytes += r.bytes;
-        match r.status {
-            "downloaded" => totals.downloaded += 1,
-            "up_to_date" => totals.up_to_date += 1,
-            "not_available" => totals.not_available += 1,
-            "would_download" => totals.would_download += 1,
-            _ => totals.failed += 1,
+    let (outcome, pruned) = match &store {
+        Some(store) => bins::mirror_to_store(
+            &spec,
+            &upstream,
+            opts,
+            &run,
+            &http,
+            store.clone(),
+            &bins::StoreRun {
+                require_public: !args.storage.private_bucket,
+                prune: args.prune.then_some(args.keep),
+            },
+            show,
+        )?,
+        None => {
+            let outcome = bins::mirror(&spec, &upstream, opts, &run, &http, show)?;
+            let pruned = if args.prune {
+                bins::prune(&run, &spec.binaries.layout, args.keep)?
+            } else {
+                Vec::new()
+            };
+            (outcome, pruned)
         }
-    }
-    let keys_failed = keys.iter().filter(|k| k.status == "failed").count();
-    totals.failed += keys_failed;
+    };
+    bar.finish_and_clear();
+    let totals = Totals::of(&outcome, pruned.len());
     let exit = if totals.failed == 0 {
         Exit::Ok
     } else {
         Exit::No
     };
     let report = Report {
-        dest: dest_arg.clone(),
+        dest,
         dry_run: args.dry_run,
         upstream_repo_yaml: spec.upstream_origin.to_string(),
-        keys,
-        targets: reports,
+        keys: outcome.keys,
+        targets: outcome.targets,
         pruned,
         totals,
     };

@@ -13,6 +13,9 @@ use crate::zoi::paths::{Env, LayoutKind};
 use crate::zoi::platform::Platform;
 
 pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
+    if args.freshness {
+        return super::freshness::run(args, format);
+    }
     let mut http = net_options(&args.net)?;
     for src in [&args.bundle, &args.repo_yaml, &args.scope.index]
         .into_iter()
@@ -110,6 +113,9 @@ pub fn print_human(r: &Report) {
     let color = output::stdout_color();
     let ok = paint("ok  ", Style::Green, color);
     let bad = paint("FAIL", Style::Red, color);
+    for n in &r.notes {
+        output::info(format!("note: {n}"));
+    }
     for reg in &r.registry {
         for c in &reg.checks {
             if c.ok {

@@ -131,6 +131,18 @@ fn make_registry(dir: &Path, repo_yaml: &[u8], packages: &[PackageRef]) -> Resul
         work.join("packages.json"),
         serde_json::to_vec_pretty(&serde_json::json!({"version": "2", "packages": pkgs}))?,
     )?;
+    // What `zoi install @tier/name` resolves: <tier>/<name>/<name>.pkg.lua.
+    for p in packages {
+        let dir = work.join(&p.repo).join(&p.name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join(format!("{}.pkg.lua", p.name)),
+            crate::bundle::render::render(
+                "demo-package.pkg.lua",
+                minijinja::context! { name => p.name, version => p.version, repo => p.repo },
+            )?,
+        )?;
+    }
     let git = |args: &[&str], cwd: &Path| -> Result<()> {
         let out = std::process::Command::new("git")
             .args(args)

@@ -7,12 +7,14 @@ pub mod build;
 pub mod check;
 pub mod db;
 pub mod demo;
+pub mod freshness;
 pub mod index;
 pub mod init;
 pub mod publish;
 pub mod revert;
 pub mod serve;
 pub mod status;
+pub mod sync;
 
 use anyhow::Result;
 
@@ -29,6 +31,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Revert(args) => revert::run(args, format),
         Command::Check(args) => check::run(args, format),
         Command::Index(args) => index::run(args, format),
+        Command::Sync(args) => sync::run(args, format),
         Command::Db(crate::cli::DbCommand::Sync(args)) => db::sync(args, format),
         Command::Bin(crate::cli::BinCommand::Sync(args)) => bin::sync(args, format),
         Command::Serve(args) => serve::run(args, format),

@@ -32,7 +32,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha512};
 
 use crate::probe::check::status_problem;
-use crate::probe::fetch::{Kind, Method, Prober, Problem, classify};
+use crate::probe::fetch::{Kind, Method, Prober, Problem, blocking, classify};
 use crate::zoi::archive::{ArchiveKind, read_archive};
 use crate::zoi::index::PackageRef;
 use crate::zoi::metadata;
@@ -185,11 +185,7 @@ pub(crate) async fn fetch_keys(
 ) -> Vec<FetchedKey> {
     let mut out = Vec::new();
     for (name, key) in keys {
-        let url = if crate::zoi::pgp::is_fingerprint(key) {
-            crate::zoi::pgp::keyserver_url(key)
-        } else {
-            key.clone()
-        };
+        let url = crate::zoi::pgp::key_source(key).unwrap_or_else(|_| key.clone());
         let rel_path = format!("{}/{name}.asc", keys_dir.trim_matches('/'));
         let mut r = KeyReport {
             name: name.clone(),
@@ -199,6 +195,24 @@ pub(crate) async fn fetch_keys(
             status: "failed",
             error: None,
         };
+        // The name becomes a file name here and in every client's key
+        // store: never a path (the spec refuses such an upstream already).
+        if !crate::zoi::names::archive_file_name_ok(name) || name.starts_with('.') {
+            r.error = Some(
+                Problem::new(
+                    Kind::KeyNotPgp,
+                    format!("key name {name:?} is not a plain file name; not placed"),
+                )
+                .into(),
+            );
+            out.push(Err(r));
+            continue;
+        }
+        if let Err(e) = crate::zoi::pgp::key_source(key) {
+            r.error = Some(Problem::new(Kind::KeyUnreachable, format!("key '{name}': {e}")).into());
+            out.push(Err(r));
+            continue;
+        }
         let body = match small(prober, &url).await {
             Ok(Some(b)) => b,
             Ok(None) => {
@@ -592,12 +606,7 @@ async fn sync_job(
 ) -> TargetReport {
     let archive = opts.dest.join(&job.rel);
     let urls = &job.urls;
-    let file_name = urls
-        .archive
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let file_name = urls.file_name().to_string();
     let mut report = TargetReport {
         package: format!("@{}/{}", job.pkg.repo, job.pkg.name),
         version: job.pkg.version.clone(),
@@ -754,13 +763,16 @@ async fn sync_job(
     report.bytes = len;
     report.resumed = resumed;
     let got = match &want {
-        Some((true, _)) => match std::fs::File::open(&part).and_then(|mut f| {
-            let mut h = sha2::Sha256::new();
-            std::io::copy(&mut f, &mut h)?;
-            Ok(hex::encode(h.finalize()))
+        Some((true, _)) => match blocking(|| {
+            std::fs::File::open(&part).and_then(|mut f| {
+                let mut h = sha2::Sha256::new();
+                std::io::copy(&mut f, &mut h)?;
+                Ok(hex::encode(h.finalize()))
+            })
         }) {
             Ok(h) => h,
             Err(e) => {
+                let _ = std::fs::remove_file(&part);
                 return failed(
                     report,
                     Problem::new(Kind::Connect, format!("{}: {e}", part.display())),
@@ -805,40 +817,46 @@ async fn sync_job(
     // 5. upstream's signature, as Zoi will verify it
     let mut embedded = false;
     match &opts.verify {
-        Some(keys) => match verify_signature(&job, &part, sig_body.as_deref(), keys, &urls.pgp) {
-            Ok((how, emb)) => {
-                report.signature = Some(how);
-                embedded = emb;
+        Some(keys) => {
+            match blocking(|| verify_signature(&job, &part, sig_body.as_deref(), keys, &urls.pgp)) {
+                Ok((how, emb)) => {
+                    report.signature = Some(how);
+                    embedded = emb;
+                }
+                Err(p) => {
+                    let _ = std::fs::remove_file(&part);
+                    return failed(report, p);
+                }
             }
-            Err(p) => {
-                let _ = std::fs::remove_file(&part);
-                return failed(report, p);
-            }
-        },
+        }
         None => report.signature = Some("unverified"),
     }
 
     // 6. metadata upstream lacks is generated as `index` would (archives)
-    let generated = if job.artifact == Artifact::Archive
-        && (size_body.is_none() || files_body.is_none())
-    {
-        match std::fs::File::open(&part).map(|f| read_archive(f, ArchiveKind::Zpa, &mut |_| {})) {
-            Ok(Ok(s)) => Some(s),
-            Ok(Err(e)) => {
-                let _ = std::fs::remove_file(&part);
-                return failed(
-                    report,
-                    Problem::new(
-                        Kind::MalformedMetadata,
-                        format!("cannot index the archive: {e}"),
-                    ),
-                );
+    let generated =
+        if job.artifact == Artifact::Archive && (size_body.is_none() || files_body.is_none()) {
+            match blocking(|| {
+                std::fs::File::open(&part).map(|f| read_archive(f, ArchiveKind::Zpa, &mut |_| {}))
+            }) {
+                Ok(Ok(s)) => Some(s),
+                Ok(Err(e)) => {
+                    let _ = std::fs::remove_file(&part);
+                    return failed(
+                        report,
+                        Problem::new(
+                            Kind::MalformedMetadata,
+                            format!("cannot index the archive: {e}"),
+                        ),
+                    );
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&part);
+                    return failed(report, Problem::new(Kind::Connect, e.to_string()));
+                }
             }
-            Err(e) => return failed(report, Problem::new(Kind::Connect, e.to_string())),
-        }
-    } else {
-        None
-    };
+        } else {
+            None
+        };
 
     // 7. our own signature, when asked for
     let mut sig_out = sig_body.map(|b| (b, "upstream"));
@@ -865,6 +883,7 @@ async fn sync_job(
     // 8. into place: the file, then its metadata (each atomic), the .hash
     // last: a .hash never names a file that is not there yet.
     if let Err(e) = std::fs::rename(&part, &archive) {
+        let _ = std::fs::remove_file(&part);
         return failed(
             report,
             Problem::new(

@@ -370,6 +370,179 @@ pub fn load_spec(
     )
 }
 
+/// Refuses a spec whose clients require a signed registry HEAD
+/// (`registry.authorities`) but that gives no key to sign the overlay with.
+pub fn check_signing(spec: &crate::spec::Spec, spec_path: &Path) -> Result<()> {
+    if !spec.registry.authorities.is_empty() && spec.registry.signing_key.is_none() {
+        return fail(
+            Failure::bad_input(
+                "unsigned_overlay",
+                format!(
+                    "{} lists registry.authorities but no registry.signing_key: the overlay commit that carries the corporate repo.yaml would be unsigned",
+                    spec_path.display()
+                ),
+            )
+            .hint("clients with authorities require the registry HEAD to be signed by one of them and roll back `zoi sync` otherwise; set registry.signing_key to a key among the authorities"),
+        );
+    }
+    Ok(())
+}
+
+/// A file of upstream's registry at the synced branch of the `db sync`
+/// cache, or a `no_upstream_data` failure saying how to get it.
+pub fn cached_file(work: &Path, branch: &str, file: &str) -> Result<Vec<u8>> {
+    match show_file(work, &format!("refs/heads/{branch}"), file) {
+        Some(bytes) => Ok(bytes),
+        None => fail(
+            Failure::bad_input(
+                "no_upstream_data",
+                format!("no upstream {file} in the db sync cache {}", work.display()),
+            )
+            .hint(format!(
+                "run `zoi-mirror db sync` first, or pass --{} FILE|URL",
+                if file == "packages.json" {
+                    "index"
+                } else {
+                    "upstream-repo-yaml"
+                }
+            )),
+        ),
+    }
+}
+
+/// What a sync is about to do, once the spec has been read: the options
+/// for [`fetch`]/[`publish`] and the lock that keeps two runs over the same
+/// work dir apart (held for the life of the value).
+pub struct Prepared {
+    pub spec: crate::spec::Spec,
+    pub opts: SyncOptions,
+    /// The spec was read against an upstream repo.yaml given explicitly:
+    /// [`overlay_for`] keeps it instead of the fetched one.
+    pub explicit: bool,
+    _lock: crate::client::Lock,
+}
+
+/// Where the sync reads from and pushes to: the given flags, else the spec.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    pub upstream: Option<String>,
+    pub target: Option<String>,
+    pub work: Option<PathBuf>,
+    pub upstream_repo_yaml: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+/// Reads the spec against what is known before the fetch (the file given,
+/// else the last fetched upstream in the cache) — enough to know where to
+/// fetch from — and takes the work dir's lock, waiting at most
+/// `lock_timeout`.
+pub fn prepare(
+    spec_path: &Path,
+    e: &Endpoints,
+    lock_timeout: std::time::Duration,
+) -> Result<Prepared> {
+    let spec = load_spec(
+        spec_path,
+        e.upstream_repo_yaml.as_deref(),
+        e.work.as_deref(),
+    )?;
+    let explicit = matches!(spec.upstream_origin, crate::spec::UpstreamOrigin::File(_));
+    check_signing(&spec, spec_path)?;
+    let upstream = e
+        .upstream
+        .clone()
+        .unwrap_or_else(|| spec.registry.upstream.clone());
+    let work = e
+        .work
+        .clone()
+        .unwrap_or_else(|| default_work_dir(&upstream));
+    let opts = SyncOptions {
+        target: e
+            .target
+            .clone()
+            .unwrap_or_else(|| spec.registry.url.clone()),
+        branch: spec.registry.branch.clone(),
+        work: work.clone(),
+        repo_yaml: Vec::new(),
+        extension: None,
+        signing_key: spec.registry.signing_key.clone(),
+        dry_run: e.dry_run,
+        upstream,
+    };
+    // One sync per work dir at a time (`db sync` and `sync` alike).
+    let lock_dir = work
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let lock = crate::client::lock(&lock_dir, lock_timeout)?;
+    Ok(Prepared {
+        spec,
+        opts,
+        explicit,
+        _lock: lock,
+    })
+}
+
+/// Re-reads the spec against upstream's `repo.yaml` at the fetched tip
+/// (unless one was given explicitly), so the overlay derives from the very
+/// commit mirrored, and renders the overlay's files into `p.opts`. Returns
+/// the spec the overlay was rendered from.
+pub fn overlay_for(
+    spec_path: &Path,
+    p: &mut Prepared,
+    fetched: &Fetched,
+    publish_extension: bool,
+) -> Result<crate::spec::Spec> {
+    use crate::spec::UpstreamInput;
+    let mut spec = p.spec.clone();
+    if !p.explicit {
+        let Some(bytes) = fetched.upstream_file(&p.opts, "repo.yaml") else {
+            return fail(
+                Failure::bad_input(
+                    "no_upstream_repo_yaml",
+                    format!(
+                        "upstream {} has no repo.yaml at {} ({})",
+                        redact(&p.opts.upstream),
+                        spec.registry.branch,
+                        fetched.tip
+                    ),
+                )
+                .hint("is it a Zoi registry? pass a copy of its repo.yaml with --upstream-repo-yaml FILE"),
+            );
+        };
+        spec = crate::spec::load(
+            spec_path,
+            &UpstreamInput::Bytes {
+                origin: format!(
+                    "upstream commit {}",
+                    &fetched.tip[..fetched.tip.len().min(12)]
+                ),
+                bytes,
+            },
+        )?;
+        check_signing(&spec, spec_path)?;
+    }
+    let rendered = crate::bundle::render(&spec)?;
+    p.opts.repo_yaml = rendered.files[crate::bundle::REPO_YAML].clone();
+    p.opts.extension = publish_extension.then(|| {
+        let name = &spec.extension.name;
+        (
+            format!("{}/{name}/{name}.pkg.lua", spec.extension.tier),
+            rendered.files[&crate::bundle::Bundle::extension_file(&spec)].clone(),
+        )
+    });
+    Ok(spec)
+}
+
+/// The committer time of a commit in the work dir (Unix seconds).
+pub fn commit_time(work: &Path, rev: &str) -> Option<i64> {
+    let out = git(Some(work), &["log", "-1", "--format=%ct", rev, "--"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then(|| stdout(&out).parse().ok())?
+}
+
 fn inputs_digest(o: &SyncOptions) -> String {
     let mut all = o.repo_yaml.clone();
     if let Some((path, bytes)) = &o.extension {
@@ -428,36 +601,27 @@ fn overlay_tree(o: &SyncOptions, tip: &str) -> Result<String> {
 /// An overlay on the target worth keeping: parent = tip, same tree, and
 /// signed when signing is asked for.
 fn reusable(o: &SyncOptions, candidate: &str, tip: &str, tree: &str) -> bool {
-    let w = Some(o.work.as_path());
-    let have = git(w, &["cat-file", "-e", &format!("{candidate}^{{commit}}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        let branch_ref = format!("refs/heads/{}", o.branch);
-        let fetched = git(
-            w,
-            &[
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--",
-                &o.target,
-                &branch_ref,
-            ],
-        )
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-        if !fetched {
-            return false;
-        }
+    if !ensure_commit(o, candidate) {
+        return false;
     }
-    let info = git(w, &["log", "-1", "--format=%P %T %G? %GF %GP", candidate]).output();
+    let w = Some(o.work.as_path());
+    let info = git(
+        w,
+        &[
+            "log",
+            "-1",
+            "--format=%P%x00%T%x00%G?%x00%GF%x00%GP",
+            candidate,
+        ],
+    )
+    .output();
     let Ok(info) = info else { return false };
     let text = stdout(&info);
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let same = parts.first() == Some(&tip) && parts.get(1) == Some(&tree);
+    let fields: Vec<&str> = text.split('\0').collect();
+    // The overlay's first parent is the upstream tip (a second one, the
+    // previous overlay, keeps clients on a fast-forward).
+    let first_parent = fields.first().and_then(|p| p.split(' ').next());
+    let same = first_parent == Some(tip) && fields.get(1) == Some(&tree);
     let signed_ok = match &o.signing_key {
         None => true,
         // A good signature (G, or U: good but of unknown validity) by the
@@ -469,18 +633,53 @@ fn reusable(o: &SyncOptions, candidate: &str, tip: &str, tree: &str) -> bool {
                 .filter(|c| !c.is_whitespace())
                 .collect::<String>()
                 .to_uppercase();
-            let good = parts.get(2).is_some_and(|g| matches!(*g, "G" | "U"));
-            let by_key = parts[3.min(parts.len())..]
+            let good = fields.get(2).is_some_and(|g| matches!(*g, "G" | "U"));
+            let by_key = fields
                 .iter()
-                .any(|fpr| fpr.to_uppercase().ends_with(&key));
+                .skip(3)
+                .any(|fpr| !fpr.is_empty() && fpr.trim().to_uppercase().ends_with(&key));
             good && by_key
         }
     };
     same && signed_ok
 }
 
-/// Creates the overlay commit on `tip`.
-fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str) -> Result<String> {
+/// Whether `sha` is a commit in the work dir, fetching the target's branch
+/// when it is not (an overlay pushed by another machine's sync).
+fn ensure_commit(o: &SyncOptions, sha: &str) -> bool {
+    let w = Some(o.work.as_path());
+    let have = || {
+        git(w, &["cat-file", "-e", &format!("{sha}^{{commit}}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if have() {
+        return true;
+    }
+    let branch_ref = format!("refs/heads/{}", o.branch);
+    let fetched = git(
+        w,
+        &[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--",
+            &o.target,
+            &branch_ref,
+        ],
+    )
+    .stderr(Stdio::null())
+    .status()
+    .is_ok_and(|s| s.success());
+    fetched && have()
+}
+
+/// Creates the overlay commit on `tip`. Its second parent is the overlay
+/// clients have now (`prev`): Zoi only ever fast-forwards a registry it has
+/// cloned ("Cannot fast-forward", and the old clone stays), so each overlay
+/// must descend from the previous one, not only from upstream's tip.
+fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str, prev: Option<&str>) -> Result<String> {
     let w = Some(o.work.as_path());
     // Dates from the upstream tip: the same upstream gives the same commit.
     let date = stdout(&run(
@@ -491,7 +690,11 @@ fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str) -> Result<String> {
     let message = format!(
         "zoi-mirror: corporate repo.yaml\n\nOverlay on upstream {tip}, rewritten by every `zoi-mirror db sync`.\n"
     );
-    let mut args = vec!["commit-tree", tree, "-p", tip, "-m", &message];
+    let mut args = vec!["commit-tree", tree, "-p", tip];
+    if let Some(p) = prev {
+        args.extend(["-p", p]);
+    }
+    args.extend(["-m", &message]);
     let sign_arg;
     if let Some(key) = &o.signing_key {
         sign_arg = format!("-S{key}");
@@ -608,7 +811,15 @@ pub fn publish(o: &SyncOptions, f: Fetched) -> Result<SyncReport> {
         let tree = overlay_tree(o, &tip)?;
         match target_refs.get(&branch_ref) {
             Some(existing) if reusable(o, existing, &tip, &tree) => (existing.clone(), true),
-            _ => (commit_overlay(o, &tip, &tree)?, false),
+            // A previous overlay (anything but upstream's own tip) becomes
+            // the second parent; one we cannot get is left out.
+            existing => {
+                let prev = existing
+                    .filter(|p| **p != tip)
+                    .filter(|p| ensure_commit(o, p))
+                    .map(String::as_str);
+                (commit_overlay(o, &tip, &tree, prev)?, false)
+            }
         }
     };
     let new_cache = Cache {

@@ -387,6 +387,43 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
     })
 }
 
+/// The `--check` rules over some archives only (paths relative to `root`,
+/// `/`-separated), e.g. what one sync placed: each is recomputed and
+/// compared with its `.hash`, `.size` and `.files`; a path that is not an
+/// archive name is ignored.
+pub fn check_files(root: &Path, rels: &[String], jobs: usize) -> Result<Report> {
+    let opts = Options {
+        jobs,
+        force: false,
+        check: true,
+        lint: None,
+    };
+    let canon_root = fs::canonicalize(root).map_err(|e| io_failure("read", root, &e))?;
+    let items = rels
+        .iter()
+        .filter_map(|rel| {
+            let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
+            let kind = ArchiveKind::of_file_name(&name)?;
+            Some(classify(
+                &root.join(rel),
+                rel.clone(),
+                name,
+                kind,
+                &canon_root,
+                &opts,
+            ))
+        })
+        .collect();
+    let plan = Plan {
+        root: root.to_path_buf(),
+        items,
+        walk_failures: Vec::new(),
+        orphans: Vec::new(),
+        layout_problems: Vec::new(),
+    };
+    execute(plan, &opts, &|_| {})
+}
+
 /// Decides what to do with one file named like an archive.
 fn classify(
     path: &Path,

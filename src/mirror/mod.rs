@@ -9,9 +9,13 @@
 //! pre-built archives into the company's layout; [`serve`] serves a tree
 //! over HTTP for small teams, tests and the demo.
 
+pub mod bins;
 pub mod binsync;
 pub mod binsync_s3;
 pub mod db;
+pub mod freshness;
 pub mod index;
 pub mod index_s3;
 pub mod serve;
+pub mod status;
+pub mod sync;

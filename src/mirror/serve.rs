@@ -10,7 +10,10 @@
 //!   symlink leading out of DIR is a 404;
 //! - no directory listings unless `--list`;
 //! - `.hash`, `.size`, `.files` as `text/plain`, as Zoi's metadata is text;
-//! - an access log on stderr; clean shutdown on Ctrl-C and SIGTERM.
+//! - an access log on stderr; clean shutdown on Ctrl-C and SIGTERM;
+//! - for people, a status page rendered from the `sync` beacon
+//!   (`/_status`, and `/` when DIR has no `index.html`), and `/metrics` in
+//!   the Prometheus text format, both read from the beacon at each request.
 
 use std::future::Future;
 use std::io;
@@ -27,6 +30,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeDir;
 use tower_http::services::fs::{Backend, TokioBackend, TokioFile};
+
+use crate::mirror::status;
 
 /// A `ServeDir` backend that refuses anything resolving outside the root.
 #[derive(Clone)]
@@ -169,6 +174,119 @@ fn listing(dir: &Path, uri_path: &str) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
+/// The context of the status page, from the beacon (`None`: none yet).
+fn status_context(beacon: Option<&status::Beacon>, now: status::Time) -> minijinja::Value {
+    use minijinja::context;
+    let Some(b) = beacon else {
+        return context! {
+            title => "zoi-mirror status",
+            tool_version => env!("CARGO_PKG_VERSION"),
+            published => (),
+            rows => Vec::<minijinja::Value>::new(),
+            failures => Vec::<minijinja::Value>::new(),
+            last_run => context! { outcome => "no sync has run", finished => "", ago => "never", upstream_tip => "" },
+        };
+    };
+    let gap = |g: &status::Gap| {
+        context! {
+            package => g.package, version => g.version,
+            platform => g.platform.clone().unwrap_or_default(),
+            artifact => g.artifact, kind => g.kind, message => g.message,
+        }
+    };
+    let run = &b.last_run;
+    // The failures clients face (published partial), else the latest run's.
+    let failures: Vec<minijinja::Value> = match &b.published {
+        Some(p) if run.outcome != "not_published" => p.failures.iter().map(gap).collect(),
+        _ => run.failures.iter().map(gap).collect(),
+    };
+    let published = b.published.as_ref().map(|p| {
+        context! {
+            upstream => p.upstream, branch => p.branch, upstream_tip => p.upstream_tip,
+            upstream_tip_time => p.upstream_tip_time.as_ref().map(|t| t.utc.clone()).unwrap_or_default(),
+            registry => p.registry, overlay_commit => p.overlay_commit, complete => p.complete,
+            finished => p.finished.utc, ago => status::ago(now.unix - p.finished.unix),
+            duration => format!("{:.1}", p.duration_ms as f64 / 1000.0),
+            bytes_fetched => p.bytes_fetched, failures => p.failures.iter().map(gap).collect::<Vec<_>>(),
+        }
+    });
+    let rows: Vec<minijinja::Value> = b
+        .published
+        .iter()
+        .flat_map(|p| p.counts.iter())
+        .map(|c| {
+            let state = if c.failed > 0 {
+                "failed"
+            } else if c.placed + c.up_to_date == 0 {
+                "unavailable"
+            } else {
+                "complete"
+            };
+            context! {
+                tier => c.tier, platform => c.platform, artifact => c.artifact, state => state,
+                placed => c.placed, up_to_date => c.up_to_date, not_available => c.not_available,
+                failed => c.failed, bytes => c.bytes,
+            }
+        })
+        .collect();
+    context! {
+        title => "zoi-mirror status",
+        tool_version => b.tool_version,
+        published => published,
+        rows => rows,
+        failures => failures,
+        last_run => context! {
+            outcome => run.outcome, finished => run.finished.utc,
+            ago => status::ago(now.unix - run.finished.unix), upstream_tip => run.upstream_tip,
+        },
+    }
+}
+
+/// The status page or `/metrics`, when `path` names one of them.
+fn generated(root: &Path, path: &str) -> Option<Response> {
+    // `/` only on a host `sync` fills (a beacon is there) and without its
+    // own index.html: elsewhere `/` stays a 404, as no listings are served.
+    let page = path == "/_status"
+        || (path == "/"
+            && !root.join("index.html").is_file()
+            && root.join(status::BEACON_FILE).is_file());
+    if !page && path != "/metrics" {
+        return None;
+    }
+    let beacon = status::Beacon::read(root);
+    if page {
+        return Some(
+            match crate::bundle::render::render_page(
+                "status.html",
+                status_context(beacon.as_ref(), status::Time::now()),
+            ) {
+                Ok(html) => (
+                    [
+                        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                        (header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    html,
+                )
+                    .into_response(),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n")).into_response(),
+            },
+        );
+    }
+    Some(
+        (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                ),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            status::metrics(beacon.as_ref()),
+        )
+            .into_response(),
+    )
+}
+
 async fn around(
     State(shared): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -190,6 +308,8 @@ async fn around(
             [(header::ALLOW, "GET, HEAD")],
         )
             .into_response()
+    } else if let Some(r) = generated(&shared.root, &path) {
+        r
     } else if path.ends_with('/') {
         match (shared.list, contained_dir(&shared.root, &path)) {
             (true, Some(dir)) => listing(&dir, &path),

@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::Serialize;
-use sha2::{Digest, Sha512};
 
 use super::fetch::{Kind, Method, Prober, Problem, Reply};
-use super::git;
+use super::git::{self, PkgLuas};
 use crate::zoi::index::PackageRef;
 use crate::zoi::metadata::{self, HashKind, HashRead};
 use crate::zoi::placeholders::Coordinates;
@@ -50,6 +49,10 @@ pub struct Plan {
     pub authorities: Vec<String>,
     /// Where the client's keys come from.
     pub key_sources: Vec<super::trust::KeySource>,
+    /// Things the report should say about how it was planned.
+    pub notes: Vec<String>,
+    /// The system policy enforces signatures (`signature_enforcement.enable`).
+    pub enforced: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +141,9 @@ pub struct Counts {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// How the check was planned (e.g. a machine that never synced).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub registry: Vec<RegistryCheck>,
     /// The keys clients verify with (only when they verify anything).
     pub keys: Vec<UrlCheck>,
@@ -154,6 +160,16 @@ pub struct Report {
 impl Report {
     pub fn ok(&self) -> bool {
         self.counts.failed == 0
+    }
+}
+
+/// Turns a failure into a warning: for what Zoi 1.29.4 tolerates (it
+/// installs anyway), so that `check`'s verdict stays the client's.
+fn demote(c: &mut UrlCheck, why: &str) {
+    if let Some(e) = c.error.take() {
+        c.ok = true;
+        c.warnings
+            .push(format!("{}: {} ({why})", e.kind.as_str(), e.message));
     }
 }
 
@@ -433,37 +449,6 @@ async fn check_archive(prober: &Prober, kind: &'static str, url: &str) -> (UrlCh
     }
 }
 
-/// Streams the archive through SHA-512 (`--deep`).
-async fn deep_hash(prober: &Prober, url: &str) -> Result<(String, u64), Problem> {
-    let u = url::Url::parse(url).map_err(|e| Problem::new(Kind::NotFound, e.to_string()))?;
-    let resp = prober
-        .http
-        .send(
-            reqwest::Method::GET,
-            &u,
-            &[],
-            Some(Duration::from_secs(3600)),
-        )
-        .await
-        .map_err(|e| super::fetch::classify(&e))?;
-    let reply = Reply {
-        status: resp.status().as_u16(),
-        ..Reply::default()
-    };
-    if let Some(p) = status_problem(&reply) {
-        return Err(p);
-    }
-    let mut hasher = Sha512::new();
-    let mut len = 0u64;
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| super::fetch::classify(&e))?;
-        len += chunk.len() as u64;
-        hasher.update(&chunk);
-    }
-    Ok((hex::encode(hasher.finalize()), len))
-}
-
 /// An archive downloaded for `--deep` or a signature check: the file (only
 /// when signatures need the bytes again), its SHA-512 and length.
 type Fetched = (Option<tempfile::NamedTempFile>, String, u64);
@@ -537,12 +522,7 @@ async fn check_target(
         platform,
     };
     let urls = archive_urls(&link, &coords);
-    let file_name = urls
-        .archive
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let file_name = urls.file_name().to_string();
 
     let archive_f = check_archive(&prober, "archive", &urls.archive);
     let hash_f = async {
@@ -564,18 +544,31 @@ async fn check_target(
         }
     };
     let pgp_f = async {
-        // Zoi fetches the `.sig` only when it verifies (trusted keys set).
+        // Zoi fetches the `.sig` only when it verifies (trusted keys set),
+        // from the URL and then each cache mirror, on any failure.
         if plan.trusted.is_empty() {
             return None;
         }
         let mut c = UrlCheck::new("pgp", &urls.pgp);
-        let body = match request(&prober, &mut c, &urls.pgp, Method::Get(1 << 20)).await {
-            None => Err(c.error.take().map(|e| Problem::new(e.kind, e.message))),
-            Some(r) => match status_problem(&r) {
-                Some(p) => Err(Some(p)),
-                None => Ok(r.body),
-            },
-        };
+        let mut body = Err(None);
+        for cand in mirror_candidates(&urls.pgp, &plan.cache_mirrors) {
+            body = match request(&prober, &mut c, &cand, Method::Get(1 << 20)).await {
+                None => Err(c.error.take().map(|e| Problem::new(e.kind, e.message))),
+                Some(r) => match status_problem(&r) {
+                    Some(p) => Err(Some(p)),
+                    None => Ok(r.body),
+                },
+            };
+            if body.is_ok() {
+                if cand != urls.pgp {
+                    c.warnings.push(format!(
+                        "the .sig answers only from the cache mirror {}",
+                        super::http::redact(&cand)
+                    ));
+                }
+                break;
+            }
+        }
         c.ok = true;
         Some((c, body))
     };
@@ -622,20 +615,10 @@ async fn check_target(
     let t = Instant::now();
     // Only signature checks need the bytes on disk; a plain --deep hashes
     // the stream.
-    let fetched: Option<Result<Fetched, Problem>> = if !need_bytes {
-        None
-    } else if trusted.is_some() {
-        Some(
-            super::trust::fetch_hashed(&prober, &urls.archive)
-                .await
-                .map(|(f, h, l)| (Some(f), h, l)),
-        )
+    let fetched: Option<Result<Fetched, Problem>> = if need_bytes {
+        Some(super::trust::fetch_hashed(&prober, &urls.archive, trusted.is_some()).await)
     } else {
-        Some(
-            deep_hash(&prober, &urls.archive)
-                .await
-                .map(|(h, l)| (None, h, l)),
-        )
+        None
     };
     if plan.deep && archive.ok {
         let mut c = UrlCheck::new("deep", &urls.archive);
@@ -675,13 +658,50 @@ async fn check_target(
                     Some(Ok((Some(f), _, _))) => Some(f.path()),
                     _ => None,
                 };
-                if let Err(p) = judge_signature(&store, &plan.trusted, keys, body, file, plan.deep)
-                {
+                if let Err(p) = super::fetch::blocking(|| {
+                    judge_signature(&store, &plan.trusted, keys, body, file, plan.deep)
+                }) {
                     c.fail(p);
                 }
             }
         }
         out.push(c);
+    }
+    // Enforcement with no trusted key: Zoi refuses every install
+    // (`validate_signature_requirements`).
+    if plan.enforced && plan.trusted.is_empty() {
+        let mut c = UrlCheck::new("pgp", &urls.pgp);
+        c.fail(Problem::new(
+            Kind::SignatureMissing,
+            "signature enforcement is on, but it names no trusted key: Zoi fails \"Signature enforcement is active, but no trusted PGP keys are configured\"",
+        ));
+        out.push(c);
+    }
+    // What Zoi tolerates: `.size` is advisory (a failure to read it only
+    // warns; a wrong one is not checked against the download), `.files`
+    // only feeds the conflict check (which falls back to the archive), and
+    // a fresh download needs no `Range` (only a resumed one does).
+    for c in out.iter_mut() {
+        match (c.kind, c.error.as_ref().map(|e| e.kind)) {
+            ("size", Some(_)) | ("deep", Some(Kind::SizeMismatch)) => {
+                demote(c, "Zoi only shows the sizes, and installs anyway")
+            }
+            ("files", Some(k)) if k != Kind::PathEscape => demote(
+                c,
+                "Zoi uses .files only to look for conflicts, and falls back to the archive",
+            ),
+            _ => {}
+        }
+    }
+    if archive
+        .error
+        .as_ref()
+        .is_some_and(|e| e.kind == Kind::NoRange)
+    {
+        demote(
+            &mut archive,
+            "a fresh download works; an interrupted one cannot resume",
+        );
     }
     if archive.ok && urls.hash.is_none() {
         archive.warnings.push(
@@ -733,7 +753,7 @@ async fn check_registry(
     store: &super::trust::Store,
     role: &str,
     url: &str,
-) -> RegistryCheck {
+) -> (RegistryCheck, Option<Result<PkgLuas, String>>) {
     let mut c = UrlCheck::new("git", url);
     let probe = if url.starts_with("http://") || url.starts_with("https://") {
         git::probe_http(prober, url, &plan.branch).await
@@ -749,9 +769,16 @@ async fn check_registry(
     }
     let mut checks = vec![c];
     let verify = !plan.authorities.is_empty();
-    if role == "main" && checks[0].ok && (plan.registry_content.is_some() || verify) {
+    let mut index: Option<Result<PkgLuas, String>> = None;
+    if role == "main"
+        && checks[0].ok
+        && (plan.registry_content.is_some() || verify || !plan.packages.is_empty())
+    {
         let t = Instant::now();
         let snap = git::head_snapshot(url, plan.git_timeout).await;
+        if let Ok(s) = &snap {
+            index = Some(Ok(s.pkg_luas.clone()));
+        }
         let elapsed = t.elapsed().as_secs_f64() * 1000.0;
         if let Some(expected) = &plan.registry_content {
             let mut rc = UrlCheck::new("repo_yaml", url);
@@ -778,11 +805,21 @@ async fn check_registry(
             let mut sc = UrlCheck::new("signature", url);
             sc.latency_ms = elapsed;
             sc.attempts = 1;
-            match (&snap, store.resolve(&plan.authorities)) {
+            match (&snap, store.resolve_before_sync(&plan.authorities)) {
                 (Err(p), _) => sc.fail(p.clone()),
-                // The missing key is reported with the keys.
-                (Ok(_), Err(id)) => sc.warnings.push(format!(
-                    "not verified: the authority '{id}' has no key the client can hold"
+                // Missing altogether: reported with the keys.
+                (Ok(_), Err(id)) if store.resolve(std::slice::from_ref(&id)).is_err() => sc
+                    .warnings
+                    .push(format!(
+                        "not verified: the authority '{id}' has no key the client can hold"
+                    )),
+                // Only repo.yaml carries it: a new client does not have it
+                // yet when its first sync verifies the HEAD.
+                (Ok(_), Err(id)) => sc.fail(Problem::new(
+                    Kind::KeyUnreachable,
+                    format!(
+                        "a new client has no key '{id}' when its first `zoi sync` verifies the HEAD (Zoi verifies before it imports repo.yaml's keys): Zoi fails \"Trusted key '{id}' not found in Zoi's PGP keyring\"; deliver it with the extension ([[client.pgp]])"
+                    ),
                 )),
                 (Ok(s), Ok(keys)) => {
                     if let Err(p) =
@@ -795,12 +832,51 @@ async fn check_registry(
             checks.push(sc);
         }
     }
-    RegistryCheck {
-        role: role.to_string(),
-        url: super::http::redact(url),
-        ok: checks.iter().all(|c| c.ok),
-        checks,
+    (
+        RegistryCheck {
+            role: role.to_string(),
+            url: super::http::redact(url),
+            ok: checks.iter().all(|c| c.ok),
+            checks,
+        },
+        index,
+    )
+}
+
+/// A target against the registry at HEAD: `zoi install @tier/name`
+/// resolves `<tier>/<name>/<name>.pkg.lua` in its clone (not
+/// packages.json), and installs the version that file gives.
+fn judge_in_registry(t: &mut TargetCheck, pkg_luas: &Result<PkgLuas, String>, url: &str) {
+    let mut c = UrlCheck::new("registry", url);
+    let (repo, name) = t
+        .package
+        .trim_start_matches('@')
+        .rsplit_once('/')
+        .unwrap_or_default();
+    match pkg_luas {
+        Err(e) => c.warnings.push(format!("cannot look into the registry: {e}")),
+        Ok(files) => match files.get(&(repo.to_string(), name.to_string())) {
+            None => c.fail(Problem::new(
+                Kind::NotInRegistry,
+                format!(
+                    "the registry has no {repo}/{name}/{name}.pkg.lua at HEAD: `zoi install {}` cannot find it, whatever the binary host has",
+                    t.package
+                ),
+            )),
+            Some(Some(v)) if *v != t.version => c.fail(Problem::new(
+                Kind::NotInRegistry,
+                format!(
+                    "the registry's {repo}/{name}/{name}.pkg.lua says version {v}, not {}: that is the version Zoi installs",
+                    t.version
+                ),
+            )),
+            Some(_) => {}
+        },
     }
+    if !c.ok {
+        t.ok = false;
+    }
+    t.urls.push(c);
 }
 
 /// Runs the plan. `progress` is called once per finished target.
@@ -867,6 +943,14 @@ pub async fn run(
         packages.push(t);
         fallbacks.extend(f);
     }
+    let (registry, indexes): (Vec<RegistryCheck>, Vec<_>) = registry.into_iter().unzip();
+    if let (Some(Some(index)), Some(main)) = (indexes.first(), registry.first())
+        && main.role == "main"
+    {
+        for t in &mut packages {
+            judge_in_registry(t, index, &main.url);
+        }
+    }
     packages.sort_by(|a, b| {
         (&a.package, &a.version, a.platform).cmp(&(&b.package, &b.version, b.platform))
     });
@@ -895,6 +979,7 @@ pub async fn run(
     counts.fallbacks_failed = fallbacks.iter().filter(|f| !f.ok).count();
 
     Report {
+        notes: plan.notes.clone(),
         registry,
         keys,
         hosts,

@@ -59,6 +59,9 @@ pub enum Kind {
     KeyNotPgp,
     /// The registry's HEAD commit is not signed by one of the authorities.
     RegistryUnsigned,
+    /// A package `check` was asked about has no `.pkg.lua` in the registry
+    /// at HEAD (or another version there): `zoi install` resolves from it.
+    NotInRegistry,
 }
 
 impl Kind {
@@ -93,6 +96,7 @@ impl Kind {
             Kind::KeyUnreachable => "key_unreachable",
             Kind::KeyNotPgp => "key_not_pgp",
             Kind::RegistryUnsigned => "registry_unsigned",
+            Kind::NotInRegistry => "not_in_registry",
         }
     }
 
@@ -172,6 +176,9 @@ impl Kind {
             }
             Kind::KeyNotPgp => {
                 "the URL must serve the armored public key (`gpg --armor --export KEY`), not a page or a secret key"
+            }
+            Kind::NotInRegistry => {
+                "the mirror's registry (at HEAD) does not carry that package at that version: run `zoi-mirror db sync`, or check the package and version"
             }
             Kind::RegistryUnsigned => {
                 "`zoi sync` aborts \"Registry commit is not signed\": sign the overlay with registry.signing_key (`zoi-mirror db sync`) using a key among the authorities"
@@ -515,6 +522,18 @@ pub fn redirect_policy() -> reqwest::redirect::Policy {
             attempt.follow()
         }
     })
+}
+
+/// Runs CPU- or disk-bound work (hashing, decompressing, verifying a whole
+/// archive) without stalling the other downloads: on a multi-threaded
+/// runtime the worker hands its other tasks over first.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 #[cfg(test)]

@@ -439,10 +439,136 @@ pub async fn head_snapshot(url: &str, timeout: Duration) -> Result<HeadSnapshot,
     };
     let show = git_out(&["show", "HEAD:repo.yaml"]).await?;
     let commit = git_out(&["cat-file", "commit", "HEAD"]).await?;
+    let tree = git_out(&["ls-tree", "-r", "--name-only", "-z", "HEAD"]).await?;
+    let mut pkg_luas = PkgLuas::new();
+    let mut wanted = Vec::new();
+    for path in tree.stdout.split(|b| *b == 0) {
+        let path = String::from_utf8_lossy(path);
+        // `<tier…>/<name>/<name>.pkg.lua`: the file Zoi resolves.
+        let parts: Vec<&str> = path.split('/').collect();
+        if parts.len() >= 3
+            && let Some(name) = parts[parts.len() - 1].strip_suffix(".pkg.lua")
+            && parts[parts.len() - 2] == name
+        {
+            let tier = parts[..parts.len() - 2].join("/");
+            wanted.push((tier, name.to_string(), path.to_string()));
+        }
+    }
+    // Their versions, when written literally (`version = "1.2.3"`), in
+    // one `git cat-file --batch`.
+    let mut batch = tokio::process::Command::new("git");
+    batch
+        .arg("-C")
+        .arg(&dir)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut versions = Vec::new();
+    if let Ok(mut child) = batch.spawn() {
+        use tokio::io::AsyncWriteExt;
+        let mut input = String::new();
+        for (_, _, path) in &wanted {
+            input.push_str(&format!("HEAD:{path}\n"));
+        }
+        // Written while the output is read: a registry with thousands of
+        // packages fills both pipes otherwise, and both sides wait.
+        let writer = child.stdin.take().map(|mut stdin| {
+            tokio::spawn(async move {
+                let _ = stdin.write_all(input.as_bytes()).await;
+            })
+        });
+        if let Ok(Ok(out)) = tokio::time::timeout(timeout, child.wait_with_output()).await {
+            versions = split_batch(&out.stdout);
+        }
+        if let Some(w) = writer {
+            w.abort();
+        }
+    }
+    for (i, (tier, name, _)) in wanted.into_iter().enumerate() {
+        let v = versions.get(i).and_then(|b| literal_version(b));
+        pkg_luas.insert((tier, name), v);
+    }
     Ok(HeadSnapshot {
         repo_yaml: show.status.success().then_some(show.stdout),
+        pkg_luas,
         commit: commit.stdout,
     })
+}
+
+/// `repo.yaml` at the remote's HEAD, read synchronously (planning happens
+/// before the runtime starts); `None` when it cannot be had.
+pub fn repo_yaml_at_head_blocking(url: &str, timeout: Duration) -> Option<Vec<u8>> {
+    let tmp = tempfile::tempdir().ok()?;
+    let dir = tmp.path().join("r");
+    let mut child = std::process::Command::new("git")
+        .args(["clone", "--quiet", "--depth", "1", "--no-checkout", "--"])
+        .arg(url)
+        .arg(&dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // A remote that never answers must not hang the plan: give up (the
+    // registry check that follows says why) after `timeout`.
+    let deadline = std::time::Instant::now() + timeout;
+    let ok = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.success(),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+        }
+    };
+    if !ok {
+        return None;
+    }
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["show", "HEAD:repo.yaml"])
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+/// `(tier, name)` → the literal `version` of its `.pkg.lua`, if any.
+pub type PkgLuas = std::collections::BTreeMap<(String, String), Option<String>>;
+
+/// The objects of `git cat-file --batch` output, in order.
+fn split_batch(out: &[u8]) -> Vec<Vec<u8>> {
+    let mut objects = Vec::new();
+    let mut rest = out;
+    while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+        let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
+        rest = &rest[nl + 1..];
+        let size: usize = match header.split(' ').nth(2).and_then(|s| s.parse().ok()) {
+            Some(s) => s,
+            None => {
+                objects.push(Vec::new()); // "<name> missing"
+                continue;
+            }
+        };
+        let end = size.min(rest.len());
+        objects.push(rest[..end].to_vec());
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    objects
+}
+
+/// `version = "X"` in a `.pkg.lua`'s `metadata({...})`, when literal.
+fn literal_version(lua: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(lua);
+    let re = regex::Regex::new(r#"(?m)^\s*version\s*=\s*["']([^"']+)["']"#).ok()?;
+    re.captures(&text).map(|c| c[1].to_string())
 }
 
 /// What a shallow clone of the remote's HEAD holds, as Zoi gets it.
@@ -450,6 +576,9 @@ pub async fn head_snapshot(url: &str, timeout: Duration) -> Result<HeadSnapshot,
 pub struct HeadSnapshot {
     /// `repo.yaml` at the root, if there is one.
     pub repo_yaml: Option<Vec<u8>>,
+    /// Every `<tier>/<name>/<name>.pkg.lua` at HEAD (what `zoi install`
+    /// resolves), with its version when the file writes it literally.
+    pub pkg_luas: PkgLuas,
     /// The HEAD commit object (`git cat-file commit HEAD`), with its
     /// `gpgsig` header when signed.
     pub commit: Vec<u8>,

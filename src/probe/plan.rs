@@ -54,6 +54,8 @@ fn base(repo: &RepoYaml, branch: String, cache_mirrors: Vec<String>) -> Plan {
         hosts: Vec::new(),
         trusted: Vec::new(),
         authorities: Vec::new(),
+        notes: Vec::new(),
+        enforced: false,
         // What `zoi sync` imports: repo.yaml's `pgp` list.
         key_sources: repo
             .pgp
@@ -88,6 +90,7 @@ pub fn from_bundle(bundle: &Loaded) -> Result<Plan> {
         .default_registry
         .and_then(|r| r.authorities)
         .unwrap_or_default();
+    plan.enforced = trusted_keys(&system).is_some();
     plan.trusted = trusted_keys(&system).unwrap_or_else(|| plan.authorities.clone());
     // The extension's keys are added first; repo.yaml's are imported at
     // every sync and win for a name both carry.
@@ -146,26 +149,46 @@ pub fn from_client(env: &Env, layout: LayoutKind) -> Result<Plan> {
         .join("db")
         .join(&reg.handle);
     let repo_yaml = db.join("repo.yaml");
-    let bytes = match std::fs::read(&repo_yaml) {
-        Ok(b) => b,
-        Err(_) => {
+    // A machine whose `zoi sync` failed has no synced repo.yaml: then
+    // check what that sync would have cloned, the registry's HEAD, so the
+    // report says why it fails (no HEAD, unsigned, unreachable, …).
+    let (repo, note) = match std::fs::read(&repo_yaml) {
+        Ok(b) => (parse_repo_yaml(&b, &repo_yaml.display().to_string())?, None),
+        // Zoi's built-in default is not what this tool mirrors, and must
+        // not be contacted on the user's behalf.
+        Err(_) if reg.url.is_empty() || reg.url == config::BUILTIN_REGISTRY_URL => {
             return fail(
                 Failure::bad_input(
                     "not_synced",
                     format!(
-                        "no synced registry at {} (handle {:?}, {})",
-                        db.display(),
-                        reg.handle,
-                        reg.url
+                        "no synced registry at {} and no registry configured",
+                        db.display()
                     ),
                 )
-                .hint("run `zoi sync` once, then check again"),
+                .hint("apply the bundle (or `zoi sync set URL`), run `zoi sync`, then check again"),
             );
         }
+        Err(_) => {
+            let note = format!(
+                "this machine has no synced registry at {} (has `zoi sync` failed?): checking {} as `zoi sync` would clone it",
+                db.display(),
+                super::http::redact(&reg.url)
+            );
+            let repo =
+                match super::git::repo_yaml_at_head_blocking(&reg.url, Duration::from_secs(60)) {
+                    Some(b) => parse_repo_yaml(&b, "the registry's repo.yaml at HEAD")?,
+                    // Nothing to read: the registry checks say why.
+                    None => {
+                        RepoYaml::parse("name: unknown\ndescription: unknown\n").expect("minimal")
+                    }
+                };
+            (repo, Some(note))
+        }
     };
-    let repo = parse_repo_yaml(&bytes, &repo_yaml.display().to_string())?;
     let mut plan = base(&repo, "HEAD".into(), merged.config.cache_mirrors.clone());
+    plan.notes.extend(note);
     plan.authorities = reg.authorities.clone().unwrap_or_default();
+    plan.enforced = trusted_keys(&merged.config).is_some();
     plan.trusted = trusted_keys(&merged.config).unwrap_or_else(|| plan.authorities.clone());
     // The keys this machine holds now (repo.yaml's were imported at the
     // last sync).

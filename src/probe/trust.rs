@@ -47,6 +47,11 @@ impl KeySource {
 pub struct Store {
     /// (name, key), later sources overriding earlier ones of the same name.
     pub keys: Vec<(String, PublicKey)>,
+    /// Names a client holds *before* its first `zoi sync`: Zoi verifies the
+    /// cloned HEAD before it imports repo.yaml's keys, so only these can
+    /// verify it then (the extension's, the machine's store, Zoi's
+    /// built-in names).
+    pub before_sync: Vec<String>,
 }
 
 impl Store {
@@ -67,6 +72,31 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// [`Store::resolve`] over the keys a new client holds when its first
+    /// `zoi sync` verifies the HEAD.
+    pub fn resolve_before_sync(&self, ids: &[String]) -> Result<Vec<&PublicKey>, String> {
+        let early = Store {
+            keys: self
+                .keys
+                .iter()
+                .filter(|(n, _)| self.before_sync.contains(n))
+                .cloned()
+                .collect(),
+            before_sync: Vec::new(),
+        };
+        let found = early.resolve(ids)?;
+        // Back to references into `self`.
+        Ok(found
+            .into_iter()
+            .filter_map(|k| {
+                self.keys
+                    .iter()
+                    .find(|(_, own)| own.fingerprint() == k.fingerprint())
+                    .map(|(_, own)| own)
+            })
+            .collect())
     }
 
     /// The name of a held key whose fingerprint one of `issuers` names.
@@ -103,17 +133,17 @@ pub async fn load(
         let is_needed = needed.contains(&name);
         let (mut c, bytes) = match src {
             KeySource::Url { key, from, .. } => {
-                let url = if pgp::is_fingerprint(key) {
-                    pgp::keyserver_url(key)
-                } else {
-                    key.clone()
-                };
+                let source = pgp::key_source(key);
+                let url = source.clone().unwrap_or_else(|_| key.clone());
                 let mut c = UrlCheck::new("key", &url);
                 c.warnings.push(format!("key '{name}' ({from})"));
                 let t = Instant::now();
-                let bytes = match url::Url::parse(&url) {
-                    Err(e) => Err(Problem::new(Kind::KeyUnreachable, format!("{url}: {e}"))),
-                    Ok(u) => {
+                let bytes = match source.map(|u| url::Url::parse(&u).map_err(|e| e.to_string())) {
+                    Err(e) | Ok(Err(e)) => Err(Problem::new(
+                        Kind::KeyUnreachable,
+                        format!("key '{name}': {e}"),
+                    )),
+                    Ok(Ok(u)) => {
                         let out = prober.send(&u, Method::Get(4 << 20)).await;
                         c.attempts += out.attempts;
                         match out.result {
@@ -151,6 +181,15 @@ pub async fn load(
             .and_then(|b| pgp::parse_public_key(&b).map_err(|e| key_problem(&e, &name, &c.url)));
         match parsed {
             Ok(k) => {
+                let early = match src {
+                    KeySource::File { .. } => true,
+                    KeySource::Url { from, .. } => {
+                        *from != "repo.yaml" || pgp::BUILTIN_KEYS.contains(&name.as_str())
+                    }
+                };
+                if early && !store.before_sync.contains(&name) {
+                    store.before_sync.push(name.clone());
+                }
                 store.keys.retain(|(n, _)| *n != name);
                 store.keys.push((name, k));
             }
@@ -261,11 +300,14 @@ pub fn embedded_of(path: &std::path::Path) -> Result<Option<pgp::Embedded>, Prob
         })
 }
 
-/// Downloads `url` into a temp file while hashing it: (file, SHA-512, length).
+/// Streams `url` through SHA-512 (`--deep`), into a temp file too when
+/// `keep` (the signature checks need the bytes again): (file, SHA-512,
+/// length).
 pub async fn fetch_hashed(
     prober: &Prober,
     url: &str,
-) -> Result<(tempfile::NamedTempFile, String, u64), Problem> {
+    keep: bool,
+) -> Result<(Option<tempfile::NamedTempFile>, String, u64), Problem> {
     use futures::StreamExt;
     use sha2::{Digest, Sha512};
     use std::io::Write;
@@ -288,7 +330,11 @@ pub async fn fetch_hashed(
         return Err(p);
     }
     let io = |e: std::io::Error| Problem::new(Kind::Connect, format!("temp file: {e}"));
-    let mut file = tempfile::NamedTempFile::new().map_err(io)?;
+    let mut file = if keep {
+        Some(tempfile::NamedTempFile::new().map_err(io)?)
+    } else {
+        None
+    };
     let mut hasher = Sha512::new();
     let mut len = 0u64;
     let mut stream = resp.bytes_stream();
@@ -296,8 +342,12 @@ pub async fn fetch_hashed(
         let chunk = chunk.map_err(|e| super::fetch::classify(&e))?;
         hasher.update(&chunk);
         len += chunk.len() as u64;
-        file.write_all(&chunk).map_err(io)?;
+        if let Some(f) = file.as_mut() {
+            f.write_all(&chunk).map_err(io)?;
+        }
     }
-    file.flush().map_err(io)?;
+    if let Some(f) = file.as_mut() {
+        f.flush().map_err(io)?;
+    }
     Ok((file, hex::encode(hasher.finalize()), len))
 }

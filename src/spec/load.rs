@@ -777,6 +777,15 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
             {
                 ctx.err(key.span.clone(), format!("`{}.key`: {p}", k.path), None);
             }
+            if let Some(n) = &name
+                && (!crate::zoi::names::archive_file_name_ok(&n.value) || n.value.starts_with('.'))
+            {
+                ctx.err(
+                    n.span.clone(),
+                    format!("`{}.name` {:?} is not a plain file name (Zoi saves the key as pgps/<name>.asc)", k.path, n.value),
+                    Some("only letters, digits, '.', '_' and '-'".into()),
+                );
+            }
             if let (Some(name), Some(key)) = (name, key) {
                 r_keys.push(PgpKey {
                     name: name.value,
@@ -1184,6 +1193,15 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
                     None
                 }
             };
+            if let Some(n) = &name
+                && (!crate::zoi::names::archive_file_name_ok(&n.value) || n.value.starts_with('.'))
+            {
+                ctx.err(
+                    n.span.clone(),
+                    format!("`{}.name` {:?} is not a plain file name (Zoi saves the key as pgps/<name>.asc)", k.path, n.value),
+                    Some("only letters, digits, '.', '_' and '-'".into()),
+                );
+            }
             if let (Some(name), Some(source)) = (name, source) {
                 if c_pgp.iter().any(|p| p.name == name.value) {
                     ctx.err(
@@ -1298,6 +1316,34 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
             });
     }
 
+    // ---- key names become file names (`<keys_dir>/<name>.asc` on the host,
+    // `pgps/<name>.asc` on every client): never paths
+    let bad_key_name = |n: &str| !crate::zoi::names::archive_file_name_ok(n) || n.starts_with('.');
+    for k in &upstream.pgp {
+        if bad_key_name(&k.name) {
+            ctx.err(
+                None,
+                format!(
+                    "upstream's repo.yaml ({upstream_origin}) lists a key named {:?}, which is not a plain file name: mirrored, it would be written outside the keys folder and outside clients' key stores",
+                    k.name
+                ),
+                Some("only letters, digits, '.', '_' and '-'; fix upstream's repo.yaml or pass a corrected copy with --upstream-repo-yaml".into()),
+            );
+        }
+        if let Err(e) = crate::zoi::pgp::key_source(&k.key) {
+            ctx.err(
+                None,
+                format!(
+                    "upstream's repo.yaml ({upstream_origin}): key '{}': {e}",
+                    k.name
+                ),
+                Some(
+                    "fix upstream's repo.yaml or pass a corrected copy with --upstream-repo-yaml"
+                        .into(),
+                ),
+            );
+        }
+    }
     // ---- trust: what signs the archives, and whether clients accept it
     let key_known = |n: &str| {
         upstream.pgp.iter().any(|k| k.name == n)
@@ -1331,7 +1377,6 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
             trust_span: b_trust_span.clone(),
             sign_key: b_sign_key.as_ref().map(|k| k.value.as_str()),
             signing_key: r_signing.as_ref().map(|k| k.value.as_str()),
-            allow_unsigned: b_allow_unsigned,
             upstream_origin: &upstream_origin.to_string(),
         },
     );
@@ -1436,7 +1481,6 @@ struct TrustInputs<'a> {
     trust_span: Option<Range<usize>>,
     sign_key: Option<&'a str>,
     signing_key: Option<&'a str>,
-    allow_unsigned: bool,
     upstream_origin: &'a str,
 }
 
@@ -1518,9 +1562,6 @@ fn check_trust(ctx: &mut Ctx<'_>, t: &TrustInputs<'_>) {
             ),
             Some("re-sign the archives with binaries.sign_key (a key clients trust), or drop registry.authorities".into()),
         );
-        return;
-    }
-    if t.allow_unsigned && t.sign_key.is_none() {
         return;
     }
     let signers = if t.sign_key.is_some() {

@@ -52,6 +52,21 @@ pub fn keyserver_url(fingerprint: &str) -> String {
     )
 }
 
+/// Where Zoi fetches a `key` value from (`sync_pgp_keys`, the `pgp`
+/// change): one starting with `http` is a URL, a 40-hex one a fingerprint
+/// looked up on keys.openpgp.org; anything else Zoi cannot import.
+pub fn key_source(key: &str) -> Result<String, String> {
+    if key.starts_with("http") {
+        Ok(key.to_string())
+    } else if is_fingerprint(key) {
+        Ok(keyserver_url(key))
+    } else {
+        Err(format!(
+            "{key:?} is neither an http(s) URL nor a 40-hex-digit fingerprint: Zoi cannot import it"
+        ))
+    }
+}
+
 /// Whether a repo.yaml/extension `key` value is a fingerprint (Zoi fetches
 /// those from keys.openpgp.org) rather than a URL.
 pub fn is_fingerprint(s: &str) -> bool {
@@ -154,6 +169,18 @@ pub fn parse_public_key(bytes: &[u8]) -> Result<PublicKey, KeyError> {
         );
     }
     let policy = StandardPolicy::new();
+    if let Ok(vc) = cert.with_policy(&policy, None)
+        && let Some(exp) = vc.primary_key().key_expiration_time()
+        && exp < std::time::SystemTime::now()
+    {
+        return err(
+            KeyErrorKind::Invalid,
+            format!(
+                "key {} has expired (Zoi refuses to import it: `validate_cert`)",
+                cert.fingerprint().to_hex()
+            ),
+        );
+    }
     if let Err(e) = cert.with_policy(&policy, None) {
         return err(
             KeyErrorKind::Invalid,
@@ -379,6 +406,9 @@ fn verify_with(
     }
 }
 
+/// The largest `manifest.json`/`manifest.sig` we read from an archive.
+const MAX_EMBEDDED: u64 = 16 << 20;
+
 /// The embedded signature of a `.zpa` (decompressed tar stream): the first
 /// `manifest.json` and the last `manifest.sig`, matched by file name in any
 /// folder, as `try_verify_embedded_signature` reads them. `None` unless
@@ -393,6 +423,20 @@ pub fn embedded_signature(tar_stream: impl Read) -> std::io::Result<Option<Embed
             .path()?
             .file_name()
             .map(|f| f.to_string_lossy().into_owned());
+        // A crafted archive must not make us hold gigabytes: real ones are
+        // kilobytes.
+        if matches!(name.as_deref(), Some("manifest.json" | "manifest.sig"))
+            && entry.header().size()? > MAX_EMBEDDED
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} in the archive is larger than {} MiB",
+                    name.as_deref().unwrap_or_default(),
+                    MAX_EMBEDDED >> 20
+                ),
+            ));
+        }
         match name.as_deref() {
             Some("manifest.json") if manifest.is_none() => {
                 let mut buf = Vec::new();
@@ -418,31 +462,34 @@ pub type Embedded = (Vec<u8>, Vec<u8>);
 /// unindented) and the signed payload (the object without that header).
 /// `None` for an unsigned commit.
 pub fn split_commit_signature(raw: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let header_end = text.find("\n\n").map_or(text.len(), |i| i + 1);
-    let (headers, body) = text.split_at(header_end);
-    let mut payload = String::new();
-    let mut sig: Option<String> = None;
+    // Bytes, not text: a commit may declare another `encoding`.
+    let header_end = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map_or(raw.len(), |i| i + 1);
+    let (headers, body) = raw.split_at(header_end);
+    let mut payload = Vec::with_capacity(raw.len());
+    let mut sig: Option<Vec<u8>> = None;
     let mut in_sig = false;
-    for line in headers.split_inclusive('\n') {
+    for line in headers.split_inclusive(|b| *b == b'\n') {
         if in_sig {
-            if let Some(cont) = line.strip_prefix(' ') {
-                sig.get_or_insert_with(String::new).push_str(cont);
+            if let Some(cont) = line.strip_prefix(b" ") {
+                sig.get_or_insert_with(Vec::new).extend_from_slice(cont);
                 continue;
             }
             in_sig = false;
         }
-        if let Some(rest) = line.strip_prefix("gpgsig ")
+        if let Some(rest) = line.strip_prefix(b"gpgsig ")
             && sig.is_none()
         {
-            sig = Some(rest.to_string());
+            sig = Some(rest.to_vec());
             in_sig = true;
             continue;
         }
-        payload.push_str(line);
+        payload.extend_from_slice(line);
     }
-    payload.push_str(body);
-    sig.map(|s| (s.into_bytes(), payload.into_bytes()))
+    payload.extend_from_slice(body);
+    sig.map(|s| (s, payload))
 }
 
 /// Whether a byte stream starts like an OpenPGP packet or armor: used to
@@ -576,6 +623,41 @@ mod tests {
             w.finalize().unwrap();
         }
         out
+    }
+
+    #[test]
+    fn expired_keys_are_refused_as_zoi_refuses_them() {
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86400);
+        let (cert, _) = CertBuilder::general_purpose(Some("old <o@x>"))
+            .set_creation_time(past)
+            .set_validity_period(std::time::Duration::from_secs(86400))
+            .generate()
+            .unwrap();
+        let e = parse_public_key(&cert.armored().to_vec().unwrap()).unwrap_err();
+        assert_eq!(e.kind, KeyErrorKind::Invalid);
+        assert!(e.message.contains("expired"), "{e}");
+    }
+
+    #[test]
+    fn commits_in_another_encoding_still_split() {
+        let raw = b"tree 4b82\nauthor \xe9 <a@x> 1 +0000\nencoding ISO-8859-1\ngpgsig -----BEGIN PGP SIGNATURE-----\n abc\n -----END PGP SIGNATURE-----\n\nm\xe9ssage\n";
+        let (sig, payload) = split_commit_signature(raw).unwrap();
+        assert_eq!(
+            sig,
+            b"-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n"
+        );
+        assert_eq!(
+            payload,
+            b"tree 4b82\nauthor \xe9 <a@x> 1 +0000\nencoding ISO-8859-1\n\nm\xe9ssage\n"
+        );
+    }
+
+    #[test]
+    fn key_sources_as_zoi_reads_them() {
+        assert_eq!(key_source("https://h/k.asc").unwrap(), "https://h/k.asc");
+        let fpr = "0123456789abcdef0123456789abcdef01234567";
+        assert!(key_source(fpr).unwrap().ends_with(&fpr.to_uppercase()));
+        assert!(key_source("file:///etc/k.asc").is_err());
     }
 
     #[test]

@@ -160,45 +160,39 @@ pub struct ArchiveUrls {
     pub files: Option<String>,
 }
 
+impl ArchiveUrls {
+    /// The file name Zoi caches the download under: the URL's last segment.
+    pub fn file_name(&self) -> &str {
+        self.archive.rsplit('/').next().unwrap_or_default()
+    }
+}
+
 /// Builds the archive URLs from a `pkg` link exactly as Zoi's
 /// `find_registry_info_for_package` does.
 pub fn archive_urls(link: &PkgLink, c: &Coordinates<'_>) -> ArchiveUrls {
-    let base = c.expand(&link.url);
-    let archive = if base.ends_with(".zpa") {
-        base
-    } else {
-        format!(
-            "{}/{}",
-            base.trim_end_matches('/'),
-            c.archive_file_name("zpa")
-        )
-    };
-    ArchiveUrls {
-        pgp: link
-            .pgp
-            .as_ref()
-            .map_or_else(|| format!("{archive}.sig"), |t| c.expand(t)),
-        hash: link.hash.as_ref().map(|t| c.expand(t)),
-        size: link.size.as_ref().map(|t| c.expand(t)),
-        files: link.files.as_ref().map(|t| c.expand(t)),
-        archive,
-    }
+    link_urls(link, c, ".zpa", &c.archive_file_name("zpa"))
 }
 
 /// The URLs Zoi fetches for a package's source bundle: like
 /// [`archive_urls`], with `.zsa` and the file name `{name}-{version}.zsa`.
 pub fn source_urls(link: &PkgLink, c: &Coordinates<'_>) -> ArchiveUrls {
+    link_urls(link, c, ".zsa", &format!("{}-{}.zsa", c.name, c.version))
+}
+
+/// `find_registry_info_for_package`: the link's URL expanded, `file`
+/// appended unless it already ends in `ext`; `pgp` defaults to
+/// `<url>.sig`, the other sidecars only when the link names them.
+fn link_urls(link: &PkgLink, c: &Coordinates<'_>, ext: &str, file: &str) -> ArchiveUrls {
     let base = c.expand(&link.url);
-    let archive = if base.ends_with(".zsa") {
+    let archive = if base.ends_with(ext) {
         base
     } else {
-        format!(
-            "{}/{}-{}.zsa",
-            base.trim_end_matches('/'),
-            c.name,
-            c.version
-        )
+        format!("{}/{file}", base.trim_end_matches('/'))
     };
+    with_sidecars(link, c, archive)
+}
+
+fn with_sidecars(link: &PkgLink, c: &Coordinates<'_>, archive: String) -> ArchiveUrls {
     ArchiveUrls {
         pgp: link
             .pgp
@@ -215,16 +209,9 @@ pub fn source_urls(link: &PkgLink, c: &Coordinates<'_>) -> ArchiveUrls {
 /// URL expanded as is (nothing appended), `pgp` defaulting to `<url>.sig`
 /// (`find_delta_info`; `{version}` is the version upgraded to).
 pub fn delta_urls(link: &PkgLink, c: &Coordinates<'_>) -> ArchiveUrls {
-    let url = c.expand(&link.url);
     ArchiveUrls {
-        pgp: link
-            .pgp
-            .as_ref()
-            .map_or_else(|| format!("{url}.sig"), |t| c.expand(t)),
-        hash: link.hash.as_ref().map(|t| c.expand(t)),
-        size: link.size.as_ref().map(|t| c.expand(t)),
         files: None,
-        archive: url,
+        ..with_sidecars(link, c, c.expand(&link.url))
     }
 }
 

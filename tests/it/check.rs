@@ -13,7 +13,15 @@ use crate::support::nginx::Nginx;
 use crate::support::{self, Run, tree, zm};
 
 /// A bare git repo with one commit on `main`, as a registry stand-in.
+/// A bare registry whose index is the real Zoidberg packages.json.
 pub fn bare_registry(dir: &Path) -> String {
+    bare_registry_with(dir, &[])
+}
+
+/// A bare registry whose index is the real Zoidberg packages.json plus
+/// `(tier, name, version)` entries: `zoi install` (and `check`) resolve
+/// packages there.
+pub fn bare_registry_with(dir: &Path, extra: &[(&str, &str, &str)]) -> String {
     let work = dir.join("reg-work");
     let bare = dir.join("reg.git");
     let git = |args: &[&str], cwd: &Path| {
@@ -35,6 +43,35 @@ pub fn bare_registry(dir: &Path) -> String {
     fs::create_dir_all(&work).unwrap();
     git(&["init", "-q", "-b", "main"], &work);
     fs::write(work.join("repo.yaml"), "name: t\ndescription: t\n").unwrap();
+    let mut index: Value = serde_json::from_slice(
+        &fs::read(support::fixtures().join("zoidberg/packages.json")).unwrap(),
+    )
+    .unwrap();
+    for (tier, name, version) in extra {
+        index["packages"][format!("@{tier}/{name}")] = serde_json::json!({"repo": tier,
+            "repo_type": "official", "version": version, "epoch": 0, "revision": "1",
+            "description": "t", "sub_packages": [], "main_sub_packages": [], "vuln": [],
+            "dependencies": null});
+    }
+    fs::write(
+        work.join("packages.json"),
+        serde_json::to_vec_pretty(&index).unwrap(),
+    )
+    .unwrap();
+    // What `zoi install` resolves: <tier>/<name>/<name>.pkg.lua.
+    for (id, p) in index["packages"].as_object().unwrap() {
+        let name = id.rsplit('/').next().unwrap();
+        let dir = work.join(p["repo"].as_str().unwrap()).join(name);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(format!("{name}.pkg.lua")),
+            format!(
+                "metadata({{\n  name = \"{name}\",\n  version = \"{}\",\n}})\n",
+                p["version"].as_str().unwrap()
+            ),
+        )
+        .unwrap();
+    }
     git(&["add", "."], &work);
     git(&["commit", "-q", "-m", "init"], &work);
     git(
@@ -139,7 +176,17 @@ fn broken_entries_on_a_real_nginx_are_each_reported_with_their_kind() {
     .unwrap();
 
     let srv = Nginx::start(&www);
-    let registry = bare_registry(home.path());
+    let names = [
+        "good",
+        "nohash",
+        "badsize",
+        "evilfiles",
+        "sso",
+        "wronghash",
+        "misplaced",
+    ];
+    let indexed: Vec<(&str, &str, &str)> = names.iter().map(|n| ("core", *n, "1.0.0")).collect();
+    let registry = bare_registry_with(home.path(), &indexed);
     let spec = spec(home.path(), &registry, &srv.url("pkgs"), &[pl]);
     let bundle = build_bundle(home.path(), &spec);
     let mut args = vec!["check", "--bundle", &bundle, "--format", "json"];
@@ -163,7 +210,21 @@ fn broken_entries_on_a_real_nginx_are_each_reported_with_their_kind() {
     let f = |p: &str| failures(target(&doc, &format!("@core/{p}"), pl));
     assert_eq!(f("good"), []);
     assert_eq!(f("nohash"), [("hash".into(), "not_found".into())]);
-    assert_eq!(f("badsize"), [("size".into(), "malformed_metadata".into())]);
+    // Zoi only shows the sizes, and installs anyway: a warning
+    assert_eq!(f("badsize"), []);
+    let badsize = target(&doc, "@core/badsize", pl);
+    assert!(
+        badsize["urls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["kind"] == "size"
+                && u["warnings"][0]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("malformed_metadata")),
+        "{badsize}"
+    );
     assert_eq!(f("evilfiles"), [("files".into(), "path_escape".into())]);
     assert_eq!(
         f("sso"),
@@ -180,7 +241,7 @@ fn broken_entries_on_a_real_nginx_are_each_reported_with_their_kind() {
         .unwrap();
     assert!(hint.contains("layout"), "{hint}");
     assert_eq!(doc["counts"]["targets"], 7);
-    assert_eq!(doc["counts"]["targets_failed"], 5);
+    assert_eq!(doc["counts"]["targets_failed"], 4, "badsize only warns");
 
     // --deep streams every archive through SHA-512
     args.push("--deep");
@@ -274,8 +335,8 @@ fn the_full_fixture_index_on_two_platforms_passes() {
     let doc = r.json();
     assert_eq!(doc["counts"]["targets"], 18);
     assert_eq!(doc["counts"]["failed"], 0);
-    // registry + host + 18 × (archive, hash, size, files)
-    assert_eq!(doc["counts"]["urls"], 2 + 18 * 4);
+    // registry + host + 18 × (archive, hash, size, files, in the index)
+    assert_eq!(doc["counts"]["urls"], 2 + 18 * 5);
     // Zoi's URL construction: {repo} from the index entry, {platform} split
     let t = target(&doc, "@extra/bacon", "macos-arm64");
     assert_eq!(
@@ -670,7 +731,7 @@ fn bad_check_input_is_exit_2() {
     );
     let r = zm(home.path(), &["check", "--client"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("run `zoi sync` once"), "{}", r.stderr);
+    assert!(r.stderr.contains("run `zoi sync`"), "{}", r.stderr);
 }
 
 #[test]

@@ -183,13 +183,18 @@ fn sync_through_git_daemon_first_noop_advance_and_force_push() {
     let overlay2 = git(&target, &["rev-parse", "main"]);
     assert_eq!(doc["upstream_tip"], tip2.as_str());
     assert_ne!(overlay2, overlay);
-    let mut expected = vec![overlay2.clone()];
-    expected.extend(rev_list(&up_bare, "main"));
+    // First parent: upstream's new tip; second: the overlay clients have,
+    // so that their `zoi sync` (which only fast-forwards) follows.
     assert_eq!(
-        rev_list(&target, "main"),
-        expected,
-        "old overlay gone from history"
+        git(&target, &["log", "-1", "--format=%P", "main"]),
+        format!("{tip2} {overlay}")
     );
+    let mut expected = vec![overlay2.clone(), overlay.clone()];
+    expected.extend(rev_list(&up_bare, "main"));
+    let mut got = rev_list(&target, "main");
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "upstream's history plus both overlays");
 
     // Upstream force-pushes (history rewritten), deletes dev, adds v2.
     git(&up_work, &["reset", "-q", "--hard", "HEAD~1"]);
@@ -388,54 +393,13 @@ fn authorities_without_a_signing_key_are_refused() {
 
 /// A throw-away GnuPG home with one signing key; returns its fingerprint.
 pub fn throwaway_gpg_key(gnupghome: &Path) -> String {
-    fs::create_dir_all(gnupghome).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(gnupghome, fs::Permissions::from_mode(0o700)).unwrap();
-    }
+    crate::support::gpg::new_home(gnupghome);
     add_gpg_key(gnupghome, "Mirror Signing <sign@acme.example>")
 }
 
 /// Adds a signing key to a GnuPG home; returns the new key's fingerprint.
 fn add_gpg_key(gnupghome: &Path, uid: &str) -> String {
-    let fingerprints = || {
-        let out = Command::new("gpg")
-            .args(["--batch", "--with-colons", "--list-secret-keys"])
-            .env("GNUPGHOME", gnupghome)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with("fpr:"))
-            .filter_map(|l| l.split(':').nth(9))
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
-    let before = fingerprints();
-    let out = Command::new("gpg")
-        .args([
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            uid,
-            "ed25519",
-            "sign",
-            "never",
-        ])
-        .env("GNUPGHOME", gnupghome)
-        .output()
-        .expect("gpg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    fingerprints()
-        .into_iter()
-        .find(|f| !before.contains(f))
-        .expect("a new key")
+    crate::support::gpg::add_key(gnupghome, uid)
 }
 
 /// `git verify-commit --raw main` in a bare repo: (verified, gpg's status lines).

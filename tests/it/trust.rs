@@ -20,19 +20,24 @@ use crate::support::{self, Run};
 
 /// The company's side: its git server, its binary host (nginx over
 /// `site/`), its registry signing key.
-struct Company {
-    sb: Sandbox,
-    site: PathBuf,
-    nginx: Nginx,
-    gitd: GitDaemon,
-    git_root: PathBuf,
-    gnupg: PathBuf,
-    fpr: String,
-    work: PathBuf,
+pub struct Company {
+    pub sb: Sandbox,
+    pub site: PathBuf,
+    pub nginx: Nginx,
+    pub gitd: Option<GitDaemon>,
+    pub git_root: PathBuf,
+    pub gnupg: PathBuf,
+    pub fpr: String,
+    pub work: PathBuf,
 }
 
 impl Company {
-    fn new() -> Company {
+    pub fn new() -> Company {
+        Company::with_nginx("")
+    }
+
+    /// With `extra` inside nginx's `server` block (`{site}` = the site root).
+    pub fn with_nginx(extra: &str) -> Company {
         let sb = Sandbox::new();
         let root = sb.path().to_path_buf();
         let site = root.join("site");
@@ -48,8 +53,8 @@ impl Company {
         let git_root = root.join("git");
         fs::create_dir_all(&git_root).unwrap();
         empty_bare(&git_root.join("mirror.git"));
-        let gitd = GitDaemon::start(&git_root);
-        let nginx = Nginx::start(&site);
+        let gitd = Some(GitDaemon::start(&git_root));
+        let nginx = Nginx::start_with(&site, &extra.replace("{site}", &site.display().to_string()));
         share(&site);
         Company {
             work: root.join("db-work"),
@@ -63,14 +68,14 @@ impl Company {
         }
     }
 
-    fn base(&self) -> String {
+    pub fn base(&self) -> String {
         self.nginx.url("").trim_end_matches('/').to_string()
     }
 
     /// The shipped example's secure shape over this world: authorities =
     /// the company key, a signed overlay, upstream's archives. `binaries`
     /// gets `extra` appended.
-    fn spec(&self, up: &Upstream, binaries_extra: &str) -> PathBuf {
+    pub fn spec(&self, up: &Upstream, binaries_extra: &str) -> PathBuf {
         let text = format!(
             r#"[extension]
 name = "acme-mirror"
@@ -99,7 +104,7 @@ tiers = ["core", "main", "extra"]
 name = "acme-registry"
 url = "{base}/keys/acme-registry.asc"
 "#,
-            registry = self.gitd.url("mirror.git"),
+            registry = self.gitd.as_ref().expect("git daemon").url("mirror.git"),
             upstream = up.git_url(),
             fpr = self.fpr,
             base = self.base(),
@@ -110,7 +115,7 @@ url = "{base}/keys/acme-registry.asc"
         p
     }
 
-    fn zm(&self, args: &[&str]) -> Run {
+    pub fn zm(&self, args: &[&str]) -> Run {
         support::run(
             support::cmd(self.sb.path())
                 .args(args)
@@ -118,7 +123,7 @@ url = "{base}/keys/acme-registry.asc"
         )
     }
 
-    fn db_sync(&self, spec: &Path) -> Run {
+    pub fn db_sync(&self, spec: &Path) -> Run {
         self.zm(&[
             "db",
             "sync",
@@ -131,7 +136,7 @@ url = "{base}/keys/acme-registry.asc"
         ])
     }
 
-    fn bin_sync(&self, spec: &Path, extra: &[&str]) -> Run {
+    pub fn bin_sync(&self, spec: &Path, extra: &[&str]) -> Run {
         let dest = self.site.join("pkgs");
         let mut args = vec![
             "bin",
@@ -151,7 +156,7 @@ url = "{base}/keys/acme-registry.asc"
         r
     }
 
-    fn build(&self, spec: &Path) -> (Run, PathBuf) {
+    pub fn build(&self, spec: &Path) -> (Run, PathBuf) {
         let r = self.zm(&[
             "build",
             "-c",
@@ -166,15 +171,23 @@ url = "{base}/keys/acme-registry.asc"
     }
 
     /// The repo.yaml at the HEAD of the company's registry.
-    fn registry_repo_yaml(&self) -> String {
+    pub fn registry_repo_yaml(&self) -> String {
         git(
             &self.git_root.join("mirror.git"),
             &["show", "HEAD:repo.yaml"],
         )
     }
 
+    /// The commit the company registry's `main` names.
+    pub fn registry_head(&self) -> String {
+        git(
+            &self.git_root.join("mirror.git"),
+            &["rev-parse", "refs/heads/main"],
+        )
+    }
+
     /// Where bin sync placed an archive (the spec's default layout).
-    fn archive(&self, p: &Package) -> PathBuf {
+    pub fn archive(&self, p: &Package) -> PathBuf {
         let (os, arch) = host_platform()
             .split_once('-')
             .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -189,7 +202,7 @@ url = "{base}/keys/acme-registry.asc"
     }
 }
 
-fn target<'a>(doc: &'a serde_json::Value, name: &str, artifact: &str) -> &'a serde_json::Value {
+pub fn target<'a>(doc: &'a serde_json::Value, name: &str, artifact: &str) -> &'a serde_json::Value {
     doc["targets"]
         .as_array()
         .unwrap()
@@ -638,4 +651,103 @@ fn trust_resigning_with_the_company_key_for_clients_that_trust_only_it() {
         format!("{}{}", r.stdout, r.stderr).contains("Embedded signature verification failed"),
         "as bin sync warned"
     );
+}
+
+/// Zoi only fast-forwards a registry it has cloned: each overlay must
+/// descend from the one clients have, or they stay on their first sync
+/// forever ("Cannot fast-forward", exit 0). Real zoi, one client, two
+/// upstream releases.
+#[test]
+fn trust_a_client_that_synced_before_follows_the_next_db_sync() {
+    let up = Upstream::start();
+    let old = &crate::support::upstream::PACKAGES[0];
+    let new = up.package("sigtool");
+    up.publish(old);
+    let co = Company::new();
+    let spec = co.spec(&up, "");
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = co.bin_sync(&spec, &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let (r, bundle) = co.build(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sb = &co.sb;
+    assert_eq!(
+        sb.sh(&format!("zoi-mirror apply {}", bundle.display()))
+            .code,
+        0
+    );
+    assert_eq!(sb.sh("zoi sync").code, 0);
+    let synced = sb
+        .data()
+        .join("pkgs/db/zoidberg/main/sigtool/sigtool.pkg.lua");
+    assert!(fs::read_to_string(&synced).unwrap().contains(old.version));
+    let first = co.registry_head();
+
+    // upstream releases 1.1.0: archives first, then the registry
+    up.publish(new);
+    assert_eq!(
+        co.zm(&[
+            "db",
+            "sync",
+            "-c",
+            spec.to_str().unwrap(),
+            "--work",
+            co.work.to_str().unwrap(),
+            "--dry-run"
+        ])
+        .code,
+        0
+    );
+    assert_eq!(co.bin_sync(&spec, &[]).code, 0);
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let second = co.registry_head();
+    assert_ne!(first, second);
+    let parents = git(
+        &co.git_root.join("mirror.git"),
+        &["log", "-1", "--format=%P", &second],
+    );
+    assert!(
+        parents.split(' ').any(|p| p == first),
+        "the new overlay descends from the one clients have: {parents}"
+    );
+
+    let r = sb.sh("zoi sync");
+    assert_eq!(r.code, 0);
+    assert!(
+        !format!("{}{}", r.stdout, r.stderr).contains("Cannot fast-forward"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        fs::read_to_string(&synced).unwrap().contains(new.version),
+        "the client that synced before now has the new release"
+    );
+    let r = sb.sh(&format!("zoi install -y {}", new.query()));
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        sb.sh(&format!("$HOME/.local/bin/{}", new.name))
+            .stdout
+            .trim(),
+        new.output()
+    );
+}
+
+#[test]
+fn trust_an_upstream_key_name_that_is_a_path_is_refused_and_nothing_is_written() {
+    let up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec(&up, "");
+    up.publish_key("../../escaped", &up.key_asc());
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not a plain file name"), "{}", r.stderr);
+    assert!(
+        git(&co.git_root.join("mirror.git"), &["for-each-ref"]).is_empty(),
+        "nothing pushed"
+    );
+    let escaped = co.site.parent().unwrap().join("escaped.asc");
+    assert!(!escaped.exists());
 }

@@ -440,3 +440,41 @@ fn upstream_the_real_client_upgrades_through_the_delta() {
         up.access_log()
     );
 }
+
+/// Zoi 1.29.4 keeps an archive it rebuilt from a `.zdelta` in its archive
+/// cache; the next install of that version hash-checks the rebuilt bytes,
+/// which are not the publisher's: "Hash verification failed". A trap of
+/// the client (docs/compatibility.md), pinned here so a fixed Zoi shows.
+#[test]
+fn upstream_a_delta_rebuilt_archive_in_zois_cache_fails_the_next_install() {
+    let up = Upstream::start();
+    let (old, new) = DELTA;
+    up.publish(&old);
+    let sb = Sandbox::new();
+    sb.write_home(
+        ".config/zoi/config.yaml",
+        client_config(&up, &[KEY_NAME]).as_bytes(),
+    );
+    trust_upstream_key(&sb, &up);
+    assert_eq!(sb.sh("zoi sync").code, 0);
+    assert_eq!(sb.sh(&format!("zoi install -y {}", old.query())).code, 0);
+    assert_eq!(sb.sh(&format!("zoi uninstall -y {}", old.query())).code, 0);
+
+    up.publish(&new);
+    assert_eq!(sb.sh("zoi sync").code, 0);
+    let r = sb.sh(&format!("zoi install -y {}", new.query()));
+    assert_eq!(r.code, 0, "1.1.0 through the delta from the cached 1.0.0");
+    let full = format!("{} HTTP", new.file_name(&host_platform()));
+    assert!(
+        up.requests_for(&full).is_empty(),
+        "the full 1.1.0 archive was never fetched: the delta was used"
+    );
+    assert_eq!(sb.sh(&format!("zoi uninstall -y {}", new.query())).code, 0);
+    let r = sb.sh(&format!("zoi install -y {}", new.query()));
+    assert_ne!(r.code, 0);
+    assert!(
+        output(&r).contains("Hash verification failed"),
+        "{}",
+        output(&r)
+    );
+}

@@ -665,13 +665,19 @@ impl Upstream {
     /// A fresh upstream of its own (the archives are built on first use in
     /// the process; later starts only copy).
     pub fn start() -> Upstream {
+        Upstream::start_with_http("")
+    }
+
+    /// The same, with `extra` nginx directives in the binary host's
+    /// `server` block (e.g. a `limit_rate` or a `return 500` location).
+    pub fn start_with_http(extra: &str) -> Upstream {
         let b = built();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("www");
         copy_tree(&b.served, &root);
         let gnupghome = dir.path().join("gnupg");
         gpg::copy_home(&b.gnupghome, &gnupghome);
-        let nginx = Nginx::start(&root);
+        let nginx = Nginx::start_with(&root, extra);
 
         let git_base = dir.path().join("git");
         fs::create_dir_all(&git_base).unwrap();

@@ -1,0 +1,52 @@
+//! `zoi-mirror check --freshness`: the beacon against the registry and
+//! upstream.
+
+use anyhow::Result;
+
+use super::{net_options, read_file_or_url};
+use crate::cli::CheckArgs;
+use crate::error::{Exit, Failure};
+use crate::mirror::freshness;
+use crate::mirror::status::Time;
+use crate::output::{self, Format, Style, paint};
+
+pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
+    let mut http = net_options(&args.net)?;
+    let src = args.beacon.clone().unwrap_or_default();
+    http.allow_headers_for(&src);
+    let beacon = read_file_or_url("beacon", &src, &http)?;
+    let report = freshness::check(&freshness::Options {
+        beacon_source: crate::probe::http::redact(&src),
+        beacon,
+        upstream: args.upstream.clone(),
+        registry: args.registry.clone(),
+        max_age: args.max_age,
+        now: Time::now(),
+    })
+    .map_err(|e| {
+        Failure::bad_input("beacon_invalid", e)
+            .hint("point --beacon at the zoi-mirror-status.json `zoi-mirror sync` writes on the binary host")
+    })?;
+    for w in &report.warnings {
+        output::warn(w);
+    }
+    match format {
+        Format::Json => output::json(&report)?,
+        Format::Human => {
+            let color = output::stdout_color();
+            println!(
+                "{} {}",
+                if report.fresh {
+                    paint("ok  ", Style::Green, color)
+                } else {
+                    paint("FAIL", Style::Red, color)
+                },
+                report.summary
+            );
+            for p in &report.problems {
+                println!("  {}: {}", p.kind, p.message);
+            }
+        }
+    }
+    Ok(if report.fresh { Exit::Ok } else { Exit::No })
+}

@@ -1,0 +1,342 @@
+//! The archive half of a sync, shared by `bin sync` and `sync`: from a spec,
+//! upstream's `repo.yaml` and its `packages.json` to the files the mirror
+//! must host (every package at its index version × the spec's platforms),
+//! then keys first and [`binsync::run`] over them, with the totals both
+//! commands report. The rules live here; the commands only parse flags and
+//! print.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::error::{Failure, fail};
+use crate::mirror::binsync::{self, KeyReport, Pruned, TargetReport};
+use crate::probe::fetch::Prober;
+use crate::probe::http;
+use crate::spec::{ArchiveFormat, Spec};
+use crate::zoi::index::{self, PackageRef};
+use crate::zoi::platform::Platform;
+use crate::zoi::repo::{PkgLink, RepoYaml};
+
+/// Which part of the index to mirror (`bin sync --tier/--package/
+/// --platform`); empty lists mean everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub tiers: Vec<String>,
+    pub packages: Vec<String>,
+    pub platforms: Vec<Platform>,
+}
+
+/// `bin sync` copies `.zpa` archives: a spec asking for the legacy format
+/// cannot be filled from upstream.
+pub fn check_format(spec: &Spec) -> Result<()> {
+    if spec.binaries.format == ArchiveFormat::PkgTarZst {
+        return fail(
+            Failure::bad_input(
+                "format",
+                "bin sync copies upstream's .zpa archives, but binaries.format is \"pkg.tar.zst\"",
+            )
+            .hint("set binaries.format = \"zpa\" (Zoi >= 1.23 installs only .zpa from a registry)"),
+        );
+    }
+    Ok(())
+}
+
+/// Upstream's archive link, the one Zoi uses (the first `main`, else the
+/// first `mirror`).
+pub fn archive_link(upstream: &RepoYaml) -> Result<PkgLink> {
+    match upstream.first_archive_link() {
+        Some(l) => Ok(l.clone()),
+        None => fail(
+            Failure::bad_input("no_pkg_link", "upstream's repo.yaml has no `main` or `mirror` pkg link: it publishes no pre-built archives")
+                .hint("pass the repo.yaml of a registry that does with --upstream-repo-yaml"),
+        ),
+    }
+}
+
+/// Every (package at its index version, platform) to mirror.
+pub fn select(
+    spec: &Spec,
+    index_bytes: &[u8],
+    filter: &Filter,
+) -> Result<Vec<(PackageRef, Platform)>> {
+    let packages = index::parse(index_bytes).map_err(|e| Failure::bad_input("index_invalid", e))?;
+    for p in &filter.platforms {
+        if !spec.binaries.platforms.contains(p) {
+            return fail(
+                Failure::bad_input(
+                    "usage",
+                    format!("--platform {p} is not one the spec serves"),
+                )
+                .hint("add it to binaries.platforms first"),
+            );
+        }
+    }
+    let platforms = if filter.platforms.is_empty() {
+        spec.binaries.platforms.clone()
+    } else {
+        filter.platforms.clone()
+    };
+    Ok(packages
+        .into_iter()
+        .filter(|p| filter.tiers.is_empty() || filter.tiers.contains(&p.repo))
+        .filter(|p| {
+            filter.packages.is_empty()
+                || filter.packages.iter().any(|g| {
+                    binsync::wildcard(g, &p.name)
+                        || binsync::wildcard(g, &format!("@{}/{}", p.repo, p.name))
+                })
+        })
+        .flat_map(|p| platforms.iter().map(move |pl| (p.clone(), *pl)))
+        .collect())
+}
+
+/// How to mirror the selected targets.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub dest: PathBuf,
+    pub targets: Vec<(PackageRef, Platform)>,
+    pub dry_run: bool,
+    pub retries: u32,
+    pub concurrency: usize,
+    /// Place files without verifying upstream's signatures.
+    pub allow_unsigned: bool,
+    /// GnuPG key to re-sign verified files with.
+    pub resign: Option<String>,
+}
+
+/// What the keys and files came to.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub keys: Vec<KeyReport>,
+    pub targets: Vec<TargetReport>,
+}
+
+/// The binsync options for a run (also to count its files beforehand).
+pub fn options(spec: &Spec, upstream: &RepoYaml, link: PkgLink, run: &Run) -> binsync::Options {
+    binsync::Options {
+        dest: run.dest.clone(),
+        layout: spec.binaries.layout.clone(),
+        source_layout: spec.binaries.source_layout(),
+        link,
+        source: upstream.first_source_link().cloned(),
+        delta: upstream.first_delta_link().cloned(),
+        targets: run.targets.clone(),
+        dry_run: run.dry_run,
+        retries: run.retries,
+        verify: None,
+        resign: run.resign.clone(),
+    }
+}
+
+/// Keys first (they are what the files are verified against), then every
+/// file. `progress(bytes, files_done)` is called as files complete.
+pub fn mirror(
+    spec: &Spec,
+    upstream: &RepoYaml,
+    mut opts: binsync::Options,
+    run: &Run,
+    http_opts: &http::Options,
+    progress: impl Fn(u64, u64),
+) -> Result<Outcome> {
+    let upstream_keys: Vec<(String, String)> = upstream
+        .pgp
+        .iter()
+        .map(|k| (k.name.clone(), k.key.clone()))
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = http::Http::new(http_opts)?;
+        let prober = Arc::new(Prober::new(
+            client,
+            run.concurrency * 4,
+            run.concurrency * 4,
+            run.retries,
+        ));
+        let (keys, parsed) = binsync::sync_keys(
+            &prober,
+            &upstream_keys,
+            &run.dest,
+            &spec.binaries.keys_dir,
+            run.dry_run,
+        )
+        .await;
+        if !upstream_keys.is_empty() && !run.allow_unsigned {
+            opts.verify = Some(verifying_keys(spec, &opts, &keys, parsed));
+        }
+        let targets = binsync::run(prober, opts, run.concurrency, progress).await;
+        anyhow::Ok(Outcome { keys, targets })
+    })
+}
+
+/// What clients will verify with: with `binaries.trust` (and no
+/// re-signing) only those of upstream's keys, so that nothing is placed
+/// that clients would refuse.
+fn verifying_keys(
+    spec: &Spec,
+    opts: &binsync::Options,
+    keys: &[KeyReport],
+    parsed: Vec<crate::zoi::pgp::PublicKey>,
+) -> Vec<crate::zoi::pgp::PublicKey> {
+    let keep = |k: &crate::zoi::pgp::PublicKey| match (&spec.binaries.trust, &opts.resign) {
+        (Some(trust), None) => keys.iter().any(|r| {
+            r.fingerprint.as_deref() == Some(k.fingerprint().as_str())
+                && (trust.contains(&r.name)
+                    || trust
+                        .iter()
+                        .any(|t| k.fingerprint().eq_ignore_ascii_case(t)))
+        }),
+        _ => true,
+    };
+    parsed.into_iter().filter(|k| keep(k)).collect()
+}
+
+/// What an object-storage run does besides mirroring.
+#[derive(Debug, Clone, Default)]
+pub struct StoreRun {
+    /// Refuse a bucket anonymous clients cannot read (before writing).
+    pub require_public: bool,
+    /// `--prune --keep N`.
+    pub prune: Option<usize>,
+}
+
+/// [`mirror`] (and [`prune`]) into S3-compatible object storage: the bucket
+/// is checked first (exists, credentials work, clients can read it), so a
+/// bad destination writes nothing; then keys, then every file, streamed
+/// ([`crate::mirror::binsync_s3`]).
+#[allow(clippy::too_many_arguments)]
+pub fn mirror_to_store(
+    spec: &Spec,
+    upstream: &RepoYaml,
+    mut opts: binsync::Options,
+    run: &Run,
+    http_opts: &http::Options,
+    store: Arc<crate::storage::Store>,
+    extra: &StoreRun,
+    progress: impl Fn(u64, u64),
+) -> Result<(Outcome, Vec<Pruned>)> {
+    use crate::mirror::binsync_s3;
+    let store_failure = |e: crate::storage::StoreError| -> anyhow::Error {
+        let hint = e.hint();
+        let f = if e.is_bad_input() {
+            Failure::bad_input(e.kind, e.message)
+        } else {
+            Failure::could_not_run(e.kind, e.message)
+        };
+        f.hint(hint).into()
+    };
+    let upstream_keys: Vec<(String, String)> = upstream
+        .pgp
+        .iter()
+        .map(|k| (k.name.clone(), k.key.clone()))
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = http::Http::new(http_opts)?;
+        let prober = Arc::new(Prober::new(
+            client,
+            run.concurrency * 4,
+            run.concurrency * 4,
+            run.retries,
+        ));
+        store
+            .preflight(&prober.http, extra.require_public)
+            .await
+            .map_err(store_failure)?;
+        let (keys, parsed) = binsync_s3::sync_keys(
+            &prober,
+            &upstream_keys,
+            &store,
+            &spec.binaries.keys_dir,
+            run.dry_run,
+        )
+        .await;
+        if !upstream_keys.is_empty() && !run.allow_unsigned {
+            opts.verify = Some(verifying_keys(spec, &opts, &keys, parsed));
+        }
+        let targets = binsync_s3::run(prober, opts, store.clone(), run.concurrency, progress).await;
+        let mut pruned = Vec::new();
+        if let Some(keep) = extra.prune {
+            let listing = store.list().await.map_err(store_failure)?;
+            let files = listing.iter().map(|e| PathBuf::from(&e.rel));
+            for (path, version) in
+                binsync::prune_candidates_in(files, &spec.binaries.layout, &run.targets, keep)
+            {
+                let rel = path.to_string_lossy().replace('\\', "/");
+                if !run.dry_run {
+                    binsync_s3::remove_archive(&store, &rel)
+                        .await
+                        .map_err(store_failure)?;
+                }
+                pruned.push(Pruned { path: rel, version });
+            }
+        }
+        anyhow::Ok((Outcome { keys, targets }, pruned))
+    })
+}
+
+/// Removes the archives of versions no longer in the index beyond the
+/// `keep` newest (only reported with `dry_run`).
+pub fn prune(run: &Run, layout: &str, keep: usize) -> Result<Vec<Pruned>> {
+    let mut pruned = Vec::new();
+    for (path, version) in binsync::prune_candidates(&run.dest, layout, &run.targets, keep) {
+        if !run.dry_run {
+            binsync::remove_archive(&path)
+                .map_err(|e| crate::error::io_failure("remove", &path, &e))?;
+        }
+        pruned.push(Pruned {
+            path: rel(&run.dest, &path),
+            version,
+        });
+    }
+    Ok(pruned)
+}
+
+fn rel(dest: &Path, p: &Path) -> String {
+    p.strip_prefix(dest)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The counts `bin sync` reports (`totals` in its JSON).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Totals {
+    pub targets: usize,
+    pub downloaded: usize,
+    pub up_to_date: usize,
+    pub not_available: usize,
+    pub would_download: usize,
+    /// Files and keys that could not be placed.
+    pub failed: usize,
+    pub bytes: u64,
+    pub pruned: usize,
+}
+
+impl Totals {
+    pub fn of(o: &Outcome, pruned: usize) -> Totals {
+        let mut t = Totals {
+            targets: o.targets.len(),
+            pruned,
+            ..Totals::default()
+        };
+        for r in &o.targets {
+            t.bytes += r.bytes;
+            match r.status {
+                "downloaded" => t.downloaded += 1,
+                "up_to_date" => t.up_to_date += 1,
+                "not_available" => t.not_available += 1,
+                "would_download" => t.would_download += 1,
+                _ => t.failed += 1,
+            }
+        }
+        t.failed += o.keys.iter().filter(|k| k.status == "failed").count();
+        t
+    }
+}
