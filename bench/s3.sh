@@ -77,10 +77,20 @@ for flag in master.port master.port.grpc volume.port volume.port.grpc filer.port
     ports+=("-$flag=$(free_port)")
 done
 mkdir -p "$work/weed"
-weed mini -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$s3port" -s3.config="$work/s3.json" \
+# In a process group of its own: `weed` may be a wrapper (pip's entry
+# point) whose child is the server, and both must stop with the bench.
+setsid weed mini -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$s3port" -s3.config="$work/s3.json" \
     -admin.ui=false -webdav=false -master.telemetry=false -s3.autoCreateBucket=false -bucket=zoi \
     "${ports[@]}" > "$work/weed.log" 2>&1 &
-bench_pids+=("$!")
+weed_pgid=$!
+s3_cleanup() {
+    # SIGTERM, and SIGKILL after 5 s: weed mini may linger on SIGTERM.
+    kill -- "-$weed_pgid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 -- "-$weed_pgid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$weed_pgid" 2>/dev/null || true
+    bench_cleanup
+}
+trap s3_cleanup EXIT
 endpoint=http://127.0.0.1:$s3port
 for _ in $(seq 300); do
     curl -s "$endpoint/zoi/.probe" | grep -q NoSuchKey && break
