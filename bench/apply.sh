@@ -35,12 +35,21 @@ reset() {
     cp "$work/user.yaml" "$work/home/.config/zoi/config.yaml"
 }
 
+# The real zoi (the one the e2e tests use), for the comparison: one
+# `zoi sync set URL` on the same fresh home edits one key of the config.
+zoi=${ZOI:-$HOME/.cache/zoi-mirror/zoi-1.29.4/bin/zoi}
+zoi_ms=""
 if command -v hyperfine >/dev/null 2>&1; then
-    hyperfine --runs "$runs" --warmup 5 -N \
-        --prepare "sh -c 'rm -rf $work/home && mkdir -p $work/home/.config/zoi && cp $work/user.yaml $work/home/.config/zoi/config.yaml'" \
-        --export-json "$work/h.json" \
-        "env HOME=$work/home XDG_CONFIG_HOME= XDG_STATE_HOME= $bin apply $bundle --no-zoi" >&2
+    prepare="sh -c 'rm -rf $work/home && mkdir -p $work/home/.config/zoi && cp $work/user.yaml $work/home/.config/zoi/config.yaml'"
+    set -- "env HOME=$work/home XDG_CONFIG_HOME= XDG_STATE_HOME= $bin apply $bundle --no-zoi"
+    if [ -x "$zoi" ]; then
+        set -- "$@" "env HOME=$work/home XDG_CONFIG_HOME= XDG_STATE_HOME= XDG_DATA_HOME= XDG_CACHE_HOME= $zoi sync set https://git.acme.example/zoi/zoidberg.git"
+    fi
+    hyperfine --runs "$runs" --warmup 5 -N --prepare "$prepare" --export-json "$work/h.json" "$@" >&2
     median_ms=$(python3 -c "import json,sys; print('%.2f' % (json.load(open(sys.argv[1]))['results'][0]['median']*1000))" "$work/h.json")
+    if [ -x "$zoi" ]; then
+        zoi_ms=$(python3 -c "import json,sys; print('%.2f' % (json.load(open(sys.argv[1]))['results'][1]['median']*1000))" "$work/h.json")
+    fi
 else
     times=""
     i=0
@@ -56,3 +65,7 @@ else
 fi
 
 echo "apply on a local bundle: median ${median_ms} ms over $runs runs (target <= 20 ms)"
+if [ -n "$zoi_ms" ]; then
+    echo "zoi sync set URL (same home): median ${zoi_ms} ms"
+    python3 -c "import sys; print('apply / zoi sync set: %.2fx (target <= 0.5x)' % (float(sys.argv[1]) / float(sys.argv[2])))" "$median_ms" "$zoi_ms"
+fi

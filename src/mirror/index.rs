@@ -308,7 +308,11 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
     // files, which the symlinked URL sees too) or outside, where we do not go.
     for entry in walkdir::WalkDir::new(root)
         .follow_links(false)
-        .sort_by_file_name()
+        // Siblings share their parent's path up to the name, so comparing
+        // whole paths as bytes orders them exactly by file name, without
+        // `Path::file_name` parsing components on every comparison (that
+        // was 28 % of a no-op run's instructions).
+        .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
     {
         let entry = match entry {
             Ok(e) => e,

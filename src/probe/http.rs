@@ -108,6 +108,9 @@ impl Http {
     }
 
     fn headers_for(&self, url: &url::Url) -> reqwest::header::HeaderMap {
+        if self.headers.is_empty() {
+            return reqwest::header::HeaderMap::new();
+        }
         match host_key(url) {
             Some(k) if self.header_hosts.contains(&k) => self.headers.clone(),
             _ => reqwest::header::HeaderMap::new(),
@@ -205,6 +208,11 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
 
 /// A URL fit for output: user info replaced by `***`.
 pub fn redact(url: &str) -> String {
+    // Credentials need an '@': without one there is nothing to hide, and
+    // `check` calls this for every URL.
+    if !url.contains('@') {
+        return url.to_string();
+    }
     match url::Url::parse(url) {
         Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
             let _ = u.set_username("***");
