@@ -645,6 +645,182 @@ async fn gpg_sign(key: &str, file: &Path) -> Result<Vec<u8>, Problem> {
     Ok(out.stdout)
 }
 
+/// A target's report before anything is known: `failed` until a step says
+/// otherwise.
+pub(crate) fn new_report(job: &Job, path: String) -> TargetReport {
+    TargetReport {
+        package: format!("@{}/{}", job.pkg.repo, job.pkg.name),
+        version: job.pkg.version.clone(),
+        platform: job.platform,
+        artifact: job.artifact,
+        status: "failed",
+        path,
+        bytes: 0,
+        resumed: false,
+        signature: None,
+        metadata: Vec::new(),
+        warnings: Vec::new(),
+        error: None,
+    }
+}
+
+/// Marks a report failed with `p`.
+pub(crate) fn failed(mut r: TargetReport, p: Problem) -> TargetReport {
+    r.status = "failed";
+    r.error = Some(p.into());
+    r
+}
+
+/// Upstream's `.hash` of a job: its bytes and the digest to expect, as
+/// `(is SHA-256, lower-case hex)` (`zoi package delta` writes a SHA-256
+/// `.zdelta.hash`; archives carry SHA-512).
+pub(crate) struct UpstreamHash {
+    pub body: Option<Vec<u8>>,
+    pub want: Option<(bool, String)>,
+}
+
+/// Why a job stops before its download.
+pub(crate) enum Stop {
+    NotAvailable,
+    Failed(Problem),
+}
+
+impl Stop {
+    /// The report of a job that stopped here.
+    pub(crate) fn report(self, mut r: TargetReport) -> TargetReport {
+        match self {
+            Stop::NotAvailable => {
+                r.status = "not_available";
+                r
+            }
+            Stop::Failed(p) => failed(r, p),
+        }
+    }
+}
+
+/// Step 1 of every backend: upstream's `.hash`, i.e. availability and the
+/// expected digest. Archives always have one (Zoi's default template, and
+/// Zoi cannot install an archive without it: a 404 is "not available");
+/// source bundles and deltas only when upstream publishes one, whatever
+/// the link template says (`zoi package bundle` writes none).
+pub(crate) async fn upstream_hash(
+    prober: &Prober,
+    job: &Job,
+    file_name: &str,
+) -> Result<UpstreamHash, Stop> {
+    let urls = &job.urls;
+    let hash_url = match (&urls.hash, job.artifact) {
+        (Some(u), _) => Some(u.clone()),
+        (None, Artifact::Archive) => Some(format!("{}.hash", urls.archive)),
+        (None, _) => None,
+    };
+    let mut out = UpstreamHash {
+        body: None,
+        want: None,
+    };
+    let Some(hash_url) = &hash_url else {
+        return Ok(out);
+    };
+    let body = match small(prober, hash_url).await {
+        Err(p) => return Err(Stop::Failed(p)),
+        Ok(None) if job.artifact == Artifact::Archive => return Err(Stop::NotAvailable),
+        Ok(None) => return Ok(out),
+        Ok(Some(b)) => b,
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let read = metadata::parse_hash(&text, Some(file_name));
+    out.want = match (read.sha512(), &read, job.artifact) {
+        (Some(h), _, _) => Some((false, h)),
+        (
+            None,
+            metadata::HashRead::Hash {
+                token,
+                kind: metadata::HashKind::Sha256,
+            },
+            Artifact::Delta,
+        ) => Some((true, token.to_ascii_lowercase())),
+        _ => {
+            return Err(Stop::Failed(Problem::new(
+                Kind::MalformedMetadata,
+                format!(
+                    "upstream's .hash has no SHA-512: {}",
+                    crate::probe::http::redact(hash_url)
+                ),
+            )));
+        }
+    };
+    out.body = Some(body);
+    Ok(out)
+}
+
+/// Whether the `.hash` stored next to a placed file is upstream's (byte
+/// for byte, or naming the same SHA-512). Without an upstream `.hash`, a
+/// versioned file once placed is kept.
+pub(crate) fn stored_hash_current(
+    stored: Option<&[u8]>,
+    up: &UpstreamHash,
+    file_name: &str,
+) -> bool {
+    match &up.want {
+        None => true,
+        Some((_, want)) => {
+            stored.is_some() && stored == up.body.as_deref()
+                || stored
+                    .and_then(|h| {
+                        metadata::parse_hash(&String::from_utf8_lossy(h), Some(file_name)).sha512()
+                    })
+                    .is_some_and(|h| h == *want)
+        }
+    }
+}
+
+/// Upstream's `.size`, `.files` and `.sig` (byte for byte when it has
+/// them). A missing `.sig` (404) is normal for unsigned registries; any
+/// other failure is not ignored, as the up-to-date check would never fetch
+/// it again.
+pub(crate) async fn upstream_sidecars(
+    prober: &Prober,
+    urls: &ArchiveUrls,
+) -> Result<Sidecars, Problem> {
+    let get = |u: &Option<String>| {
+        let u = u.clone();
+        async move {
+            match u {
+                Some(u) => small(prober, &u).await,
+                None => Ok(None),
+            }
+        }
+    };
+    Ok(Sidecars {
+        size: get(&urls.size).await?,
+        files: get(&urls.files).await?,
+        sig: small(prober, &urls.pgp).await?,
+    })
+}
+
+/// What [`upstream_sidecars`] fetched.
+pub(crate) struct Sidecars {
+    pub size: Option<Vec<u8>>,
+    pub files: Option<Vec<u8>>,
+    pub sig: Option<Vec<u8>>,
+}
+
+/// With `--dry-run`: how many bytes a file would be, from upstream's `.size`.
+pub(crate) async fn would_download(
+    prober: &Prober,
+    urls: &ArchiveUrls,
+    mut r: TargetReport,
+) -> TargetReport {
+    if let Some(u) = &urls.size
+        && let Ok(Some(b)) = small(prober, u).await
+        && let Some(s) = metadata::parse_size(&String::from_utf8_lossy(&b))
+    {
+        r.bytes = s.down;
+    }
+    r.status = "would_download";
+    r
+}
+
 async fn sync_job(
     prober: Arc<Prober>,
     opts: Arc<Options>,
@@ -654,130 +830,32 @@ async fn sync_job(
     let archive = opts.dest.join(&job.rel);
     let urls = &job.urls;
     let file_name = urls.file_name().to_string();
-    let mut report = TargetReport {
-        package: format!("@{}/{}", job.pkg.repo, job.pkg.name),
-        version: job.pkg.version.clone(),
-        platform: job.platform,
-        artifact: job.artifact,
-        status: "failed",
-        path: rel(&opts.dest, &archive),
-        bytes: 0,
-        resumed: false,
-        signature: None,
-        metadata: Vec::new(),
-        warnings: Vec::new(),
-        error: None,
-    };
-    let failed = |mut r: TargetReport, p: Problem| {
-        r.status = "failed";
-        r.error = Some(p.into());
-        r
-    };
+    let mut report = new_report(&job, rel(&opts.dest, &archive));
 
-    // 1. upstream's .hash: availability and the expected digest. Archives
-    // always have one (Zoi's default template); source bundles and deltas
-    // only when upstream's link names it.
-    let hash_url = match (&urls.hash, job.artifact) {
-        (Some(u), _) => Some(u.clone()),
-        (None, Artifact::Archive) => Some(format!("{}.hash", urls.archive)),
-        (None, _) => None,
+    // 1. upstream's .hash
+    let up = match upstream_hash(&prober, &job, &file_name).await {
+        Ok(h) => h,
+        Err(stop) => return stop.report(report),
     };
-    let mut hash_body = None;
-    // (is SHA-256, lower-case hex): `zoi package delta` writes a SHA-256
-    // `.zdelta.hash`; archives carry SHA-512.
-    let mut want: Option<(bool, String)> = None;
-    if let Some(hash_url) = &hash_url {
-        let body = match small(&prober, hash_url).await {
-            Err(p) => return failed(report, p),
-            // An archive without its .hash is not installable (Zoi needs
-            // one): not available. Source bundles and deltas often have
-            // none (`zoi package bundle` writes none), whatever the link
-            // template says.
-            Ok(None) if job.artifact == Artifact::Archive => {
-                report.status = "not_available";
-                return report;
-            }
-            Ok(None) => None,
-            Ok(Some(b)) => Some(b),
-        };
-        if let Some(body) = body {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let read = metadata::parse_hash(&text, Some(&file_name));
-            want = match (read.sha512(), &read, job.artifact) {
-                (Some(h), _, _) => Some((false, h)),
-                (
-                    None,
-                    metadata::HashRead::Hash {
-                        token,
-                        kind: metadata::HashKind::Sha256,
-                    },
-                    Artifact::Delta,
-                ) => Some((true, token.to_ascii_lowercase())),
-                _ => {
-                    return failed(
-                        report,
-                        Problem::new(
-                            Kind::MalformedMetadata,
-                            format!(
-                                "upstream's .hash has no SHA-512: {}",
-                                crate::probe::http::redact(hash_url)
-                            ),
-                        ),
-                    );
-                }
-            };
-            hash_body = Some(body);
-        }
-    }
+    let (hash_body, want) = (up.body.clone(), up.want.clone());
 
     // 2. already here?
-    let local_ok = match &want {
-        Some((_, want)) => {
-            std::fs::read(meta_path(&archive, "hash")).is_ok_and(|h| Some(h) == hash_body)
-                || std::fs::read_to_string(meta_path(&archive, "hash"))
-                    .ok()
-                    .and_then(|h| metadata::parse_hash(&h, Some(&file_name)).sha512())
-                    .is_some_and(|h| h == *want)
-        }
-        // Without a .hash, a versioned file once placed is kept.
-        None => true,
-    } && archive.is_file();
-    if local_ok {
+    let stored = std::fs::read(meta_path(&archive, "hash")).ok();
+    if archive.is_file() && stored_hash_current(stored.as_deref(), &up, &file_name) {
         report.status = "up_to_date";
         return report;
     }
     if opts.dry_run {
-        // How many bytes it would be, from upstream's .size.
-        if let Some(u) = &urls.size
-            && let Ok(Some(b)) = small(&prober, u).await
-            && let Some(s) = metadata::parse_size(&String::from_utf8_lossy(&b))
-        {
-            report.bytes = s.down;
-        }
-        report.status = "would_download";
-        return report;
+        return would_download(&prober, urls, report).await;
     }
 
-    // 3. upstream's other metadata (byte for byte when it has them)
-    let size_body = match &urls.size {
-        Some(u) => match small(&prober, u).await {
-            Ok(b) => b,
-            Err(p) => return failed(report, p),
-        },
-        None => None,
-    };
-    let files_body = match &urls.files {
-        Some(u) => match small(&prober, u).await {
-            Ok(b) => b,
-            Err(p) => return failed(report, p),
-        },
-        None => None,
-    };
-    // A missing .sig (404) is normal for unsigned registries; any other
-    // failure is not ignored, as the up-to-date check would never fetch it
-    // again.
-    let sig_body = match small(&prober, &urls.pgp).await {
-        Ok(b) => b,
+    // 3. upstream's other metadata
+    let Sidecars {
+        size: size_body,
+        files: files_body,
+        sig: sig_body,
+    } = match upstream_sidecars(&prober, urls).await {
+        Ok(s) => s,
         Err(p) => return failed(report, p),
     };
 

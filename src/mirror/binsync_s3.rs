@@ -27,7 +27,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256, Sha512};
 
-use super::binsync::{Artifact, Job, KeyReport, Options, TargetReport, fetch_keys, jobs, small};
+use super::binsync::{
+    Artifact, Job, KeyReport, Options, Sidecars, TargetReport, failed, fetch_keys, jobs,
+    new_report, stored_hash_current, upstream_hash, upstream_sidecars, would_download,
+};
 use crate::probe::check::status_problem;
 use crate::probe::fetch::{Kind, Prober, Problem, classify};
 use crate::storage::{ARCHIVE_ETAG_META, Expect, Put, Store, StoreError};
@@ -213,79 +216,15 @@ async fn sync_job(
 ) -> TargetReport {
     let key = key_of(&job.rel);
     let urls = &job.urls;
-    let file_name = urls
-        .archive
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let mut report = TargetReport {
-        package: format!("@{}/{}", job.pkg.repo, job.pkg.name),
-        version: job.pkg.version.clone(),
-        platform: job.platform,
-        artifact: job.artifact,
-        status: "failed",
-        path: key.clone(),
-        bytes: 0,
-        resumed: false,
-        signature: None,
-        metadata: Vec::new(),
-        warnings: Vec::new(),
-        error: None,
-    };
-    let failed = |mut r: TargetReport, p: Problem| {
-        r.status = "failed";
-        r.error = Some(p.into());
-        r
-    };
+    let file_name = urls.file_name().to_string();
+    let mut report = new_report(&job, key.clone());
 
     // 1. upstream's .hash (as the folder backend reads it)
-    let hash_url = match (&urls.hash, job.artifact) {
-        (Some(u), _) => Some(u.clone()),
-        (None, Artifact::Archive) => Some(format!("{}.hash", urls.archive)),
-        (None, _) => None,
+    let up = match upstream_hash(&prober, &job, &file_name).await {
+        Ok(h) => h,
+        Err(stop) => return stop.report(report),
     };
-    let mut hash_body = None;
-    let mut want: Option<(bool, String)> = None;
-    if let Some(hash_url) = &hash_url {
-        let body = match small(&prober, hash_url).await {
-            Err(p) => return failed(report, p),
-            Ok(None) if job.artifact == Artifact::Archive => {
-                report.status = "not_available";
-                return report;
-            }
-            Ok(None) => None,
-            Ok(Some(b)) => Some(b),
-        };
-        if let Some(body) = body {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let read = metadata::parse_hash(&text, Some(&file_name));
-            want = match (read.sha512(), &read, job.artifact) {
-                (Some(h), _, _) => Some((false, h)),
-                (
-                    None,
-                    metadata::HashRead::Hash {
-                        token,
-                        kind: metadata::HashKind::Sha256,
-                    },
-                    Artifact::Delta,
-                ) => Some((true, token.to_ascii_lowercase())),
-                _ => {
-                    return failed(
-                        report,
-                        Problem::new(
-                            Kind::MalformedMetadata,
-                            format!(
-                                "upstream's .hash has no SHA-512: {}",
-                                crate::probe::http::redact(hash_url)
-                            ),
-                        ),
-                    );
-                }
-            };
-            hash_body = Some(body);
-        }
-    }
+    let (hash_body, want) = (up.body.clone(), up.want.clone());
 
     // 2. already in the store?
     let existing = match store.head(&key).await {
@@ -297,33 +236,13 @@ async fn sync_job(
             Ok(h) => h.map(|(b, _)| b),
             Err(e) => return failed(report, store_problem(e)),
         };
-        let same = match &want {
-            Some((_, want)) => {
-                stored.is_some() && stored == hash_body
-                    || stored
-                        .as_deref()
-                        .and_then(|h| {
-                            metadata::parse_hash(&String::from_utf8_lossy(h), Some(&file_name))
-                                .sha512()
-                        })
-                        .is_some_and(|h| h == *want)
-            }
-            None => true,
-        };
-        if same {
+        if stored_hash_current(stored.as_deref(), &up, &file_name) {
             report.status = "up_to_date";
             return report;
         }
     }
     if opts.dry_run {
-        if let Some(u) = &urls.size
-            && let Ok(Some(b)) = small(&prober, u).await
-            && let Some(s) = metadata::parse_size(&String::from_utf8_lossy(&b))
-        {
-            report.bytes = s.down;
-        }
-        report.status = "would_download";
-        return report;
+        return would_download(&prober, urls, report).await;
     }
     let expect = match &existing {
         None => Expect::Absent,
@@ -331,22 +250,12 @@ async fn sync_job(
     };
 
     // 3. upstream's other metadata
-    let size_body = match &urls.size {
-        Some(u) => match small(&prober, u).await {
-            Ok(b) => b,
-            Err(p) => return failed(report, p),
-        },
-        None => None,
-    };
-    let files_body = match &urls.files {
-        Some(u) => match small(&prober, u).await {
-            Ok(b) => b,
-            Err(p) => return failed(report, p),
-        },
-        None => None,
-    };
-    let sig_body = match small(&prober, &urls.pgp).await {
-        Ok(b) => b,
+    let Sidecars {
+        size: size_body,
+        files: files_body,
+        sig: sig_body,
+    } = match upstream_sidecars(&prober, urls).await {
+        Ok(s) => s,
         Err(p) => return failed(report, p),
     };
 
