@@ -751,3 +751,23 @@ fn trust_an_upstream_key_name_that_is_a_path_is_refused_and_nothing_is_written()
     let escaped = co.site.parent().unwrap().join("escaped.asc");
     assert!(!escaped.exists());
 }
+
+#[test]
+fn trust_allow_unsigned_places_what_the_signature_check_would_refuse() {
+    let (co, up, r) = bad_upstream(|up| {
+        let zpa = up.archive_path(up.package("sigtool"), &host_platform());
+        fs::remove_file(format!("{}.sig", zpa.display())).unwrap();
+    });
+    assert_eq!(r.code, 1, "refused without the flag");
+    let spec = co.sb.path().join("mirror.toml");
+    let r = co.bin_sync(&spec, &["--package", "sigtool", "--allow-unsigned"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let doc = r.json();
+    let t = target(&doc, "sigtool", "archive");
+    assert_eq!(t["status"], "downloaded");
+    assert_eq!(t["signature"], "unverified");
+    assert_eq!(
+        fs::read(co.archive(up.package("sigtool"))).unwrap(),
+        fs::read(up.archive_path(up.package("sigtool"), &host_platform())).unwrap()
+    );
+}
