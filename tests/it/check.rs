@@ -242,6 +242,16 @@ fn broken_entries_on_a_real_nginx_are_each_reported_with_their_kind() {
     assert!(hint.contains("layout"), "{hint}");
     assert_eq!(doc["counts"]["targets"], 7);
     assert_eq!(doc["counts"]["targets_failed"], 4, "badsize only warns");
+    // the whole document, held byte for byte across refactors
+    let text = regex::Regex::new(r"127\.0\.0\.1:\d+")
+        .unwrap()
+        .replace_all(&r.stdout, "127.0.0.1:[PORT]")
+        .replace(&home.path().display().to_string(), "[HOME]");
+    let text = regex::Regex::new(r#""(\w*_ms|\w*seconds)": [\d.]+"#)
+        .unwrap()
+        .replace_all(&text, r#""$1": [N]"#)
+        .into_owned();
+    insta::assert_snapshot!("check_json_broken_entries", text);
 
     // --deep streams every archive through SHA-512
     args.push("--deep");

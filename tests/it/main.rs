@@ -12,6 +12,7 @@ mod differential;
 mod e2e;
 mod fleet;
 mod hardening;
+mod house;
 mod index;
 mod s3;
 mod serve;
