@@ -140,6 +140,35 @@ pub enum Command {
     /// your own Zoi config is never touched. JSON: `{dir, url, steps: [{step,
     /// ok, detail}], ok}`.
     Demo(DemoArgs),
+    /// Print a shell completion script on stdout (bash, zsh, fish,
+    /// powershell, elvish).
+    ///
+    /// e.g. `zoi-mirror completions bash > ~/.local/share/bash-completion/completions/zoi-mirror`.
+    /// The script is the data whatever --format says.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) for the whole CLI on stdout, or write
+    /// one page per command into --dir.
+    ///
+    /// e.g. `zoi-mirror man | man -l -`, or `zoi-mirror man --dir
+    /// /usr/local/share/man/man1`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct ManArgs {
+    /// Write `zoi-mirror.1` and one `zoi-mirror-COMMAND.1` per command into
+    /// DIR (created if missing) instead of printing one page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -155,12 +184,14 @@ pub struct DemoArgs {
 pub struct ServeArgs {
     /// The directory to serve.
     pub dir: PathBuf,
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
-    pub bind: std::net::IpAddr,
-    /// Port to listen on (0: any free port).
-    #[arg(long, default_value_t = 8080)]
-    pub port: u16,
+    /// Address to listen on: an IP address or `localhost`, optionally with
+    /// a port (`127.0.0.1:8080`, `[::1]:8080`, `localhost:0`).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1", value_parser = parse_bind)]
+    pub bind: Bind,
+    /// Port to listen on (0: any free port) [default: 8080, or the port in
+    /// --bind].
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Allow directory listings.
     #[arg(long)]
     pub list: bool,
@@ -170,6 +201,74 @@ pub struct ServeArgs {
     /// No access log.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `serve --bind`: where to listen, and the port if it came with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bind {
+    pub ip: std::net::IpAddr,
+    pub port: Option<u16>,
+}
+
+/// `serve`'s port when neither flag names one.
+pub const DEFAULT_SERVE_PORT: u16 = 8080;
+
+/// Reads `--bind`: `IP`, `IP:PORT`, `[IPv6]`, `[IPv6]:PORT`, `localhost` or
+/// `localhost:PORT`. `localhost` is 127.0.0.1 (no lookup: what a server
+/// binds must not depend on the resolver's order). Other names are refused
+/// rather than resolved, for the same reason.
+pub fn parse_bind(s: &str) -> Result<Bind, String> {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(Bind { ip, port: None });
+    }
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(Bind { ip: sa.ip(), port: Some(sa.port()) });
+    }
+    let host_of = |h: &str| -> Result<IpAddr, String> {
+        let inner = h.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        if let Some(v6) = inner {
+            return v6
+                .parse::<std::net::Ipv6Addr>()
+                .map(IpAddr::V6)
+                .map_err(|_| format!("`{v6}` is not an IPv6 address"));
+        }
+        if h.eq_ignore_ascii_case("localhost") {
+            return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        h.parse::<IpAddr>().map_err(|_| {
+            format!("`{h}` is not an IP address (use e.g. 127.0.0.1, 0.0.0.0, [::1] or localhost)")
+        })
+    };
+    // A bare IPv6 address was taken above; one with a port needs brackets.
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
+            let ip = host_of(host)?;
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("port `{port}` is not a number from 0 to 65535"))?;
+            Ok(Bind { ip, port: Some(port) })
+        }
+        Some(_) => Err("an IPv6 address with a port is written in brackets, e.g. [::1]:8080".into()),
+        None => Ok(Bind { ip: host_of(s)?, port: None }),
+    }
+}
+
+impl ServeArgs {
+    /// The address to listen on: `--port` over the port in `--bind`, over
+    /// 8080. Both given and different is a usage error (which one was
+    /// meant cannot be guessed).
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, String> {
+        let port = match (self.bind.port, self.port) {
+            (Some(b), Some(p)) if b != p => {
+                return Err(format!(
+                    "--bind names port {b} but --port says {p}; give the port once"
+                ));
+            }
+            (b, p) => p.or(b).unwrap_or(DEFAULT_SERVE_PORT),
+        };
+        Ok(std::net::SocketAddr::new(self.bind.ip, port))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -5,11 +5,13 @@ pub mod apply;
 pub mod bin;
 pub mod build;
 pub mod check;
+pub mod completions;
 pub mod db;
 pub mod demo;
 pub mod freshness;
 pub mod index;
 pub mod init;
+pub mod man;
 pub mod publish;
 pub mod revert;
 pub mod serve;
@@ -37,6 +39,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Serve(args) => serve::run(args, format),
         Command::Publish(args) => publish::run(args, format),
         Command::Demo(args) => demo::run(args, format),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
 

@@ -29,6 +29,9 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
             .hint("pass the binary tree (or bundle output) directory to serve"),
         );
     }
+    let addr = args.listen_addr().map_err(|msg| {
+        Failure::bad_input("usage", msg).hint("e.g. --bind 127.0.0.1:8080, or --bind 127.0.0.1 --port 8080")
+    })?;
     if args.index_on_start {
         let r = index_dir(&args.dir)?;
         output::info(format!(
@@ -43,7 +46,6 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let addr = std::net::SocketAddr::new(args.bind, args.port);
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             Failure::could_not_run("bind", format!("cannot listen on {addr}: {e}"))
                 .hint("choose another --port (0 picks a free one)")
