@@ -218,40 +218,53 @@ pub const DEFAULT_SERVE_PORT: u16 = 8080;
 /// binds must not depend on the resolver's order). Other names are refused
 /// rather than resolved, for the same reason.
 pub fn parse_bind(s: &str) -> Result<Bind, String> {
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(Bind { ip, port: None });
     }
-    if let Ok(sa) = s.parse::<SocketAddr>() {
-        return Ok(Bind { ip: sa.ip(), port: Some(sa.port()) });
-    }
-    let host_of = |h: &str| -> Result<IpAddr, String> {
-        let inner = h.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
-        if let Some(v6) = inner {
-            return v6
-                .parse::<std::net::Ipv6Addr>()
-                .map(IpAddr::V6)
-                .map_err(|_| format!("`{v6}` is not an IPv6 address"));
-        }
-        if h.eq_ignore_ascii_case("localhost") {
-            return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        }
-        h.parse::<IpAddr>().map_err(|_| {
-            format!("`{h}` is not an IP address (use e.g. 127.0.0.1, 0.0.0.0, [::1] or localhost)")
-        })
+    // An IPv6 address has colons of its own: only in brackets can it take
+    // a port.
+    let (ip, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (v6, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("`{s}` lacks the closing `]`"))?;
+        let ip = v6
+            .parse::<Ipv6Addr>()
+            .map_err(|_| format!("`{v6}` is not an IPv6 address"))?;
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| format!("`{after}` after `]` is not `:PORT`"))?,
+            ),
+        };
+        (IpAddr::V6(ip), port)
+    } else {
+        let (host, port) = match s.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        };
+        let ip = if host.eq_ignore_ascii_case("localhost") {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else if host.contains(':') {
+            return Err(
+                "an IPv6 address with a port is written in brackets, e.g. [::1]:8080".into(),
+            );
+        } else {
+            host.parse::<Ipv4Addr>().map(IpAddr::V4).map_err(|_| {
+                format!("`{host}` is not an IP address (use e.g. 127.0.0.1, 0.0.0.0, [::1] or localhost)")
+            })?
+        };
+        (ip, port)
     };
-    // A bare IPv6 address was taken above; one with a port needs brackets.
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
-            let ip = host_of(host)?;
-            let port = port
-                .parse::<u16>()
-                .map_err(|_| format!("port `{port}` is not a number from 0 to 65535"))?;
-            Ok(Bind { ip, port: Some(port) })
-        }
-        Some(_) => Err("an IPv6 address with a port is written in brackets, e.g. [::1]:8080".into()),
-        None => Ok(Bind { ip: host_of(s)?, port: None }),
-    }
+    let port = port
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("port `{p}` is not a number from 0 to 65535"))
+        })
+        .transpose()?;
+    Ok(Bind { ip, port })
 }
 
 impl ServeArgs {

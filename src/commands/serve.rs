@@ -30,7 +30,8 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         );
     }
     let addr = args.listen_addr().map_err(|msg| {
-        Failure::bad_input("usage", msg).hint("e.g. --bind 127.0.0.1:8080, or --bind 127.0.0.1 --port 8080")
+        Failure::bad_input("usage", msg)
+            .hint("e.g. --bind 127.0.0.1:8080, or --bind 127.0.0.1 --port 8080")
     })?;
     if args.index_on_start {
         let r = index_dir(&args.dir)?;

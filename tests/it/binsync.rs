@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::archives::simple_zpa;
 use crate::support::faults::{Fault, FaultServer};
 use crate::support::nginx::Nginx;
-use crate::support::{self, Run, zm};
+use crate::support::{self, Run, Spec, zm};
 
 const GITLAB: &str = "https://gitlab.com/api/v4/projects/71125308/packages/generic";
 
@@ -49,28 +49,17 @@ fn index(dir: &Path, pkgs: &[(&str, &str, &str)]) -> PathBuf {
 }
 
 fn spec(dir: &Path, upstream_yaml: &Path) -> PathBuf {
-    let p = dir.join("mirror.toml");
-    fs::write(
-        &p,
-        format!(
-            r#"[extension]
-name = "acme-mirror"
-version = "1.0.0"
-description = "d"
-tier = "core"
-maintainer = {{ name = "IT", email = "it@acme.example" }}
-[registry]
-url = "https://git.acme.example/z.git"
-upstream_repo_yaml = "{}"
-[binaries]
-url = "https://bin.acme.example/pkgs"
-platforms = ["linux-amd64", "macos-arm64"]
-"#,
-            upstream_yaml.display()
-        ),
-    )
-    .unwrap();
-    p
+    Spec::minimal()
+        .inline(
+            "extension.maintainer",
+            &[("name", "IT"), ("email", "it@acme.example")],
+        )
+        .set(
+            "registry.upstream_repo_yaml",
+            upstream_yaml.display().to_string(),
+        )
+        .list("binaries.platforms", ["linux-amd64", "macos-arm64"])
+        .write(dir)
 }
 
 /// Places a real .zpa at `{id}/{version}/` under `root` and indexes it

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::support::{self, zm, zoi_types};
+use crate::support::{self, Spec, zm, zoi_types};
 
 fn build(home: &Path, spec: &Path, out: &Path, extra: &[&str]) -> support::Run {
     let mut args = vec![
@@ -516,19 +516,8 @@ fn init_rejects_invalid_values_before_writing() {
 
 // ---------------------------------------------------------------- bad specs
 
-const BASE: &str = r#"[extension]
-name = "acme-mirror"
-version = "1.0.0"
-description = "d"
-tier = "core"
-maintainer = { name = "n", email = "e@x.example" }
-
-[registry]
-url = "https://git.acme.example/z.git"
-
-[binaries]
-url = "https://bin.acme.example/pkgs"
-"#;
+/// The malformed specs below are this text with one change.
+const BASE: &str = support::spec::MINIMAL;
 
 /// Expected diagnostics as (line, column, message fragment).
 type Expected = Vec<(usize, usize, &'static str)>;
@@ -825,24 +814,13 @@ repos:
 "#,
     )
     .unwrap();
-    let spec = home.path().join("mirror.toml");
-    fs::write(
-        &spec,
-        r#"[extension]
-name = "acme-mirror"
-version = "1.0.0"
-description = "d"
-tier = "core"
-maintainer = { name = "IT", email = "it@acme.example" }
-[registry]
-url = "https://git.acme.example/z.git"
-[binaries]
-url = "https://bin.acme.example/pkgs"
-[client]
-tiers = ["core", "main"]
-"#,
-    )
-    .unwrap();
+    let spec = Spec::minimal()
+        .inline(
+            "extension.maintainer",
+            &[("name", "IT"), ("email", "it@acme.example")],
+        )
+        .list("client.tiers", ["core", "main"])
+        .write(home.path());
     let out = home.path().join("dist");
     let r = build(
         home.path(),

@@ -8,107 +8,22 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::support::faults::{Fault, FaultServer, test_ca};
-use crate::support::gitd::{self, GitDaemon};
+use crate::support::gitd::{self, GitDaemon, bare_registry, bare_registry_with};
 use crate::support::nginx::Nginx;
-use crate::support::{self, Run, tree, zm};
-
-/// A bare git repo with one commit on `main`, as a registry stand-in.
-/// A bare registry whose index is the real Zoidberg packages.json.
-pub fn bare_registry(dir: &Path) -> String {
-    bare_registry_with(dir, &[])
-}
-
-/// A bare registry whose index is the real Zoidberg packages.json plus
-/// `(tier, name, version)` entries: `zoi install` (and `check`) resolve
-/// packages there.
-pub fn bare_registry_with(dir: &Path, extra: &[(&str, &str, &str)]) -> String {
-    let work = dir.join("reg-work");
-    let bare = dir.join("reg.git");
-    let git = |args: &[&str], cwd: &Path| {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(cwd)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    fs::create_dir_all(&work).unwrap();
-    git(&["init", "-q", "-b", "main"], &work);
-    fs::write(work.join("repo.yaml"), "name: t\ndescription: t\n").unwrap();
-    let mut index: Value = serde_json::from_slice(
-        &fs::read(support::fixtures().join("zoidberg/packages.json")).unwrap(),
-    )
-    .unwrap();
-    for (tier, name, version) in extra {
-        index["packages"][format!("@{tier}/{name}")] = serde_json::json!({"repo": tier,
-            "repo_type": "official", "version": version, "epoch": 0, "revision": "1",
-            "description": "t", "sub_packages": [], "main_sub_packages": [], "vuln": [],
-            "dependencies": null});
-    }
-    fs::write(
-        work.join("packages.json"),
-        serde_json::to_vec_pretty(&index).unwrap(),
-    )
-    .unwrap();
-    // What `zoi install` resolves: <tier>/<name>/<name>.pkg.lua.
-    for (id, p) in index["packages"].as_object().unwrap() {
-        let name = id.rsplit('/').next().unwrap();
-        let dir = work.join(p["repo"].as_str().unwrap()).join(name);
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(
-            dir.join(format!("{name}.pkg.lua")),
-            format!(
-                "metadata({{\n  name = \"{name}\",\n  version = \"{}\",\n}})\n",
-                p["version"].as_str().unwrap()
-            ),
-        )
-        .unwrap();
-    }
-    git(&["add", "."], &work);
-    git(&["commit", "-q", "-m", "init"], &work);
-    git(
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-        dir,
-    );
-    format!("file://{}", bare.display())
-}
+use crate::support::{self, Run, Spec, tree, zm};
 
 fn spec(dir: &Path, registry: &str, bin_url: &str, platforms: &[&str]) -> std::path::PathBuf {
-    let plats: Vec<String> = platforms.iter().map(|p| format!("\"{p}\"")).collect();
-    let text = format!(
-        r#"[extension]
-name = "lab-mirror"
-version = "1.0.0"
-description = "lab"
-tier = "core"
-maintainer = {{ name = "Lab", email = "lab@example.com" }}
-
-[registry]
-url = "{registry}"
-
-[binaries]
-url = "{bin_url}"
-platforms = [{}]
-"#,
-        plats.join(", ")
-    );
-    let p = dir.join("mirror.toml");
-    fs::write(&p, text).unwrap();
-    p
+    Spec::minimal()
+        .set("extension.name", "lab-mirror")
+        .set("extension.description", "lab")
+        .inline(
+            "extension.maintainer",
+            &[("name", "Lab"), ("email", "lab@example.com")],
+        )
+        .set("registry.url", registry)
+        .set("binaries.url", bin_url)
+        .list("binaries.platforms", platforms.iter().copied())
+        .write(dir)
 }
 
 fn build_bundle(home: &Path, spec: &Path) -> String {

@@ -6,35 +6,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::gitd::{GitDaemon, empty_bare, git, upstream_registry};
-use crate::support::{self, Run, zm};
+use crate::support::gpg::{self, throwaway_gpg_key};
+use crate::support::{self, Run, Spec, zm};
 
 fn spec(dir: &Path, target: &str, upstream: &str, extra_registry: &str) -> PathBuf {
     let fixture = support::fixtures().join("zoidberg/repo.yaml");
-    let text = format!(
-        r#"[extension]
-name = "acme-mirror"
-version = "1.0.0"
-description = "ACME mirror"
-tier = "acme"
-maintainer = {{ name = "IT", email = "it@acme.example" }}
-
-[registry]
-url = "{target}"
-upstream = "{upstream}"
-upstream_repo_yaml = "{}"
-{extra_registry}
-
-[[registry.tiers]]
-name = "acme"
-
-[binaries]
-url = "https://bin.acme.example/pkgs"
-"#,
-        fixture.display()
-    );
-    let p = dir.join("mirror.toml");
-    fs::write(&p, text).unwrap();
-    p
+    Spec::minimal()
+        .set("extension.description", "ACME mirror")
+        .set("extension.tier", "acme")
+        .inline(
+            "extension.maintainer",
+            &[("name", "IT"), ("email", "it@acme.example")],
+        )
+        .set("registry.url", target)
+        .set("registry.upstream", upstream)
+        .set("registry.upstream_repo_yaml", fixture.display().to_string())
+        .merge_under("registry", extra_registry)
+        .push("registry.tiers", &[("name", "acme")])
+        .write(dir)
 }
 
 fn sync(home: &Path, spec: &Path, extra: &[&str]) -> Run {
@@ -391,17 +380,6 @@ fn authorities_without_a_signing_key_are_refused() {
     assert!(!home.path().join("work").exists(), "nothing cloned");
 }
 
-/// A throw-away GnuPG home with one signing key; returns its fingerprint.
-pub fn throwaway_gpg_key(gnupghome: &Path) -> String {
-    crate::support::gpg::new_home(gnupghome);
-    add_gpg_key(gnupghome, "Mirror Signing <sign@acme.example>")
-}
-
-/// Adds a signing key to a GnuPG home; returns the new key's fingerprint.
-fn add_gpg_key(gnupghome: &Path, uid: &str) -> String {
-    crate::support::gpg::add_key(gnupghome, uid)
-}
-
 /// `git verify-commit --raw main` in a bare repo: (verified, gpg's status lines).
 fn verify_main(repo: &Path, gnupghome: &Path) -> (bool, String) {
     let out = Command::new("git")
@@ -448,7 +426,7 @@ fn a_signed_overlay_verifies_and_is_reused() {
     assert_eq!(doc["pushed"], false, "{doc}");
 
     // a rotated key: the overlay signed by the old one is not reused
-    let fpr2 = add_gpg_key(&gnupg, "Mirror Signing 2 <sign2@acme.example>");
+    let fpr2 = gpg::add_key(&gnupg, "Mirror Signing 2 <sign2@acme.example>");
     fs::write(
         &spec,
         fs::read_to_string(&spec).unwrap().replace(&fpr, &fpr2),

@@ -10,11 +10,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::support::company::Company;
 use crate::support::gitd::git;
 use crate::support::gpg;
 use crate::support::upstream::{KEY_NAME, Package, Upstream, host_platform};
 use crate::support::zoienv::{Sandbox, share};
-use crate::trust::Company;
 
 const NO_RANGE: &str = r#"
 location /pkgs/ {

@@ -6,11 +6,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::db::throwaway_gpg_key;
 use crate::support::gitd::{GitDaemon, empty_bare, git, upstream_registry};
+use crate::support::gpg::throwaway_gpg_key;
 use crate::support::serve::Serve;
 use crate::support::zoienv::{Sandbox, give, share};
-use crate::support::{self, zm, zoi_types};
+use crate::support::{self, Spec, zm, zoi_types};
 
 /// Everything a flow needs: a site served over HTTP, a registry served by
 /// git daemon, a throw-away signing key published on the site.
@@ -65,36 +65,27 @@ impl World {
     /// A spec for this world; `extra` goes into [registry], `client` is the
     /// whole [client] table body.
     fn spec(&self, name: &str, target_repo: &str, registry_extra: &str, client: &str) -> PathBuf {
-        let text = format!(
-            r#"[extension]
-name = "{name}"
-version = "1.0.0"
-description = "lab mirror"
-tier = "core"
-maintainer = {{ name = "Lab IT", email = "it@lab.example" }}
-
-[registry]
-url = "{url}"
-upstream = "{upstream}"
-upstream_repo_yaml = "{fixture}"
-{registry_extra}
-
-[binaries]
-url = "{base}/pkgs"
-platforms = ["{platform}"]
-
-[client]
-{client}
-"#,
-            url = self.gitd.url(target_repo),
-            upstream = self.gitd.url("upstream.git"),
-            fixture = support::fixtures().join("zoidberg/repo.yaml").display(),
-            base = self.base(),
-            platform = host_platform(),
-        );
-        let p = self.sb.path().join(format!("{name}.toml"));
-        fs::write(&p, text).unwrap();
-        p
+        Spec::minimal()
+            .set("extension.name", name)
+            .set("extension.description", "lab mirror")
+            .inline(
+                "extension.maintainer",
+                &[("name", "Lab IT"), ("email", "it@lab.example")],
+            )
+            .set("registry.url", self.gitd.url(target_repo))
+            .set("registry.upstream", self.gitd.url("upstream.git"))
+            .set(
+                "registry.upstream_repo_yaml",
+                support::fixtures()
+                    .join("zoidberg/repo.yaml")
+                    .display()
+                    .to_string(),
+            )
+            .merge_under("registry", registry_extra)
+            .set("binaries.url", format!("{}/pkgs", self.base()))
+            .list("binaries.platforms", [host_platform().as_str()])
+            .merge_under("client", client)
+            .write_to(&self.sb.path().join(format!("{name}.toml")))
     }
 
     fn key_client(&self) -> String {

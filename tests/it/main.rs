@@ -6,6 +6,7 @@ mod apply;
 mod binsync;
 mod build;
 mod check;
+mod cli;
 mod db;
 mod demo;
 mod differential;

@@ -10,9 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
-
 use crate::support::archives::simple_zpa;
+use crate::support::company::target;
 use crate::support::faults::{Fault, FaultServer};
 use crate::support::gitd::{GitDaemon, empty_bare};
 use crate::support::gpg;
@@ -20,7 +19,7 @@ use crate::support::nginx::{Nginx, free_port};
 use crate::support::seaweed::{ACCESS_KEY, SECRET_KEY, Seaweed};
 use crate::support::upstream::{KEY_NAME, Package, Upstream, host_platform};
 use crate::support::zoienv::Sandbox;
-use crate::support::{self, Run};
+use crate::support::{self, Run, Spec};
 
 fn zm_s3(home: &Path, sw: &Seaweed, args: &[&str]) -> Run {
     support::run(support::cmd(home).envs(sw.env()).args(args))
@@ -36,21 +35,6 @@ fn assert_no_secret(r: &Run) {
             r.stderr
         );
     }
-}
-
-fn target<'a>(doc: &'a Value, name: &str, artifact: &str) -> &'a Value {
-    doc["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| {
-            t["package"]
-                .as_str()
-                .unwrap()
-                .ends_with(&format!("/{name}"))
-                && t["artifact"] == artifact
-        })
-        .unwrap_or_else(|| panic!("no {artifact} target for {name} in {doc:#}"))
 }
 
 // ---------------------------------------------------------------- the
@@ -90,46 +74,26 @@ impl Company {
         format!("{}/zoi", self.sw.endpoint())
     }
 
+    /// The company's spec (as in trust.rs) with the bucket as the binary
+    /// host: clients read keys from the bucket's `pkgs/keys/`.
     fn spec(&self, up: &Upstream) -> PathBuf {
-        let text = format!(
-            r#"[extension]
-name = "acme-mirror"
-version = "1.0.0"
-description = "ACME's Zoi mirror"
-tier = "main"
-maintainer = {{ name = "ACME IT", email = "it@acme.example" }}
-
-[registry]
-url = "{registry}"
-upstream = "{upstream}"
-handle = "zoidberg"
-name = "zoidberg"
-authorities = ["acme-registry"]
-signing_key = "{fpr}"
-
-[binaries]
-url = "{base}/pkgs"
-platforms = ["{platform}"]
-
-[binaries.storage]
-url = "s3://zoi/pkgs"
-
-[client]
-tiers = ["core", "main", "extra"]
-
-[[client.pgp]]
-name = "acme-registry"
-url = "{base}/pkgs/keys/acme-registry.asc"
-"#,
-            registry = self.gitd.url("mirror.git"),
-            upstream = up.git_url(),
-            fpr = self.fpr,
-            base = self.base(),
-            platform = host_platform(),
-        );
-        let p = self.sb.path().join("mirror.toml");
-        fs::write(&p, text).unwrap();
-        p
+        let base = self.base();
+        support::spec::company(
+            &self.gitd.url("mirror.git"),
+            &up.git_url(),
+            &self.fpr,
+            &base,
+        )
+        .set("binaries.storage.url", "s3://zoi/pkgs")
+        .remove("client.pgp")
+        .push(
+            "client.pgp",
+            &[
+                ("name", "acme-registry"),
+                ("url", &format!("{base}/pkgs/keys/acme-registry.asc")),
+            ],
+        )
+        .write(self.sb.path())
     }
 
     fn zm(&self, args: &[&str]) -> Run {
@@ -447,28 +411,15 @@ fn spec_for(dir: &Path, upstream_base: &str, bin_url: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    let p = dir.join("mirror.toml");
-    fs::write(
-        &p,
-        format!(
-            r#"[extension]
-name = "acme-mirror"
-version = "1.0.0"
-description = "d"
-tier = "core"
-maintainer = {{ name = "IT", email = "it@acme.example" }}
-[registry]
-url = "https://git.acme.example/z.git"
-upstream_repo_yaml = "{}"
-[binaries]
-url = "{bin_url}"
-platforms = ["{PLATFORM}"]
-"#,
-            yaml.display()
-        ),
-    )
-    .unwrap();
-    p
+    Spec::minimal()
+        .inline(
+            "extension.maintainer",
+            &[("name", "IT"), ("email", "it@acme.example")],
+        )
+        .set("registry.upstream_repo_yaml", yaml.display().to_string())
+        .set("binaries.url", bin_url)
+        .list("binaries.platforms", [PLATFORM])
+        .write(dir)
 }
 
 fn small_upstream(sw: &Seaweed, pkgs: &[(&str, &str)]) -> Small {

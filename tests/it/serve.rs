@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::path::Path;
 
 use crate::support::serve::Serve;
+use crate::support::zm_cmd;
 
 struct Resp {
     status: u16,
@@ -37,7 +38,9 @@ fn port(s: &Serve) -> u16 {
 
 /// Sends one raw request and reads the response (body up to Content-Length).
 fn raw(s: &Serve, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut sock = TcpStream::connect(("127.0.0.1", port(s))).unwrap();
+    // The URL's own host: the server may listen on [::1].
+    let authority = s.url.trim_start_matches("http://").trim_end_matches('/');
+    let mut sock = TcpStream::connect(authority).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -333,4 +336,66 @@ fn dotfiles_are_never_served() {
     ] {
         assert_eq!(raw(&s, "GET", path, &[]).status, 404, "{path}");
     }
+}
+
+#[test]
+fn bind_takes_a_port_too() {
+    let home = tempfile::tempdir().unwrap();
+    let www = home.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("hello.txt"), "hi\n").unwrap();
+    let www = www.to_str().unwrap();
+    for (bind, extra, url) in [
+        ("127.0.0.1:0", &[][..], "http://127.0.0.1:"),
+        ("localhost:0", &[], "http://127.0.0.1:"),
+        ("[::1]:0", &[], "http://[::1]:"),
+        // both, agreeing: fine
+        ("127.0.0.1:0", &["--port", "0"], "http://127.0.0.1:"),
+        // no port in --bind: --port's
+        ("127.0.0.1", &["--port", "0"], "http://127.0.0.1:"),
+    ] {
+        let mut args = vec!["serve", www, "--bind", bind];
+        args.extend_from_slice(extra);
+        let s = Serve::start_args(home.path(), &args);
+        assert!(s.url.starts_with(url), "{args:?}: {}", s.url);
+        // port 0 means a free one, not the default 8080
+        assert!(![0, 8080].contains(&port(&s)), "{args:?}: {}", s.url);
+        let r = raw(&s, "GET", "/hello.txt", &[]);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"hi\n"[..]),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_bind_is_a_usage_error_naming_the_value() {
+    let home = tempfile::tempdir().unwrap();
+    let www = home.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let www = www.to_str().unwrap();
+    for (bind, says) in [
+        ("127.0.0.1:notaport", "port `notaport`"),
+        ("127.0.0.1:70000", "port `70000`"),
+        ("example.com:8080", "`example.com` is not an IP address"),
+        ("[::1", "`[::1` lacks the closing `]`"),
+        ("fe80::1%lo:80", "in brackets"),
+        ("[127.0.0.1]:80", "`127.0.0.1` is not an IPv6 address"),
+    ] {
+        zm_cmd(home.path())
+            .args(["serve", www, "--bind", bind])
+            .expect_status(2)
+            .expect_stderr_contains(format!("'{bind}'"))
+            .expect_stderr_contains(says)
+            .expect_stdout("")
+            .run();
+    }
+    // --port and a different port in --bind: which one was meant?
+    zm_cmd(home.path())
+        .args(["serve", www, "--bind", "127.0.0.1:9", "--port", "0"])
+        .expect_status(2)
+        .expect_stderr_contains("--bind names port 9 but --port says 0")
+        .expect_stdout("")
+        .run();
 }

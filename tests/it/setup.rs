@@ -6,9 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::check::bare_registry;
+use crate::support::gitd::bare_registry;
 use crate::support::serve::Serve;
-use crate::support::{self, zm, zoi_types};
+use crate::support::{self, Spec, zm, zoi_types};
 
 fn host_platform() -> String {
     let os = match std::env::consts::OS {
@@ -25,29 +25,19 @@ fn host_platform() -> String {
 }
 
 fn spec(dir: &Path, registry: &str, setup_url: &str) -> PathBuf {
-    let p = dir.join("mirror.toml");
-    fs::write(
-        &p,
-        format!(
-            r#"[extension]
-name = "lab-mirror"
-version = "2.0.0"
-description = "lab"
-tier = "core"
-maintainer = {{ name = "Lab", email = "lab@example.com" }}
-[registry]
-url = "{registry}"
-[binaries]
-url = "{setup_url}/pkgs"
-[client]
-tiers = ["core", "main"]
-[setup]
-url = "{setup_url}"
-"#
-        ),
-    )
-    .unwrap();
-    p
+    Spec::minimal()
+        .set("extension.name", "lab-mirror")
+        .set("extension.version", "2.0.0")
+        .set("extension.description", "lab")
+        .inline(
+            "extension.maintainer",
+            &[("name", "Lab"), ("email", "lab@example.com")],
+        )
+        .set("registry.url", registry)
+        .set("binaries.url", format!("{setup_url}/pkgs"))
+        .list("client.tiers", ["core", "main"])
+        .set("setup.url", setup_url)
+        .write(dir)
 }
 
 struct Published {

@@ -8,114 +8,27 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::support::gitd::{GitDaemon, empty_bare, git};
-use crate::support::gpg;
-use crate::support::nginx::Nginx;
+use crate::support::Run;
+use crate::support::company::{Company, target};
 use crate::support::serve::Serve;
 use crate::support::upstream::{PACKAGES, Upstream, host_platform};
 use crate::support::zoienv::{Sandbox, share};
-use crate::support::{self, Run};
 
-/// The company's side, as in tests/it/trust.rs: its git server, its binary
-/// host (nginx over `site/`), its registry signing key.
-struct Company {
-    sb: Sandbox,
-    site: PathBuf,
-    nginx: Nginx,
-    gitd: GitDaemon,
-    git_root: PathBuf,
-    gnupg: PathBuf,
-    fpr: String,
-    work: PathBuf,
+/// What the sync tests add to the company of tests/it/trust.rs: the
+/// `sync` command over its site, and the beacon it writes.
+trait SyncSide {
+    fn dest(&self) -> PathBuf;
+    fn sync_args(&self, spec: &Path, extra: &[&str]) -> Vec<String>;
+    fn sync(&self, spec: &Path, extra: &[&str]) -> Run;
+    fn build_bundle(&self, spec: &Path) -> PathBuf;
+    fn beacon_path(&self) -> PathBuf;
+    fn beacon(&self) -> serde_json::Value;
+    fn freshness(&self, extra: &[&str]) -> Run;
 }
 
-impl Company {
-    fn new() -> Company {
-        let sb = Sandbox::new();
-        let root = sb.path().to_path_buf();
-        let site = root.join("site");
-        fs::create_dir_all(site.join("pkgs")).unwrap();
-        fs::create_dir_all(site.join("keys")).unwrap();
-        let gnupg = gpg::new_home(&root.join("company-gnupg"));
-        let fpr = gpg::add_key(&gnupg, "ACME Registry <registry@acme.example>");
-        fs::write(
-            site.join("keys/acme-registry.asc"),
-            gpg::export(&gnupg, &fpr),
-        )
-        .unwrap();
-        let git_root = root.join("git");
-        fs::create_dir_all(&git_root).unwrap();
-        empty_bare(&git_root.join("mirror.git"));
-        let gitd = GitDaemon::start(&git_root);
-        let nginx = Nginx::start(&site);
-        share(&site);
-        Company {
-            work: root.join("db-work"),
-            sb,
-            site,
-            nginx,
-            gitd,
-            git_root,
-            gnupg,
-            fpr,
-        }
-    }
-
-    fn base(&self) -> String {
-        self.nginx.url("").trim_end_matches('/').to_string()
-    }
-
+impl SyncSide for Company {
     fn dest(&self) -> PathBuf {
         self.site.join("pkgs")
-    }
-
-    fn spec(&self, up: &Upstream) -> PathBuf {
-        let text = format!(
-            r#"[extension]
-name = "acme-mirror"
-version = "1.0.0"
-description = "ACME's Zoi mirror"
-tier = "main"
-maintainer = {{ name = "ACME IT", email = "it@acme.example" }}
-
-[registry]
-url = "{registry}"
-upstream = "{upstream}"
-handle = "zoidberg"
-name = "zoidberg"
-authorities = ["acme-registry"]
-signing_key = "{fpr}"
-
-[binaries]
-url = "{base}/pkgs"
-platforms = ["{platform}"]
-
-[client]
-tiers = ["core", "main", "extra"]
-
-[[client.pgp]]
-name = "acme-registry"
-url = "{base}/keys/acme-registry.asc"
-"#,
-            registry = self.gitd.url("mirror.git"),
-            upstream = up.git_url(),
-            fpr = self.fpr,
-            base = self.base(),
-            platform = host_platform(),
-        );
-        let p = self.sb.path().join("mirror.toml");
-        fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn zm(&self, args: &[&str]) -> Run {
-        support::run(&mut self.zm_cmd(args))
-    }
-
-    fn zm_cmd(&self, args: &[&str]) -> std::process::Command {
-        let mut c = support::cmd(self.sb.path());
-        c.args(args).env("GNUPGHOME", &self.gnupg);
-        c
     }
 
     fn sync_args(&self, spec: &Path, extra: &[&str]) -> Vec<String> {
@@ -145,24 +58,10 @@ url = "{base}/keys/acme-registry.asc"
         r
     }
 
-    fn build(&self, spec: &Path) -> PathBuf {
-        let r = self.zm(&[
-            "build",
-            "-c",
-            spec.to_str().unwrap(),
-            "--work",
-            self.work.to_str().unwrap(),
-            "-o",
-            self.site.to_str().unwrap(),
-        ]);
+    fn build_bundle(&self, spec: &Path) -> PathBuf {
+        let (r, dir) = self.build(spec);
         assert_eq!(r.code, 0, "build: {}", r.stderr);
-        share(&self.site);
-        self.site.join("acme-mirror-1.0.0")
-    }
-
-    /// The commit the company registry's HEAD names.
-    fn registry_head(&self) -> String {
-        git(&self.git_root.join("mirror.git"), &["rev-parse", "HEAD"])
+        dir
     }
 
     fn beacon_path(&self) -> PathBuf {
@@ -182,21 +81,6 @@ url = "{base}/keys/acme-registry.asc"
         args.extend_from_slice(extra);
         self.zm(&args)
     }
-}
-
-fn target<'a>(doc: &'a serde_json::Value, name: &str, artifact: &str) -> &'a serde_json::Value {
-    doc["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| {
-            t["package"]
-                .as_str()
-                .unwrap()
-                .ends_with(&format!("/{name}"))
-                && t["artifact"] == artifact
-        })
-        .unwrap_or_else(|| panic!("no {artifact} target for {name} in {doc:#}"))
 }
 
 /// One client moment: `zoi sync`, `zoi install` of sigtool, run it,
@@ -234,7 +118,7 @@ fn sync_a_client_during_a_slow_sync_sees_old_or_new_never_a_missing_archive() {
     let new = up.package("sigtool");
     up.publish(old);
     let co = Company::new();
-    let spec = co.spec(&up);
+    let spec = co.spec(&up, "");
 
     let r = co.sync(&spec, &[]);
     assert_eq!(r.code, 0, "first sync: {}\n{}", r.stdout, r.stderr);
@@ -262,7 +146,7 @@ fn sync_a_client_during_a_slow_sync_sees_old_or_new_never_a_missing_archive() {
         co.registry_head().as_str()
     );
 
-    let bundle = co.build(&spec);
+    let bundle = co.build_bundle(&spec);
     let sb = &co.sb;
     assert_eq!(
         sb.sh(&format!("zoi-mirror apply {}", bundle.display()))
@@ -383,7 +267,7 @@ fn sync_a_failed_archive_publishes_nothing_and_allow_partial_publishes_the_gap()
     let up = Upstream::start_with_http(r"location ~ /sigtool-1\.1\.0-[^/]+\.zpa$ { return 500; }");
     up.publish(&PACKAGES[0]);
     let co = Company::new();
-    let spec = co.spec(&up);
+    let spec = co.spec(&up, "");
     let r = co.sync(&spec, &["--retries", "1"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let good_tip = up.head();

@@ -132,3 +132,61 @@ pub fn empty_bare(path: &Path) -> PathBuf {
     git(path, &["init", "-q", "--bare", "-b", "main"]);
     path.to_path_buf()
 }
+
+/// A bare registry whose index is the real Zoidberg packages.json.
+pub fn bare_registry(dir: &Path) -> String {
+    bare_registry_with(dir, &[])
+}
+
+/// A bare registry whose index is the real Zoidberg packages.json plus
+/// `(tier, name, version)` entries: `zoi install` (and `check`) resolve
+/// packages there.
+pub fn bare_registry_with(dir: &Path, extra: &[(&str, &str, &str)]) -> String {
+    let work = dir.join("reg-work");
+    let bare = dir.join("reg.git");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("repo.yaml"), "name: t\ndescription: t\n").unwrap();
+    let mut index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(super::fixtures().join("zoidberg/packages.json")).unwrap(),
+    )
+    .unwrap();
+    for (tier, name, version) in extra {
+        index["packages"][format!("@{tier}/{name}")] = serde_json::json!({"repo": tier,
+            "repo_type": "official", "version": version, "epoch": 0, "revision": "1",
+            "description": "t", "sub_packages": [], "main_sub_packages": [], "vuln": [],
+            "dependencies": null});
+    }
+    std::fs::write(
+        work.join("packages.json"),
+        serde_json::to_vec_pretty(&index).unwrap(),
+    )
+    .unwrap();
+    // What `zoi install` resolves: <tier>/<name>/<name>.pkg.lua.
+    for (id, p) in index["packages"].as_object().unwrap() {
+        let name = id.rsplit('/').next().unwrap();
+        let dir = work.join(p["repo"].as_str().unwrap()).join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.pkg.lua")),
+            format!(
+                "metadata({{\n  name = \"{name}\",\n  version = \"{}\",\n}})\n",
+                p["version"].as_str().unwrap()
+            ),
+        )
+        .unwrap();
+    }
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "init"]);
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    format!("file://{}", bare.display())
+}

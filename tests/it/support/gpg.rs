@@ -114,3 +114,9 @@ pub fn verifies(home: &Path, sig: &Path, data: &Path) -> bool {
         .status
         .success()
 }
+
+/// A throw-away GnuPG home with one signing key; returns its fingerprint.
+pub fn throwaway_gpg_key(gnupghome: &Path) -> String {
+    new_home(gnupghome);
+    add_key(gnupghome, "Mirror Signing <sign@acme.example>")
+}

@@ -4,12 +4,15 @@
 #![allow(dead_code)]
 
 pub mod archives;
+pub mod cmd;
+pub mod company;
 pub mod faults;
 pub mod gitd;
 pub mod gpg;
 pub mod nginx;
 pub mod seaweed;
 pub mod serve;
+pub mod spec;
 pub mod tree;
 pub mod upstream;
 pub mod zoi_types;
@@ -17,6 +20,9 @@ pub mod zoienv;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+pub use cmd::zm_cmd;
+pub use spec::Spec;
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_zoi-mirror"))

@@ -10,10 +10,23 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// `serve DIR --port 0 EXTRA…` on 127.0.0.1.
     pub fn start(home: &Path, dir: &Path, extra: &[&str]) -> Serve {
+        let mut args = vec!["serve", dir.to_str().unwrap(), "--port", "0"];
+        args.extend_from_slice(extra);
+        let s = Serve::start_args(home, &args);
+        assert!(
+            s.url.starts_with("http://127.0.0.1:"),
+            "serve printed {:?}",
+            s.url
+        );
+        s
+    }
+
+    /// `zoi-mirror ARGS…` (a `serve`), once it printed the URL it listens on.
+    pub fn start_args(home: &Path, args: &[&str]) -> Serve {
         let mut child = super::cmd(home)
-            .args(["serve", dir.to_str().unwrap(), "--port", "0"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -22,10 +35,7 @@ impl Serve {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(
-            line.starts_with("http://127.0.0.1:"),
-            "serve printed {line:?}"
-        );
+        assert!(line.starts_with("http://"), "serve printed {line:?}");
         Serve {
             url: line.trim().to_string(),
             child,
