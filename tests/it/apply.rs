@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
-use crate::support::{self, Run, cmd, nginx::Nginx, run, zm, zoi_types};
+use crate::support::cmd::ZmCmd;
+use crate::support::{self, Spec, cmd, nginx::Nginx, run, zm_cmd, zoi_types};
 
 const BUNDLE: &str = "dist/acme-mirror-1.2.0";
 
@@ -15,11 +16,11 @@ const BUNDLE: &str = "dist/acme-mirror-1.2.0";
 fn home_with_bundle() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     let spec = support::example_spec();
-    zm(
-        home.path(),
-        &["build", "-c", spec.to_str().unwrap(), "-o", "dist"],
-    )
-    .ok();
+    zm_cmd(home.path())
+        .args(["build", "-c"])
+        .arg(&spec)
+        .args(["-o", "dist"])
+        .run();
     home
 }
 
@@ -27,10 +28,14 @@ fn user_cfg(home: &Path) -> PathBuf {
     home.join(".config/zoi/config.yaml")
 }
 
-fn apply(home: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["apply", BUNDLE, "--no-zoi"];
-    args.extend_from_slice(extra);
-    zm(home, &args)
+/// `apply BUNDLE --no-zoi`; add flags and expectations, then `.run()`.
+fn apply(home: &Path) -> ZmCmd {
+    zm_cmd(home).args(["apply", BUNDLE, "--no-zoi"])
+}
+
+/// `revert acme-mirror --no-zoi`.
+fn revert(home: &Path) -> ZmCmd {
+    zm_cmd(home).args(["revert", "acme-mirror", "--no-zoi"])
 }
 
 fn mapping(text: &str) -> serde_yaml::Mapping {
@@ -74,7 +79,7 @@ fn apply_changes_only_managed_keys_keeps_comments_and_is_idempotent() {
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
 
-    let r = apply(home.path(), &["--format", "json"]).ok();
+    let r = apply(home.path()).args(["--format", "json"]).run();
     let doc = r.json();
     assert_eq!(doc["already_applied"], false);
     assert_eq!(doc["changed"], true);
@@ -128,7 +133,7 @@ fn apply_changes_only_managed_keys_keeps_comments_and_is_idempotent() {
 
     // Second apply: byte-identical, "already applied", no new backup.
     let files_before = fs::read_dir(cfg.parent().unwrap()).unwrap().count();
-    let r = apply(home.path(), &[]).ok();
+    let r = apply(home.path()).run();
     assert!(r.stdout.contains("is already applied"), "{}", r.stdout);
     assert_eq!(fs::read_to_string(&cfg).unwrap(), after);
     assert_eq!(
@@ -143,7 +148,7 @@ fn revert_restores_managed_keys_but_keeps_what_the_user_changed_after_apply() {
     let cfg = user_cfg(home.path());
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
-    apply(home.path(), &[]).ok();
+    apply(home.path()).run();
 
     // After apply the user points default_registry elsewhere and adds a tier.
     let text = fs::read_to_string(&cfg).unwrap();
@@ -155,11 +160,7 @@ fn revert_restores_managed_keys_but_keeps_what_the_user_changed_after_apply() {
         .replace("- acme\n", "- acme\n- test\n");
     fs::write(&cfg, &text).unwrap();
 
-    let r = zm(
-        home.path(),
-        &["revert", "acme-mirror", "--no-zoi", "--format", "json"],
-    )
-    .ok();
+    let r = revert(home.path()).args(["--format", "json"]).run();
     let doc = r.json();
     let actions: Vec<(String, String)> = doc["keys"]
         .as_array()
@@ -201,8 +202,9 @@ fn revert_restores_managed_keys_but_keeps_what_the_user_changed_after_apply() {
         }
     }
     // A second revert is a no-op.
-    let r = zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
-    assert!(r.stdout.contains("nothing to revert"), "{}", r.stdout);
+    revert(home.path())
+        .expect_stdout_contains("nothing to revert")
+        .run();
 }
 
 #[test]
@@ -212,9 +214,9 @@ fn apply_then_revert_without_edits_restores_the_file_exactly() {
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     let original = "# mine\nrepos: [core, main]\noffline_mode: false\n";
     fs::write(&cfg, original).unwrap();
-    apply(home.path(), &[]).ok();
+    apply(home.path()).run();
     assert_ne!(fs::read_to_string(&cfg).unwrap(), original);
-    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    revert(home.path()).run();
     let back = fs::read_to_string(&cfg).unwrap();
     assert_eq!(mapping(&back), mapping(original));
     assert!(back.starts_with("# mine\n"));
@@ -225,7 +227,7 @@ fn a_missing_config_dir_is_created_as_a_complete_layer() {
     let home = home_with_bundle();
     let cfg = user_cfg(home.path());
     assert!(!cfg.parent().unwrap().exists());
-    apply(home.path(), &[]).ok();
+    apply(home.path()).run();
     let bytes = fs::read(&cfg).unwrap();
     let c: zoi_types::Config = serde_yaml::from_slice(&bytes).unwrap();
     let _legacy: zoi_types::LegacyConfig =
@@ -234,7 +236,7 @@ fn a_missing_config_dir_is_created_as_a_complete_layer() {
     assert_eq!(c.default_registry.unwrap().handle, "zoidberg");
     assert!(c.rollback_enabled);
     // revert of a file we created removes only what we added
-    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    revert(home.path()).run();
     let m = mapping(&fs::read_to_string(&cfg).unwrap());
     assert!(m.get("default_registry").is_none() && m.get("repos").is_none());
 }
@@ -243,18 +245,11 @@ fn a_missing_config_dir_is_created_as_a_complete_layer() {
 fn system_scope_and_root_write_the_system_file_with_policy_locks() {
     let home = home_with_bundle();
     let root = home.path().join("image");
-    let r = apply(
-        home.path(),
-        &[
-            "--scope",
-            "system",
-            "--root",
-            root.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    )
-    .ok();
+    let r = apply(home.path())
+        .args(["--scope", "system", "--root"])
+        .arg(&root)
+        .args(["--format", "json"])
+        .run();
     let sys = root.join("etc/zoi/config.yaml");
     assert_eq!(r.json()["target"]["config_path"], sys.to_str().unwrap());
     {
@@ -280,42 +275,24 @@ fn system_scope_and_root_write_the_system_file_with_policy_locks() {
     assert!(!user_cfg(home.path()).exists());
 
     // user scope under --root: the XDG path is prefixed as Zoi does
-    let r = apply(
-        home.path(),
-        &["--root", root.to_str().unwrap(), "--format", "json"],
-    )
-    .ok();
+    let r = apply(home.path())
+        .arg("--root")
+        .arg(&root)
+        .args(["--format", "json"])
+        .run();
     let expected = format!("{}{}", root.display(), user_cfg(home.path()).display());
     assert_eq!(r.json()["target"]["config_path"], expected.as_str());
     assert!(Path::new(&expected).exists());
 
     // status of the system scope: in sync; revert restores
-    let r = zm(
-        home.path(),
-        &[
-            "status",
-            BUNDLE,
-            "--no-zoi",
-            "--scope",
-            "system",
-            "--root",
-            root.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    zm(
-        home.path(),
-        &[
-            "revert",
-            "acme-mirror",
-            "--no-zoi",
-            "--scope",
-            "system",
-            "--root",
-            root.to_str().unwrap(),
-        ],
-    )
-    .ok();
+    zm_cmd(home.path())
+        .args(["status", BUNDLE, "--no-zoi", "--scope", "system", "--root"])
+        .arg(&root)
+        .run();
+    revert(home.path())
+        .args(["--scope", "system", "--root"])
+        .arg(&root)
+        .run();
     assert!(
         mapping(&fs::read_to_string(&sys).unwrap())
             .get("policy")
@@ -329,7 +306,7 @@ fn legacy_layout_is_used_when_forced_or_when_only_the_old_file_exists() {
     let legacy = home.path().join(".zoi/pkgs/config.yaml");
     fs::create_dir_all(legacy.parent().unwrap()).unwrap();
     fs::write(&legacy, "repos: [core]\n").unwrap();
-    let r = apply(home.path(), &["--format", "json"]).ok();
+    let r = apply(home.path()).args(["--format", "json"]).run();
     let doc = r.json();
     assert_eq!(doc["target"]["layout"], "legacy");
     assert_eq!(doc["target"]["config_path"], legacy.to_str().unwrap());
@@ -339,15 +316,14 @@ fn legacy_layout_is_used_when_forced_or_when_only_the_old_file_exists() {
 
     // --layout xdg overrides the detection (after reverting the legacy
     // apply); status then warns about the old file
-    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
-    apply(home.path(), &["--layout", "xdg"]).ok();
+    revert(home.path()).run();
+    apply(home.path()).args(["--layout", "xdg"]).run();
     assert!(user_cfg(home.path()).exists());
-    let r = zm(
-        home.path(),
-        &[
-            "status", BUNDLE, "--no-zoi", "--layout", "xdg", "--format", "json",
-        ],
-    );
+    // drift or not, the trap is reported
+    let r = status(home.path())
+        .args(["--layout", "xdg"])
+        .any_status()
+        .run();
     let traps: Vec<String> = r.json()["traps"]
         .as_array()
         .unwrap()
@@ -369,10 +345,11 @@ fn a_read_only_config_is_refused_with_exit_3_and_left_alone() {
     let mut perms = fs::metadata(&cfg).unwrap().permissions();
     perms.set_readonly(true);
     fs::set_permissions(&cfg, perms).unwrap();
-    let r = apply(home.path(), &[]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("is read-only"), "{}", r.stderr);
-    assert!(r.stderr.contains("hint: make it writable"), "{}", r.stderr);
+    apply(home.path())
+        .expect_status(3)
+        .expect_stderr_contains("is read-only")
+        .expect_stderr_contains("hint: make it writable")
+        .run();
     assert_eq!(fs::read_to_string(&cfg).unwrap(), "repos: [core]\n");
     assert_eq!(
         fs::read_dir(cfg.parent().unwrap()).unwrap().count(),
@@ -387,7 +364,7 @@ fn dry_run_prints_the_diff_and_changes_nothing() {
     let cfg = user_cfg(home.path());
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     fs::write(&cfg, "repos: [core]\n").unwrap();
-    let r = apply(home.path(), &["--dry-run"]).ok();
+    let r = apply(home.path()).args(["--dry-run"]).run();
     assert!(
         r.stdout.contains(&format!("--- {}", cfg.display())),
         "{}",
@@ -603,13 +580,11 @@ fn apply_from_an_http_url_with_a_pinned_bundle_json() {
     let srv = Nginx::start(&home.path().join("dist"));
     let url = srv.url("acme-mirror-1.2.0/");
     let pin = crate::support::sha512_file(&home.path().join(BUNDLE).join("bundle.json"));
-    let r = zm(
-        home.path(),
-        &[
+    let r = zm_cmd(home.path())
+        .args([
             "apply", &url, "--sha512", &pin, "--no-zoi", "--format", "json",
-        ],
-    )
-    .ok();
+        ])
+        .run();
     assert_eq!(r.json()["changed"], true);
     let c: zoi_types::Config =
         serde_yaml::from_slice(&fs::read(user_cfg(home.path())).unwrap()).unwrap();
@@ -621,21 +596,18 @@ fn apply_from_an_http_url_with_a_pinned_bundle_json() {
     tamper(home.path(), "config.user.yaml", |t| {
         t.replace("extra", "evil")
     });
-    let r = zm(home.path(), &["apply", &url, "--no-zoi"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&format!("config.user.yaml of {url}")),
-        "{}",
-        r.stderr
-    );
+    zm_cmd(home.path())
+        .args(["apply", &url, "--no-zoi"])
+        .expect_status(1)
+        .expect_stderr_contains(format!("config.user.yaml of {url}"))
+        .run();
 }
 
 // ------------------------------------------------------------- status
 
-fn status(home: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["status", BUNDLE, "--no-zoi", "--format", "json"];
-    args.extend_from_slice(extra);
-    zm(home, &args)
+/// `status BUNDLE --no-zoi --format json`.
+fn status(home: &Path) -> ZmCmd {
+    zm_cmd(home).args(["status", BUNDLE, "--no-zoi", "--format", "json"])
 }
 
 fn setting<'a>(doc: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
@@ -651,16 +623,14 @@ fn setting<'a>(doc: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
 fn status_reports_sync_drift_deciding_layer_and_traps() {
     let home = home_with_bundle();
     // before apply: drift (Zoi's built-in registry is used)
-    let r = status(home.path(), &[]);
-    assert_eq!(r.code, 1);
+    let r = status(home.path()).expect_status(1).run();
     let doc = r.json();
     assert_eq!(doc["in_sync"], false);
     assert_eq!(setting(&doc, "default_registry")["decided_by"], "default");
     assert_eq!(setting(&doc, "default_registry")["ok"], false);
 
-    apply(home.path(), &[]).ok();
-    let r = status(home.path(), &[]);
-    assert_eq!(r.code, 0, "{}", r.stdout);
+    apply(home.path()).run();
+    let r = status(home.path()).expect_status(0).run();
     assert_eq!(setting(&r.json(), "default_registry")["decided_by"], "user");
 
     // the user changes the handle: package ids change, drift
@@ -669,8 +639,7 @@ fn status_reports_sync_drift_deciding_layer_and_traps() {
         .unwrap()
         .replace("handle: zoidberg", "handle: ''");
     fs::write(&cfg, t).unwrap();
-    let r = status(home.path(), &[]);
-    assert_eq!(r.code, 1);
+    let r = status(home.path()).expect_status(1).run();
     let why = setting(&r.json(), "default_registry")["why"]
         .as_str()
         .unwrap()
@@ -689,7 +658,7 @@ fn status_reports_sync_drift_deciding_layer_and_traps() {
         "default_registry: {handle: x, url: https://elsewhere/z.git}\n",
     )
     .unwrap();
-    let doc = status(home.path(), &[]).json();
+    let doc = status(home.path()).expect_status(1).run().json();
     assert_eq!(setting(&doc, "default_registry")["decided_by"], "project");
     assert_eq!(
         setting(&doc, "default_registry")["project"]["url"],
@@ -700,8 +669,7 @@ fn status_reports_sync_drift_deciding_layer_and_traps() {
     // a wrong type anywhere in the user layer: Zoi discards all of it
     let good = fs::read_to_string(&cfg).unwrap();
     fs::write(&cfg, format!("{good}jobs: many\n")).unwrap();
-    let r = status(home.path(), &[]);
-    assert_eq!(r.code, 1);
+    let r = status(home.path()).expect_status(1).run();
     let doc = r.json();
     assert!(
         doc["traps"]
@@ -725,8 +693,10 @@ fn status_reports_sync_drift_deciding_layer_and_traps() {
         "repos: [core]\npolicy: {repos_unoverridable: true}\n",
     )
     .unwrap();
-    let r = status(home.path(), &["--root", root.to_str().unwrap()]);
-    assert_eq!(r.code, 1);
+    let r = status(home.path())
+        .args(["--root", root.to_str().unwrap()])
+        .expect_status(1)
+        .run();
     let repos = setting(&r.json(), "repos").clone();
     assert_eq!(repos["effective"], serde_json::json!(["core"]));
     assert!(
@@ -741,16 +711,20 @@ fn status_reports_sync_drift_deciding_layer_and_traps() {
 #[test]
 fn status_warns_about_cache_mirror_order() {
     let home = tempfile::tempdir().unwrap();
-    let spec = fs::read_to_string(support::example_spec())
-        .unwrap()
-        .replace(
-            "cache_mirrors = [\"https://bin-dr.acme.example/flat\"]",
-            "cache_mirrors = [\"https://z-primary.acme.example/flat\", \"https://a-backup.acme.example/flat\"]",
-        );
-    fs::write(home.path().join("m.toml"), spec).unwrap();
-    zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
-    apply(home.path(), &[]).ok();
-    let doc = status(home.path(), &[]).json();
+    Spec::example()
+        .list(
+            "client.cache_mirrors",
+            [
+                "https://z-primary.acme.example/flat",
+                "https://a-backup.acme.example/flat",
+            ],
+        )
+        .write_to(&home.path().join("m.toml"));
+    zm_cmd(home.path())
+        .args(["build", "-c", "m.toml", "-o", "dist"])
+        .run();
+    apply(home.path()).run();
+    let doc = status(home.path()).any_status().run().json();
     let trap = doc["traps"]
         .as_array()
         .unwrap()
@@ -798,13 +772,13 @@ fn a_crash_at_any_point_leaves_the_old_or_the_new_file_and_a_rerun_recovers() {
             );
         }
         // a rerun completes, and revert gets back the original
-        apply(home.path(), &[]).ok();
+        apply(home.path()).run();
         let applied = fs::read_to_string(&cfg).unwrap();
         if let Some(f) = &final_text {
             assert_eq!(&applied, f, "{point}: recovery differs from a clean apply");
         }
         final_text = Some(applied);
-        zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+        revert(home.path()).run();
         assert_eq!(
             mapping(&fs::read_to_string(&cfg).unwrap()),
             mapping(original),
@@ -872,7 +846,7 @@ fn two_applies_at_once_give_one_result_and_lose_no_keys() {
             1,
             "{outs:?}"
         );
-        apply(home.path(), &[]).ok();
+        apply(home.path()).run();
         assert_eq!(fs::read_to_string(&cfg).unwrap(), text);
     }
 }
@@ -890,17 +864,15 @@ fn a_held_lock_makes_a_second_run_wait_then_exit_3() {
         .unwrap();
     f.lock().unwrap();
     let t = std::time::Instant::now();
-    let r = apply(home.path(), &["--lock-timeout", "1"]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("another zoi-mirror run holds the lock"),
-        "{}",
-        r.stderr
-    );
+    apply(home.path())
+        .args(["--lock-timeout", "1"])
+        .expect_status(3)
+        .expect_stderr_contains("another zoi-mirror run holds the lock")
+        .run();
     assert!(t.elapsed() >= std::time::Duration::from_millis(900));
     assert!(!user_cfg(home.path()).exists());
     drop(f);
-    apply(home.path(), &[]).ok();
+    apply(home.path()).run();
 }
 
 #[test]
@@ -961,22 +933,18 @@ fn an_upgrade_drops_entries_the_old_bundle_added_and_keeps_the_users() {
     let cfg = user_cfg(home.path());
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     fs::write(&cfg, "cache_mirrors: [https://mine.example/flat]\n").unwrap();
-    apply(home.path(), &[]).ok();
+    apply(home.path()).run();
     // version 1.3.0 retires bin-dr in favour of another mirror
-    let spec = fs::read_to_string(support::example_spec())
-        .unwrap()
-        .replace("version = \"1.2.0\"", "version = \"1.3.0\"")
-        .replace(
-            "https://bin-dr.acme.example/flat",
-            "https://bin-eu.acme.example/flat",
-        );
-    fs::write(home.path().join("v13.toml"), spec).unwrap();
-    zm(home.path(), &["build", "-c", "v13.toml", "-o", "dist"]).ok();
-    zm(
-        home.path(),
-        &["apply", "dist/acme-mirror-1.3.0", "--no-zoi"],
-    )
-    .ok();
+    Spec::example()
+        .set("extension.version", "1.3.0")
+        .list("client.cache_mirrors", ["https://bin-eu.acme.example/flat"])
+        .write_to(&home.path().join("v13.toml"));
+    zm_cmd(home.path())
+        .args(["build", "-c", "v13.toml", "-o", "dist"])
+        .run();
+    zm_cmd(home.path())
+        .args(["apply", "dist/acme-mirror-1.3.0", "--no-zoi"])
+        .run();
     let m = mapping(&fs::read_to_string(&cfg).unwrap());
     let mirrors: Vec<String> = serde_yaml::from_value(m["cache_mirrors"].clone()).unwrap();
     assert_eq!(
@@ -987,7 +955,7 @@ fn an_upgrade_drops_entries_the_old_bundle_added_and_keeps_the_users() {
         ]
     );
     // revert still returns to the state before the first apply
-    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    revert(home.path()).run();
     let m = mapping(&fs::read_to_string(&cfg).unwrap());
     let mirrors: Vec<String> = serde_yaml::from_value(m["cache_mirrors"].clone()).unwrap();
     assert_eq!(mirrors, ["https://mine.example/flat"]);
@@ -999,20 +967,17 @@ fn a_state_recorded_for_another_file_is_not_reused() {
     let legacy = home.path().join(".zoi/pkgs/config.yaml");
     fs::create_dir_all(legacy.parent().unwrap()).unwrap();
     fs::write(&legacy, "repos: [core]\n").unwrap();
-    apply(home.path(), &["--layout", "legacy"]).ok();
+    apply(home.path()).args(["--layout", "legacy"]).run();
     // Zoi was upgraded: the XDG file is now the one that counts
-    let r = apply(home.path(), &["--layout", "xdg"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("was applied to"), "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("zoi-mirror revert acme-mirror --layout legacy"),
-        "{}",
-        r.stderr
-    );
+    apply(home.path())
+        .args(["--layout", "xdg"])
+        .expect_status(2)
+        .expect_stderr_contains("was applied to")
+        .expect_stderr_contains("zoi-mirror revert acme-mirror --layout legacy")
+        .run();
     assert!(!user_cfg(home.path()).exists());
-    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
-    apply(home.path(), &["--layout", "xdg"]).ok();
+    revert(home.path()).run();
+    apply(home.path()).args(["--layout", "xdg"]).run();
 }
 
 #[test]
@@ -1025,11 +990,11 @@ fn a_new_user_file_does_not_override_the_system_layer() {
         "offline_mode: true\ntelemetry_enabled: true\njobs: 2\n",
     )
     .unwrap();
-    let r = apply(
-        home.path(),
-        &["--root", root.to_str().unwrap(), "--format", "json"],
-    )
-    .ok();
+    let r = apply(home.path())
+        .arg("--root")
+        .arg(&root)
+        .args(["--format", "json"])
+        .run();
     let path = PathBuf::from(r.json()["target"]["config_path"].as_str().unwrap());
     let c: zoi_types::Config = serde_yaml::from_slice(&fs::read(&path).unwrap()).unwrap();
     // a key in the user layer decides over the system layer: the new file

@@ -7,24 +7,22 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::support::{self, Spec, zm, zoi_types};
+use crate::support::cmd::ZmCmd;
+use crate::support::{self, Spec, zm_cmd, zoi_types};
 
-fn build(home: &Path, spec: &Path, out: &Path, extra: &[&str]) -> support::Run {
-    let mut args = vec![
-        "build",
-        "-c",
-        spec.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    zm(home, &args)
+/// `build -c SPEC -o OUT`; add flags and expectations, then `.run()`.
+fn build(home: &Path, spec: &Path, out: &Path) -> ZmCmd {
+    zm_cmd(home)
+        .args(["build", "-c"])
+        .arg(spec)
+        .arg("-o")
+        .arg(out)
 }
 
 fn snapshot_bundle(label: &str, spec: &Path, bundle_dir: &str) {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("dist");
-    build(home.path(), spec, &out, &[]).ok();
+    build(home.path(), spec, &out).run();
     let files = support::read_tree(&out.join(bundle_dir));
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     insta::assert_snapshot!(format!("{label}__files"), names.join("\n"));
@@ -52,35 +50,30 @@ fn two_builds_are_byte_identical_and_check_passes_then_fails_with_a_diff() {
     let home = tempfile::tempdir().unwrap();
     let a = home.path().join("a");
     let b = home.path().join("b");
-    build(home.path(), &support::example_spec(), &a, &[]).ok();
-    build(home.path(), &support::example_spec(), &b, &[]).ok();
+    build(home.path(), &support::example_spec(), &a).run();
+    build(home.path(), &support::example_spec(), &b).run();
     let ta = support::read_tree(&a.join("acme-mirror-1.2.0"));
     let tb = support::read_tree(&b.join("acme-mirror-1.2.0"));
     assert!(ta.len() >= 5);
     assert_eq!(ta, tb, "two builds of the same spec differ");
 
     // --check on the fresh bundle: exit 0, nothing written.
-    let r = build(home.path(), &support::example_spec(), &a, &["--check"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.is_empty(), "no diff expected, got:\n{}", r.stdout);
+    build(home.path(), &support::example_spec(), &a)
+        .arg("--check")
+        .expect_stdout("")
+        .run();
 
     // Edit one file: --check fails with a unified diff naming it.
     let repo_yaml = a.join("acme-mirror-1.2.0/repo.yaml");
     let text = fs::read_to_string(&repo_yaml).unwrap();
     fs::write(&repo_yaml, text.replace("active: false", "active: true")).unwrap();
     let before = fs::read(&repo_yaml).unwrap();
-    let r = build(home.path(), &support::example_spec(), &a, &["--check"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("--- a/repo.yaml\n+++ b/repo.yaml\n"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("\n-  active: true\n+  active: false\n"),
-        "{}",
-        r.stdout
-    );
+    build(home.path(), &support::example_spec(), &a)
+        .arg("--check")
+        .expect_status(1)
+        .expect_stdout_contains("--- a/repo.yaml\n+++ b/repo.yaml\n")
+        .expect_stdout_contains("\n-  active: true\n+  active: false\n")
+        .run();
     assert_eq!(
         fs::read(&repo_yaml).unwrap(),
         before,
@@ -89,14 +82,11 @@ fn two_builds_are_byte_identical_and_check_passes_then_fails_with_a_diff() {
 
     // JSON flavour names the changed file; an extra file is reported too.
     fs::write(a.join("acme-mirror-1.2.0/stray.txt"), "x").unwrap();
-    let r = build(
-        home.path(),
-        &support::example_spec(),
-        &a,
-        &["--check", "--format", "json"],
-    );
-    assert_eq!(r.code, 1);
-    let doc = r.json();
+    let doc = build(home.path(), &support::example_spec(), &a)
+        .args(["--check", "--format", "json"])
+        .expect_status(1)
+        .run()
+        .json();
     assert_eq!(doc["up_to_date"], false);
     let status: Vec<(String, String)> = doc["files"]
         .as_array()
@@ -119,32 +109,32 @@ fn two_builds_are_byte_identical_and_check_passes_then_fails_with_a_diff() {
     );
 
     // A rebuild replaces the directory: the stray file is gone, check passes.
-    build(home.path(), &support::example_spec(), &a, &[]).ok();
+    build(home.path(), &support::example_spec(), &a).run();
     assert!(!a.join("acme-mirror-1.2.0/stray.txt").exists());
-    assert_eq!(
-        build(home.path(), &support::example_spec(), &a, &["--check"]).code,
-        0
-    );
+    build(home.path(), &support::example_spec(), &a)
+        .arg("--check")
+        .run();
 }
 
 #[test]
 fn check_without_a_bundle_is_a_no() {
     let home = tempfile::tempdir().unwrap();
-    let r = build(
+    build(
         home.path(),
         &support::example_spec(),
         &home.path().join("none"),
-        &["--check"],
-    );
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("no bundle at"), "{}", r.stderr);
+    )
+    .arg("--check")
+    .expect_status(1)
+    .expect_stderr_contains("no bundle at")
+    .run();
 }
 
 #[test]
 fn bundle_json_hashes_every_other_file() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("dist");
-    build(home.path(), &support::example_spec(), &out, &[]).ok();
+    build(home.path(), &support::example_spec(), &out).run();
     let dir = out.join("acme-mirror-1.2.0");
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.join("bundle.json")).unwrap()).unwrap();
@@ -186,7 +176,7 @@ fn bundle_json_hashes_every_other_file() {
 fn generated_lua_evaluates_to_the_spec_in_a_real_interpreter() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("dist");
-    build(home.path(), &support::example_spec(), &out, &[]).ok();
+    build(home.path(), &support::example_spec(), &out).run();
     let got = support::eval_pkg_lua(&out.join("acme-mirror-1.2.0/acme-mirror.pkg.lua"));
     assert_eq!(
         got,
@@ -215,7 +205,7 @@ fn legacy_spec_orders_failure_prone_changes_last() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("dist");
     let spec = support::repo_root().join("tests/fixtures/specs/legacy.toml");
-    let r = build(home.path(), &spec, &out, &[]).ok();
+    let r = build(home.path(), &spec, &out).run();
     // repo-add is emitted only because the spec asks, and with a warning
     assert!(
         r.stderr
@@ -265,7 +255,7 @@ fn assert_strings_survive(description: &str, maintainer: &str, license: &str) {
     let home = tempfile::tempdir().unwrap();
     let spec = spec_with_strings(home.path(), description, maintainer, license);
     let out = home.path().join("dist");
-    let r = build(home.path(), &spec, &out, &[]);
+    let r = build(home.path(), &spec, &out).any_status().run();
     if [description, maintainer, license]
         .iter()
         .any(|s| refused(s))
@@ -332,13 +322,10 @@ fn generated_yaml_reads_back_as_zoi_config_and_repo_config() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("dist");
     let upstream = support::fixtures().join("zoidberg/repo.yaml");
-    build(
-        home.path(),
-        &support::example_spec(),
-        &out,
-        &["--upstream-repo-yaml", upstream.to_str().unwrap()],
-    )
-    .ok();
+    build(home.path(), &support::example_spec(), &out)
+        .arg("--upstream-repo-yaml")
+        .arg(&upstream)
+        .run();
     let dir = out.join("acme-mirror-1.2.0");
 
     let repo: zoi_types::RepoConfig =
@@ -467,8 +454,10 @@ fn built_in_upstream_description_matches_the_real_zoidberg_repo_yaml() {
 #[test]
 fn init_writes_a_valid_commented_spec_and_refuses_to_overwrite() {
     let home = tempfile::tempdir().unwrap();
-    let r = zm(home.path(), &["init", "--name", "globex-mirror"]).ok();
-    assert!(r.stdout.contains("wrote mirror.toml"));
+    zm_cmd(home.path())
+        .args(["init", "--name", "globex-mirror"])
+        .expect_stdout_contains("wrote mirror.toml")
+        .run();
     let path = home.path().join("mirror.toml");
     let text = fs::read_to_string(&path).unwrap();
     assert!(text.contains("name = \"globex-mirror\""));
@@ -478,7 +467,7 @@ fn init_writes_a_valid_commented_spec_and_refuses_to_overwrite() {
     );
 
     // It builds as is.
-    build(home.path(), &path, &home.path().join("dist"), &[]).ok();
+    build(home.path(), &path, &home.path().join("dist")).run();
     assert!(
         home.path()
             .join("dist/globex-mirror-1.0.0/globex-mirror.pkg.lua")
@@ -487,30 +476,26 @@ fn init_writes_a_valid_commented_spec_and_refuses_to_overwrite() {
 
     // A second init refuses (exit 2) and leaves the file alone.
     fs::write(&path, "# mine\n").unwrap();
-    let r = zm(home.path(), &["init"]);
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("mirror.toml already exists"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("hint: pass --force"), "{}", r.stderr);
+    zm_cmd(home.path())
+        .arg("init")
+        .expect_status(2)
+        .expect_stderr_contains("mirror.toml already exists")
+        .expect_stderr_contains("hint: pass --force")
+        .run();
     assert_eq!(fs::read_to_string(&path).unwrap(), "# mine\n");
 
-    zm(home.path(), &["init", "--force"]).ok();
+    zm_cmd(home.path()).args(["init", "--force"]).run();
     assert!(fs::read_to_string(&path).unwrap().contains("[extension]"));
 }
 
 #[test]
 fn init_rejects_invalid_values_before_writing() {
     let home = tempfile::tempdir().unwrap();
-    let r = zm(home.path(), &["init", "--name", "Not Valid"]);
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("is not a valid Zoi package name"),
-        "{}",
-        r.stderr
-    );
+    zm_cmd(home.path())
+        .args(["init", "--name", "Not Valid"])
+        .expect_status(2)
+        .expect_stderr_contains("is not a valid Zoi package name")
+        .run();
     assert!(!home.path().join("mirror.toml").exists());
 }
 
@@ -686,8 +671,10 @@ fn malformed_specs_report_every_problem_with_file_line_column_and_exit_2() {
         let spec = home.path().join("mirror.toml");
         fs::write(&spec, &text).unwrap();
         let out = home.path().join("dist");
-        let r = build(home.path(), &spec, &out, &["--format", "json"]);
-        assert_eq!(r.code, 2, "{label}: exit code\n{}", r.stderr);
+        let r = build(home.path(), &spec, &out)
+            .args(["--format", "json"])
+            .expect_status(2)
+            .run();
         assert!(!out.exists(), "{label}: no output directory may be created");
         let doc = r.json();
         assert_eq!(doc["error"]["kind"], "spec_invalid", "{label}");
@@ -732,46 +719,38 @@ fn all_problems_are_reported_at_once_with_hints() {
             "url = \"https://bin.acme.example/pkgs\"\nlayout = \"{repo}/{plat}\"",
         );
     fs::write(&spec, text).unwrap();
-    let r = build(home.path(), &spec, &home.path().join("dist"), &[]);
-    assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("has 3 problems"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("hint: did you mean 'core'?"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains(
-            "Zoi knows exactly seven: {name}, {version}, {repo}, {id}, {os}, {arch}, {platform}"
-        ),
-        "{}",
-        r.stderr
-    );
+    build(home.path(), &spec, &home.path().join("dist"))
+        .expect_status(2)
+        .expect_stderr_contains("has 3 problems")
+        .expect_stderr_contains("hint: did you mean 'core'?")
+        .expect_stderr_contains(
+            "Zoi knows exactly seven: {name}, {version}, {repo}, {id}, {os}, {arch}, {platform}",
+        )
+        .run();
 }
 
 #[test]
 fn a_missing_spec_file_is_bad_input() {
     let home = tempfile::tempdir().unwrap();
-    let r = zm(home.path(), &["build", "-c", "nope.toml"]);
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("spec file nope.toml not found"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("hint: create one with `zoi-mirror init`"),
-        "{}",
-        r.stderr
-    );
+    zm_cmd(home.path())
+        .args(["build", "-c", "nope.toml"])
+        .expect_status(2)
+        .expect_stderr_contains("spec file nope.toml not found")
+        .expect_stderr_contains("hint: create one with `zoi-mirror init`")
+        .run();
 }
 
 #[test]
 fn unknown_flags_are_usage_errors() {
     let home = tempfile::tempdir().unwrap();
-    assert_eq!(zm(home.path(), &["build", "--frobnicate"]).code, 2);
-    let help = zm(home.path(), &["build", "--help"]).ok();
-    assert!(help.stdout.contains("Exit codes:"), "{}", help.stdout);
+    zm_cmd(home.path())
+        .args(["build", "--frobnicate"])
+        .expect_status(2)
+        .run();
+    zm_cmd(home.path())
+        .args(["build", "--help"])
+        .expect_stdout_contains("Exit codes:")
+        .run();
 }
 
 // ---------------------------------------------------- upstream derivation
@@ -822,19 +801,13 @@ repos:
         .list("client.tiers", ["core", "main"])
         .write(home.path());
     let out = home.path().join("dist");
-    let r = build(
-        home.path(),
-        &spec,
-        &out,
-        &["--upstream-repo-yaml", up.to_str().unwrap()],
-    )
-    .ok();
-    assert!(
-        r.stderr.contains(&format!("file {}", up.display())),
-        "build says which upstream repo.yaml it used: {}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("snapshot links"), "{}", r.stderr);
+    // build says which upstream repo.yaml it used
+    build(home.path(), &spec, &out)
+        .arg("--upstream-repo-yaml")
+        .arg(&up)
+        .expect_stderr_contains(format!("file {}", up.display()))
+        .expect_stderr_contains("snapshot links")
+        .run();
     let text = fs::read_to_string(out.join("acme-mirror-1.0.0/repo.yaml")).unwrap();
     let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     assert_eq!(

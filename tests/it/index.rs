@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use crate::support::archives::{self, E, manifest_value, sha512sum, simple_zpa, tar, zst};
-use crate::support::{self, Run, zm};
+use crate::support::cmd::ZmCmd;
+use crate::support::{self, zm_cmd};
 
 const META: [&str; 3] = ["hash", "size", "files"];
 
@@ -35,10 +36,12 @@ fn put(root: &Path, rel: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-fn index(home: &Path, root: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["index", root.to_str().unwrap(), "--format", "json"];
-    args.extend_from_slice(extra);
-    zm(home, &args)
+/// `index ROOT --format json`; add flags and expectations, then `.run()`.
+fn index(home: &Path, root: &Path) -> ZmCmd {
+    zm_cmd(home)
+        .arg("index")
+        .arg(root)
+        .args(["--format", "json"])
 }
 
 /// The JSON entry for archive `rel`.
@@ -70,7 +73,7 @@ fn metadata_is_byte_identical_to_what_zoi_wrote() {
         &format!("zillowe/linux/amd64/1.0.0/{name}"),
         &fs::read(built.join(name)).unwrap(),
     );
-    let run = index(home.path(), &root, &[]).ok();
+    let run = index(home.path(), &root).run();
     for ext in META {
         assert_eq!(
             fs::read(meta_path(&archive, ext)).unwrap(),
@@ -85,7 +88,7 @@ fn metadata_is_byte_identical_to_what_zoi_wrote() {
     assert_eq!(e["install"], 2783);
     assert_eq!(e["files"], 3);
     // And the tree, as is, passes --check.
-    index(home.path(), &root, &["--check"]).ok();
+    index(home.path(), &root).args(["--check"]).run();
 }
 
 /// A `.zpa` with two sub-packages, three scopes, symlinks, directories with
@@ -181,7 +184,7 @@ fn built_archives_get_hand_computed_metadata() {
     let zpa_path = put(&root, zpa_rel, &zpa);
     let legacy_path = put(&root, legacy_rel, &legacy);
 
-    let doc = index(home.path(), &root, &[]).ok().json();
+    let doc = index(home.path(), &root).run().json();
 
     for (path, rel, install, files) in [
         (&zpa_path, zpa_rel, zpa_install, &zpa_files),
@@ -225,7 +228,7 @@ fn metadata_files_are_readable_by_the_web_server() {
     let home = tempfile::tempdir().unwrap();
     let root = home.path().join("pkgs");
     let a = put(&root, "a-1-linux-amd64.zpa", &simple_zpa("a", b"1").0);
-    index(home.path(), &root, &[]).ok();
+    index(home.path(), &root).run();
     for ext in META {
         let mode = fs::metadata(meta_path(&a, ext))
             .unwrap()
@@ -265,7 +268,7 @@ fn second_run_rewrites_nothing_and_a_touched_archive_alone_is_redone() {
             )
         })
         .collect();
-    let first = index(home.path(), &root, &[]).ok().json();
+    let first = index(home.path(), &root).run().json();
     assert!(rels.iter().all(|r| status(&first, r) == "written"));
     let stamps = |paths: &[PathBuf]| -> Vec<Vec<SystemTime>> {
         paths
@@ -275,7 +278,7 @@ fn second_run_rewrites_nothing_and_a_touched_archive_alone_is_redone() {
     };
     let before = stamps(&paths);
 
-    let second = index(home.path(), &root, &[]).ok().json();
+    let second = index(home.path(), &root).run().json();
     assert!(
         rels.iter().all(|r| status(&second, r) == "unchanged"),
         "{second:#}"
@@ -295,7 +298,7 @@ fn second_run_rewrites_nothing_and_a_touched_archive_alone_is_redone() {
     // test does not depend on the file system's timestamp granularity).
     let later = SystemTime::now() + Duration::from_secs(5);
     filetime::set_file_mtime(&paths[1], filetime::FileTime::from_system_time(later)).unwrap();
-    let third = index(home.path(), &root, &[]).ok().json();
+    let third = index(home.path(), &root).run().json();
     assert_eq!(status(&third, rels[0]), "unchanged");
     assert_eq!(status(&third, rels[1]), "written");
     assert_eq!(status(&third, rels[2]), "unchanged");
@@ -305,7 +308,7 @@ fn second_run_rewrites_nothing_and_a_touched_archive_alone_is_redone() {
     assert!(after[1].iter().zip(&before[1]).all(|(a, b)| a > b));
 
     // --force rewrites everything.
-    let forced = index(home.path(), &root, &["--force"]).ok().json();
+    let forced = index(home.path(), &root).args(["--force"]).run().json();
     assert!(rels.iter().all(|r| status(&forced, r) == "written"));
 }
 
@@ -316,13 +319,13 @@ fn inconsistent_or_partial_metadata_is_redone() {
     let a = put(&root, "a-1-linux-amd64.zpa", &simple_zpa("a", b"a").0);
     let b = put(&root, "b-1-linux-amd64.zpa", &simple_zpa("b", b"b").0);
     put(&root, "c-1-linux-amd64.zpa", &simple_zpa("c", b"c").0);
-    index(home.path(), &root, &[]).ok();
+    index(home.path(), &root).run();
     let good_size = read_meta(&a, "size");
     // a: a .size whose down disagrees with the archive (written later, so
     // newer); b: .files missing; c: untouched.
     fs::write(meta_path(&a, "size"), "down: 1\ninstall: 2\n").unwrap();
     fs::remove_file(meta_path(&b, "files")).unwrap();
-    let doc = index(home.path(), &root, &[]).ok().json();
+    let doc = index(home.path(), &root).run().json();
     assert_eq!(status(&doc, "a-1-linux-amd64.zpa"), "written");
     assert_eq!(status(&doc, "b-1-linux-amd64.zpa"), "written");
     assert_eq!(status(&doc, "c-1-linux-amd64.zpa"), "unchanged");
@@ -344,9 +347,9 @@ fn check_passes_on_a_fresh_tree_and_lists_every_mismatch() {
         .enumerate()
         .map(|(i, rel)| put(&root, rel, &simple_zpa("p", &[i as u8; 100]).0))
         .collect();
-    index(home.path(), &root, &[]).ok();
+    index(home.path(), &root).run();
 
-    let ok = index(home.path(), &root, &["--check"]).ok().json();
+    let ok = index(home.path(), &root).args(["--check"]).run().json();
     assert!(rels.iter().all(|r| status(&ok, r) == "ok"), "{ok:#}");
     assert_eq!(ok["totals"]["ok"], 3);
     assert_eq!(ok["check"], true);
@@ -358,9 +361,11 @@ fn check_passes_on_a_fresh_tree_and_lists_every_mismatch() {
     fs::remove_file(meta_path(&paths[2], "files")).unwrap();
     let size_mtime = mtime(&size);
 
-    let run = index(home.path(), &root, &["--check"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let doc = run.json();
+    let doc = index(home.path(), &root)
+        .arg("--check")
+        .expect_status(1)
+        .run()
+        .json();
     assert_eq!(status(&doc, rels[0]), "mismatch");
     assert_eq!(status(&doc, rels[1]), "ok");
     assert_eq!(status(&doc, rels[2]), "mismatch");
@@ -381,25 +386,20 @@ fn check_passes_on_a_fresh_tree_and_lists_every_mismatch() {
     assert!(!meta_path(&paths[2], "files").exists());
 
     // The human form lists both, one line per mismatching archive.
-    let human = zm(home.path(), &["index", "--check", root.to_str().unwrap()]);
-    assert_eq!(human.code, 1);
+    let human = zm_cmd(home.path())
+        .args(["index", "--check"])
+        .arg(&root)
+        .expect_status(1)
+        .expect_stdout_contains(".size differs")
+        .expect_stdout_contains(".files is missing")
+        .expect_stdout_lacks(rels[1])
+        .run();
     let mismatch_lines: Vec<&str> = human
         .stdout
         .lines()
         .filter(|l| l.starts_with("mismatch"))
         .collect();
     assert_eq!(mismatch_lines.len(), 2, "{}", human.stdout);
-    assert!(human.stdout.contains(".size differs"), "{}", human.stdout);
-    assert!(
-        human.stdout.contains(".files is missing"),
-        "{}",
-        human.stdout
-    );
-    assert!(
-        !human.stdout.contains(rels[1]),
-        "ok archives are not listed:\n{}",
-        human.stdout
-    );
 }
 
 /// Every bad input: a clear error of the right kind for that file, the run
@@ -417,13 +417,7 @@ fn bad_input(kind: &str, setup: impl FnOnce(&Path) -> PathBuf) {
         .to_string_lossy()
         .into_owned();
 
-    let run = index(home.path(), &root, &[]);
-    assert_eq!(
-        run.code, 1,
-        "{kind}: exit code\n{}\n{}",
-        run.stdout, run.stderr
-    );
-    let doc = run.json();
+    let doc = index(home.path(), &root).expect_status(1).run().json();
     let e = entry(&doc, &bad_rel);
     assert_eq!(e["status"], "error", "{kind}: {e:#}");
     assert_eq!(e["error"]["kind"], kind, "{e:#}");
@@ -445,8 +439,11 @@ fn bad_input(kind: &str, setup: impl FnOnce(&Path) -> PathBuf) {
     assert_eq!(doc["totals"]["errors"], 1);
 
     // The human form names the file and the kind.
-    let human = zm(home.path(), &["index", root.to_str().unwrap()]);
-    assert_eq!(human.code, 1);
+    let human = zm_cmd(home.path())
+        .arg("index")
+        .arg(&root)
+        .expect_status(1)
+        .run();
     assert!(
         human
             .stdout
@@ -456,7 +453,10 @@ fn bad_input(kind: &str, setup: impl FnOnce(&Path) -> PathBuf) {
         human.stdout
     );
     // A failed archive fails --check as well.
-    assert_eq!(index(home.path(), &root, &["--check"]).code, 1);
+    index(home.path(), &root)
+        .arg("--check")
+        .expect_status(1)
+        .run();
 }
 
 const BAD: &str = "core/linux/amd64/1/bad-1-linux-amd64.zpa";
@@ -595,15 +595,16 @@ fn metadata_folder_blocks_all_three_files() {
     let root = home.path().join("pkgs");
     let p = put(&root, "x-1-linux-amd64.zpa", &simple_zpa("x", b"x").0);
     fs::create_dir(meta_path(&p, "hash")).unwrap();
-    let run = index(home.path(), &root, &[]);
-    assert_eq!(run.code, 1);
+    index(home.path(), &root).expect_status(1).run();
     assert!(meta_path(&p, "hash").is_dir());
     assert!(!meta_path(&p, "size").exists());
     assert!(!meta_path(&p, "files").exists());
     // --check reports it as a problem of that file.
-    let check = index(home.path(), &root, &["--check"]);
-    assert_eq!(check.code, 1);
-    let doc = check.json();
+    let doc = index(home.path(), &root)
+        .arg("--check")
+        .expect_status(1)
+        .run()
+        .json();
     let problems = entry(&doc, "x-1-linux-amd64.zpa")["problems"].clone();
     assert!(
         problems
@@ -631,9 +632,7 @@ fn symlinks_inside_root_are_indexed_under_their_own_name_and_outside_ones_refuse
     // is outside).
     std::os::unix::fs::symlink(&outside, root.join("outside-dir")).unwrap();
 
-    let run = index(home.path(), &root, &[]);
-    assert_eq!(run.code, 1);
-    let doc = run.json();
+    let doc = index(home.path(), &root).expect_status(1).run().json();
     assert_eq!(
         status(&doc, "core/linux/amd64/1/t-1.0-linux-amd64.zpa"),
         "written"
@@ -661,8 +660,8 @@ fn parallel_and_serial_runs_agree() {
         put(&a, &format!("r/linux/amd64/{i}/p-{i}-linux-amd64.zpa"), &z);
         put(&b, &format!("r/linux/amd64/{i}/p-{i}-linux-amd64.zpa"), &z);
     }
-    index(home.path(), &a, &["--jobs", "1"]).ok();
-    index(home.path(), &b, &["-j", "4"]).ok();
+    index(home.path(), &a).args(["--jobs", "1"]).run();
+    index(home.path(), &b).args(["-j", "4"]).run();
     assert_eq!(support::read_tree(&a), support::read_tree(&b));
 }
 
@@ -693,7 +692,7 @@ fn layout_lint_and_orphans() {
 
     let layout = ["--layout", "{repo}/{os}/{arch}/{version}"];
     // Writing: the archives are indexed, the findings reported, exit 0.
-    let doc = index(home.path(), &root, &layout).ok().json();
+    let doc = index(home.path(), &root).args(&layout).run().json();
     assert_eq!(doc["totals"]["written"], 3);
     let problems: Vec<(String, String)> = doc["layout_problems"]
         .as_array()
@@ -721,32 +720,26 @@ fn layout_lint_and_orphans() {
     // Checking: the same findings fail the run.
     let mut args = vec!["--check"];
     args.extend_from_slice(&layout);
-    let check = index(home.path(), &root, &args);
-    assert_eq!(check.code, 1);
+    let check = index(home.path(), &root).args(&args).expect_status(1).run();
     assert_eq!(check.json()["totals"]["mismatch"], 0);
 
     // Fix the tree: check passes.
     fs::remove_dir_all(root.join("core/linux/amd64/1.0.1")).unwrap();
     fs::remove_dir_all(root.join("core/linux/arm64")).unwrap();
     fs::remove_dir_all(root.join("core/linux/amd64/0.9")).unwrap();
-    index(home.path(), &root, &args).ok();
+    index(home.path(), &root).args(&args).run();
 }
 
 #[test]
 fn bundle_supplies_layout_and_format() {
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("dist");
-    zm(
-        home.path(),
-        &[
-            "build",
-            "-c",
-            support::example_spec().to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    )
-    .ok();
+    zm_cmd(home.path())
+        .args(["build", "-c"])
+        .arg(support::example_spec())
+        .arg("-o")
+        .arg(&out)
+        .run();
     let bundle = fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
     let root = home.path().join("pkgs");
     put(
@@ -761,8 +754,9 @@ fn bundle_supplies_layout_and_format() {
         &legacy_archive().0,
     );
     put(&root, "flat/t-2-linux-amd64.zpa", &simple_zpa("t", b"2").0);
-    let doc = index(home.path(), &root, &["--bundle", bundle.to_str().unwrap()])
-        .ok()
+    let doc = index(home.path(), &root)
+        .args(["--bundle", bundle.to_str().unwrap()])
+        .run()
         .json();
     let paths: Vec<&str> = doc["layout_problems"]
         .as_array()
@@ -784,31 +778,37 @@ fn bundle_supplies_layout_and_format() {
 fn usage_errors_exit_2() {
     let home = tempfile::tempdir().unwrap();
     let missing = home.path().join("nope");
-    let run = zm(home.path(), &["index", missing.to_str().unwrap()]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("no folder at"), "{}", run.stderr);
-    let run = zm(
-        home.path(),
-        &["index", missing.to_str().unwrap(), "--format", "json"],
-    );
-    assert_eq!(run.code, 2);
+    zm_cmd(home.path())
+        .arg("index")
+        .arg(&missing)
+        .expect_status(2)
+        .expect_stderr_contains("no folder at")
+        .run();
+    let run = index(home.path(), &missing).expect_status(2).run();
     assert_eq!(run.json()["error"]["kind"], "root_missing");
 
     let root = home.path().join("pkgs");
     fs::create_dir(&root).unwrap();
     let r = root.to_str().unwrap();
-    assert_eq!(zm(home.path(), &["index", r, "--layout", "a/../b"]).code, 2);
-    assert_eq!(zm(home.path(), &["index", r, "--check", "--force"]).code, 2);
-    assert_eq!(zm(home.path(), &["index", r, "--jobs", "0"]).code, 2);
-    let run = zm(
-        home.path(),
-        &["index", r, "--bundle", home.path().to_str().unwrap()],
-    );
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("bundle.json"), "{}", run.stderr);
+    for bad in [
+        &["--layout", "a/../b"][..],
+        &["--check", "--force"],
+        &["--jobs", "0"],
+    ] {
+        zm_cmd(home.path())
+            .args(["index", r])
+            .args(bad)
+            .expect_status(2)
+            .run();
+    }
+    zm_cmd(home.path())
+        .args(["index", r, "--bundle", home.path().to_str().unwrap()])
+        .expect_status(2)
+        .expect_stderr_contains("bundle.json")
+        .run();
 
     // An empty tree is fine.
-    let doc = index(home.path(), &root, &[]).ok().json();
+    let doc = index(home.path(), &root).run().json();
     assert_eq!(doc["totals"]["archives"], 0);
 }
 
