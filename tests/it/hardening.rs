@@ -5,8 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::cmd::ZmCmd;
 use crate::support::faults::{Fault, FaultServer};
-use crate::support::{self, Run, cmd, run, zm};
+use crate::support::{self, Run, Spec, zm, zm_cmd};
 
 const V12: &str = "dist/acme-mirror-1.2.0";
 const V13: &str = "dist/acme-mirror-1.3.0";
@@ -20,17 +21,14 @@ fn example() -> String {
 fn home_with(v13: bool) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     fs::write(home.path().join("m.toml"), example()).unwrap();
-    zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    build(home.path(), "m.toml", "dist").run();
     if v13 {
-        let spec = example()
-            .replace("version = \"1.2.0\"", "version = \"1.3.0\"")
-            .replace(
-                "https://bin-dr.acme.example/flat",
-                "https://bin-eu.acme.example/flat",
-            )
-            .replace("/srv/zoi-archives", "/srv/zoi-archives-v13");
-        fs::write(home.path().join("v13.toml"), spec).unwrap();
-        zm(home.path(), &["build", "-c", "v13.toml", "-o", "dist"]).ok();
+        Spec::example()
+            .set("extension.version", "1.3.0")
+            .list("client.cache_mirrors", ["https://bin-eu.acme.example/flat"])
+            .list("client.pkg_dirs", ["/srv/zoi-archives-v13"])
+            .write_to(&home.path().join("v13.toml"));
+        build(home.path(), "v13.toml", "dist").run();
     }
     home
 }
@@ -43,10 +41,19 @@ fn state_dir(home: &Path) -> PathBuf {
     home.join(".local/state/zoi-mirror")
 }
 
-fn apply(home: &Path, bundle: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["apply", bundle, "--no-zoi"];
-    args.extend_from_slice(extra);
-    zm(home, &args)
+/// `apply BUNDLE --no-zoi`; add flags and expectations, then `.run()`.
+fn apply(home: &Path, bundle: &str) -> ZmCmd {
+    zm_cmd(home).args(["apply", bundle, "--no-zoi"])
+}
+
+/// `revert EXTENSION --no-zoi`.
+fn revert(home: &Path, extension: &str) -> ZmCmd {
+    zm_cmd(home).args(["revert", extension, "--no-zoi"])
+}
+
+/// `build -c SPEC -o OUT` (both relative to the home).
+fn build(home: &Path, spec: &str, out: &str) -> ZmCmd {
+    zm_cmd(home).args(["build", "-c", spec, "-o", out])
 }
 
 fn write_cfg(home: &Path, text: &str) -> PathBuf {
@@ -100,8 +107,8 @@ fn an_upgrade_killed_at_any_point_finishes_exactly_like_an_uninterrupted_one() {
     // The reference: 1.2.0 then 1.3.0, nothing interrupted.
     let clean = home_with(true);
     let cfg = write_cfg(clean.path(), USER);
-    apply(clean.path(), V12, &[]).ok();
-    apply(clean.path(), V13, &[]).ok();
+    apply(clean.path(), V12).run();
+    apply(clean.path(), V13).run();
     let want_cfg = fs::read_to_string(&cfg).unwrap();
     let want_state = state_text(clean.path());
     assert!(!want_cfg.contains("bin-dr"), "{want_cfg}");
@@ -116,24 +123,27 @@ fn an_upgrade_killed_at_any_point_finishes_exactly_like_an_uninterrupted_one() {
     ] {
         let home = home_with(true);
         let cfg = write_cfg(home.path(), USER);
-        apply(home.path(), V12, &[]).ok();
-        let r = run(cmd(home.path())
-            .args(["apply", V13, "--no-zoi"])
-            .env("ZOI_MIRROR_FAILPOINT", point));
+        apply(home.path(), V12).run();
+        let r = apply(home.path(), V13)
+            .env("ZOI_MIRROR_FAILPOINT", point)
+            .any_status()
+            .run();
         if point != "after-final-state" {
             assert_ne!(r.code, 0, "{point}: the failpoint must fire");
         }
         // The state describes what is on disk: revert now would be exact.
-        apply(home.path(), V13, &[]).ok();
+        apply(home.path(), V13).run();
         assert_eq!(
             fs::read_to_string(&cfg).unwrap(),
             want_cfg,
             "{point}: the re-run differs from an uninterrupted upgrade"
         );
         assert_eq!(state_text(home.path()), want_state, "{point}: state");
-        let st = zm(home.path(), &["status", V13, "--no-zoi"]);
-        assert_eq!(st.code, 0, "{point}: status\n{}", st.stdout);
-        zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+        zm_cmd(home.path())
+            .args(["status", V13, "--no-zoi"])
+            .label(format!("{point}: status"))
+            .run();
+        revert(home.path(), "acme-mirror").run();
         assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{point}: revert");
     }
 }
@@ -143,12 +153,13 @@ fn a_revert_after_an_upgrade_killed_midway_gives_back_the_original() {
     for point in ["after-state", "after-config"] {
         let home = home_with(true);
         let cfg = write_cfg(home.path(), USER);
-        apply(home.path(), V12, &[]).ok();
-        let r = run(cmd(home.path())
-            .args(["apply", V13, "--no-zoi"])
-            .env("ZOI_MIRROR_FAILPOINT", point));
+        apply(home.path(), V12).run();
+        let r = apply(home.path(), V13)
+            .env("ZOI_MIRROR_FAILPOINT", point)
+            .any_status()
+            .run();
         assert_ne!(r.code, 0);
-        zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+        revert(home.path(), "acme-mirror").run();
         assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{point}");
     }
 }
@@ -158,14 +169,15 @@ fn a_revert_killed_at_any_point_finishes_exactly_like_an_uninterrupted_one() {
     for point in ["after-lock", "revert-after-backup", "revert-after-config"] {
         let home = home_with(false);
         let cfg = write_cfg(home.path(), USER);
-        apply(home.path(), V12, &[]).ok();
-        let r = run(cmd(home.path())
-            .args(["revert", "acme-mirror", "--no-zoi"])
-            .env("ZOI_MIRROR_FAILPOINT", point));
+        apply(home.path(), V12).run();
+        let r = revert(home.path(), "acme-mirror")
+            .env("ZOI_MIRROR_FAILPOINT", point)
+            .any_status()
+            .run();
         if point != "after-lock" {
             assert_ne!(r.code, 0, "{point}: the failpoint must fire");
         }
-        zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+        revert(home.path(), "acme-mirror").run();
         assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{point}");
         assert!(
             !state_dir(home.path())
@@ -199,8 +211,10 @@ fn control_characters_in_spec_strings_are_rejected_at_their_position() {
             .unwrap()
             + 1;
         fs::write(home.path().join("m.toml"), spec).unwrap();
-        let r = zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]);
-        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        let r = build(home.path(), "m.toml", "dist")
+            .expect_status(2)
+            .label(bad.to_string())
+            .run();
         assert!(
             r.stderr.contains(&format!("m.toml:{line}:")) && r.stderr.contains(what),
             "{bad}: {}",
@@ -214,9 +228,10 @@ fn control_characters_in_spec_strings_are_rejected_at_their_position() {
 #[test]
 fn repo_yaml_carries_no_raw_spec_text_outside_the_serialiser() {
     let home = tempfile::tempdir().unwrap();
-    let spec = example().replace("name = \"zoidberg\"", "name = \"Zoidberg # handle: evil\"");
-    fs::write(home.path().join("m.toml"), spec).unwrap();
-    zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    Spec::example()
+        .set("registry.name", "Zoidberg # handle: evil")
+        .write_to(&home.path().join("m.toml"));
+    build(home.path(), "m.toml", "dist").run();
     let text = fs::read_to_string(home.path().join("dist/acme-mirror-1.2.0/repo.yaml")).unwrap();
     let comments: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
     assert!(
@@ -239,8 +254,7 @@ fn spec_errors_never_print_raw_terminal_escapes() {
             "tier = \"acme\"\n\"\\u001b]0;owned\\u0007\" = 2",
         );
     fs::write(home.path().join("m.toml"), spec).unwrap();
-    let r = zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = build(home.path(), "m.toml", "dist").expect_status(2).run();
     assert!(r.stderr.contains("unknown key"), "{}", r.stderr);
     assert!(
         !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{7}'),
@@ -254,11 +268,11 @@ fn spec_errors_never_print_raw_terminal_escapes() {
 
 /// A bundle whose binary host is `bin` and whose cache mirror is `mirror`.
 fn bundle_for(home: &Path, bin: &str, mirror: &str) -> String {
-    let spec = example()
-        .replace("https://bin.acme.example/pkgs", bin)
-        .replace("https://bin-dr.acme.example/flat", mirror);
-    fs::write(home.join("n.toml"), spec).unwrap();
-    zm(home, &["build", "-c", "n.toml", "-o", "net"]).ok();
+    Spec::example()
+        .set("binaries.url", bin)
+        .list("client.cache_mirrors", [mirror])
+        .write_to(&home.join("n.toml"));
+    build(home, "n.toml", "net").run();
     home.join("net/acme-mirror-1.2.0").display().to_string()
 }
 
@@ -318,8 +332,9 @@ fn repo_yaml_with_size(dir: &Path, base: &str) -> String {
     p.display().to_string()
 }
 
-fn check_pkg(home: &Path, ry: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
+/// `check` of one package against a repo.yaml, no retries.
+fn check_pkg(home: &Path, ry: &str) -> ZmCmd {
+    zm_cmd(home).args([
         "check",
         "--repo-yaml",
         ry,
@@ -329,9 +344,7 @@ fn check_pkg(home: &Path, ry: &str, extra: &[&str]) -> Run {
         "linux-amd64",
         "--retries",
         "0",
-    ];
-    args.extend_from_slice(extra);
-    zm(home, &args)
+    ])
 }
 
 #[test]
@@ -357,8 +370,12 @@ fn a_server_echoing_the_secret_never_gets_it_printed() {
     let header = format!("Authorization: {secret}");
     let token = secret.split_once(' ').unwrap().1;
     for format in ["human", "json"] {
-        let r = check_pkg(home.path(), &ry, &["--header", &header, "--format", format]);
-        assert_eq!(r.code, 1, "{}", r.stdout);
+        let r = check_pkg(home.path(), &ry)
+            .args(["--header", &header, "--format", format])
+            .expect_status(1)
+            .expect_stdout_contains("***")
+            .label(format)
+            .run();
         assert!(
             srv.seen_headers.lock().unwrap().join("\n").contains(secret),
             "the header was sent"
@@ -366,7 +383,6 @@ fn a_server_echoing_the_secret_never_gets_it_printed() {
         for out in [&r.stdout, &r.stderr] {
             assert!(!out.contains(&token[..20]), "{format}: leaked:\n{out}");
         }
-        assert!(r.stdout.contains("***"), "{format}: {}", r.stdout);
     }
 }
 
@@ -393,9 +409,11 @@ fn a_truncated_body_is_its_own_kind_with_a_fitting_hint() {
     ]);
     let home = tempfile::tempdir().unwrap();
     let ry = repo_yaml_with_size(home.path(), &srv.url("http", ""));
-    let r = check_pkg(home.path(), &ry, &["--format", "json"]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    let doc = r.json();
+    let doc = check_pkg(home.path(), &ry)
+        .args(["--format", "json"])
+        .expect_status(1)
+        .run()
+        .json();
     let hash = doc["packages"][0]["urls"]
         .as_array()
         .unwrap()
@@ -423,8 +441,10 @@ fn a_fifo_or_directory_config_is_refused_at_once_and_nothing_is_written() {
             "fifo" => assert!(Command::new("mkfifo").arg(&cfg).status().unwrap().success()),
             _ => fs::create_dir(&cfg).unwrap(),
         }
-        let r = apply(home.path(), V12, &[]);
-        assert_eq!(r.code, 2, "{kind}: {}", r.stderr);
+        let r = apply(home.path(), V12)
+            .expect_status(2)
+            .label(kind.to_string())
+            .run();
         assert!(
             r.stderr.contains(cfg.to_str().unwrap())
                 && r.stderr
@@ -446,8 +466,7 @@ fn a_dangling_config_symlink_is_named_and_nothing_is_written() {
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     let target = home.path().join("dotfiles/zoi.yaml");
     std::os::unix::fs::symlink(&target, &cfg).unwrap();
-    let r = apply(home.path(), V12, &[]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = apply(home.path(), V12).expect_status(2).run();
     assert!(
         r.stderr.contains(&format!(
             "config.yaml is a symlink to {}, which does not exist",
@@ -465,8 +484,10 @@ fn rejected_applies_create_no_state_dir_or_lock() {
     for bad in ["repos: [unclosed\n", "repos: 5\n", "- a list\n"] {
         let home = home_with(false);
         write_cfg(home.path(), bad);
-        let r = apply(home.path(), V12, &[]);
-        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        let r = apply(home.path(), V12)
+            .expect_status(2)
+            .label(bad.to_string())
+            .run();
         assert!(r.stderr.contains("Nothing was changed"), "{}", r.stderr);
         assert!(!state_dir(home.path()).exists(), "{bad}: state dir created");
     }
@@ -487,14 +508,14 @@ fn temp_files_of_killed_runs_are_cleaned_by_the_next_run() {
     }
     let not_ours = dir.join(".config.yaml.someone-else.tmp");
     fs::write(&not_ours, "x").unwrap();
-    apply(home.path(), V12, &[]).ok();
+    apply(home.path(), V12).run();
     for s in &stale {
         assert!(!s.exists(), "{} left", s.display());
     }
     assert!(not_ours.exists(), "a file that is not ours was removed");
     // and revert cleans what a killed revert left
     fs::write(&stale[0], "x").unwrap();
-    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    revert(home.path(), "acme-mirror").run();
     assert!(!stale[0].exists());
 }
 
@@ -513,14 +534,14 @@ default_registry:   # where packages come from
   url: https://old.example/z.git   # the old one
 ";
     let cfg = write_cfg(home.path(), original);
-    apply(home.path(), V12, &[]).ok();
+    apply(home.path(), V12).run();
     let after = fs::read_to_string(&cfg).unwrap();
     assert!(
         after.contains("  - main    # the main tier\n  - extra   # mine too\n"),
         "{after}"
     );
     assert!(after.contains("  - core\n"), "{after}");
-    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    revert(home.path(), "acme-mirror").run();
     assert_eq!(fs::read_to_string(&cfg).unwrap(), original);
 }
 
@@ -529,29 +550,28 @@ default_registry:   # where packages come from
 #[test]
 fn a_second_extension_on_the_same_keys_is_refused_naming_the_first() {
     let home = home_with(false);
-    let spec = example().replace("name = \"acme-mirror\"", "name = \"beta-mirror\"");
-    fs::write(home.path().join("b.toml"), spec).unwrap();
-    zm(home.path(), &["build", "-c", "b.toml", "-o", "dist"]).ok();
+    Spec::example()
+        .set("extension.name", "beta-mirror")
+        .write_to(&home.path().join("b.toml"));
+    build(home.path(), "b.toml", "dist").run();
     let cfg = write_cfg(home.path(), USER);
-    apply(home.path(), V12, &[]).ok();
+    apply(home.path(), V12).run();
     let applied = fs::read_to_string(&cfg).unwrap();
-    let r = apply(home.path(), "dist/beta-mirror-1.2.0", &[]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("acme-mirror already manages") && r.stderr.contains("revert acme-mirror"),
-        "{}",
-        r.stderr
-    );
+    apply(home.path(), "dist/beta-mirror-1.2.0")
+        .expect_status(2)
+        .expect_stderr_contains("acme-mirror already manages")
+        .expect_stderr_contains("revert acme-mirror")
+        .run();
     assert_eq!(fs::read_to_string(&cfg).unwrap(), applied);
     assert!(
         !state_dir(home.path())
             .join("beta-mirror.user.json")
             .exists()
     );
-    zm(home.path(), &["revert", "acme-mirror", "--no-zoi"]).ok();
+    revert(home.path(), "acme-mirror").run();
     // ... and once A is gone, B applies and reverts cleanly.
-    apply(home.path(), "dist/beta-mirror-1.2.0", &[]).ok();
-    zm(home.path(), &["revert", "beta-mirror", "--no-zoi"]).ok();
+    apply(home.path(), "dist/beta-mirror-1.2.0").run();
+    revert(home.path(), "beta-mirror").run();
     assert_eq!(fs::read_to_string(&cfg).unwrap(), USER);
 }
 
@@ -560,33 +580,35 @@ fn a_second_extension_on_the_same_keys_is_refused_naming_the_first() {
 #[test]
 fn malformed_input_is_exit_2_not_1_or_3() {
     let home = home_with(false);
-    let r = apply(home.path(), V12, &["--sha512", "zz"]);
-    assert_eq!(r.code, 2, "--sha512 zz: {}", r.stderr);
+    apply(home.path(), V12)
+        .args(["--sha512", "zz"])
+        .expect_status(2)
+        .run();
     // non-UTF-8 spec
     fs::write(
         home.path().join("bad.toml"),
         b"[extension]\nname = \"a\xff\"\n",
     )
     .unwrap();
-    let r = zm(home.path(), &["build", "-c", "bad.toml", "-o", "x"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("bad.toml:2:"), "{}", r.stderr);
+    build(home.path(), "bad.toml", "x")
+        .expect_status(2)
+        .expect_stderr_contains("bad.toml:2:")
+        .run();
     // non-UTF-8 config
     write_cfg(home.path(), "repos: [core]\n# caf\u{e9}\n");
     fs::write(user_cfg(home.path()), b"repos: [core]\n# caf\xe9\n").unwrap();
-    let r = apply(home.path(), V12, &[]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    apply(home.path(), V12).expect_status(2).run();
     assert!(!state_dir(home.path()).exists());
     // headers
     let ry = home.path().join("ry.yaml");
     fs::write(&ry, "name: f\ndescription: f\n").unwrap();
     for h in ["Bad Name: x", "X-Token: a\u{1}b", "X-Token: a\rb"] {
-        let r = zm(
-            home.path(),
-            &["check", "--repo-yaml", ry.to_str().unwrap(), "--header", h],
-        );
-        assert_eq!(r.code, 2, "{h:?}: {}", r.stderr);
-        assert!(!r.stderr.contains("a\u{1}b"), "value printed");
+        zm_cmd(home.path())
+            .args(["check", "--repo-yaml", ry.to_str().unwrap(), "--header", h])
+            .expect_status(2)
+            .expect_stderr_lacks("a\u{1}b")
+            .label(format!("{h:?}"))
+            .run();
     }
 }
 
@@ -634,8 +656,11 @@ fn every_bundle_json_error_names_the_bundle_and_has_a_hint() {
         let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
         edit(&mut m, &dir);
         fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
-        let r = apply(home.path(), V12, &["--format", "json"]);
-        assert_eq!(r.code, 2, "{what}: {}", r.stderr);
+        let r = apply(home.path(), V12)
+            .args(["--format", "json"])
+            .expect_status(2)
+            .label(what.to_string())
+            .run();
         let e = &r.json()["error"];
         assert!(
             e["message"].as_str().unwrap().contains(V12),
@@ -654,11 +679,10 @@ fn every_bundle_json_error_names_the_bundle_and_has_a_hint() {
     )]);
     let home = tempfile::tempdir().unwrap();
     let url = srv.url("http", "/b/");
-    let r = zm(
-        home.path(),
-        &["apply", &url, "--no-zoi", "--format", "json"],
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = zm_cmd(home.path())
+        .args(["apply", &url, "--no-zoi", "--format", "json"])
+        .expect_status(2)
+        .run();
     let e = &r.json()["error"];
     assert!(e["message"].as_str().unwrap().contains(&url), "{e}");
     assert!(e["hint"].as_str().unwrap().contains("HTML"), "{e}");
@@ -674,22 +698,16 @@ fn the_copy_paste_lines_quote_the_setup_url_for_their_shell() {
         "url = \"https://bin.acme.example/zoi-mirror;x=$(id)&y='z'\"",
     );
     fs::write(home.path().join("m.toml"), spec).unwrap();
-    let r = zm(home.path(), &["build", "-c", "m.toml", "-o", "dist"]);
+    let r = build(home.path(), "m.toml", "dist").any_status().run();
     if r.code != 0 {
         // A spec that rejects such a URL is fine too; the template is
         // checked with the plain example below.
         assert_eq!(r.code, 2, "{}", r.stderr);
-        zm(
-            home.path(),
-            &[
-                "build",
-                "-c",
-                support::example_spec().to_str().unwrap(),
-                "-o",
-                "dist",
-            ],
-        )
-        .ok();
+        zm_cmd(home.path())
+            .args(["build", "-c"])
+            .arg(support::example_spec())
+            .args(["-o", "dist"])
+            .run();
     }
     let dir = home.path().join(V12);
     let sh = fs::read_to_string(dir.join("setup.sh")).unwrap();
@@ -711,7 +729,7 @@ fn every_documented_error_kind_maps_to_its_exit_code() {
     let mut rows: Vec<(&str, i32, Run)> = Vec::new();
 
     // 0: done / all good
-    rows.push(("done", 0, apply(h, V12, &[])));
+    rows.push(("done", 0, apply(h, V12).any_status().run()));
     // 1: drift, unreachable, mismatch, verification failed
     fs::write(
         &cfg,
@@ -746,7 +764,10 @@ fn every_documented_error_kind_maps_to_its_exit_code() {
     rows.push((
         "mismatch",
         1,
-        apply(h, V12, &["--sha512", &"0".repeat(128)]),
+        apply(h, V12)
+            .args(["--sha512", &"0".repeat(128)])
+            .any_status()
+            .run(),
     ));
     fs::write(h.join(V12).join("repo.yaml"), "tampered\n").unwrap();
     rows.push((
@@ -754,7 +775,7 @@ fn every_documented_error_kind_maps_to_its_exit_code() {
         1,
         zm(h, &["build", "-c", "m.toml", "-o", "dist", "--check"]),
     ));
-    zm(h, &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    build(h, "m.toml", "dist").run();
 
     // 2: malformed spec, config, bundle or flag
     fs::write(h.join("broken.toml"), "[extension\n").unwrap();
@@ -765,42 +786,59 @@ fn every_documented_error_kind_maps_to_its_exit_code() {
     ));
     let other = tempfile::tempdir().unwrap();
     fs::create_dir_all(h.join("notabundle")).unwrap();
-    rows.push(("malformed bundle", 2, apply(h, "notabundle", &[])));
-    rows.push(("malformed flag", 2, apply(h, V12, &["--no-such-flag"])));
+    rows.push((
+        "malformed bundle",
+        2,
+        apply(h, "notabundle").any_status().run(),
+    ));
+    rows.push((
+        "malformed flag",
+        2,
+        apply(h, V12).args(["--no-such-flag"]).any_status().run(),
+    ));
     fs::copy(h.join("m.toml"), other.path().join("m.toml")).unwrap();
-    zm(other.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    build(other.path(), "m.toml", "dist").run();
     write_cfg(other.path(), "repos: [unclosed\n");
-    rows.push(("malformed config", 2, apply(other.path(), V12, &[])));
+    rows.push((
+        "malformed config",
+        2,
+        apply(other.path(), V12).any_status().run(),
+    ));
 
     // 3: I/O, permissions, a lock held by another run, a server that cannot
     // be reached to push/fetch
     let io = tempfile::tempdir().unwrap();
     fs::copy(h.join("m.toml"), io.path().join("m.toml")).unwrap();
-    zm(io.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    build(io.path(), "m.toml", "dist").run();
     fs::write(
         io.path().join(".config"),
         "a file where a directory belongs",
     )
     .unwrap();
-    rows.push(("I/O", 3, apply(io.path(), V12, &[])));
+    rows.push(("I/O", 3, apply(io.path(), V12).any_status().run()));
     let ro = tempfile::tempdir().unwrap();
     fs::copy(h.join("m.toml"), ro.path().join("m.toml")).unwrap();
-    zm(ro.path(), &["build", "-c", "m.toml", "-o", "dist"]).ok();
+    build(ro.path(), "m.toml", "dist").run();
     let ro_cfg = write_cfg(ro.path(), USER);
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&ro_cfg, fs::Permissions::from_mode(0o444)).unwrap();
     }
-    rows.push(("permissions", 3, apply(ro.path(), V12, &[])));
+    rows.push(("permissions", 3, apply(ro.path(), V12).any_status().run()));
     let lock = fs::File::open(state_dir(h).join("zoi-mirror.lock")).unwrap();
     lock.try_lock().unwrap();
-    rows.push(("lock held", 3, apply(h, V12, &["--lock-timeout", "0"])));
+    rows.push((
+        "lock held",
+        3,
+        apply(h, V12)
+            .args(["--lock-timeout", "0"])
+            .any_status()
+            .run(),
+    ));
     drop(lock);
-    let spec = example().replace(
-        "branch = \"main\"",
-        "branch = \"main\"\nupstream = \"file:///nonexistent/upstream.git\"",
-    );
-    fs::write(h.join("db.toml"), spec).unwrap();
+    Spec::example()
+        .set("registry.upstream", "file:///nonexistent/upstream.git")
+        .write_to(&h.join("db.toml"));
     rows.push((
         "server unreachable for push/fetch",
         3,

@@ -30,6 +30,7 @@ pub struct ZmCmd {
     stdout_lacks: Vec<String>,
     stderr_lacks: Vec<String>,
     stdout_is: Option<String>,
+    label: Option<String>,
 }
 
 /// Our binary in the scrubbed environment of [`super::cmd`].
@@ -44,6 +45,7 @@ pub fn zm_cmd(home: &Path) -> ZmCmd {
         stdout_lacks: Vec::new(),
         stderr_lacks: Vec::new(),
         stdout_is: None,
+        label: None,
     }
 }
 
@@ -123,6 +125,12 @@ impl ZmCmd {
         self
     }
 
+    /// Names the case in a failure message (for loops over cases).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
     #[track_caller]
     pub fn run(mut self) -> Run {
         self.cmd
@@ -143,6 +151,7 @@ impl ZmCmd {
             });
         }
         let r = Run::of(child.wait_with_output().expect("wait for zoi-mirror"));
+        let label = self.label.map(|l| format!("[{l}] ")).unwrap_or_default();
         let line = self
             .shown
             .iter()
@@ -151,7 +160,7 @@ impl ZmCmd {
             .join(" ");
         let fail = |what: String| -> ! {
             panic!(
-                "zoi-mirror {line}: {what}\n--- stdout:\n{}\n--- stderr:\n{}",
+                "{label}zoi-mirror {line}: {what}\n--- stdout:\n{}\n--- stderr:\n{}",
                 r.stdout, r.stderr
             )
         };
