@@ -1022,13 +1022,9 @@ fn a_registry_head_naming_no_branch_fails_over_git_daemon_and_smart_http() {
     // registry (the binary host is down, so look at the registry only)
     gitd::git(&bare, &["branch", "dev", "main"]);
     let dev_spec = home.path().join("dev.toml");
-    fs::write(
-        &dev_spec,
-        fs::read_to_string(&spec)
-            .unwrap()
-            .replace("[registry]\n", "[registry]\nbranch = \"dev\"\n"),
-    )
-    .unwrap();
+    Spec::parse(&fs::read_to_string(&spec).unwrap())
+        .set("registry.branch", "dev")
+        .write_to(&dev_spec);
     zm(
         home.path(),
         &["build", "-c", dev_spec.to_str().unwrap(), "-o", "dist-dev"],

@@ -10,6 +10,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::support::Spec;
 use crate::support::company::Company;
 use crate::support::gitd::git;
 use crate::support::gpg;
@@ -48,16 +49,15 @@ impl World {
         // A second registry on the same host, unsigned, for clients with
         // no authorities.
         crate::support::gitd::empty_bare(&co.git_root.join("plain.git"));
-        let text = fs::read_to_string(&spec)
-            .unwrap()
-            .replace("mirror.git", "plain.git")
-            .replace("name = \"acme-mirror\"", "name = \"acme-plain\"")
-            .lines()
-            .filter(|l| !l.starts_with("authorities") && !l.starts_with("signing_key"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let plain_spec = co.sb.path().join("plain.toml");
-        fs::write(&plain_spec, text).unwrap();
+        let plain_spec = Spec::parse(&fs::read_to_string(&spec).unwrap())
+            .set(
+                "registry.url",
+                co.gitd.as_ref().expect("git daemon").url("plain.git"),
+            )
+            .set("extension.name", "acme-plain")
+            .remove("registry.authorities")
+            .remove("registry.signing_key")
+            .write_to(&co.sb.path().join("plain.toml"));
         assert_eq!(co.db_sync(&plain_spec).code, 0);
         let r = co.zm(&[
             "build",

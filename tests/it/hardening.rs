@@ -725,7 +725,7 @@ fn every_documented_error_kind_maps_to_its_exit_code() {
     let home = home_with(false);
     let h = home.path();
     let cfg = write_cfg(h, USER);
-    let port = crate::support::nginx::free_port();
+    let port = crate::support::net::free_port();
     let mut rows: Vec<(&str, i32, Run)> = Vec::new();
 
     // 0: done / all good

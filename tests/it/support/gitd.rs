@@ -1,11 +1,12 @@
 //! Real git on loopback: bare repositories and a `git daemon` serving them,
 //! started by the test that needs them.
 
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::net::{free_port, wait_port};
 
 /// Runs git in `cwd` with a fixed identity; panics on failure.
 pub fn git(cwd: &Path, args: &[&str]) -> String {
@@ -46,7 +47,7 @@ fn daemon_bin() -> PathBuf {
 impl GitDaemon {
     pub fn start(base: &Path) -> GitDaemon {
         for _ in 0..5 {
-            let port = super::nginx::free_port();
+            let port = free_port();
             let mut child = Command::new("git")
                 .args([
                     "daemon",
@@ -63,15 +64,8 @@ impl GitDaemon {
                 .process_group(0)
                 .spawn()
                 .expect("git daemon");
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return GitDaemon { port, child };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if wait_port(port, &mut child, Duration::from_secs(10)) {
+                return GitDaemon { port, child };
             }
             let _ = child.kill();
             let _ = child.wait();

@@ -9,6 +9,7 @@ pub mod company;
 pub mod faults;
 pub mod gitd;
 pub mod gpg;
+pub mod net;
 pub mod nginx;
 pub mod seaweed;
 pub mod serve;

@@ -1,11 +1,12 @@
 //! A real nginx on loopback, started by the test that needs it, serving a
 //! directory the test controls. Stopped (and its files removed) on drop.
 
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::net::{free_port, wait_port};
 
 pub struct Nginx {
     pub port: u16,
@@ -24,14 +25,6 @@ fn nginx_bin() -> PathBuf {
         }
     }
     panic!("nginx not found: install nginx-light (scripts/test.sh does) or set ZOI_MIRROR_NGINX")
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Nginx {
@@ -94,20 +87,13 @@ http {{
                 .process_group(0)
                 .spawn()
                 .expect("start nginx");
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Nginx {
-                        port,
-                        root: root.to_path_buf(),
-                        child,
-                        _dir: dir,
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port taken, most likely: try another
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if wait_port(port, &mut child, Duration::from_secs(10)) {
+                return Nginx {
+                    port,
+                    root: root.to_path_buf(),
+                    child,
+                    _dir: dir,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();

@@ -7,13 +7,12 @@
 //! clients need), and `private`, readable only with credentials. Buckets
 //! are not created on upload, so a missing bucket stays missing.
 
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::nginx::free_port;
+use super::net::{free_port, port_open};
 
 pub const ACCESS_KEY: &str = "zoimirrortestkey";
 pub const SECRET_KEY: &str = "s3cr3t-Zoi-Mirror-Test-Value-9f8e7d";
@@ -105,10 +104,7 @@ impl Seaweed {
                 if let Ok(Some(_)) = sw.child.try_wait() {
                     break;
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    && sw.ready("zoi")
-                    && sw.ready("private")
-                {
+                if port_open(port) && sw.ready("zoi") && sw.ready("private") {
                     return sw;
                 }
                 std::thread::sleep(Duration::from_millis(200));
