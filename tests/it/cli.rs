@@ -27,11 +27,7 @@ fn command_paths() -> Vec<Vec<String>> {
 }
 
 fn installed(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
+    crate::support::which(tool).is_some()
 }
 
 /// What bash offers for `words` (the last one being completed), with the

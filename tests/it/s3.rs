@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::archives::simple_zpa;
-use crate::support::company::target;
+use crate::support::company::{sync_args, target};
 use crate::support::faults::{Fault, FaultServer};
 use crate::support::gitd::{GitDaemon, empty_bare};
 use crate::support::gpg;
@@ -97,7 +97,7 @@ impl Company {
         .write(self.sb.path())
     }
 
-    fn zm(&self, args: &[&str]) -> Run {
+    fn zm<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Run {
         support::run(
             support::cmd(self.sb.path())
                 .envs(self.sw.env())
@@ -107,32 +107,12 @@ impl Company {
     }
 
     fn db_sync(&self, spec: &Path) -> Run {
-        self.zm(&[
-            "db",
-            "sync",
-            "-c",
-            spec.to_str().unwrap(),
-            "--work",
-            self.work.to_str().unwrap(),
-            "--format",
-            "json",
-        ])
+        self.zm(&sync_args(&["db", "sync"], spec, &self.work, None, &[]))
     }
 
     /// `bin sync` with no --dest: `[binaries.storage] url` names the bucket.
     fn bin_sync(&self, spec: &Path, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "bin",
-            "sync",
-            "-c",
-            spec.to_str().unwrap(),
-            "--work",
-            self.work.to_str().unwrap(),
-            "--format",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let r = self.zm(&args);
+        let r = self.zm(&sync_args(&["bin", "sync"], spec, &self.work, None, extra));
         assert_no_secret(&r);
         r
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::support::Run;
-use crate::support::company::{Company, target};
+use crate::support::company::{Company, sync_args, target};
 use crate::support::serve::Serve;
 use crate::support::upstream::{PACKAGES, Upstream, host_platform};
 use crate::support::zoienv::{Sandbox, share};
@@ -32,22 +32,7 @@ impl SyncSide for Company {
     }
 
     fn sync_args(&self, spec: &Path, extra: &[&str]) -> Vec<String> {
-        let mut v: Vec<String> = [
-            "sync",
-            "-c",
-            spec.to_str().unwrap(),
-            "--work",
-            self.work.to_str().unwrap(),
-            "--dest",
-            self.dest().to_str().unwrap(),
-            "--format",
-            "json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
+        sync_args(&["sync"], spec, &self.work, Some(&self.dest()), extra)
     }
 
     fn sync(&self, spec: &Path, extra: &[&str]) -> Run {

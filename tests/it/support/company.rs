@@ -2,6 +2,7 @@
 //! server, its binary host (nginx over `site/`), its registry signing key,
 //! and the commands it runs over them.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -80,46 +81,30 @@ impl Company {
         .write(self.sb.path())
     }
 
-    pub fn zm(&self, args: &[&str]) -> Run {
+    pub fn zm<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
         super::run(&mut self.zm_cmd(args))
     }
 
     /// Our binary in the company's home, signing with its key.
-    pub fn zm_cmd(&self, args: &[&str]) -> std::process::Command {
+    pub fn zm_cmd<S: AsRef<OsStr>>(&self, args: &[S]) -> std::process::Command {
         let mut c = super::cmd(self.sb.path());
         c.args(args).env("GNUPGHOME", &self.gnupg);
         c
     }
 
     pub fn db_sync(&self, spec: &Path) -> Run {
-        self.zm(&[
-            "db",
-            "sync",
-            "-c",
-            spec.to_str().unwrap(),
-            "--work",
-            self.work.to_str().unwrap(),
-            "--format",
-            "json",
-        ])
+        self.zm(&sync_args(&["db", "sync"], spec, &self.work, None, &[]))
     }
 
     pub fn bin_sync(&self, spec: &Path, extra: &[&str]) -> Run {
         let dest = self.site.join("pkgs");
-        let mut args = vec![
-            "bin",
-            "sync",
-            "-c",
-            spec.to_str().unwrap(),
-            "--work",
-            self.work.to_str().unwrap(),
-            "--dest",
-            dest.to_str().unwrap(),
-            "--format",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let r = self.zm(&args);
+        let r = self.zm(&sync_args(
+            &["bin", "sync"],
+            spec,
+            &self.work,
+            Some(&dest),
+            extra,
+        ));
         share(&self.site);
         r
     }
@@ -168,6 +153,26 @@ impl Company {
             .join(p.version)
             .join(p.file_name(&host_platform()))
     }
+}
+
+/// `COMMAND… -c SPEC --work WORK [--dest DEST] --format json EXTRA…`: how
+/// the tests run `db sync`, `bin sync` and `sync`.
+pub fn sync_args(
+    command: &[&str],
+    spec: &Path,
+    work: &Path,
+    dest: Option<&Path>,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut v: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+    v.extend(["-c".into(), spec.display().to_string()]);
+    v.extend(["--work".into(), work.display().to_string()]);
+    if let Some(dest) = dest {
+        v.extend(["--dest".into(), dest.display().to_string()]);
+    }
+    v.extend(["--format".into(), "json".into()]);
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
 }
 
 /// The `bin sync`/`sync` report's target for package `name` and `artifact`.

@@ -106,8 +106,15 @@ pub fn upstream_registry(dir: &Path) -> (PathBuf, PathBuf) {
     git(&work, &["commit", "-q", "-m", "initial registry"]);
     git(&work, &["branch", "dev"]);
     git(&work, &["tag", "-a", "v1", "-m", "release 1"]);
+    bare_clone(&work, &bare);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    (work, bare)
+}
+
+/// `git clone --bare WORK BARE`.
+pub fn bare_clone(work: &Path, bare: &Path) {
     git(
-        dir,
+        bare.parent().unwrap(),
         &[
             "clone",
             "-q",
@@ -116,8 +123,6 @@ pub fn upstream_registry(dir: &Path) -> (PathBuf, PathBuf) {
             bare.to_str().unwrap(),
         ],
     );
-    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
-    (work, bare)
 }
 
 /// An empty bare repository.
@@ -172,15 +177,6 @@ pub fn bare_registry_with(dir: &Path, extra: &[(&str, &str, &str)]) -> String {
     }
     git(&work, &["add", "."]);
     git(&work, &["commit", "-q", "-m", "init"]);
-    git(
-        dir,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
+    bare_clone(&work, &bare);
     format!("file://{}", bare.display())
 }

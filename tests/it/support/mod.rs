@@ -113,20 +113,24 @@ pub fn zm(home: &Path, args: &[&str]) -> Run {
     run(cmd(home).args(args))
 }
 
+/// Where `tool` is on PATH (`command -v`), if it is.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
+}
+
 /// A Lua interpreter: `$ZOI_MIRROR_LUA`, else lua5.4, lua, luau on PATH.
 pub fn lua() -> PathBuf {
     if let Some(p) = std::env::var_os("ZOI_MIRROR_LUA") {
         return p.into();
     }
-    for name in ["lua5.4", "lua", "luau"] {
-        if let Ok(out) = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {name}"))
-            .output()
-            && out.status.success()
-        {
-            return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        }
+    if let Some(p) = ["lua5.4", "lua", "luau"].into_iter().find_map(which) {
+        return p;
     }
     panic!("no Lua interpreter found: install lua5.4 (scripts/test.sh does) or set ZOI_MIRROR_LUA")
 }
