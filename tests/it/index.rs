@@ -692,7 +692,7 @@ fn layout_lint_and_orphans() {
 
     let layout = ["--layout", "{repo}/{os}/{arch}/{version}"];
     // Writing: the archives are indexed, the findings reported, exit 0.
-    let doc = index(home.path(), &root).args(&layout).run().json();
+    let doc = index(home.path(), &root).args(layout).run().json();
     assert_eq!(doc["totals"]["written"], 3);
     let problems: Vec<(String, String)> = doc["layout_problems"]
         .as_array()
