@@ -178,3 +178,60 @@ fn read(ctx: &mut Ctx<'_>, root: &Table, upstream_input: &UpstreamInput) -> Opti
         upstream_origin,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diagnostics(src: &str) -> Vec<(usize, usize, String)> {
+        let err = super::load_str(Path::new("mirror.toml"), src, &UpstreamInput::Auto)
+            .expect_err("the spec is invalid");
+        let failure = err.downcast_ref::<Failure>().expect("a Failure");
+        failure
+            .diagnostics
+            .iter()
+            .map(|d| (d.line, d.column, d.message.clone()))
+            .collect()
+    }
+
+    /// Problems at the same place keep the order the sections are read in.
+    #[test]
+    fn missing_tables_are_reported_in_section_order() {
+        let d = diagnostics("");
+        let at_start: Vec<&str> = d
+            .iter()
+            .filter(|(l, c, _)| (*l, *c) == (1, 1))
+            .map(|(_, _, m)| m.as_str())
+            .collect();
+        assert_eq!(
+            at_start,
+            [
+                "missing required table [extension]",
+                "missing required table [registry]",
+                "missing required table [binaries]",
+            ]
+        );
+    }
+
+    /// Every problem is reported at once, sorted by line and column.
+    #[test]
+    fn problems_from_several_sections_come_sorted() {
+        let src = "[extension]\nname = \"Bad Name\"\nversion = \"1\"\n\n[registry]\nurl = \"ftp://h/z\"\n\n[binaries]\nurl = \"https://b/{os}\"\nformat = \"tar\"\n";
+        let d = diagnostics(src);
+        let mut sorted = d.clone();
+        sorted.sort_by_key(|(l, c, _)| (*l, *c));
+        assert_eq!(d, sorted);
+        for (line, needle) in [
+            (2, "not a valid Zoi package name"),
+            (3, "not a semantic version"),
+            (6, "`registry.url`"),
+            (9, "contains a placeholder"),
+            (10, "unknown archive format 'tar'"),
+        ] {
+            assert!(
+                d.iter().any(|(l, _, m)| *l == line && m.contains(needle)),
+                "line {line}: {needle} in {d:#?}"
+            );
+        }
+    }
+}

@@ -43,6 +43,9 @@ const DEFAULT_PLATFORMS: [&str; 5] = [
     "windows-amd64",
 ];
 
+/// The values of `format`: Zoi's archive kinds, named by their extension.
+const FORMATS: [ArchiveKind; 2] = [ArchiveKind::Zpa, ArchiveKind::PkgTarZst];
+
 /// `[binaries]` as written.
 pub(in crate::spec) struct Raw {
     pub url: Option<Sp<String>>,
@@ -141,10 +144,7 @@ pub(in crate::spec) fn read(ctx: &mut Ctx<'_>, root: &Sec<'_>) -> Raw {
         }
     }
     if let Some(f) = bin.str(ctx, "format") {
-        match [ArchiveKind::Zpa, ArchiveKind::PkgTarZst]
-            .into_iter()
-            .find(|k| k.extension() == f.value)
-        {
+        match FORMATS.into_iter().find(|k| k.extension() == f.value) {
             Some(kind) => raw.format = kind,
             None => ctx.err(
                 f.span.clone(),
@@ -235,5 +235,28 @@ impl Raw {
             allow_unsigned: self.allow_unsigned,
             storage: self.storage,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's key table names exactly the formats the reader accepts.
+    #[test]
+    fn readme_lists_every_format() {
+        let readme = include_str!("../../../README.md");
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with("| `[binaries]` |"))
+            .expect("README has a [binaries] row");
+        let listed = row
+            .split_once("`format` (")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(list, _)| list)
+            .expect("the row documents `format`");
+        let names: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
+        let ours: Vec<&str> = FORMATS.iter().map(|k| k.extension()).collect();
+        assert_eq!(names, ours);
     }
 }
