@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde_yaml::{Mapping, Value};
 
-use super::Scope;
+use super::target::Scope;
 use super::yamledit;
 use crate::error::{Diagnostic, Failure, fail, io_failure};
 use crate::fsutil;

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-use super::Scope;
+use super::target::Scope;
 use crate::error::Failure;
 use crate::fsutil;
 use crate::zoi::paths::LayoutKind;

@@ -14,7 +14,7 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_yaml::Value;
 
-use super::Scope;
+use super::target::Scope;
 use crate::bundle::load::Loaded;
 use crate::zoi::config::{self, Config, Layer, Source};
 use crate::zoi::paths::{Env, LayoutKind};

@@ -12,9 +12,9 @@
 
 use std::ops::Range;
 
-use super::super::reader::{Ctx, Sec, Sp, values};
-use super::super::urls::http_url_problem;
-use super::super::{Binaries, DEFAULT_LAYOUT, Storage};
+use crate::spec::reader::{Ctx, Sec, Sp, values};
+use crate::spec::urls::http_url_problem;
+use crate::spec::{Binaries, DEFAULT_LAYOUT, Storage};
 use crate::zoi::archive::ArchiveKind;
 use crate::zoi::placeholders;
 use crate::zoi::platform::Platform;

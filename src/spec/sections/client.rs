@@ -9,9 +9,9 @@
 //! Whether `tiers` and `repo_add` name known tiers is
 //! [`crate::spec::validate`]'s.
 
-use super::super::reader::{Ctx, Sec, Sp, values};
-use super::super::urls::{git_url_problem, http_url_problem, is_fingerprint};
-use super::super::{Client, ClientKey, KeySource};
+use crate::spec::reader::{Ctx, Sec, Sp, values};
+use crate::spec::urls::{git_url_problem, http_url_problem, is_fingerprint};
+use crate::spec::{Client, ClientKey, KeySource};
 
 const KEYS: [&str; 8] = [
     "tiers",

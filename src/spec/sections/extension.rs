@@ -6,8 +6,8 @@
 //! is optional (default `LicenseRef-Proprietary`). Whether `tier` exists
 //! is checked against upstream in [`crate::spec::validate`].
 
-use super::super::Extension;
-use super::super::reader::{Ctx, Sec, Sp};
+use crate::spec::Extension;
+use crate::spec::reader::{Ctx, Sec, Sp};
 use crate::zoi::names::package_name_problem;
 
 pub(in crate::spec) const KEYS: [&str; 6] = [

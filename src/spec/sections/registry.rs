@@ -11,9 +11,9 @@
 
 use std::ops::Range;
 
-use super::super::reader::{Ctx, Sec, Sp};
-use super::super::urls::{git_url_problem, http_url_problem};
-use super::super::{DEFAULT_BRANCH, DEFAULT_HANDLE, Registry};
+use crate::spec::reader::{Ctx, Sec, Sp};
+use crate::spec::urls::{git_url_problem, http_url_problem};
+use crate::spec::{DEFAULT_BRANCH, DEFAULT_HANDLE, Registry};
 use crate::zoi::names::{package_name_problem, tier_problem};
 use crate::zoi::repo::{PgpKey, RepoEntry, RepoYaml};
 use crate::zoi::upstream;

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::super::Setup;
-use super::super::reader::{Ctx, Sec};
-use super::super::urls::http_url_problem;
+use crate::spec::Setup;
+use crate::spec::reader::{Ctx, Sec};
+use crate::spec::urls::http_url_problem;
 use crate::zoi::platform::Platform;
 
 const KEYS: [&str; 2] = ["url", "tools"];

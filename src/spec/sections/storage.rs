@@ -5,9 +5,9 @@
 //! http(s) URLs; `region` is a non-blank string; `path_style` and
 //! `allow_http` are booleans. Everything is optional.
 
-use super::super::Storage;
-use super::super::reader::{Ctx, Sec};
-use super::super::urls::http_url_problem;
+use crate::spec::Storage;
+use crate::spec::reader::{Ctx, Sec};
+use crate::spec::urls::http_url_problem;
 
 const KEYS: [&str; 6] = [
     "url",

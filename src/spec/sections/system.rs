@@ -8,8 +8,8 @@
 
 use std::ops::Range;
 
-use super::super::System;
-use super::super::reader::{Ctx, Sec, suggest, values};
+use crate::spec::System;
+use crate::spec::reader::{Ctx, Sec, suggest, values};
 use crate::zoi::config::{LOCKS, SignatureEnforcement};
 
 const KEYS: [&str; 8] = [
