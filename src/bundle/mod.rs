@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::spec::{ArchiveFormat, Spec};
+use crate::spec::Spec;
+use crate::zoi::archive::ArchiveKind;
 use crate::zoi::config::{Config, Policy, Registry};
 use crate::zoi::extension::{self, Change};
 use crate::zoi::repo::{GitLink, PgpKey, PkgLink, RepoEntry, RepoYaml};
@@ -147,8 +148,8 @@ pub fn repo_yaml(spec: &Spec) -> RepoYaml {
             // does not end in `.zpa`; the legacy seed-guide layout relies on
             // that (older clients appended the .pkg.tar.zst name).
             url: match bin.format {
-                ArchiveFormat::Zpa => archive.clone(),
-                ArchiveFormat::PkgTarZst => bin.dir_template(base),
+                ArchiveKind::Zpa => archive.clone(),
+                ArchiveKind::PkgTarZst => bin.dir_template(base),
             },
             pgp: bin.signatures.then(|| format!("{archive}.sig")),
             hash: Some(format!("{archive}.hash")),
@@ -352,7 +353,7 @@ fn warnings(spec: &Spec) -> Vec<String> {
             spec.client.repo_add.join(", ")
         ));
     }
-    if spec.binaries.format == ArchiveFormat::PkgTarZst {
+    if spec.binaries.format == ArchiveKind::PkgTarZst {
         w.push(
             "binaries.format = \"pkg.tar.zst\": Zoi >= 1.23 requests `.zpa` archive names, so only older clients can install from this layout".into(),
         );

@@ -13,6 +13,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
+use super::target::Scope;
+use crate::error::Failure;
+use crate::fsutil;
 use crate::zoi::paths::LayoutKind;
 
 pub const STATE_FORMAT: u32 = 1;
@@ -47,7 +50,7 @@ pub struct State {
     pub format: u32,
     pub extension: String,
     pub version: String,
-    pub scope: String,
+    pub scope: Scope,
     pub config_path: PathBuf,
     pub layout: LayoutKind,
     /// SHA-512 of the applied bundle's `bundle.json`.
@@ -79,4 +82,20 @@ pub fn encode(state: &State) -> Result<Vec<u8>> {
     let mut v = serde_json::to_vec_pretty(state)?;
     v.push(b'\n');
     Ok(v)
+}
+
+/// Replaces the state file at `path` (atomic; a new one is given to the
+/// invoking user under `sudo`).
+pub(super) fn write(path: &Path, st: &State, scope: Scope) -> Result<()> {
+    let existed = path.exists();
+    fsutil::atomic_write(path, &encode(st)?).map_err(|e| {
+        Failure::could_not_run(
+            "io",
+            format!("cannot write state {}: {e:#}", path.display()),
+        )
+    })?;
+    if !existed {
+        super::config_file::give_to_invoking_user(path, scope);
+    }
+    Ok(())
 }

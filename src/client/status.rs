@@ -14,14 +14,40 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_yaml::Value;
 
-use super::Scope;
+use super::target::Scope;
 use crate::bundle::load::Loaded;
 use crate::zoi::config::{self, Config, Layer, Source};
 use crate::zoi::paths::{Env, LayoutKind};
 
+/// One of Zoi's three config layers, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerName {
+    System,
+    User,
+    Project,
+}
+
+impl LayerName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerName::System => "system",
+            LayerName::User => "user",
+            LayerName::Project => "project",
+        }
+    }
+}
+
+impl std::fmt::Display for LayerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so width and alignment in format strings apply.
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerInfo {
-    pub layer: &'static str,
+    pub layer: LayerName,
     pub path: PathBuf,
     pub exists: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,11 +68,73 @@ pub struct Setting {
     pub why: Option<String>,
 }
 
+/// A way Zoi can end up not using the mirror although the file says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrapKind {
+    /// A layer Zoi cannot parse (commands fail; ignored at start-up).
+    LayerSyntaxError,
+    /// A layer Zoi silently replaces by its defaults (a wrong type).
+    LayerDiscarded,
+    /// A legacy-layout layer without the booleans Zoi ≤ 1.25 requires.
+    LegacyRequiredMissing,
+    /// `~/.zoi/pkgs/config.yaml` next to the XDG file Zoi ≥ 1.26 reads.
+    LegacyFileIgnored,
+    /// Zoi sorts `cache_mirrors`, so the preferred one is not tried first.
+    CacheMirrorsResorted,
+    /// Authorities are set but the synced registry's HEAD is unsigned.
+    UnsignedHead,
+}
+
+impl TrapKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrapKind::LayerSyntaxError => "layer_syntax_error",
+            TrapKind::LayerDiscarded => "layer_discarded",
+            TrapKind::LegacyRequiredMissing => "legacy_required_missing",
+            TrapKind::LegacyFileIgnored => "legacy_file_ignored",
+            TrapKind::CacheMirrorsResorted => "cache_mirrors_resorted",
+            TrapKind::UnsignedHead => "unsigned_head",
+        }
+    }
+}
+
+impl std::fmt::Display for TrapKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so width and alignment in format strings apply.
+        f.pad(self.as_str())
+    }
+}
+
+/// How bad a trap is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The mirror is not, or not reliably, in use: `status` is out of sync.
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so width and alignment in format strings apply.
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Trap {
-    pub kind: &'static str,
-    /// `error` (the mirror is not, or not reliably, in use) or `warning`.
-    pub severity: &'static str,
+    pub kind: TrapKind,
+    pub severity: Severity,
     pub message: String,
     pub hint: String,
 }
@@ -69,7 +157,7 @@ struct ReadLayer {
     layer: Layer,
 }
 
-fn read_layer(name: &'static str, path: &Path) -> ReadLayer {
+fn read_layer(name: LayerName, path: &Path) -> ReadLayer {
     let mut info = LayerInfo {
         layer: name,
         path: path.to_path_buf(),
@@ -131,20 +219,24 @@ pub fn status(
     zoi_version: Option<&semver::Version>,
 ) -> Result<StatusReport> {
     let target = super::resolve_target(env, scope, layout, zoi_version)?;
-    let expected_layer = super::bundle_layer(bundle, scope)?;
-    let keys = super::managed(bundle, scope)?;
+    let expected_layer = super::apply::bundle_layer(bundle, scope)?;
+    let keys = super::apply::managed(bundle, scope)?;
 
-    let sys = read_layer("system", &env.system_config());
-    let usr = read_layer("user", &env.user_config(target.layout)?);
-    let prj = read_layer("project", &env.project_config());
+    let sys = read_layer(LayerName::System, &env.system_config());
+    let usr = read_layer(LayerName::User, &env.user_config(target.layout)?);
+    let prj = read_layer(LayerName::Project, &env.project_config());
 
     let mut traps = Vec::new();
     for l in [&sys, &usr, &prj] {
         if let Some(p) = &l.info.problem {
             let syntax = p.starts_with("YAML syntax error");
             traps.push(Trap {
-                kind: if syntax { "layer_syntax_error" } else { "layer_discarded" },
-                severity: "error",
+                kind: if syntax {
+                    TrapKind::LayerSyntaxError
+                } else {
+                    TrapKind::LayerDiscarded
+                },
+                severity: Severity::Error,
                 message: if syntax {
                     format!(
                         "{} has a YAML syntax error: Zoi commands that read config fail, and at start-up the layer is ignored ({p})",
@@ -163,8 +255,8 @@ pub fn status(
             let lacking = l.layer.missing_legacy_bools();
             if !lacking.is_empty() {
                 traps.push(Trap {
-                    kind: "legacy_required_missing",
-                    severity: "error",
+                    kind: TrapKind::LegacyRequiredMissing,
+                    severity: Severity::Error,
                     message: format!(
                         "{} lacks {} which Zoi <= 1.25 requires: that Zoi ignores the whole layer",
                         l.info.path.display(),
@@ -179,8 +271,8 @@ pub fn status(
         let legacy = env.user_config(LayoutKind::Legacy)?;
         if legacy.exists() {
             traps.push(Trap {
-                kind: "legacy_file_ignored",
-                severity: "warning",
+                kind: TrapKind::LegacyFileIgnored,
+                severity: Severity::Warning,
                 message: format!(
                     "{} exists, but Zoi >= 1.26 reads {} and ignores the old file (no migration)",
                     legacy.display(),
@@ -336,8 +428,8 @@ pub fn status(
     sorted.sort();
     if *exp_mirrors != sorted {
         traps.push(Trap {
-            kind: "cache_mirrors_resorted",
-            severity: "warning",
+            kind: TrapKind::CacheMirrorsResorted,
+            severity: Severity::Warning,
             message: format!(
                 "Zoi sorts cache_mirrors alphabetically after merging, so it tries {} first, not {}",
                 sorted[0], exp_mirrors[0]
@@ -350,8 +442,8 @@ pub fn status(
         && let Some(false) = head_signed(&data_dir.join("pkgs").join("db").join(&reg.handle))
     {
         traps.push(Trap {
-            kind: "unsigned_head",
-            severity: "error",
+            kind: TrapKind::UnsignedHead,
+            severity: Severity::Error,
             message: format!(
                 "authorities are set for {}, but the synced registry's HEAD commit is unsigned: `zoi sync` will roll back",
                 reg.url
@@ -360,7 +452,8 @@ pub fn status(
         });
     }
 
-    let in_sync = settings.iter().all(|s| s.ok) && traps.iter().all(|t| t.severity != "error");
+    let in_sync =
+        settings.iter().all(|s| s.ok) && traps.iter().all(|t| t.severity != Severity::Error);
     Ok(StatusReport {
         extension: bundle.name().to_string(),
         version: bundle.manifest.extension.version.clone(),
@@ -372,4 +465,38 @@ pub fn status(
         settings,
         traps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON names are a contract (`status --json`); `as_str` (human
+    /// output) must say the same.
+    #[test]
+    fn kinds_serialise_as_before() {
+        for (k, name) in [
+            (TrapKind::LayerSyntaxError, "layer_syntax_error"),
+            (TrapKind::LayerDiscarded, "layer_discarded"),
+            (TrapKind::LegacyRequiredMissing, "legacy_required_missing"),
+            (TrapKind::LegacyFileIgnored, "legacy_file_ignored"),
+            (TrapKind::CacheMirrorsResorted, "cache_mirrors_resorted"),
+            (TrapKind::UnsignedHead, "unsigned_head"),
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), name);
+            assert_eq!(k.to_string(), name);
+        }
+        for (s, name) in [(Severity::Error, "error"), (Severity::Warning, "warning")] {
+            assert_eq!(serde_json::to_value(s).unwrap(), name);
+            assert_eq!(s.to_string(), name);
+        }
+        for (l, name) in [
+            (LayerName::System, "system"),
+            (LayerName::User, "user"),
+            (LayerName::Project, "project"),
+        ] {
+            assert_eq!(serde_json::to_value(l).unwrap(), name);
+            assert_eq!(format!("{l:<8}|"), format!("{name:<8}|"));
+        }
+    }
 }

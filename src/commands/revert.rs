@@ -31,7 +31,7 @@ pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
     let r = client::revert(&opts)?;
     // `zoi extension remove` failed: the config is restored but Zoi still
     // has the extension; that is "could not run".
-    let exit = if r.zoi == "failed" {
+    let exit = if r.zoi == client::ZoiRemoval::Failed {
         Exit::CouldNotRun
     } else {
         Exit::Ok
@@ -70,7 +70,7 @@ pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
         if let Some(b) = &r.backup {
             println!("  backup: {}", b.display());
         }
-        if r.zoi == "removed" {
+        if r.zoi == client::ZoiRemoval::Removed {
             output::info("zoi: extension removed (`zoi extension remove`)");
         }
     }

@@ -67,7 +67,7 @@ pub fn run(args: &StatusArgs, format: Format) -> Result<Exit> {
         }
     }
     for t in &r.traps {
-        let label = if t.severity == "error" {
+        let label = if t.severity == status::Severity::Error {
             paint("error", Style::Red, color)
         } else {
             paint("warning", Style::Yellow, color)

@@ -15,7 +15,8 @@ use crate::error::{Failure, fail};
 use crate::mirror::binsync::{self, KeyReport, Pruned, TargetReport};
 use crate::probe::fetch::Prober;
 use crate::probe::http;
-use crate::spec::{ArchiveFormat, Spec};
+use crate::spec::Spec;
+use crate::zoi::archive::ArchiveKind;
 use crate::zoi::index::{self, PackageRef};
 use crate::zoi::platform::Platform;
 use crate::zoi::repo::{PkgLink, RepoYaml};
@@ -32,7 +33,7 @@ pub struct Filter {
 /// `bin sync` copies `.zpa` archives: a spec asking for the legacy format
 /// cannot be filled from upstream.
 pub fn check_format(spec: &Spec) -> Result<()> {
-    if spec.binaries.format == ArchiveFormat::PkgTarZst {
+    if spec.binaries.format == ArchiveKind::PkgTarZst {
         return fail(
             Failure::bad_input(
                 "format",

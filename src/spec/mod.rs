@@ -4,9 +4,20 @@
 //! file, line and column: IT fixes a spec in one round trip instead of one
 //! error per run. The validated [`Spec`] holds plain values with all defaults
 //! resolved, so nothing downstream has to know about TOML or defaults.
+//!
+//! One idea per file: `reader` is the span-aware schema reader,
+//! `sections/` holds one reader per table (`[extension]`, `[registry]`,
+//! `[binaries]`, `[binaries.storage]`, `[client]`, `[system]`, `[setup]`),
+//! `upstream_input` finds upstream's repo.yaml, `urls` the URL rules,
+//! `validate` the checks across sections, and `load` runs them in order.
 
 mod load;
+mod reader;
+mod sections;
 pub mod template;
+mod upstream_input;
+mod urls;
+mod validate;
 
 use std::path::PathBuf;
 
@@ -26,6 +37,7 @@ pub enum UpstreamInput {
     Bytes { origin: String, bytes: Vec<u8> },
 }
 
+use crate::zoi::archive::ArchiveKind;
 use crate::zoi::config::SignatureEnforcement;
 use crate::zoi::platform::Platform;
 use crate::zoi::repo::{PgpKey, RepoEntry, RepoYaml};
@@ -107,29 +119,12 @@ pub struct Registry {
     pub keys: Vec<PgpKey>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArchiveFormat {
-    /// `.zpa`, Zoi ≥ 1.23.
-    Zpa,
-    /// `.pkg.tar.zst`, the seed guide's legacy naming (Zoi < 1.23).
-    PkgTarZst,
-}
-
-impl ArchiveFormat {
-    pub fn extension(self) -> &'static str {
-        match self {
-            ArchiveFormat::Zpa => "zpa",
-            ArchiveFormat::PkgTarZst => "pkg.tar.zst",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Binaries {
     /// Base URL, without a trailing slash.
     pub url: String,
     pub layout: String,
-    pub format: ArchiveFormat,
+    pub format: ArchiveKind,
     /// Whether detached `.sig` files are published next to the archives.
     pub signatures: bool,
     /// Fallback hosts with the same tree.
