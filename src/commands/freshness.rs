@@ -8,7 +8,7 @@ use crate::cli::CheckArgs;
 use crate::error::{Exit, Failure};
 use crate::mirror::freshness;
 use crate::mirror::status::Time;
-use crate::output::{self, Format, Style, paint};
+use crate::output::{self, Format, Style, outln, paint};
 
 pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
     let mut http = net_options(&args.net)?;
@@ -34,7 +34,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
         Format::Json => output::json(&report)?,
         Format::Human => {
             let color = output::stdout_color();
-            println!(
+            outln!(
                 "{} {}",
                 if report.fresh {
                     paint("ok  ", Style::Green, color)
@@ -44,7 +44,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
                 report.summary
             );
             for p in &report.problems {
-                println!("  {}: {}", p.kind, p.message);
+                outln!("  {}: {}", p.kind, p.message);
             }
         }
     }

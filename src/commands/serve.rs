@@ -4,20 +4,8 @@ use anyhow::Result;
 
 use crate::cli::ServeArgs;
 use crate::error::{Exit, Failure, fail, io_failure};
-use crate::mirror::{index, serve};
+use crate::mirror::serve;
 use crate::output::{self, Format};
-
-/// Writes `.hash`/`.size`/`.files` for every archive under `dir`.
-pub fn index_dir(dir: &std::path::Path) -> Result<index::Report> {
-    let opts = index::Options {
-        jobs: std::thread::available_parallelism().map_or(1, usize::from),
-        force: false,
-        check: false,
-        lint: None,
-    };
-    let plan = index::plan(dir, &opts)?;
-    index::execute(plan, &opts, &|_| {})
-}
 
 pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
     if !args.dir.is_dir() {
@@ -30,7 +18,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         );
     }
     if args.index_on_start {
-        let r = index_dir(&args.dir)?;
+        let r = serve::index_dir(&args.dir)?;
         output::info(format!(
             "indexed {}: {} written, {} unchanged, {} errors",
             args.dir.display(),
@@ -52,7 +40,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         let url = format!("http://{local}/");
         match format {
             Format::Json => output::json(&serde_json::json!({"url": url, "root": args.dir}))?,
-            Format::Human => println!("{url}"),
+            Format::Human => output::stdout_line(&url),
         }
         output::info(format!(
             "serving {} at {url} (Ctrl-C to stop)",
@@ -61,7 +49,8 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         let opts = serve::Options {
             root: args.dir.clone(),
             list: args.list,
-            access_log: !args.quiet,
+            // `--quiet` silences the log with every other log line.
+            access_log: Some(access_log_line),
         };
         serve::serve(listener, &opts, serve::termination())
             .await
@@ -70,4 +59,9 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         anyhow::Ok(())
     })?;
     Ok(Exit::Ok)
+}
+
+/// One access log line: a log on stderr (so `--quiet` silences it).
+fn access_log_line(line: &str) {
+    output::info(line);
 }

@@ -9,7 +9,7 @@ use crate::cli::SyncArgs;
 use crate::error::Exit;
 use crate::mirror::db::Endpoints;
 use crate::mirror::sync;
-use crate::output::{self, Format, Style, paint};
+use crate::output::{self, Format, Style, outln, paint};
 
 pub fn run(args: &SyncArgs, format: Format) -> Result<Exit> {
     let http = net_options(&args.net)?;
@@ -45,7 +45,7 @@ pub fn run(args: &SyncArgs, format: Format) -> Result<Exit> {
             let color = output::stdout_color();
             let short = |s: &str| s.chars().take(12).collect::<String>();
             let t = &report.totals;
-            println!(
+            outln!(
                 "upstream {} {} at {}{}",
                 report.upstream,
                 report.branch,
@@ -57,7 +57,7 @@ pub fn run(args: &SyncArgs, format: Format) -> Result<Exit> {
                     .map(|p| format!(" (was {})", short(p)))
                     .unwrap_or_default()
             );
-            println!(
+            outln!(
                 "files    {} fetched ({} MiB), {} up to date, {} not available upstream, {} failed; {} verified",
                 t.downloaded,
                 t.bytes >> 20,
@@ -67,7 +67,7 @@ pub fn run(args: &SyncArgs, format: Format) -> Result<Exit> {
                 report.verified.len()
             );
             for g in &report.missing {
-                println!(
+                outln!(
                     "{} {} {}{} ({}): {}: {}",
                     paint("MISSING", Style::Red, color),
                     g.package,
@@ -82,25 +82,25 @@ pub fn run(args: &SyncArgs, format: Format) -> Result<Exit> {
                 );
             }
             match (&report.registry, report.outcome) {
-                (Some(r), "published") => println!(
+                (Some(r), "published") => outln!(
                     "{} published overlay {} to {}",
                     paint("ok", Style::Green, color),
                     short(&r.overlay_commit),
                     r.target
                 ),
-                (Some(r), _) => println!(
+                (Some(r), _) => outln!(
                     "{} published overlay {} to {} with {} file(s) missing: clients installing them will fail",
                     paint("PARTIAL", Style::Yellow, color),
                     short(&r.overlay_commit),
                     r.target,
                     report.missing.len()
                 ),
-                (None, _) => println!(
+                (None, _) => outln!(
                     "{} nothing published: the registry stays at its previous state (--allow-partial publishes anyway)",
                     paint("FAIL", Style::Red, color)
                 ),
             }
-            println!("beacon   {}", report.beacon.display());
+            outln!("beacon   {}", report.beacon.display());
         }
     }
     Ok(exit)
