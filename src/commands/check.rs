@@ -13,9 +13,6 @@ use crate::zoi::paths::{Env, LayoutKind};
 use crate::zoi::platform::Platform;
 
 pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
-    if args.freshness {
-        return super::freshness::run(args, format);
-    }
     let mut http = net_options(&args.net)?;
     for src in [&args.bundle, &args.repo_yaml, &args.scope.index]
         .into_iter()

@@ -31,6 +31,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Apply(args) => apply::run(args, format),
         Command::Status(args) => status::run(args, format),
         Command::Revert(args) => revert::run(args, format),
+        // `check --freshness` is its own module, not a detour through check.
+        Command::Check(args) if args.freshness => freshness::run(args, format),
         Command::Check(args) => check::run(args, format),
         Command::Index(args) => index::run(args, format),
         Command::Sync(args) => sync::run(args, format),

@@ -5,9 +5,11 @@
 
 pub mod apply;
 pub mod check;
+pub mod freshness;
 pub mod index;
 pub mod revert;
 pub mod status;
+pub mod sync;
 
 /// A YAML value on one line, for human output.
 pub fn compact(v: Option<&serde_yaml::Value>) -> String {
