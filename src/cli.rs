@@ -132,7 +132,8 @@ pub enum Command {
     /// conditional requests; `.hash`/`.size`/`.files` as text/plain. Nothing
     /// outside DIR is served (no `..`, no symlinks leading out), and no
     /// directory listings unless --list. Binds 127.0.0.1 unless --bind says
-    /// otherwise. Access log on stderr (not with --quiet); stops cleanly on Ctrl-C/SIGTERM.
+    /// otherwise. Access log on stderr (not with --quiet); stops cleanly on
+    /// Ctrl-C/SIGTERM.
     /// Prints the base URL on stdout once listening (JSON: `{url, root}`).
     Serve(ServeArgs),
     /// Publish a bundle folder (and anything else: keys, setup scripts) to
