@@ -13,8 +13,10 @@ Exit codes:
   2  bad input or usage (malformed spec, config, bundle, flag)
   3  could not run (I/O, permissions, lock held)
 
-Output: data on stdout (one JSON document with --format json), logs and
-progress on stderr. NO_COLOR is honoured.";
+Output: data on stdout (one JSON document with --format json), logs,
+warnings and progress on stderr. -q/--quiet keeps only data and errors;
+--no-progress (or ZOI_MIRROR_NO_PROGRESS=1) never draws a bar. NO_COLOR is
+honoured. A closed pipe (`| head`) ends the run quietly with its usual code.";
 
 /// Run a private mirror of the Zoi registry and binary archives, and point
 /// every Zoi client at it.
@@ -24,6 +26,16 @@ pub struct Cli {
     /// Output format: human text, or one JSON document on stdout.
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+
+    /// No logs, warnings or progress on stderr; data on stdout and errors
+    /// stay.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Never draw a progress bar (also when ZOI_MIRROR_NO_PROGRESS is set to
+    /// any non-empty value).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -120,7 +132,8 @@ pub enum Command {
     /// conditional requests; `.hash`/`.size`/`.files` as text/plain. Nothing
     /// outside DIR is served (no `..`, no symlinks leading out), and no
     /// directory listings unless --list. Binds 127.0.0.1 unless --bind says
-    /// otherwise. Access log on stderr; stops cleanly on Ctrl-C/SIGTERM.
+    /// otherwise. Access log on stderr (not with --quiet); stops cleanly on
+    /// Ctrl-C/SIGTERM.
     /// Prints the base URL on stdout once listening (JSON: `{url, root}`).
     Serve(ServeArgs),
     /// Publish a bundle folder (and anything else: keys, setup scripts) to
@@ -198,9 +211,6 @@ pub struct ServeArgs {
     /// Run `index` over DIR before serving.
     #[arg(long)]
     pub index_on_start: bool,
-    /// No access log.
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 /// `serve --bind`: where to listen, and the port if it came with it.
@@ -460,9 +470,6 @@ pub struct BinSyncArgs {
     /// `.sig` replacing upstream's; default: `binaries.sign_key`).
     #[arg(long, value_name = "KEYID")]
     pub sign: Option<String>,
-    /// Never draw a progress bar.
-    #[arg(long)]
-    pub no_progress: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -581,9 +588,6 @@ pub struct CheckScopeArgs {
     /// jitter; Retry-After honoured).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
-    /// Never draw a progress bar.
-    #[arg(long)]
-    pub no_progress: bool,
 }
 
 /// Where on the machine: scope, --root, layout, and which zoi.
@@ -865,10 +869,6 @@ pub struct IndexArgs {
     /// bundle.json (`binaries.layout`, `binaries.format`).
     #[arg(long, value_name = "DIR")]
     pub bundle: Option<PathBuf>,
-    /// Do not draw a progress bar (never drawn when stderr is not a
-    /// terminal, or with --format json).
-    #[arg(long)]
-    pub no_progress: bool,
     /// Also list the archives that are fine.
     #[arg(short, long)]
     pub verbose: bool,

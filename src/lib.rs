@@ -4,6 +4,12 @@
 //! [`client`] (apply on a machine) → [`probe`] (check over the network), with
 //! [`zoi`] underneath all of them as the single source of truth about how
 //! the real Zoi client behaves.
+//!
+//! Only [`output`] writes to stdout and stderr; the print macros are denied
+//! everywhere (library code returns values and warnings, commands hand them
+//! to the printer).
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 /// Rendering bundles: templates, quoting, bundle.json.
 pub mod bundle;
@@ -11,7 +17,7 @@ pub mod bundle;
 pub mod cli;
 /// Editing Zoi's config on a machine: apply, status, revert.
 pub mod client;
-/// One module per command; the only code that prints.
+/// One module per command: arguments in, the printer out.
 pub mod commands;
 /// Exit codes and user-facing failures.
 pub mod error;
@@ -19,7 +25,7 @@ pub mod error;
 pub mod fsutil;
 /// Server-side work: archive metadata for a binary host.
 pub mod mirror;
-/// Human and JSON printers.
+/// The printer: every byte to stdout/stderr, human reports, errors.
 pub mod output;
 /// HTTP and git probing.
 pub mod probe;

@@ -52,6 +52,9 @@ pub struct Loaded {
     _tmp: Option<tempfile::TempDir>,
     pub manifest: Manifest,
     pub manifest_sha512: String,
+    /// What the caller should tell the user (a bundle over plain http with
+    /// no pinned hash); the library never prints.
+    pub warnings: Vec<String>,
     /// For URL bundles: members are downloaded when first used (a bundle
     /// may carry large `zoi-mirror` binaries that `apply` never needs).
     http: crate::probe::http::Options,
@@ -153,11 +156,12 @@ pub fn open(
     }
 
     let manifest = parse_manifest(&manifest_bytes, &source)?;
+    let mut warnings = Vec::new();
     if let Source::Url(u) = &source
         && u.scheme() == "http"
         && pin.is_none()
     {
-        crate::output::warn(format!(
+        warnings.push(format!(
             "{} comes over plain http without --sha512: anyone on the network path could change it",
             source.display()
         ));
@@ -168,6 +172,7 @@ pub fn open(
         _tmp: tmp,
         manifest,
         manifest_sha512,
+        warnings,
         http: http.clone(),
     })
 }

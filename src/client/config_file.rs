@@ -300,10 +300,7 @@ pub(super) fn splice(
 
 pub fn unified_diff(path: &Path, old: &str, new: &str, existed: bool) -> String {
     let p = path.display().to_string();
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .header(if existed { &p } else { "/dev/null" }, &p)
-        .to_string()
+    crate::output::diff::unified(old, new, if existed { &p } else { "/dev/null" }, &p)
 }
 
 /// Gives a file we created under `sudo` for a user-scope run to the

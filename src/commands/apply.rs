@@ -2,17 +2,18 @@
 
 use anyhow::Result;
 
-use super::{compact, confirm, interactive, lock_timeout, machine, net_options};
+use super::{confirm, interactive, lock_timeout, machine, net_options, print_warnings};
 use crate::bundle::load::{self, Source};
 use crate::cli::ApplyArgs;
 use crate::client::{self, ApplyOptions};
-use crate::error::Exit;
-use crate::output::{self, Format, Style, paint};
+use crate::error::{Exit, Failure};
+use crate::output::{self, Format};
 
 pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
     let mut http = net_options(&args.net)?;
     http.allow_headers_for(&args.bundle);
     let bundle = load::open(Source::parse(&args.bundle), args.sha512.as_deref(), &http)?;
+    print_warnings(&bundle.warnings);
     let (env, zoi) = machine(&args.machine)?;
     let mut opts = ApplyOptions {
         scope: args.machine.scope,
@@ -30,7 +31,7 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
             return print(&plan, format);
         }
         if let Some(d) = &plan.diff {
-            eprint!("{d}");
+            output::prompt(d);
         }
         confirm(&format!(
             "Apply {} {} to {}?",
@@ -80,8 +81,8 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
             "rolled_back": rolled_back,
         }))?;
     } else {
-        print(&report, format)?;
-        super::check::print_human(&check);
+        output::human::apply::print(&report);
+        output::human::check::print(&check);
     }
     if check.ok() {
         return Ok(Exit::Ok);
@@ -91,72 +92,20 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
     } else {
         "verification failed: the mirror does not answer as it should (the config stays applied)"
     };
-    // The JSON document above already says so; stderr gets the sentence.
-    let color = output::stderr_color();
-    eprintln!("{}: {msg}", paint("error", Style::Red, color));
-    output::hint("see the failures above; `zoi-mirror check --bundle …` repeats the check");
+    // The JSON document above already says so; stderr gets the sentence,
+    // through the one error path.
+    output::print_error(
+        &Failure::no("verify_failed", msg)
+            .hint("see the failures above; `zoi-mirror check --bundle …` repeats the check")
+            .into(),
+    );
     Ok(Exit::No)
 }
 
 fn print(r: &client::ApplyReport, format: Format) -> Result<Exit> {
-    if format == Format::Json {
-        output::json(r)?;
-        return Ok(Exit::Ok);
-    }
-    let color = output::stdout_color();
-    let path = r.target.config_path.display();
-    if r.dry_run {
-        if let Some(d) = &r.diff {
-            print!("{d}");
-        }
-        output::info(format!("dry run: {path} not changed"));
-    } else if r.already_applied {
-        println!(
-            "{} {} {} is already applied to {path}",
-            paint("ok", Style::Green, color),
-            r.extension,
-            r.version
-        );
-    } else {
-        println!(
-            "{} {} {} to {path} ({} scope, {} layout: {})",
-            paint("Applied", Style::Green, color),
-            r.extension,
-            r.version,
-            r.scope.as_str(),
-            match r.target.layout {
-                crate::zoi::paths::LayoutKind::Xdg => "xdg",
-                crate::zoi::paths::LayoutKind::Legacy => "legacy",
-            },
-            r.target.layout_reason
-        );
-        for k in r.keys.iter().filter(|k| k.changed) {
-            println!(
-                "  {:<17} {} → {}",
-                k.key,
-                compact(k.before.as_ref()),
-                compact(k.after.as_ref())
-            );
-        }
-        if let Some(b) = &r.backup {
-            println!("  backup: {}", b.display());
-        }
-    }
-    match r.zoi.action.as_str() {
-        "added" => output::info("zoi: extension registered (`zoi extension add`)"),
-        "replaced" => output::info("zoi: the previously registered version was replaced"),
-        "already_registered" => output::info("zoi: extension already registered"),
-        _ => {
-            if let Some(why) = &r.zoi.reason {
-                output::info(format!("zoi: {why}"));
-            }
-        }
-    }
-    for n in &r.notes {
-        output::warn(n);
-    }
-    if !r.dry_run && !r.already_applied {
-        println!("revert with: {}", r.revert_command);
+    match format {
+        Format::Json => output::json(r)?,
+        Format::Human => output::human::apply::print(r),
     }
     Ok(Exit::Ok)
 }

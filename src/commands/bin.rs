@@ -9,7 +9,7 @@ use crate::error::{Exit, Failure, fail};
 use crate::mirror::bins::{self, Totals};
 use crate::mirror::binsync::{self, Pruned, TargetReport};
 use crate::mirror::db;
-use crate::output::{self, Format, Style, paint};
+use crate::output::{self, Format, Style, outln, paint};
 use crate::spec;
 use crate::storage;
 use crate::zoi::repo::RepoYaml;
@@ -125,16 +125,11 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         resign: args.sign.clone().or_else(|| spec.binaries.sign_key.clone()),
     };
     let opts = bins::options(&spec, &upstream, link, &run);
-    let bar = if format == Format::Human && !args.no_progress && output::progress_allowed() {
-        let b = indicatif::ProgressBar::new(binsync::jobs(&opts).len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} files {wide_bar} {msg}")
-                .expect("progress template"),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = output::progress::bar(
+        output::progress::Kind::Files,
+        Some(binsync::jobs(&opts).len() as u64),
+        format,
+    );
     let started = std::time::Instant::now();
     let show = |bytes: u64, done: u64| {
         let secs = started.elapsed().as_secs_f64().max(0.001);
@@ -191,20 +186,20 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             let color = output::stdout_color();
             for k in &report.keys {
                 match (k.status, &k.error) {
-                    (_, Some(e)) => println!(
+                    (_, Some(e)) => outln!(
                         "{} key {}: {}: {}",
                         paint("FAIL   ", Style::Red, color),
                         k.name,
                         e.kind.as_str(),
                         e.message
                     ),
-                    ("placed", _) => println!(
+                    ("placed", _) => outln!(
                         "{} key {} → {}",
                         paint("placed ", Style::Green, color),
                         k.name,
                         k.path
                     ),
-                    ("would_place", _) => println!("would place key {} → {}", k.name, k.path),
+                    ("would_place", _) => outln!("would place key {} → {}", k.name, k.path),
                     _ => {}
                 }
             }
@@ -224,18 +219,18 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
                     output::warn(format!("{label}: {w}"));
                 }
                 match t.status {
-                    "downloaded" => println!(
+                    "downloaded" => outln!(
                         "{} {label} ({} bytes{})",
                         paint("fetched", Style::Green, color),
                         t.bytes,
                         if t.resumed { ", resumed" } else { "" }
                     ),
-                    "not_available" => println!(
+                    "not_available" => outln!(
                         "{} {label}: not available upstream",
                         paint("skip   ", Style::Dim, color)
                     ),
-                    "would_download" => println!("would fetch {label} → {}", t.path),
-                    "failed" => println!(
+                    "would_download" => outln!("would fetch {label} → {}", t.path),
+                    "failed" => outln!(
                         "{} {label}: {}",
                         paint("FAIL   ", Style::Red, color),
                         t.error
@@ -247,7 +242,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
                 }
             }
             for p in &report.pruned {
-                println!(
+                outln!(
                     "{} {}",
                     if report.dry_run {
                         "would prune"
@@ -258,7 +253,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
                 );
             }
             let t = &report.totals;
-            println!(
+            outln!(
                 "{} files: {} fetched ({} MiB), {} up to date, {} not available upstream, {} failed{}",
                 t.targets,
                 t.downloaded,

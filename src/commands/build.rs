@@ -10,7 +10,7 @@ use crate::bundle::{self, manifest::FileEntry};
 use crate::cli::BuildArgs;
 use crate::error::{Exit, Failure, fail};
 use crate::fsutil;
-use crate::output::{self, Format, Style, paint};
+use crate::output::{self, Format, Style, out, outln, paint};
 
 #[derive(Serialize)]
 struct BuildReport {
@@ -138,7 +138,7 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
         Format::Json => output::json(&report)?,
         Format::Human => {
             let color = output::stdout_color();
-            println!(
+            outln!(
                 "{} {} {} → {}",
                 paint("Built", Style::Green, color),
                 report.name,
@@ -146,7 +146,7 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
                 dir.display()
             );
             for f in &report.files {
-                println!(
+                outln!(
                     "  {:<28} {:>8} B  sha512:{}…",
                     f.path,
                     f.size,
@@ -164,11 +164,7 @@ fn diff(path: &str, old: &str, new: &str, old_exists: bool) -> String {
     } else {
         "/dev/null".to_string()
     };
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&a, &format!("b/{path}"))
-        .to_string()
+    output::diff::unified(old, new, &a, &format!("b/{path}"))
 }
 
 fn files_on_disk(dir: &Path) -> Vec<String> {
@@ -236,10 +232,10 @@ fn check(bundle: &bundle::Bundle, dir: &Path, format: Format) -> Result<Exit> {
         Format::Human => {
             for f in &report.files {
                 if let Some(d) = &f.diff {
-                    print!("{d}");
+                    out!("{d}");
                 }
                 if f.status == Drift::Unexpected {
-                    println!("unexpected file in bundle: {}", f.path);
+                    outln!("unexpected file in bundle: {}", f.path);
                 }
             }
             if up_to_date {

@@ -3,19 +3,16 @@
 
 use anyhow::Result;
 
-use super::{net_options, read_file_or_url};
+use super::{net_options, print_warnings, read_file_or_url};
 use crate::bundle::load::{self, Source};
 use crate::cli::{CheckArgs, CheckScopeArgs};
 use crate::error::{Exit, Failure, fail};
-use crate::output::{self, Format, Style, paint};
-use crate::probe::{self, check::Report, plan};
+use crate::output::{self, Format};
+use crate::probe::{self, plan};
 use crate::zoi::paths::{Env, LayoutKind};
 use crate::zoi::platform::Platform;
 
 pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
-    if args.freshness {
-        return super::freshness::run(args, format);
-    }
     let mut http = net_options(&args.net)?;
     for src in [&args.bundle, &args.repo_yaml, &args.scope.index]
         .into_iter()
@@ -25,6 +22,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
     }
     let mut p = if let Some(b) = &args.bundle {
         let bundle = load::open(Source::parse(b), args.sha512.as_deref(), &http)?;
+        print_warnings(&bundle.warnings);
         let mut p = plan::from_bundle(&bundle)?;
         if !args.registry_content {
             p.registry_content = None;
@@ -71,15 +69,13 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
             concurrency: args.scope.concurrency,
             per_host: args.scope.per_host,
             retries: args.scope.retries,
-            progress: format == Format::Human
-                && !args.scope.no_progress
-                && output::progress_allowed(),
+            progress: output::progress::enabled(format),
         },
     )?;
     let exit = if report.ok() { Exit::Ok } else { Exit::No };
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => print_human(&report),
+        Format::Human => output::human::check::print(&report),
     }
     Ok(exit)
 }
@@ -107,123 +103,4 @@ pub fn fill_scope(
     }
     p.deep = scope.deep;
     Ok(())
-}
-
-pub fn print_human(r: &Report) {
-    let color = output::stdout_color();
-    let ok = paint("ok  ", Style::Green, color);
-    let bad = paint("FAIL", Style::Red, color);
-    for n in &r.notes {
-        output::info(format!("note: {n}"));
-    }
-    for reg in &r.registry {
-        for c in &reg.checks {
-            if c.ok {
-                println!(
-                    "{ok} registry {} ({}{})",
-                    c.url,
-                    reg.role,
-                    match c.kind {
-                        "repo_yaml" => ", repo.yaml",
-                        "signature" => ", HEAD signed by an authority",
-                        _ => "",
-                    }
-                );
-            } else if let Some(e) = &c.error {
-                println!(
-                    "{bad} registry {} ({}): {}: {}",
-                    c.url,
-                    reg.role,
-                    e.kind.as_str(),
-                    e.message
-                );
-            }
-            for w in &c.warnings {
-                println!("     warning: {w}");
-            }
-        }
-    }
-    for k in &r.keys {
-        match &k.error {
-            None => println!("{ok} key {}", k.url),
-            Some(e) => println!("{bad} key {}: {}: {}", k.url, e.kind.as_str(), e.message),
-        }
-        for w in &k.warnings {
-            println!("     warning: {w}");
-        }
-    }
-    for t in &r.packages {
-        let label = format!("{}@{} {}", t.package, t.version, t.platform);
-        if t.ok {
-            println!("{ok} {label}");
-        } else {
-            let failed: Vec<String> = t
-                .urls
-                .iter()
-                .filter_map(|c| {
-                    c.error.as_ref().map(|e| {
-                        format!("{}: {} ({}) {}", c.kind, e.kind.as_str(), e.message, c.url)
-                    })
-                })
-                .collect();
-            println!("{bad} {label}");
-            for f in failed {
-                println!("       {f}");
-            }
-        }
-        for c in &t.urls {
-            for w in &c.warnings {
-                println!("     warning: {}: {w}", c.kind);
-            }
-        }
-    }
-    for h in &r.hosts {
-        match &h.error {
-            None => println!(
-                "{ok} binary host {} (HTTP {})",
-                h.url,
-                h.status.unwrap_or_default()
-            ),
-            Some(e) => println!(
-                "{bad} binary host {}: {}: {}",
-                h.url,
-                e.kind.as_str(),
-                e.message
-            ),
-        }
-    }
-    let failed_fallbacks: Vec<_> = r.fallbacks.iter().filter(|f| !f.ok).collect();
-    if !r.fallbacks.is_empty() {
-        println!(
-            "cache mirrors: {} of {} fallback archive URLs answer",
-            r.fallbacks.len() - failed_fallbacks.len(),
-            r.fallbacks.len()
-        );
-        for f in failed_fallbacks.iter().take(20) {
-            if let Some(e) = &f.error {
-                println!(
-                    "     fallback {}: {}: {}",
-                    f.url,
-                    e.kind.as_str(),
-                    e.message
-                );
-            }
-        }
-    }
-    let c = &r.counts;
-    println!(
-        "checked {} URLs ({} package/platforms) in {:.1} s: {} ok, {} failed, {} warnings",
-        c.urls,
-        c.targets,
-        r.elapsed_ms / 1000.0,
-        c.ok,
-        c.failed,
-        c.warnings
-    );
-    if !c.by_kind.is_empty() {
-        println!("  {:<26} {:>6}  what to do", "failure", "count");
-        for (kind, n) in &c.by_kind {
-            println!("  {:<26} {n:>6}  {}", kind.as_str(), kind.hint());
-        }
-    }
 }

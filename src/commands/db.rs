@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::cli::DbSyncArgs;
 use crate::error::Exit;
 use crate::mirror::db::{self, Endpoints};
-use crate::output::{self, Format, Style, paint};
+use crate::output::{self, Format, Style, outln, paint};
 
 pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
     let mut prepared = db::prepare(
@@ -39,14 +39,14 @@ pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
         Format::Human => {
             let color = output::stdout_color();
             let short = |s: &str| s.chars().take(12).collect::<String>();
-            println!(
+            outln!(
                 "upstream {} {} at {}",
                 report.upstream,
                 report.branch,
                 short(&report.upstream_tip)
             );
-            println!("repo.yaml derived from {}", report.upstream_repo_yaml);
-            println!(
+            outln!("repo.yaml derived from {}", report.upstream_repo_yaml);
+            outln!(
                 "overlay  {} ({}{})",
                 short(&report.overlay_commit),
                 if report.overlay_reused {
@@ -57,7 +57,7 @@ pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
                 if report.signed { ", signed" } else { "" }
             );
             if report.updates.is_empty() {
-                println!(
+                outln!(
                     "{} {} is up to date",
                     paint("ok", Style::Green, color),
                     report.target
@@ -68,13 +68,13 @@ pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
                 } else {
                     "moved"
                 };
-                println!(
+                outln!(
                     "target   {}: {} ref(s) {verb}",
                     report.target,
                     report.updates.len()
                 );
                 for u in &report.updates {
-                    println!(
+                    outln!(
                         "  {:<6} {} {}",
                         u.action,
                         u.name,

@@ -8,7 +8,6 @@
 //! user's own Zoi files are never touched: the home used is inside the temp
 //! directory, whatever `HOME` or `XDG_*` say.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -20,7 +19,7 @@ use crate::cli::DemoArgs;
 use crate::client::{self, ApplyOptions, Scope};
 use crate::error::Exit;
 use crate::mirror::serve;
-use crate::output::{self, Format, Style, paint};
+use crate::output::{self, Format, Style, outln, paint};
 use crate::probe;
 use crate::zoi::index::PackageRef;
 use crate::zoi::paths::{Env, LayoutKind};
@@ -202,13 +201,12 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
             } else {
                 paint("!!", Style::Red, color)
             };
-            println!("{mark} {step:<9} {detail}");
-            let _ = std::io::stdout().flush();
+            outln!("{mark} {step:<9} {detail}");
         }
         steps.push(Step { step, ok, detail });
     };
     if human {
-        println!("zoi-mirror demo: the shipped example (ACME Corp) end to end, on loopback only\n");
+        outln!("zoi-mirror demo: the shipped example (ACME Corp) end to end, on loopback only\n");
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -220,7 +218,7 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
     let serve_opts = serve::Options {
         root: site.clone(),
         list: true,
-        access_log: false,
+        access_log: None,
     };
     let server = rt.spawn(async move {
         serve::serve(listener, &serve_opts, async {
@@ -266,7 +264,7 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
             std::fs::write(&path, sample_zpa(&p.name, &p.version, &p.repo)?)?;
         }
     }
-    let indexed = super::serve::index_dir(&site.join("pkgs"))?;
+    let indexed = serve::index_dir(&site.join("pkgs"))?;
     say(
         "archives",
         indexed.totals.errors == 0,
@@ -329,6 +327,7 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
     let bundle_url = format!("{base}/{}/", rendered.dir_name);
     let pin = bundle::manifest::sha512_hex(&rendered.files[bundle::manifest::FILE_NAME]);
     let loaded = load::open(load::Source::parse(&bundle_url), Some(&pin), &http)?;
+    super::print_warnings(&loaded.warnings);
     let applied = client::apply(
         &loaded,
         &ApplyOptions {
@@ -397,11 +396,11 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
 
     let ok = steps.iter().all(|s| s.ok);
     if human {
-        println!(
+        outln!(
             "\nEverything is in {} (spec: mirror.toml, bundle and archives: site/, the throw-away home: home/).",
             dir.display()
         );
-        println!(
+        outln!(
             "Nothing outside it was touched. The config the bundle wrote: {}",
             applied.target.config_path.display()
         );

@@ -8,7 +8,7 @@ use crate::cli::CheckArgs;
 use crate::error::{Exit, Failure};
 use crate::mirror::freshness;
 use crate::mirror::status::Time;
-use crate::output::{self, Format, Style, paint};
+use crate::output::{self, Format};
 
 pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
     let mut http = net_options(&args.net)?;
@@ -32,21 +32,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
     }
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => {
-            let color = output::stdout_color();
-            println!(
-                "{} {}",
-                if report.fresh {
-                    paint("ok  ", Style::Green, color)
-                } else {
-                    paint("FAIL", Style::Red, color)
-                },
-                report.summary
-            );
-            for p in &report.problems {
-                println!("  {}: {}", p.kind, p.message);
-            }
-        }
+        Format::Human => output::human::freshness::print(&report),
     }
     Ok(if report.fresh { Exit::Ok } else { Exit::No })
 }

@@ -9,16 +9,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
-use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::bundle::manifest::{self, Manifest};
 use crate::cli::IndexArgs;
 use crate::error::{Exit, Failure, fail, io_failure};
 use crate::mirror::index::{self, Event, Layout, Lint, Options, Report, Status};
-use crate::output::{self, Format, Style, paint};
+use crate::output::progress::{self, Kind};
+use crate::output::{self, Format};
 use crate::zoi::archive::ArchiveKind;
 
 pub fn run(args: &IndexArgs, format: Format) -> Result<Exit> {
@@ -40,10 +40,7 @@ pub fn run(args: &IndexArgs, format: Format) -> Result<Exit> {
 
     let started = Instant::now();
     let plan = index::plan(&args.root, &opts)?;
-    let bar = progress_bar(
-        plan.bytes_to_read(),
-        format == Format::Json || args.no_progress || !output::progress_allowed(),
-    );
+    let bar = progress::bar(Kind::Bytes, Some(plan.bytes_to_read()), format);
     let to_read = plan.archives_to_read();
     let done = AtomicUsize::new(0);
     let report = index::execute(plan, &opts, &|event| match event {
@@ -59,7 +56,9 @@ pub fn run(args: &IndexArgs, format: Format) -> Result<Exit> {
 
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => print_human(&report, args.verbose, started.elapsed()),
+        Format::Human => {
+            crate::output::human::index::print(&report, args.verbose, started.elapsed())
+        }
     }
     Ok(exit_code(&report))
 }
@@ -83,18 +82,7 @@ fn run_s3(args: &IndexArgs, format: Format) -> Result<Exit> {
         lint,
     };
     let started = Instant::now();
-    let hidden = format == Format::Json || args.no_progress || !output::progress_allowed();
-    let bar = if hidden {
-        ProgressBar::hidden()
-    } else {
-        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {binary_bytes} {binary_bytes_per_sec}")
-        {
-            b.set_style(style);
-        }
-        b
-    };
+    let bar = progress::bar(Kind::BytesUnknownTotal, None, format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -104,7 +92,9 @@ fn run_s3(args: &IndexArgs, format: Format) -> Result<Exit> {
     bar.finish_and_clear();
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => print_human(&report, args.verbose, started.elapsed()),
+        Format::Human => {
+            crate::output::human::index::print(&report, args.verbose, started.elapsed())
+        }
     }
     Ok(exit_code(&report))
 }
@@ -194,20 +184,6 @@ fn lint_settings(args: &IndexArgs) -> Result<Option<Lint>> {
     }))
 }
 
-fn progress_bar(total: u64, hidden: bool) -> ProgressBar {
-    if hidden || total == 0 {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
-    ) {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
 fn exit_code(report: &Report) -> Exit {
     let t = &report.totals;
     if report
@@ -222,100 +198,5 @@ fn exit_code(report: &Report) -> Exit {
         Exit::No
     } else {
         Exit::Ok
-    }
-}
-
-fn print_human(report: &Report, verbose: bool, elapsed: Duration) {
-    let color = output::stdout_color();
-    let label = |status: &str, style: Style| paint(&format!("{status:<9}"), style, color);
-    for a in &report.archives {
-        match a.status {
-            Status::Written => println!(
-                "{} {}  ({}, install {}, {} paths)",
-                label("written", Style::Green),
-                a.path,
-                HumanBytes(a.down.unwrap_or(0)),
-                HumanBytes(a.install.unwrap_or(0)),
-                a.files.unwrap_or(0)
-            ),
-            Status::Unchanged if verbose => {
-                println!("{} {}", label("unchanged", Style::Dim), a.path)
-            }
-            Status::Ok if verbose => println!("{} {}", label("ok", Style::Green), a.path),
-            Status::Unchanged | Status::Ok => {}
-            Status::Mismatch => {
-                println!("{} {}", label("mismatch", Style::Red), a.path);
-                for p in &a.problems {
-                    println!("{:<9}   {}", "", p.message);
-                }
-            }
-            Status::Error => {
-                if let Some(e) = &a.error {
-                    println!(
-                        "{} {}: {}: {}",
-                        label("error", Style::Red),
-                        a.path,
-                        e.kind,
-                        e.message
-                    );
-                }
-            }
-        }
-    }
-    for o in &report.orphans {
-        println!(
-            "{} {o}  (no archive next to it)",
-            label("orphan", Style::Yellow)
-        );
-    }
-    for l in &report.layout_problems {
-        println!(
-            "{} {}: {}",
-            label("layout", Style::Yellow),
-            l.path,
-            l.message
-        );
-    }
-
-    let t = &report.totals;
-    let mut parts = if report.check {
-        vec![format!("{} ok", t.ok), format!("{} mismatched", t.mismatch)]
-    } else {
-        vec![
-            format!("{} written", t.written),
-            format!("{} unchanged", t.unchanged),
-        ]
-    };
-    parts.push(format!("{} failed", t.errors));
-    if t.orphans > 0 {
-        parts.push(format!("{} orphaned metadata files", t.orphans));
-    }
-    if t.layout_problems > 0 {
-        parts.push(format!("{} layout problems", t.layout_problems));
-    }
-    println!(
-        "{} archive{}: {}; {} read in {:.1}s",
-        t.archives,
-        if t.archives == 1 { "" } else { "s" },
-        parts.join(", "),
-        HumanBytes(t.bytes_read),
-        elapsed.as_secs_f64()
-    );
-
-    if t.errors > 0 {
-        output::hint(
-            "nothing was written for the archives that failed; fix or remove them and run again",
-        );
-    }
-    if report.check && t.mismatch > 0 {
-        output::hint(format!(
-            "run `zoi-mirror index {}` to rewrite the metadata",
-            report.root.display()
-        ));
-    }
-    if !report.check && (t.orphans > 0 || t.layout_problems > 0) {
-        output::warn(
-            "the tree has orphaned metadata or layout problems (listed above); `--check` fails on them",
-        );
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::InitArgs;
 use crate::error::{Exit, Failure, fail, io_failure};
-use crate::output::{self, Format};
+use crate::output::{self, Format, outln};
 use crate::spec::template::{InitValues, render};
 
 #[derive(Serialize)]
@@ -53,7 +53,7 @@ pub fn run(args: &InitArgs, format: Format) -> Result<Exit> {
     match format {
         Format::Json => output::json(&report)?,
         Format::Human => {
-            println!("wrote {}", args.path.display());
+            outln!("wrote {}", args.path.display());
             output::info(format!(
                 "next: edit it, then `zoi-mirror build -c {} -o dist`",
                 args.path.display()

@@ -1,5 +1,7 @@
-//! One module per command. These are the only modules that print; the
-//! library underneath returns values and errors.
+//! One module per command: arguments in, library calls, the result handed
+//! to [`crate::output`] (the only code that prints). The library underneath
+//! returns values, warnings and errors. A command never calls another
+//! command's functions; what two share lives here or in the library.
 
 pub mod apply;
 pub mod bin;
@@ -31,6 +33,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Apply(args) => apply::run(args, format),
         Command::Status(args) => status::run(args, format),
         Command::Revert(args) => revert::run(args, format),
+        // `check --freshness` is its own module, not a detour through check.
+        Command::Check(args) if args.freshness => freshness::run(args, format),
         Command::Check(args) => check::run(args, format),
         Command::Index(args) => index::run(args, format),
         Command::Sync(args) => sync::run(args, format),
@@ -141,7 +145,7 @@ pub fn interactive(dry_run: bool, yes: bool, format: Format) -> bool {
 
 /// Asks on the terminal; anything but yes aborts with nothing changed.
 pub fn confirm(question: &str) -> Result<()> {
-    eprint!("{question} [y/N] ");
+    crate::output::prompt(&format!("{question} [y/N] "));
     let mut answer = String::new();
     let yes = std::io::stdin().read_line(&mut answer).is_ok()
         && matches!(answer.trim(), "y" | "Y" | "yes" | "Yes");
@@ -155,11 +159,10 @@ pub fn confirm(question: &str) -> Result<()> {
     }
 }
 
-/// A YAML value on one line, for human output.
-pub fn compact(v: Option<&serde_yaml::Value>) -> String {
-    match v {
-        None => "(absent)".into(),
-        Some(v) => serde_json::to_string(v).unwrap_or_else(|_| "?".into()),
+/// The warnings a library call returned, as `warning:` lines on stderr.
+pub fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        crate::output::warn(w);
     }
 }
 

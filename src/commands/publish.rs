@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{net_options, open_store, storage_settings, store_failure};
 use crate::cli::PublishArgs;
 use crate::error::{Exit, Failure, fail, io_failure};
-use crate::output::{self, Format};
+use crate::output::{self, Format, outln};
 use crate::storage::{Dest, Expect, S3Settings};
 
 #[derive(Serialize)]
@@ -115,10 +115,10 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<Exit> {
         Format::Human => {
             for f in &report.files {
                 if f.status == "written" {
-                    println!("written   {}", f.path);
+                    outln!("written   {}", f.path);
                 }
             }
-            println!(
+            outln!(
                 "{} files to {} ({} written, {} unchanged); clients read it at {}",
                 report.files.len(),
                 report.to,

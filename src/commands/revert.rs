@@ -2,11 +2,11 @@
 
 use anyhow::Result;
 
-use super::{compact, confirm, interactive, lock_timeout, machine};
+use super::{confirm, interactive, lock_timeout, machine};
 use crate::cli::RevertArgs;
 use crate::client::{self, RevertOptions};
 use crate::error::Exit;
-use crate::output::{self, Format, Style, paint};
+use crate::output::{self, Format};
 
 pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
     let (env, zoi) = machine(&args.machine)?;
@@ -21,7 +21,7 @@ pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
     if interactive(args.dry_run, args.yes, format) {
         let plan = client::revert(&opts)?;
         if let Some(d) = &plan.diff {
-            eprint!("{d}");
+            output::prompt(d);
         }
         if plan.config_path.is_some() {
             confirm(&format!("Revert {}?", args.name))?;
@@ -40,42 +40,6 @@ pub fn run(args: &RevertArgs, format: Format) -> Result<Exit> {
         output::json(&r)?;
         return Ok(exit);
     }
-    let color = output::stdout_color();
-    if r.diff.is_some() {
-        print!("{}", r.diff.as_deref().unwrap_or_default());
-        output::info("dry run: nothing changed");
-    } else if !r.reverted {
-        println!("nothing to revert for {}", r.extension);
-    } else {
-        println!(
-            "{} {} in {}",
-            paint("Reverted", Style::Green, color),
-            r.extension,
-            r.config_path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        );
-        for k in &r.keys {
-            match k.action.as_str() {
-                "restored" => println!("  {:<17} restored to {}", k.key, compact(k.after.as_ref())),
-                "kept" => println!(
-                    "  {:<17} kept {} (you changed it after apply)",
-                    k.key,
-                    compact(k.now.as_ref())
-                ),
-                _ => {}
-            }
-        }
-        if let Some(b) = &r.backup {
-            println!("  backup: {}", b.display());
-        }
-        if r.zoi == client::ZoiRemoval::Removed {
-            output::info("zoi: extension removed (`zoi extension remove`)");
-        }
-    }
-    for n in &r.notes {
-        output::warn(n);
-    }
+    crate::output::human::revert::print(&r);
     Ok(exit)
 }

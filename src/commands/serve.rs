@@ -4,20 +4,8 @@ use anyhow::Result;
 
 use crate::cli::ServeArgs;
 use crate::error::{Exit, Failure, fail, io_failure};
-use crate::mirror::{index, serve};
+use crate::mirror::serve;
 use crate::output::{self, Format};
-
-/// Writes `.hash`/`.size`/`.files` for every archive under `dir`.
-pub fn index_dir(dir: &std::path::Path) -> Result<index::Report> {
-    let opts = index::Options {
-        jobs: std::thread::available_parallelism().map_or(1, usize::from),
-        force: false,
-        check: false,
-        lint: None,
-    };
-    let plan = index::plan(dir, &opts)?;
-    index::execute(plan, &opts, &|_| {})
-}
 
 pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
     if !args.dir.is_dir() {
@@ -34,7 +22,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
             .hint("e.g. --bind 127.0.0.1:8080, or --bind 127.0.0.1 --port 8080")
     })?;
     if args.index_on_start {
-        let r = index_dir(&args.dir)?;
+        let r = serve::index_dir(&args.dir)?;
         output::info(format!(
             "indexed {}: {} written, {} unchanged, {} errors",
             args.dir.display(),
@@ -55,7 +43,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         let url = format!("http://{local}/");
         match format {
             Format::Json => output::json(&serde_json::json!({"url": url, "root": args.dir}))?,
-            Format::Human => println!("{url}"),
+            Format::Human => output::stdout_line(&url),
         }
         output::info(format!(
             "serving {} at {url} (Ctrl-C to stop)",
@@ -64,7 +52,8 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         let opts = serve::Options {
             root: args.dir.clone(),
             list: args.list,
-            access_log: !args.quiet,
+            // `--quiet` silences the log with every other log line.
+            access_log: Some(access_log_line),
         };
         serve::serve(listener, &opts, serve::termination())
             .await
@@ -73,4 +62,9 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         anyhow::Ok(())
     })?;
     Ok(Exit::Ok)
+}
+
+/// One access log line: a log on stderr (so `--quiet` silences it).
+fn access_log_line(line: &str) {
+    output::info(line);
 }

@@ -9,7 +9,7 @@ use crate::cli::SyncArgs;
 use crate::error::Exit;
 use crate::mirror::db::Endpoints;
 use crate::mirror::sync;
-use crate::output::{self, Format, Style, paint};
+use crate::output::{self, Format};
 
 pub fn run(args: &SyncArgs, format: Format) -> Result<Exit> {
     let http = net_options(&args.net)?;
@@ -41,67 +41,7 @@ pub fn run(args: &SyncArgs, format: Format) -> Result<Exit> {
     let exit = if report.published { Exit::Ok } else { Exit::No };
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => {
-            let color = output::stdout_color();
-            let short = |s: &str| s.chars().take(12).collect::<String>();
-            let t = &report.totals;
-            println!(
-                "upstream {} {} at {}{}",
-                report.upstream,
-                report.branch,
-                short(&report.upstream_tip),
-                report
-                    .previous_tip
-                    .as_deref()
-                    .filter(|p| *p != report.upstream_tip)
-                    .map(|p| format!(" (was {})", short(p)))
-                    .unwrap_or_default()
-            );
-            println!(
-                "files    {} fetched ({} MiB), {} up to date, {} not available upstream, {} failed; {} verified",
-                t.downloaded,
-                t.bytes >> 20,
-                t.up_to_date,
-                t.not_available,
-                t.failed,
-                report.verified.len()
-            );
-            for g in &report.missing {
-                println!(
-                    "{} {} {}{} ({}): {}: {}",
-                    paint("MISSING", Style::Red, color),
-                    g.package,
-                    g.version,
-                    g.platform
-                        .as_deref()
-                        .map(|p| format!(" {p}"))
-                        .unwrap_or_default(),
-                    g.artifact,
-                    g.kind,
-                    g.message
-                );
-            }
-            match (&report.registry, report.outcome) {
-                (Some(r), "published") => println!(
-                    "{} published overlay {} to {}",
-                    paint("ok", Style::Green, color),
-                    short(&r.overlay_commit),
-                    r.target
-                ),
-                (Some(r), _) => println!(
-                    "{} published overlay {} to {} with {} file(s) missing: clients installing them will fail",
-                    paint("PARTIAL", Style::Yellow, color),
-                    short(&r.overlay_commit),
-                    r.target,
-                    report.missing.len()
-                ),
-                (None, _) => println!(
-                    "{} nothing published: the registry stays at its previous state (--allow-partial publishes anyway)",
-                    paint("FAIL", Style::Red, color)
-                ),
-            }
-            println!("beacon   {}", report.beacon.display());
-        }
+        Format::Human => output::human::sync::print(&report),
     }
     Ok(exit)
 }

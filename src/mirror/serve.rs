@@ -89,8 +89,9 @@ struct Shared {
 pub struct Options {
     pub root: PathBuf,
     pub list: bool,
-    /// Write an access log line per request to stderr.
-    pub access_log: bool,
+    /// Where each access log line goes (the command passes the printer's
+    /// log line); `None`: no log. The library never prints.
+    pub access_log: Option<fn(&str)>,
 }
 
 fn content_type_for(path: &str) -> Option<&'static str> {
@@ -292,7 +293,7 @@ async fn around(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: Next,
-    log: bool,
+    log: Option<fn(&str)>,
 ) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -325,21 +326,34 @@ async fn around(
         }
         resp
     };
-    if log {
+    if let Some(log) = log {
         let len = resp
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
             .to_string();
-        eprintln!(
+        log(&format!(
             "{} {method} {path} {} {len} {:.1}ms",
             peer.ip(),
             resp.status().as_u16(),
             start.elapsed().as_secs_f64() * 1000.0
-        );
+        ));
     }
     resp
+}
+
+/// Writes `.hash`/`.size`/`.files` for every archive under `dir` (what
+/// `serve --index-on-start` and `demo` do before serving a tree).
+pub fn index_dir(dir: &std::path::Path) -> anyhow::Result<super::index::Report> {
+    let opts = super::index::Options {
+        jobs: std::thread::available_parallelism().map_or(1, usize::from),
+        force: false,
+        check: false,
+        lint: None,
+    };
+    let plan = super::index::plan(dir, &opts)?;
+    super::index::execute(plan, &opts, &|_| {})
 }
 
 /// The router serving `opts.root`.

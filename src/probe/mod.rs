@@ -51,15 +51,14 @@ pub fn run_blocking(
     } else {
         0
     };
-    let bar = if opts.progress && targets > 0 {
-        let b = indicatif::ProgressBar::new(targets);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} checking {pos}/{len} package/platforms {wide_bar} {eta}",
-            )
-            .expect("progress template"),
-        );
-        b
+    // The one progress helper; `opts.progress` is the command's decision
+    // (`output::progress::enabled`), the helper adds nothing to count.
+    let bar = if opts.progress {
+        crate::output::progress::bar(
+            crate::output::progress::Kind::Targets,
+            Some(targets),
+            crate::output::Format::Human,
+        )
     } else {
         indicatif::ProgressBar::hidden()
     };

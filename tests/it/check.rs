@@ -709,6 +709,15 @@ fn apply_verify_passes_or_rolls_back() {
         r.stderr
     );
     assert!(r.stdout.contains("FAIL registry"), "{}", r.stdout);
+    // Through the one error path: `error:` then `hint:`, ending stderr.
+    assert!(
+        r.stderr.ends_with(
+            "error: verification failed: the mirror does not answer as it should; this run's changes were undone\n\
+             hint: see the failures above; `zoi-mirror check --bundle …` repeats the check\n"
+        ),
+        "{}",
+        r.stderr
+    );
     assert!(crate::support::yaml_eq(
         &fs::read_to_string(&cfg).unwrap(),
         &before

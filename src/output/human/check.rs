@@ -1,0 +1,122 @@
+//! The `check` report (also printed by `apply --verify`).
+
+use crate::output::{Style, info, outln, paint, stdout_color, warn};
+use crate::probe::check::Report;
+
+pub fn print(r: &Report) {
+    let color = stdout_color();
+    let ok = paint("ok  ", Style::Green, color);
+    let bad = paint("FAIL", Style::Red, color);
+    for n in &r.notes {
+        info(format!("note: {n}"));
+    }
+    for reg in &r.registry {
+        for c in &reg.checks {
+            if c.ok {
+                outln!(
+                    "{ok} registry {} ({}{})",
+                    c.url,
+                    reg.role,
+                    match c.kind {
+                        "repo_yaml" => ", repo.yaml",
+                        "signature" => ", HEAD signed by an authority",
+                        _ => "",
+                    }
+                );
+            } else if let Some(e) = &c.error {
+                outln!(
+                    "{bad} registry {} ({}): {}: {}",
+                    c.url,
+                    reg.role,
+                    e.kind.as_str(),
+                    e.message
+                );
+            }
+            for w in &c.warnings {
+                warn(format!("registry {} ({}): {w}", c.url, reg.role));
+            }
+        }
+    }
+    for k in &r.keys {
+        match &k.error {
+            None => outln!("{ok} key {}", k.url),
+            Some(e) => outln!("{bad} key {}: {}: {}", k.url, e.kind.as_str(), e.message),
+        }
+        for w in &k.warnings {
+            warn(format!("key {}: {w}", k.url));
+        }
+    }
+    for t in &r.packages {
+        let label = format!("{}@{} {}", t.package, t.version, t.platform);
+        if t.ok {
+            outln!("{ok} {label}");
+        } else {
+            outln!("{bad} {label}");
+            for c in &t.urls {
+                if let Some(e) = &c.error {
+                    outln!(
+                        "       {}: {} ({}) {}",
+                        c.kind,
+                        e.kind.as_str(),
+                        e.message,
+                        c.url
+                    );
+                }
+            }
+        }
+        for c in &t.urls {
+            for w in &c.warnings {
+                warn(format!("{label} {}: {w}", c.kind));
+            }
+        }
+    }
+    for h in &r.hosts {
+        match &h.error {
+            None => outln!(
+                "{ok} binary host {} (HTTP {})",
+                h.url,
+                h.status.unwrap_or_default()
+            ),
+            Some(e) => outln!(
+                "{bad} binary host {}: {}: {}",
+                h.url,
+                e.kind.as_str(),
+                e.message
+            ),
+        }
+    }
+    let failed_fallbacks: Vec<_> = r.fallbacks.iter().filter(|f| !f.ok).collect();
+    if !r.fallbacks.is_empty() {
+        outln!(
+            "cache mirrors: {} of {} fallback archive URLs answer",
+            r.fallbacks.len() - failed_fallbacks.len(),
+            r.fallbacks.len()
+        );
+        for f in failed_fallbacks.iter().take(20) {
+            if let Some(e) = &f.error {
+                outln!(
+                    "     fallback {}: {}: {}",
+                    f.url,
+                    e.kind.as_str(),
+                    e.message
+                );
+            }
+        }
+    }
+    let c = &r.counts;
+    outln!(
+        "checked {} URLs ({} package/platforms) in {:.1} s: {} ok, {} failed, {} warnings",
+        c.urls,
+        c.targets,
+        r.elapsed_ms / 1000.0,
+        c.ok,
+        c.failed,
+        c.warnings
+    );
+    if !c.by_kind.is_empty() {
+        outln!("  {:<26} {:>6}  what to do", "failure", "count");
+        for (kind, n) in &c.by_kind {
+            outln!("  {:<26} {n:>6}  {}", kind.as_str(), kind.hint());
+        }
+    }
+}
