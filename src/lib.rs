@@ -19,10 +19,15 @@ pub mod error;
 pub mod fsutil;
 /// Server-side work: archive metadata for a binary host.
 pub mod mirror;
+/// The HTTP client, prober, failure kinds, classification, retry and
+/// redaction, shared by everything that talks to the network.
+pub mod net;
 /// Human and JSON printers.
 pub mod output;
 /// HTTP and git probing.
 pub mod probe;
+/// The one async-runtime helper.
+pub mod runtime;
 /// mirror.toml: schema, loading with spans, validation, the init template.
 pub mod spec;
 /// Where a binary host lives: a folder, or S3-compatible object storage.

@@ -7,8 +7,9 @@ use super::{net_options, read_file_or_url};
 use crate::cli::BinSyncArgs;
 use crate::error::{Exit, Failure, fail};
 use crate::mirror::bins::{self, Totals};
-use crate::mirror::binsync::{self, Pruned, TargetReport};
+use crate::mirror::binsync::{self, TargetReport};
 use crate::mirror::db;
+use crate::mirror::prune::Pruned;
 use crate::output::{self, Format, Style, paint};
 use crate::spec;
 use crate::storage;
@@ -42,7 +43,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             spec::load(
                 &args.spec.path,
                 &spec::UpstreamInput::Bytes {
-                    origin: format!("URL {}", crate::probe::http::redact(src)),
+                    origin: format!("URL {}", crate::net::redact::redact(src)),
                     bytes,
                 },
             )?

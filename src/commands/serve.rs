@@ -39,9 +39,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
             r.totals.errors
         ));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     rt.block_on(async {
         let addr = std::net::SocketAddr::new(args.bind, args.port);
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

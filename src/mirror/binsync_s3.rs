@@ -31,8 +31,10 @@ use super::binsync::{
     Artifact, Job, KeyReport, Options, Sidecars, TargetReport, failed, fetch_keys, jobs,
     new_report, stored_hash_current, upstream_hash, upstream_sidecars, would_download,
 };
-use crate::probe::check::status_problem;
-use crate::probe::fetch::{Kind, Prober, Problem, classify};
+use crate::net::classify::classify;
+use crate::net::prober::Prober;
+use crate::net::problem::{Kind, Problem};
+use crate::net::reply::status_problem;
 use crate::storage::{ARCHIVE_ETAG_META, Expect, Put, Store, StoreError};
 use crate::zoi::archive::{ArchiveKind, Summary, read_archive};
 use crate::zoi::metadata;
@@ -467,7 +469,7 @@ fn judge(
             Kind::Signature,
             format!(
                 "upstream declares signing keys but publishes no signature at {}; clients that verify would refuse it, so nothing was placed",
-                crate::probe::http::redact(sig_url)
+                crate::net::redact::redact(sig_url)
             ),
         ));
     };
@@ -476,7 +478,7 @@ fn judge(
             Kind::Signature,
             format!(
                 "{} does not verify against upstream's keys ({}): {e}; nothing was placed",
-                crate::probe::http::redact(sig_url),
+                crate::net::redact::redact(sig_url),
                 names()
             ),
         )
@@ -487,7 +489,7 @@ fn judge(
 /// interruption. Returns the SHA-512 and (with `need_sha256`, for deltas)
 /// SHA-256 of the whole body, its length and whether a resume happened.
 async fn stream_into(
-    http: &crate::probe::http::Http,
+    http: &crate::net::client::Http,
     url: &str,
     need_sha256: bool,
     retries: u32,
@@ -503,7 +505,7 @@ async fn stream_into(
     let u = url::Url::parse(url).map_err(|e| {
         Problem::new(
             Kind::NotFound,
-            format!("{}: {e}", crate::probe::http::redact(url)),
+            format!("{}: {e}", crate::net::redact::redact(url)),
         )
     })?;
     loop {
@@ -530,7 +532,7 @@ async fn stream_into(
                 200 => have,
                 416 if have > 0 => return Ok(()),
                 _ => {
-                    let r = crate::probe::fetch::Reply {
+                    let r = crate::net::reply::Reply {
                         status,
                         ..Default::default()
                     };

@@ -28,8 +28,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, fail};
+use crate::net::redact::{redact, scrub};
 use crate::probe::git::{Listing, parse_ls_remote};
-use crate::probe::http::{redact, scrub};
 
 /// The oldest git this is tested to need.
 pub const MIN_GIT: (u32, u32) = (2, 20);

@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::fetch::{Kind, Method, Prober, Problem, Reply};
 use super::git::{self, PkgLuas};
+use crate::net::prober::{Method, Prober};
+use crate::net::problem::{Kind, Problem};
+use crate::net::reply::{Reply, status_problem};
 use crate::zoi::index::PackageRef;
 use crate::zoi::metadata::{self, HashKind, HashRead};
 use crate::zoi::placeholders::Coordinates;
@@ -93,7 +95,7 @@ impl UrlCheck {
     pub(super) fn new(kind: &'static str, url: &str) -> Self {
         UrlCheck {
             kind,
-            url: super::http::redact(url),
+            url: crate::net::redact::redact(url),
             ok: true,
             status: None,
             latency_ms: 0.0,
@@ -173,55 +175,6 @@ fn demote(c: &mut UrlCheck, why: &str) {
     }
 }
 
-/// A status that makes a URL fail (redirects were stopped at another host).
-pub fn status_problem(r: &Reply) -> Option<Problem> {
-    let s = r.status;
-    let p = match s {
-        200..=299 => return None,
-        300..=399 => Problem::new(
-            Kind::RedirectOtherHost,
-            format!(
-                "HTTP {s} redirect to {}",
-                r.location
-                    .as_deref()
-                    .map_or_else(|| "?".to_string(), super::http::redact)
-            ),
-        ),
-        401 => Problem::new(Kind::Unauthorized, "HTTP 401 Unauthorized"),
-        403 => Problem::new(Kind::Forbidden, "HTTP 403 Forbidden"),
-        404 | 410 => Problem::new(Kind::NotFound, format!("HTTP {s} Not Found")),
-        _ => Problem::new(Kind::HttpError, format!("HTTP {s}")),
-    };
-    Some(with_s3_detail(p, r))
-}
-
-/// S3-compatible stores answer errors with an XML body naming the cause
-/// (`<Error><Code>AccessDenied</Code>…`): say what it means for Zoi.
-fn with_s3_detail(mut p: Problem, r: &Reply) -> Problem {
-    let body = String::from_utf8_lossy(&r.body[..r.body.len().min(4096)]);
-    if !body.contains("<Error>") {
-        return p;
-    }
-    let Some(code) = crate::storage::xml_code(&body) else {
-        return p;
-    };
-    let what = match code.as_str() {
-        "AccessDenied" | "AllAccessDisabled" => {
-            "the bucket (or this key) is not public-read, and Zoi fetches anonymously: grant anonymous s3:GetObject on it (bucket policy or ACL), or serve it through a CDN that can read it"
-        }
-        "NoSuchKey" => {
-            "the bucket answers, but holds no object at this key: run `zoi-mirror bin sync --dest s3://…` (or `index s3://…` for metadata) for it, and check binaries.layout"
-        }
-        "NoSuchBucket" => "the bucket named in the URL does not exist on this endpoint",
-        "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
-            "the store wanted credentials: Zoi sends none, so the bucket must allow anonymous reads"
-        }
-        _ => "an S3 error",
-    };
-    p.message = format!("{} (S3 {code}: {what})", p.message);
-    p
-}
-
 fn looks_like_html(r: &Reply) -> bool {
     if r.content_type
         .as_deref()
@@ -241,7 +194,7 @@ async fn request(prober: &Prober, c: &mut UrlCheck, url: &str, method: Method) -
     let Ok(u) = url::Url::parse(url) else {
         c.fail(Problem::new(
             Kind::NotFound,
-            format!("{} is not a valid URL", super::http::redact(url)),
+            format!("{} is not a valid URL", crate::net::redact::redact(url)),
         ));
         return None;
     };
@@ -563,7 +516,7 @@ async fn check_target(
                 if cand != urls.pgp {
                     c.warnings.push(format!(
                         "the .sig answers only from the cache mirror {}",
-                        super::http::redact(&cand)
+                        crate::net::redact::redact(&cand)
                     ));
                 }
                 break;
@@ -658,7 +611,7 @@ async fn check_target(
                     Some(Ok((Some(f), _, _))) => Some(f.path()),
                     _ => None,
                 };
-                if let Err(p) = super::fetch::blocking(|| {
+                if let Err(p) = crate::runtime::blocking(|| {
                     judge_signature(&store, &plan.trusted, keys, body, file, plan.deep)
                 }) {
                     c.fail(p);
@@ -835,7 +788,7 @@ async fn check_registry(
     (
         RegistryCheck {
             role: role.to_string(),
-            url: super::http::redact(url),
+            url: crate::net::redact::redact(url),
             ok: checks.iter().all(|c| c.ok),
             checks,
         },

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod config;
 pub mod extension;
 pub mod index;
+pub mod layout;
 pub mod metadata;
 pub mod names;
 pub mod paths;
