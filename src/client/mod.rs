@@ -35,7 +35,7 @@ use crate::zoi::paths::{Env, LayoutKind};
 use state::{KeyState, State};
 
 /// Which config layer a command acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     User,

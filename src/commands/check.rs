@@ -8,7 +8,7 @@ use crate::bundle::load::{self, Source};
 use crate::cli::{CheckArgs, CheckScopeArgs};
 use crate::error::{Exit, Failure, fail};
 use crate::output::{self, Format, Style, paint};
-use crate::probe::{self, check::Report, plan};
+use crate::probe::{self, plan, report::Report};
 use crate::zoi::paths::{Env, LayoutKind};
 use crate::zoi::platform::Platform;
 

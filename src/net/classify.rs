@@ -7,7 +7,7 @@
 //!
 //! Two failures carry no public type in reqwest's stack, so the client
 //! gives them one: a failed name lookup comes from our resolver wrapped in
-//! [`DnsError`] ([`super::client`] installs it), and the redirect policy
+//! [`DnsError`] (`net::client` installs it), and the redirect policy
 //! stops a loop with [`RedirectLoop`].
 
 use std::error::Error as StdError;

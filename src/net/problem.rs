@@ -2,7 +2,7 @@
 //! as the snake_case names the README documents), a message, and the hint
 //! that goes with the kind.
 //!
-//! The transport kinds are decided by [`super::classify`]; the others
+//! The transport kinds are decided by `net::classify`; the others
 //! (metadata, signatures, the registry) by the code that judges what came
 //! back. Every kind's name and hint is part of the JSON contract.
 

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod git;
 pub mod plan;
+pub mod report;
 pub mod trust;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub fn run_blocking(
     plan: check::Plan,
     http: &crate::net::client::Options,
     opts: &RunOptions,
-) -> anyhow::Result<check::Report> {
+) -> anyhow::Result<report::Report> {
     let http = crate::net::client::Options {
         cross_host_redirects: false,
         ..http.clone()

@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::check::UrlCheck;
+use super::report::UrlCheck;
 use crate::net::prober::{Method, Prober};
 use crate::net::problem::{Kind, Problem};
 use crate::zoi::pgp::{self, PublicKey, SigErrorKind};

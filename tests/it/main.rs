@@ -14,6 +14,7 @@ mod fleet;
 mod hardening;
 mod house;
 mod index;
+mod layers;
 mod s3;
 mod serve;
 mod setup;
