@@ -33,8 +33,9 @@ use sha2::Digest;
 
 use crate::net::classify::classify;
 use crate::net::prober::{Method, Prober};
-use crate::net::problem::{Kind, Problem};
 use crate::net::reply::status_problem;
+use crate::net::retry::{Failed, Retry, retry_after_of};
+use crate::net::problem::{Kind, Problem};
 use crate::runtime::blocking;
 use crate::zoi::archive::{ArchiveKind, read_archive};
 use crate::zoi::index::PackageRef;
@@ -307,15 +308,15 @@ async fn download(
     // Bytes already on disk from an interrupted run are hashed first.
     let mut hasher = Sha512Ctx::new();
     let mut have = 0u64;
-    if let Ok(mut f) = std::fs::File::open(part) {
-        have = std::io::copy(&mut f, &mut HashWriter(&mut hasher)).map_err(io)?;
+    if let Ok(f) = std::fs::File::open(part) {
+        have = hasher.update_from(f).map_err(io)?;
     }
     let mut resumed = false;
-    let mut attempt = 0;
+    let mut retry = Retry::new(retries);
     loop {
-        attempt += 1;
+        retry.attempt();
         let range = (have > 0).then(|| (reqwest::header::RANGE, format!("bytes={have}-")));
-        let result: Result<bool, Problem> = async {
+        let result: Result<bool, Failed> = async {
             let u = url::Url::parse(url).map_err(|e| {
                 Problem::new(
                     Kind::NotFound,
@@ -330,7 +331,7 @@ async fn download(
                     Some(Duration::from_secs(24 * 3600)),
                 )
                 .await
-                .map_err(|e| classify(&e))?;
+                .map_err(|e| Failed::from(classify(&e)))?;
             let status = resp.status().as_u16();
             let append = match status {
                 206 if have > 0 => {
@@ -347,9 +348,12 @@ async fn download(
                         status,
                         ..Default::default()
                     };
-                    return Err(status_problem(&r).unwrap_or_else(|| {
-                        Problem::new(Kind::HttpError, format!("HTTP {status}"))
-                    }));
+                    return Err(Failed {
+                        problem: status_problem(&r).unwrap_or_else(|| {
+                            Problem::new(Kind::HttpError, format!("HTTP {status}"))
+                        }),
+                        retry_after: retry_after_of(resp.headers()),
+                    });
                 }
             };
             if !append {
@@ -393,17 +397,8 @@ async fn download(
         .await;
         match result {
             Ok(_) => return Ok((hex::encode(hasher.0.finish()), have, resumed)),
-            Err(p)
-                if attempt <= retries
-                    && matches!(
-                        p.kind,
-                        Kind::ConnectionReset | Kind::Timeout | Kind::Connect | Kind::HttpError
-                    ) =>
-            {
-                // Keep what arrived; the next attempt asks for the rest.
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-            }
-            Err(p) => return Err(p),
+            // Keep what arrived; the next attempt asks for the rest.
+            Err(failed) => retry.next(failed).await?,
         }
     }
 }
@@ -437,19 +432,26 @@ impl Sha512Ctx {
     fn new() -> Self {
         Sha512Ctx(ring::digest::Context::new(&ring::digest::SHA512))
     }
+
+    /// Feeds everything `r` holds; returns how many bytes that was.
+    /// (ring's context is no `io::Write`, so `io::copy` cannot be used.)
+    fn update_from(&mut self, mut r: impl std::io::Read) -> std::io::Result<u64> {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => {
+                    self.0.update(&buf[..n]);
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
-struct HashWriter<'a>(&'a mut Sha512Ctx);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn rel(dest: &Path, p: &Path) -> String {
     p.strip_prefix(dest)

@@ -33,6 +33,7 @@ use super::binsync::{
 };
 use crate::net::classify::classify;
 use crate::net::prober::Prober;
+use crate::net::retry::{Failed, Retry, retry_after_of};
 use crate::net::problem::{Kind, Problem};
 use crate::net::reply::status_problem;
 use crate::storage::{ARCHIVE_ETAG_META, Expect, Put, Store, StoreError};
@@ -501,7 +502,7 @@ async fn stream_into(
     let mut sha256 = Sha256::new();
     let mut have = 0u64;
     let mut resumed = false;
-    let mut attempt = 0;
+    let mut retry = Retry::new(retries);
     let u = url::Url::parse(url).map_err(|e| {
         Problem::new(
             Kind::NotFound,
@@ -509,9 +510,9 @@ async fn stream_into(
         )
     })?;
     loop {
-        attempt += 1;
+        retry.attempt();
         let range = (have > 0).then(|| (reqwest::header::RANGE, format!("bytes={have}-")));
-        let result: Result<(), Problem> = async {
+        let result: Result<(), Failed> = async {
             let resp = http
                 .send(
                     reqwest::Method::GET,
@@ -520,7 +521,7 @@ async fn stream_into(
                     Some(Duration::from_secs(24 * 3600)),
                 )
                 .await
-                .map_err(|e| classify(&e))?;
+                .map_err(|e| Failed::from(classify(&e)))?;
             let status = resp.status().as_u16();
             // Bytes of this body already received earlier (a server that
             // ignores Range and sends everything again).
@@ -536,9 +537,12 @@ async fn stream_into(
                         status,
                         ..Default::default()
                     };
-                    return Err(status_problem(&r).unwrap_or_else(|| {
-                        Problem::new(Kind::HttpError, format!("HTTP {status}"))
-                    }));
+                    return Err(Failed {
+                        problem: status_problem(&r).unwrap_or_else(|| {
+                            Problem::new(Kind::HttpError, format!("HTTP {status}"))
+                        }),
+                        retry_after: retry_after_of(resp.headers()),
+                    });
                 }
             };
             let mut stream = resp.bytes_stream();
@@ -565,7 +569,8 @@ async fn stream_into(
                 return Err(Problem::new(
                     Kind::Truncated,
                     "upstream sent less than before on a retry".to_string(),
-                ));
+                )
+                .into());
             }
             Ok(())
         }
@@ -579,16 +584,7 @@ async fn stream_into(
                     resumed,
                 ));
             }
-            Err(p)
-                if attempt <= retries
-                    && matches!(
-                        p.kind,
-                        Kind::ConnectionReset | Kind::Timeout | Kind::Connect | Kind::HttpError
-                    ) =>
-            {
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-            }
-            Err(p) => return Err(p),
+            Err(failed) => retry.next(failed).await?,
         }
     }
 }
