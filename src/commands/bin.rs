@@ -10,6 +10,7 @@ use crate::mirror::bins::{self, Totals};
 use crate::mirror::binsync::{self, TargetReport};
 use crate::mirror::db;
 use crate::mirror::prune::Pruned;
+use crate::mirror::shard::Shard;
 use crate::output::{self, Format, Style, paint};
 use crate::spec;
 use crate::storage;
@@ -85,7 +86,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     };
     let shard = match &args.shard {
         None => None,
-        Some(s) => Some(parse_shard(s)?),
+        Some(s) => Some(Shard::parse(s)?),
     };
     let work = args
         .work
@@ -113,8 +114,8 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             platforms: args.platforms.clone(),
         },
     )?;
-    if let Some((k, n)) = shard {
-        targets.retain(|(p, _)| shard_of(&p.repo, &p.name, n) == k);
+    if let Some(shard) = shard {
+        targets.retain(|(p, _)| shard.holds(&p.repo, &p.name));
     }
     let run = bins::Run {
         dest: dest.clone(),
@@ -276,54 +277,4 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         }
     }
     Ok(exit)
-}
-
-/// `K/N` with 1 <= K <= N.
-fn parse_shard(s: &str) -> Result<(u64, u64)> {
-    let bad = || {
-        Failure::bad_input("usage", format!("--shard '{s}' is not K/N"))
-            .hint("e.g. --shard 1/4 … --shard 4/4 on four machines")
-    };
-    let (k, n) = s.split_once('/').ok_or_else(bad)?;
-    let (k, n): (u64, u64) = (
-        k.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if n == 0 || k == 0 || k > n {
-        return Err(bad().into());
-    }
-    Ok((k, n))
-}
-
-/// Which shard (1-based) of `n` a package falls in: FNV-1a of
-/// `@tier/name`, the same on every machine and stable when other packages
-/// come and go.
-fn shard_of(repo: &str, name: &str, n: u64) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in format!("@{repo}/{name}").bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h % n + 1
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_split_the_packages() {
-        assert_eq!(parse_shard("2/3").unwrap(), (2, 3));
-        assert!(parse_shard("0/3").is_err());
-        assert!(parse_shard("4/3").is_err());
-        assert!(parse_shard("x").is_err());
-        let names: Vec<String> = (0..100).map(|i| format!("pkg{i}")).collect();
-        let mut seen = [0; 4];
-        for n in &names {
-            let k = shard_of("core", n, 4);
-            assert!((1..=4).contains(&k));
-            seen[(k - 1) as usize] += 1;
-        }
-        assert!(seen.iter().all(|&c| c > 10), "{seen:?}");
-    }
 }

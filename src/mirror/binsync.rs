@@ -33,9 +33,9 @@ use sha2::Digest;
 
 use crate::net::classify::classify;
 use crate::net::prober::{Method, Prober};
+use crate::net::problem::{Kind, Problem};
 use crate::net::reply::status_problem;
 use crate::net::retry::{Failed, Retry, retry_after_of};
-use crate::net::problem::{Kind, Problem};
 use crate::runtime::blocking;
 use crate::zoi::archive::{ArchiveKind, read_archive};
 use crate::zoi::index::PackageRef;
@@ -451,7 +451,6 @@ impl Sha512Ctx {
         }
     }
 }
-
 
 fn rel(dest: &Path, p: &Path) -> String {
     p.strip_prefix(dest)

@@ -33,9 +33,9 @@ use super::binsync::{
 };
 use crate::net::classify::classify;
 use crate::net::prober::Prober;
-use crate::net::retry::{Failed, Retry, retry_after_of};
 use crate::net::problem::{Kind, Problem};
 use crate::net::reply::status_problem;
+use crate::net::retry::{Failed, Retry, retry_after_of};
 use crate::storage::{ARCHIVE_ETAG_META, Expect, Put, Store, StoreError};
 use crate::zoi::archive::{ArchiveKind, Summary, read_archive};
 use crate::zoi::metadata;

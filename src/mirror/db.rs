@@ -432,6 +432,23 @@ pub struct Endpoints {
     pub dry_run: bool,
 }
 
+/// `db sync` from start to end: prepare (spec, lock, work dir), fetch
+/// upstream, build the overlay for the spec, publish to the target; the
+/// report names where upstream's repo.yaml came from.
+pub fn sync_to_target(
+    spec_path: &Path,
+    endpoints: &Endpoints,
+    lock_timeout: std::time::Duration,
+    publish_extension: bool,
+) -> Result<SyncReport> {
+    let mut prepared = prepare(spec_path, endpoints, lock_timeout)?;
+    let fetched = fetch(&prepared.opts)?;
+    let spec = overlay_for(spec_path, &mut prepared, &fetched, publish_extension)?;
+    let mut report = publish(&prepared.opts, fetched)?;
+    report.upstream_repo_yaml = spec.upstream_origin.to_string();
+    Ok(report)
+}
+
 /// Reads the spec against what is known before the fetch (the file given,
 /// else the last fetched upstream in the cache) — enough to know where to
 /// fetch from — and takes the work dir's lock, waiting at most

@@ -19,5 +19,6 @@ pub mod index;
 pub mod index_s3;
 pub mod prune;
 pub mod serve;
+pub mod shard;
 pub mod status;
 pub mod sync;
