@@ -20,10 +20,10 @@ use crate::net::prober::{Method, Prober};
 use crate::net::problem::{Kind, Problem};
 use crate::net::reply::{Reply, status_problem};
 use crate::zoi::index::PackageRef;
-use crate::zoi::metadata::{self, HashKind, HashRead};
 use crate::zoi::placeholders::Coordinates;
 use crate::zoi::platform::Platform;
 use crate::zoi::repo::{PkgLink, archive_urls, mirror_candidates};
+use crate::zoi::sidecars::{self, FilesFault, HashFault, SizeFault};
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -144,73 +144,41 @@ async fn fetch_metadata(
     }
 }
 
-/// The `.hash` body, judged: a SHA-512 (SHA-256 with a warning) that names
-/// the archive when it names a file. Returns the SHA-512 when there is one.
+/// The `.hash` body, judged ([`sidecars::judge_hash`]) and worded. Returns
+/// the SHA-512 when there is one.
 fn judge_hash(c: &mut UrlCheck, body: &str, file_name: &str) -> Option<String> {
-    match metadata::parse_hash(body, Some(file_name)) {
-        HashRead::Junk { first_word } => {
-            c.fail(Problem::new(
-                Kind::MalformedMetadata,
-                format!(
-                    "no SHA-512 in the .hash file (Zoi would read {:?} and fail with \"Unsupported hash length\")",
-                    crate::output::excerpt(first_word, 40)
-                ),
-            ));
-            return None;
-        }
-        HashRead::Hash {
-            kind: HashKind::Unsupported32,
-            token,
-        } => {
-            c.fail(Problem::new(
-                Kind::MalformedMetadata,
-                format!("{token} has 32 hex digits; Zoi verifies only SHA-512 and SHA-256"),
-            ));
-            return None;
-        }
-        HashRead::Hash {
-            kind: HashKind::Sha256,
-            ..
-        } => c
-            .warnings
-            .push("SHA-256 hash: Zoi verifies it, but `zoi package build` writes SHA-512".into()),
-        HashRead::Hash {
-            kind: HashKind::Sha512,
-            ..
-        } => {}
+    let v = sidecars::judge_hash(body, file_name);
+    if v.sha256 {
+        c.warnings
+            .push("SHA-256 hash: Zoi verifies it, but `zoi package build` writes SHA-512".into());
     }
-    // The line with the hash must not name another file.
-    if let Some(line) = body.lines().find(|l| !l.trim().is_empty()) {
-        let mut words = line.split_whitespace();
-        let _hash = words.next();
-        if let Some(name) = words.next() {
-            let name = name.trim_start_matches('*');
-            if name != file_name {
-                c.fail(Problem::new(
-                    Kind::MalformedMetadata,
-                    format!("the .hash file names {name:?}, not {file_name:?}"),
-                ));
-            }
+    let message = match &v.fault {
+        None => return v.sha512,
+        Some(HashFault::NoHash { first_word }) => format!(
+            "no SHA-512 in the .hash file (Zoi would read {:?} and fail with \"Unsupported hash length\")",
+            crate::output::excerpt(first_word, 40)
+        ),
+        Some(HashFault::Unsupported32 { token }) => {
+            format!("{token} has 32 hex digits; Zoi verifies only SHA-512 and SHA-256")
         }
-    }
-    metadata::parse_hash(body, Some(file_name)).sha512()
+        Some(HashFault::NamesAnother { name }) => {
+            format!("the .hash file names {name:?}, not {file_name:?}")
+        }
+    };
+    c.fail(Problem::new(Kind::MalformedMetadata, message));
+    v.sha512
 }
 
-/// The `.size` body, judged: both `down:` and `install:` integers. Returns
+/// The `.size` body, judged ([`sidecars::judge_size`]) and worded. Returns
 /// the download size.
 fn judge_size(c: &mut UrlCheck, body: &str) -> Option<u64> {
-    let has = |key: &str| {
-        body.lines().any(|l| {
-            l.split_once(':')
-                .is_some_and(|(k, v)| k.trim() == key && v.trim().parse::<u64>().is_ok())
-        })
-    };
-    let sizes = metadata::parse_size(body);
-    if !has("down") || !has("install") {
-        let what = if sizes.is_some() {
-            "needs both `down: N` and `install: N` lines (zoi sync's pre-fetch reads only those)"
-        } else {
-            "has no `down: N` / `install: N` lines"
+    let v = sidecars::judge_size(body);
+    if let Some(fault) = v.fault {
+        let what = match fault {
+            SizeFault::Incomplete => {
+                "needs both `down: N` and `install: N` lines (zoi sync's pre-fetch reads only those)"
+            }
+            SizeFault::NoSizes => "has no `down: N` / `install: N` lines",
         };
         c.fail(Problem::new(
             Kind::MalformedMetadata,
@@ -219,29 +187,22 @@ fn judge_size(c: &mut UrlCheck, body: &str) -> Option<u64> {
                 crate::output::excerpt(body, 60)
             ),
         ));
-        return sizes.map(|s| s.down);
     }
-    sizes.map(|s| s.down)
+    v.down
 }
 
-/// The `.files` body, judged: non-empty, relative paths, no `..`.
+/// The `.files` body, judged ([`sidecars::judge_files`]) and worded.
 fn judge_files(c: &mut UrlCheck, body: &str) {
-    let lines = metadata::parse_files(body);
-    if lines.is_empty() {
-        c.fail(Problem::new(
+    match sidecars::judge_files(body) {
+        None => {}
+        Some(FilesFault::Empty) => c.fail(Problem::new(
             Kind::MalformedMetadata,
             "the .files file is empty",
-        ));
-        return;
-    }
-    for l in lines {
-        if let Some(why) = metadata::install_path_problem(l) {
-            c.fail(Problem::new(
-                Kind::PathEscape,
-                format!(".files lists {l:?}, which {why}"),
-            ));
-            return;
-        }
+        )),
+        Some(FilesFault::Escapes { path, why }) => c.fail(Problem::new(
+            Kind::PathEscape,
+            format!(".files lists {path:?}, which {why}"),
+        )),
     }
 }
 

@@ -18,4 +18,5 @@ pub mod pgp;
 pub mod placeholders;
 pub mod platform;
 pub mod repo;
+pub mod sidecars;
 pub mod upstream;
