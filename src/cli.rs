@@ -22,7 +22,7 @@ progress on stderr. NO_COLOR is honoured.";
 #[command(name = "zoi-mirror", version, after_help = EXIT_CODES_HELP, propagate_version = true)]
 pub struct Cli {
     /// Output format: human text, or one JSON document on stdout.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    #[arg(long, global = true, value_parser = format_parser(), default_value = "human")]
     pub format: Format,
 
     #[command(subcommand)]
@@ -763,6 +763,15 @@ pub struct IndexArgs {
 }
 
 // The library's enums stay free of clap: the words are parsed here.
+
+/// `--format human|json`.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["human", "json"]).map(|s| match s.as_str() {
+        "json" => Format::Json,
+        _ => Format::Human,
+    })
+}
 
 /// `--scope user|system`.
 fn scope_parser() -> impl clap::builder::TypedValueParser<Value = crate::client::Scope> {

@@ -1,9 +1,30 @@
 //! zoi-mirror: a private mirror of the Zoi registry and binary archives.
 //!
-//! Data flows one way: [`spec`] (mirror.toml) → [`bundle`] (build) →
-//! [`client`] (apply on a machine) → [`probe`] (check over the network), with
-//! [`zoi`] underneath all of them as the single source of truth about how
-//! the real Zoi client behaves.
+//! Data flows one way. Each top-level module sits in a layer and imports
+//! only from its own layer and the layers below it (lowest first):
+//!
+//! | layer | modules | holds |
+//! | --- | --- | --- |
+//! | 0 | [`zoi`] | Zoi's formats and rules, the single source of truth about how the real client behaves |
+//! | 1 | [`error`], [`fsutil`], [`runtime`] | failures and exit codes, atomic file writes, the one async-runtime helper |
+//! | 2 | [`output`] | printers |
+//! | 3 | [`net`] | the HTTP client, prober, failure kinds, classification, retry and redaction |
+//! | 4 | [`storage`] | where a binary host lives: a folder or S3 |
+//! | 5 | [`spec`] | mirror.toml |
+//! | 6 | [`bundle`] | rendering and loading bundles |
+//! | 7 | [`client`] | editing Zoi's config on a machine |
+//! | 8 | [`probe`] | `check`'s probes and reports |
+//! | 9 | [`mirror`] | server-side work: index, db sync, bin sync, serve |
+//! | 10 | [`cli`] | clap definitions (clap is used nowhere below) |
+//! | 11 | [`commands`] | one file per command: parse args, call the library, print |
+//!
+//! No file imports a file that (through any chain) imports it back, and
+//! nothing below `commands` imports `commands` or `cli`. `tests/it/layers.rs`
+//! reads every file's `crate::`/`super::` paths and fails on a circle, an
+//! upward import or clap below `cli.rs`; keep its table in step with this
+//! one. A new command goes in `commands/` (its args in `cli.rs`, its logic
+//! in the library); a new Zoi rule goes in `zoi/`; a new way of fetching
+//! or classifying in `net/`.
 
 /// Rendering bundles: templates, quoting, bundle.json.
 pub mod bundle;
@@ -11,7 +32,7 @@ pub mod bundle;
 pub mod cli;
 /// Editing Zoi's config on a machine: apply, status, revert.
 pub mod client;
-/// One module per command; the only code that prints.
+/// One module per command: arguments in, library calls, output out.
 pub mod commands;
 /// Exit codes and user-facing failures.
 pub mod error;

@@ -141,3 +141,38 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
     }
     msg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::client::{Http, Options};
+
+    async fn kind_of(url: &str) -> Kind {
+        let http = Http::new(&Options::default()).unwrap();
+        let e = http
+            .send(
+                reqwest::Method::GET,
+                &url::Url::parse(url).unwrap(),
+                &[],
+                None,
+            )
+            .await
+            .expect_err("the request fails");
+        classify(&e).kind
+    }
+
+    #[tokio::test]
+    async fn failures_are_known_by_their_type() {
+        // `.invalid` never resolves (RFC 2606): the resolver's error type.
+        assert_eq!(kind_of("http://zoi-mirror.invalid/x").await, Kind::Dns);
+        // A port nobody listens on: io::ErrorKind::ConnectionRefused.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        assert_eq!(
+            kind_of(&format!("http://127.0.0.1:{port}/x")).await,
+            Kind::ConnectRefused
+        );
+    }
+}

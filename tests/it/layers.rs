@@ -35,8 +35,9 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Files that still derive clap traits below `cli.rs`, with why.
-/// `output::Format` belongs to the printer rework of the same issue, which
-/// moves it (remove the entry then).
+/// `output::Format` still derives `clap::ValueEnum`, unused since `cli.rs`
+/// parses `--format` itself; `output.rs` belongs to the printer rework of
+/// the same issue, which drops the derive (remove the entry then).
 const CLAP_PENDING: &[&str] = &["output"];
 
 struct Tree {
