@@ -2,8 +2,8 @@
 //! work inside one.
 //!
 //! Commands are synchronous; the network and object-storage work under
-//! them is async. Every command that needs a runtime asks [`new`] for one
-//! (and [`block_on`] for the common one-future case), so the runtime's
+//! them is async. Every command that needs a runtime asks [`new`](crate::runtime::new) for one
+//! (and [`block_on`](crate::runtime::block_on) for the common one-future case), so the runtime's
 //! features (I/O and timers on) and the choice of flavour live here.
 
 use std::future::Future;

@@ -219,7 +219,7 @@ pub struct StoreRun {
     pub prune: Option<usize>,
 }
 
-/// [`mirror`] (and [`prune`]) into S3-compatible object storage: the bucket
+/// [`mirror`] (and [`prune()`]) into S3-compatible object storage: the bucket
 /// is checked first (exists, credentials work, clients can read it), so a
 /// bad destination writes nothing; then keys, then every file, streamed
 /// ([`crate::mirror::binsync_s3`]).

@@ -5,7 +5,7 @@
 //! `ALL_PROXY`/`NO_PROXY`, the same variables Zoi honours), timeouts, the
 //! User-Agent, the auth header (sent only to the hosts a command was
 //! pointed at) and the redirect policy. Name lookups go through
-//! [`Resolver`], so that a failed one is known by its type
+//! a resolver of our own, so that a failed one is known by its type
 //! ([`super::classify::DnsError`]).
 
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 //! robustly ([`prober`]), what a failure is ([`problem`]) and how a
 //! transport error or a status becomes one ([`classify`], [`reply`]), the
 //! one retry policy ([`retry`]) and how URLs and messages are shown without
-//! credentials ([`redact`]).
+//! credentials ([`redact`](crate::net::redact)).
 //!
 //! Nothing here knows Zoi's rules for *which* URLs to fetch or what their
 //! bodies must hold; it only decides how to fetch them and how to name a
