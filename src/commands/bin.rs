@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{net_options, read_file_or_url};
 use crate::cli::BinSyncArgs;
-use crate::error::{Exit, Failure, fail};
+use crate::error::Exit;
 use crate::mirror::bins::{self, Totals};
 use crate::mirror::binsync::{self, TargetReport};
 use crate::mirror::db;
@@ -13,7 +13,6 @@ use crate::mirror::prune::Pruned;
 use crate::mirror::shard::Shard;
 use crate::output::{self, Format, Style, paint};
 use crate::spec;
-use crate::storage;
 use crate::zoi::repo::RepoYaml;
 
 #[derive(Serialize)]
@@ -56,30 +55,11 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         )?,
     };
     bins::check_format(&spec)?;
-    let dest: std::path::PathBuf = match (&args.dest, &spec.binaries.storage.url) {
-        (Some(d), _) => d.clone(),
-        (None, Some(u)) => u.into(),
-        (None, None) => {
-            return fail(
-                Failure::bad_input(
-                    "usage",
-                    "no destination: give --dest DIR|s3://BUCKET/PREFIX",
-                )
-                .hint("or set [binaries.storage] url in the spec"),
-            );
-        }
-    };
-    let store = match storage::Dest::parse(&dest)
-        .map_err(|m| Failure::bad_input("bad_destination", m))?
-    {
-        storage::Dest::Local(_) => None,
-        storage::Dest::S3(url) => {
-            if args.sign.is_some() || spec.binaries.sign_key.is_some() {
-                return fail(Failure::bad_input(
-                    "usage",
-                    "re-signing (--sign, binaries.sign_key) needs the archive on local disk: sync to a folder, or leave re-signing out for s3:// destinations",
-                ));
-            }
+    let resign = args.sign.clone().or_else(|| spec.binaries.sign_key.clone());
+    let (dest, s3) = bins::destination(args.dest.as_deref(), &spec, resign.is_some())?;
+    let store = match s3 {
+        None => None,
+        Some(url) => {
             let settings = super::storage_settings(&args.storage, &spec.binaries.storage.s3);
             Some(std::sync::Arc::new(super::open_store(&url, &settings)?))
         }
@@ -124,7 +104,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         retries: args.retries,
         concurrency: args.concurrency,
         allow_unsigned: args.allow_unsigned || spec.binaries.allow_unsigned,
-        resign: args.sign.clone().or_else(|| spec.binaries.sign_key.clone()),
+        resign,
     };
     let opts = bins::options(&spec, &upstream, link, &run);
     let bar = if format == Format::Human && !args.no_progress && output::progress_allowed() {
