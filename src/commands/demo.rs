@@ -264,7 +264,7 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
             std::fs::write(&path, sample_zpa(&p.name, &p.version, &p.repo)?)?;
         }
     }
-    let indexed = super::serve::index_dir(&site.join("pkgs"))?;
+    let indexed = crate::mirror::index::index_tree(&site.join("pkgs"))?;
     say(
         "archives",
         indexed.totals.errors == 0,

@@ -7,18 +7,6 @@ use crate::error::{Exit, Failure, fail, io_failure};
 use crate::mirror::{index, serve};
 use crate::output::{self, Format};
 
-/// Writes `.hash`/`.size`/`.files` for every archive under `dir`.
-pub fn index_dir(dir: &std::path::Path) -> Result<index::Report> {
-    let opts = index::Options {
-        jobs: std::thread::available_parallelism().map_or(1, usize::from),
-        force: false,
-        check: false,
-        lint: None,
-    };
-    let plan = index::plan(dir, &opts)?;
-    index::execute(plan, &opts, &|_| {})
-}
-
 pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
     if !args.dir.is_dir() {
         return fail(
@@ -30,7 +18,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
         );
     }
     if args.index_on_start {
-        let r = index_dir(&args.dir)?;
+        let r = index::index_tree(&args.dir)?;
         output::info(format!(
             "indexed {}: {} written, {} unchanged, {} errors",
             args.dir.display(),

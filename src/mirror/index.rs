@@ -294,6 +294,19 @@ pub enum Event<'a> {
     Finished(&'a ArchiveResult),
 }
 
+/// `index DIR` with the defaults (every core, nothing forced, no lint):
+/// what `serve --index-on-start` and the demo run before serving a tree.
+pub fn index_tree(dir: &Path) -> Result<Report> {
+    let opts = Options {
+        jobs: std::thread::available_parallelism().map_or(1, usize::from),
+        force: false,
+        check: false,
+        lint: None,
+    };
+    let plan = plan(dir, &opts)?;
+    execute(plan, &opts, &|_| {})
+}
+
 /// Walks `root` and decides what to do with every archive in it.
 pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
     let canon_root = fs::canonicalize(root).map_err(|e| io_failure("read", root, &e))?;
