@@ -5,11 +5,12 @@
 //! Upstream URLs are built exactly as Zoi builds them from upstream's
 //! `repo.yaml` (first `pkg` link, `{id}` and friends, `.zpa` appended to a
 //! directory URL; the first `source-main` link for `.zsa`; the first
-//! `delta` link for `.zdelta`); local paths follow the spec's layout. For
-//! each file the upstream `.hash` is fetched first: when the local copy
-//! already carries that hash, nothing else moves. Otherwise the file is
-//! streamed to a temp file next to its destination (resumed with `Range`
-//! after an interruption, within a run and across runs), hashed on the way,
+//! `delta` link for `.zdelta`); local paths follow the spec's layout
+//! ([`crate::zoi::layout`]). For each file the upstream `.hash` is fetched
+//! first: when the local copy already carries that hash, nothing else
+//! moves. Otherwise the file is streamed to a temp file next to its
+//! destination (resumed with `Range` after an interruption, within a run
+//! and across runs, retried as [`crate::net::retry`] says), hashed on the way,
 //! checked against upstream's `.hash` and `.size`, its signature verified
 //! as Zoi verifies it when upstream declares keys ([`crate::zoi::pgp`]:
 //! the embedded `manifest.sig` first, else the detached `.sig`), and only

@@ -31,7 +31,8 @@
 //!
 //! `--check` recomputes everything and compares byte for byte, writing
 //! nothing. The layout lint (with a template) checks each archive's path
-//! against the layout the registry's URL templates expand to; orphaned
+//! against the layout the registry's URL templates expand to (the matcher
+//! is Zoi's rule, [`crate::zoi::layout::Layout`]); orphaned
 //! metadata (a `.hash`, `.size`, `.files` or `.sig` whose archive is gone) is
 //! always reported.
 
