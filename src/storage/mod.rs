@@ -499,12 +499,7 @@ impl Store {
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
         ) {
             "storage_conflict"
-        } else if chain.contains("error sending request")
-            || chain.contains("onnection refused")
-            || chain.contains("dns error")
-            || chain.contains("timed out")
-            || chain.contains("connect")
-        {
+        } else if unreachable(e) {
             "storage_unreachable"
         } else {
             "storage_error"
@@ -696,6 +691,21 @@ impl Store {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// Whether the store could not be reached at all (refused, no such host,
+/// TLS, timed out, dropped): object_store's error then wraps the transport
+/// error of its HTTP client, a `reqwest::Error` that is not about decoding
+/// an answer. Known by its type, whatever its text.
+fn unreachable(e: &object_store::Error) -> bool {
+    let mut link: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = link {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            return !r.is_decode() && r.status().is_none();
+        }
+        link = err.source();
+    }
+    false
 }
 
 fn mode(expect: &Expect) -> PutMode {
