@@ -24,7 +24,7 @@ honoured. A closed pipe (`| head`) ends the run quietly with its usual code.";
 #[command(name = "zoi-mirror", version, after_help = EXIT_CODES_HELP, propagate_version = true)]
 pub struct Cli {
     /// Output format: human text, or one JSON document on stdout.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    #[arg(long, global = true, value_parser = format_parser(), default_value = "human")]
     pub format: Format,
 
     /// No logs, warnings or progress on stderr; data on stdout and errors
@@ -595,7 +595,7 @@ pub struct CheckScopeArgs {
 pub struct MachineArgs {
     /// Which config layer: the user's, or the machine-wide system file (the
     /// only place policy locks count).
-    #[arg(long, value_enum, default_value_t = crate::client::Scope::User)]
+    #[arg(long, value_parser = scope_parser(), default_value = "user")]
     pub scope: crate::client::Scope,
     /// Prefix every absolute path with DIR, as Zoi's own --root does (image
     /// builds, tests).
@@ -603,7 +603,7 @@ pub struct MachineArgs {
     pub root: Option<PathBuf>,
     /// Force the config layout instead of detecting it: `xdg` (Zoi >= 1.26,
     /// ~/.config/zoi) or `legacy` (Zoi <= 1.25, ~/.zoi/pkgs).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = layout_parser())]
     pub layout: Option<crate::zoi::paths::LayoutKind>,
     /// The zoi executable (default: `zoi` on PATH).
     #[arg(long, value_name = "PATH", conflicts_with = "no_zoi")]
@@ -733,7 +733,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// With --client: the config layout (default: from the installed zoi, else xdg).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = layout_parser())]
     pub layout: Option<crate::zoi::paths::LayoutKind>,
     #[command(flatten)]
     pub net: NetArgs,
@@ -872,4 +872,41 @@ pub struct IndexArgs {
     /// Also list the archives that are fine.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+// The library's enums stay free of clap: the words are parsed here.
+
+/// `--format human|json`.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["human", "json"]).map(|s| match s.as_str() {
+        "json" => Format::Json,
+        _ => Format::Human,
+    })
+}
+
+/// `--scope user|system`.
+fn scope_parser() -> impl clap::builder::TypedValueParser<Value = crate::client::Scope> {
+    use crate::client::Scope;
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new([Scope::User, Scope::System].map(Scope::as_str)).map(
+        |s| match s.as_str() {
+            "system" => Scope::System,
+            _ => Scope::User,
+        },
+    )
+}
+
+/// `--layout xdg|legacy`.
+fn layout_parser() -> impl clap::builder::TypedValueParser<Value = crate::zoi::paths::LayoutKind> {
+    use crate::zoi::paths::LayoutKind;
+    use clap::builder::{PossibleValue, TypedValueParser};
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("xdg").help("Zoi ≥ 1.26: XDG base directories"),
+        PossibleValue::new("legacy").help("Zoi ≤ 1.25: everything under `~/.zoi`"),
+    ])
+    .map(|s| match s.as_str() {
+        "legacy" => LayoutKind::Legacy,
+        _ => LayoutKind::Xdg,
+    })
 }

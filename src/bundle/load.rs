@@ -37,7 +37,7 @@ impl Source {
     pub fn display(&self) -> String {
         match self {
             Source::Dir(d) => d.display().to_string(),
-            Source::Url(u) => crate::probe::http::redact(u.as_str()),
+            Source::Url(u) => crate::net::redact::redact(u.as_str()),
         }
     }
 }
@@ -57,7 +57,7 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     /// For URL bundles: members are downloaded when first used (a bundle
     /// may carry large `zoi-mirror` binaries that `apply` never needs).
-    http: crate::probe::http::Options,
+    http: crate::net::client::Options,
 }
 
 fn bad(kind: &'static str, msg: String) -> Failure {
@@ -70,7 +70,7 @@ fn bad(kind: &'static str, msg: String) -> Failure {
 pub fn open(
     source: Source,
     pin: Option<&str>,
-    http: &crate::probe::http::Options,
+    http: &crate::net::client::Options,
 ) -> Result<Loaded> {
     // A malformed pin is bad input, not a mismatch: nothing could match it.
     if let Some(pin) = pin
@@ -255,10 +255,10 @@ fn safe_rel(rel: &str, source: &Source) -> Result<()> {
     }
 }
 
-fn download(http: &crate::probe::http::Options, base: &url::Url, rel: &str) -> Result<Vec<u8>> {
+fn download(http: &crate::net::client::Options, base: &url::Url, rel: &str) -> Result<Vec<u8>> {
     let url = base.join(rel)?;
-    crate::probe::http::fetch_blocking(http, &url).map_err(|e| {
-        let shown = crate::probe::http::redact(url.as_str());
+    crate::net::client::fetch_blocking(http, &url).map_err(|e| {
+        let shown = crate::net::redact::redact(url.as_str());
         Failure::no("download", format!("cannot download {shown}: {e:#}"))
             .hint("check the bundle URL and that the host serves it")
             .into()

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::zoi::paths::{Env, LayoutKind};
 
 /// Which config layer a command acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     User,

@@ -5,13 +5,14 @@ use serde::Serialize;
 
 use super::{net_options, read_file_or_url};
 use crate::cli::BinSyncArgs;
-use crate::error::{Exit, Failure, fail};
+use crate::error::Exit;
 use crate::mirror::bins::{self, Totals};
-use crate::mirror::binsync::{self, Pruned, TargetReport};
+use crate::mirror::binsync::{self, TargetReport};
 use crate::mirror::db;
+use crate::mirror::prune::Pruned;
+use crate::mirror::shard::Shard;
 use crate::output::{self, Format, Style, outln, paint};
 use crate::spec;
-use crate::storage;
 use crate::zoi::repo::RepoYaml;
 
 #[derive(Serialize)]
@@ -42,7 +43,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             spec::load(
                 &args.spec.path,
                 &spec::UpstreamInput::Bytes {
-                    origin: format!("URL {}", crate::probe::http::redact(src)),
+                    origin: format!("URL {}", crate::net::redact::redact(src)),
                     bytes,
                 },
             )?
@@ -54,37 +55,18 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         )?,
     };
     bins::check_format(&spec)?;
-    let dest: std::path::PathBuf = match (&args.dest, &spec.binaries.storage.url) {
-        (Some(d), _) => d.clone(),
-        (None, Some(u)) => u.into(),
-        (None, None) => {
-            return fail(
-                Failure::bad_input(
-                    "usage",
-                    "no destination: give --dest DIR|s3://BUCKET/PREFIX",
-                )
-                .hint("or set [binaries.storage] url in the spec"),
-            );
-        }
-    };
-    let store = match storage::Dest::parse(&dest)
-        .map_err(|m| Failure::bad_input("bad_destination", m))?
-    {
-        storage::Dest::Local(_) => None,
-        storage::Dest::S3(url) => {
-            if args.sign.is_some() || spec.binaries.sign_key.is_some() {
-                return fail(Failure::bad_input(
-                    "usage",
-                    "re-signing (--sign, binaries.sign_key) needs the archive on local disk: sync to a folder, or leave re-signing out for s3:// destinations",
-                ));
-            }
+    let resign = args.sign.clone().or_else(|| spec.binaries.sign_key.clone());
+    let (dest, s3) = bins::destination(args.dest.as_deref(), &spec, resign.is_some())?;
+    let store = match s3 {
+        None => None,
+        Some(url) => {
             let settings = super::storage_settings(&args.storage, &spec.binaries.storage.s3);
             Some(std::sync::Arc::new(super::open_store(&url, &settings)?))
         }
     };
     let shard = match &args.shard {
         None => None,
-        Some(s) => Some(parse_shard(s)?),
+        Some(s) => Some(Shard::parse(s)?),
     };
     let work = args
         .work
@@ -112,8 +94,8 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             platforms: args.platforms.clone(),
         },
     )?;
-    if let Some((k, n)) = shard {
-        targets.retain(|(p, _)| shard_of(&p.repo, &p.name, n) == k);
+    if let Some(shard) = shard {
+        targets.retain(|(p, _)| shard.holds(&p.repo, &p.name));
     }
     let run = bins::Run {
         dest: dest.clone(),
@@ -122,7 +104,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         retries: args.retries,
         concurrency: args.concurrency,
         allow_unsigned: args.allow_unsigned || spec.binaries.allow_unsigned,
-        resign: args.sign.clone().or_else(|| spec.binaries.sign_key.clone()),
+        resign,
     };
     let opts = bins::options(&spec, &upstream, link, &run);
     let bar = output::progress::bar(
@@ -270,54 +252,4 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         }
     }
     Ok(exit)
-}
-
-/// `K/N` with 1 <= K <= N.
-fn parse_shard(s: &str) -> Result<(u64, u64)> {
-    let bad = || {
-        Failure::bad_input("usage", format!("--shard '{s}' is not K/N"))
-            .hint("e.g. --shard 1/4 … --shard 4/4 on four machines")
-    };
-    let (k, n) = s.split_once('/').ok_or_else(bad)?;
-    let (k, n): (u64, u64) = (
-        k.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if n == 0 || k == 0 || k > n {
-        return Err(bad().into());
-    }
-    Ok((k, n))
-}
-
-/// Which shard (1-based) of `n` a package falls in: FNV-1a of
-/// `@tier/name`, the same on every machine and stable when other packages
-/// come and go.
-fn shard_of(repo: &str, name: &str, n: u64) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in format!("@{repo}/{name}").bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h % n + 1
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_split_the_packages() {
-        assert_eq!(parse_shard("2/3").unwrap(), (2, 3));
-        assert!(parse_shard("0/3").is_err());
-        assert!(parse_shard("4/3").is_err());
-        assert!(parse_shard("x").is_err());
-        let names: Vec<String> = (0..100).map(|i| format!("pkg{i}")).collect();
-        let mut seen = [0; 4];
-        for n in &names {
-            let k = shard_of("core", n, 4);
-            assert!((1..=4).contains(&k));
-            seen[(k - 1) as usize] += 1;
-        }
-        assert!(seen.iter().all(|&c| c > 10), "{seen:?}");
-    }
 }

@@ -84,7 +84,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
 pub fn fill_scope(
     p: &mut probe::check::Plan,
     scope: &CheckScopeArgs,
-    http: &probe::http::Options,
+    http: &crate::net::client::Options,
 ) -> Result<()> {
     let index = match &scope.index {
         Some(src) => Some(read_file_or_url("packages.json", src, http)?),

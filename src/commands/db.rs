@@ -10,7 +10,7 @@ use crate::mirror::db::{self, Endpoints};
 use crate::output::{self, Format, Style, outln, paint};
 
 pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
-    let mut prepared = db::prepare(
+    let report = db::sync_to_target(
         &args.spec.path,
         &Endpoints {
             upstream: args.upstream.clone(),
@@ -20,16 +20,8 @@ pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
             dry_run: args.dry_run,
         },
         Duration::from_secs(60),
-    )?;
-    let fetched = db::fetch(&prepared.opts)?;
-    let spec = db::overlay_for(
-        &args.spec.path,
-        &mut prepared,
-        &fetched,
         args.publish_extension,
     )?;
-    let mut report = db::publish(&prepared.opts, fetched)?;
-    report.upstream_repo_yaml = spec.upstream_origin.to_string();
 
     for w in &report.warnings {
         output::warn(w);

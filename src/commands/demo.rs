@@ -209,9 +209,7 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
         outln!("zoi-mirror demo: the shipped example (ACME Corp) end to end, on loopback only\n");
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -258,13 +256,13 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
     let spec = crate::spec::load_str(&spec_path, &spec_text, &Default::default())?;
     for p in &packages {
         for pl in &platforms {
-            let rel = crate::mirror::binsync::local_path(&spec.binaries.layout, p, *pl);
+            let rel = crate::zoi::layout::archive_path(&spec.binaries.layout, p, *pl);
             let path = site.join("pkgs").join(rel);
             std::fs::create_dir_all(path.parent().expect("parent"))?;
             std::fs::write(&path, sample_zpa(&p.name, &p.version, &p.repo)?)?;
         }
     }
-    let indexed = serve::index_dir(&site.join("pkgs"))?;
+    let indexed = crate::mirror::index::index_tree(&site.join("pkgs"))?;
     say(
         "archives",
         indexed.totals.errors == 0,
@@ -323,7 +321,7 @@ pub fn run(args: &DemoArgs, format: Format) -> Result<Exit> {
         cwd: dir.clone(),
         root: None,
     };
-    let http = probe::http::Options::default();
+    let http = crate::net::client::Options::default();
     let bundle_url = format!("{base}/{}/", rendered.dir_name);
     let pin = bundle::manifest::sha512_hex(&rendered.files[bundle::manifest::FILE_NAME]);
     let loaded = load::open(load::Source::parse(&bundle_url), Some(&pin), &http)?;

@@ -16,7 +16,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
     http.allow_headers_for(&src);
     let beacon = read_file_or_url("beacon", &src, &http)?;
     let report = freshness::check(&freshness::Options {
-        beacon_source: crate::probe::http::redact(&src),
+        beacon_source: crate::net::redact::redact(&src),
         beacon,
         upstream: args.upstream.clone(),
         registry: args.registry.clone(),

@@ -16,10 +16,11 @@ use anyhow::Result;
 use crate::bundle::manifest::{self, Manifest};
 use crate::cli::IndexArgs;
 use crate::error::{Exit, Failure, fail, io_failure};
-use crate::mirror::index::{self, Event, Layout, Lint, Options, Report, Status};
+use crate::mirror::index::{self, Event, Lint, Options, Report, Status};
 use crate::output::progress::{self, Kind};
 use crate::output::{self, Format};
 use crate::zoi::archive::ArchiveKind;
+use crate::zoi::layout::Layout;
 
 pub fn run(args: &IndexArgs, format: Format) -> Result<Exit> {
     if crate::storage::is_s3(&args.root) {
@@ -83,9 +84,7 @@ fn run_s3(args: &IndexArgs, format: Format) -> Result<Exit> {
     };
     let started = Instant::now();
     let bar = progress::bar(Kind::BytesUnknownTotal, None, format);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     let report = rt
         .block_on(crate::mirror::index_s3::run(store, &opts, &|n| bar.inc(n)))
         .map_err(super::store_failure)?;

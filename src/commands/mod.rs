@@ -54,12 +54,13 @@ use std::time::Duration;
 use crate::cli::{MachineArgs, NetArgs};
 use crate::client::zoi_cli::{self, Zoi};
 use crate::error::{Failure, fail};
+use crate::net::client;
+use crate::net::redact::redact;
 use crate::output::Format;
-use crate::probe::http;
 use crate::zoi::paths::Env;
 
 /// HTTP options from the shared flags.
-pub fn net_options(net: &NetArgs) -> Result<http::Options> {
+pub fn net_options(net: &NetArgs) -> Result<client::Options> {
     let mut headers = Vec::new();
     for h in &net.headers {
         let Some((name, value)) = h.split_once(':') else {
@@ -97,7 +98,7 @@ pub fn net_options(net: &NetArgs) -> Result<http::Options> {
         }
         headers.push((name.to_string(), value.to_string()));
     }
-    Ok(http::Options {
+    Ok(client::Options {
         ca_certs: net.ca_certs.clone(),
         headers,
         connect_timeout: Duration::from_secs(net.connect_timeout),
@@ -167,14 +168,14 @@ pub fn print_warnings(warnings: &[String]) {
 }
 
 /// Reads a local file or downloads an http(s) URL.
-pub fn read_file_or_url(what: &str, source: &str, http: &http::Options) -> Result<Vec<u8>> {
+pub fn read_file_or_url(what: &str, source: &str, http: &client::Options) -> Result<Vec<u8>> {
     if source.starts_with("http://") || source.starts_with("https://") {
         let url = url::Url::parse(source)
             .map_err(|e| Failure::bad_input("usage", format!("{what} {source}: {e}")))?;
-        return http::fetch_blocking(http, &url).map_err(|e| {
+        return client::fetch_blocking(http, &url).map_err(|e| {
             Failure::no(
                 "download",
-                format!("cannot download {what} {}: {e:#}", http::redact(source)),
+                format!("cannot download {what} {}: {e:#}", redact(source)),
             )
             .into()
         });

@@ -66,11 +66,9 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<Exit> {
     let settings = storage_settings(&args.storage, &S3Settings::default());
     let store = Arc::new(open_store(&url, &settings)?);
     let http = net_options(&args.net)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     let files = rt.block_on(async {
-        let client = crate::probe::http::Http::new(&http)?;
+        let client = crate::net::client::Http::new(&http)?;
         store
             .preflight(&client, !args.storage.private_bucket)
             .await

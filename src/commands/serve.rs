@@ -22,7 +22,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
             .hint("e.g. --bind 127.0.0.1:8080, or --bind 127.0.0.1 --port 8080")
     })?;
     if args.index_on_start {
-        let r = serve::index_dir(&args.dir)?;
+        let r = crate::mirror::index::index_tree(&args.dir)?;
         output::info(format!(
             "indexed {}: {} written, {} unchanged, {} errors",
             args.dir.display(),
@@ -31,9 +31,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
             r.totals.errors
         ));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             Failure::could_not_run("bind", format!("cannot listen on {addr}: {e}"))

@@ -12,9 +12,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::error::{Failure, fail};
-use crate::mirror::binsync::{self, KeyReport, Pruned, TargetReport};
-use crate::probe::fetch::Prober;
-use crate::probe::http;
+use crate::mirror::binsync::{self, KeyReport, TargetReport};
+use crate::mirror::prune::{self, Pruned};
+use crate::net::client;
+use crate::net::prober::Prober;
 use crate::spec::Spec;
 use crate::zoi::archive::ArchiveKind;
 use crate::zoi::index::{self, PackageRef};
@@ -80,18 +81,67 @@ pub fn select(
     } else {
         filter.platforms.clone()
     };
+    let names = package_globs(&filter.packages)?;
     Ok(packages
         .into_iter()
         .filter(|p| filter.tiers.is_empty() || filter.tiers.contains(&p.repo))
         .filter(|p| {
             filter.packages.is_empty()
-                || filter.packages.iter().any(|g| {
-                    binsync::wildcard(g, &p.name)
-                        || binsync::wildcard(g, &format!("@{}/{}", p.repo, p.name))
-                })
+                || names.is_match(&p.name)
+                || names.is_match(format!("@{}/{}", p.repo, p.name))
         })
         .flat_map(|p| platforms.iter().map(move |pl| (p.clone(), *pl)))
         .collect())
+}
+
+/// `--package` patterns (`*`, `?`, as globs: `*` may span the `/` of
+/// `@tier/name`), matched against a package's name and its `@tier/name`.
+fn package_globs(patterns: &[String]) -> Result<globset::GlobSet> {
+    let mut set = globset::GlobSetBuilder::new();
+    for p in patterns {
+        let glob = globset::Glob::new(p).map_err(|e| {
+            Failure::bad_input(
+                "usage",
+                format!("--package {p:?} is not a valid pattern: {e}"),
+            )
+            .hint("use `*` and `?`, e.g. --package 'z*' or --package '@core/*'")
+        })?;
+        set.add(glob);
+    }
+    Ok(set.build()?)
+}
+
+/// Where `bin sync` writes: `--dest`, else the spec's `[binaries.storage]
+/// url`; with the bucket when that is `s3://…`. Re-signing runs gpg over
+/// the archive on local disk, so it is refused for a bucket.
+pub fn destination(
+    flag: Option<&Path>,
+    spec: &Spec,
+    resigning: bool,
+) -> Result<(PathBuf, Option<crate::storage::S3Url>)> {
+    let dest: PathBuf = match (flag, &spec.binaries.storage.url) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some(u)) => u.into(),
+        (None, None) => {
+            return fail(
+                Failure::bad_input(
+                    "usage",
+                    "no destination: give --dest DIR|s3://BUCKET/PREFIX",
+                )
+                .hint("or set [binaries.storage] url in the spec"),
+            );
+        }
+    };
+    match crate::storage::Dest::parse(&dest)
+        .map_err(|m| Failure::bad_input("bad_destination", m))?
+    {
+        crate::storage::Dest::Local(_) => Ok((dest, None)),
+        crate::storage::Dest::S3(_) if resigning => fail(Failure::bad_input(
+            "usage",
+            "re-signing (--sign, binaries.sign_key) needs the archive on local disk: sync to a folder, or leave re-signing out for s3:// destinations",
+        )),
+        crate::storage::Dest::S3(url) => Ok((dest, Some(url))),
+    }
 }
 
 /// How to mirror the selected targets.
@@ -139,7 +189,7 @@ pub fn mirror(
     upstream: &RepoYaml,
     mut opts: binsync::Options,
     run: &Run,
-    http_opts: &http::Options,
+    http_opts: &client::Options,
     progress: impl Fn(u64, u64),
 ) -> Result<Outcome> {
     let upstream_keys: Vec<(String, String)> = upstream
@@ -147,11 +197,9 @@ pub fn mirror(
         .iter()
         .map(|k| (k.name.clone(), k.key.clone()))
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     rt.block_on(async {
-        let client = http::Http::new(http_opts)?;
+        let client = client::Http::new(http_opts)?;
         let prober = Arc::new(Prober::new(
             client,
             run.concurrency * 4,
@@ -205,7 +253,7 @@ pub struct StoreRun {
     pub prune: Option<usize>,
 }
 
-/// [`mirror`] (and [`prune`]) into S3-compatible object storage: the bucket
+/// [`mirror`] (and [`prune()`]) into S3-compatible object storage: the bucket
 /// is checked first (exists, credentials work, clients can read it), so a
 /// bad destination writes nothing; then keys, then every file, streamed
 /// ([`crate::mirror::binsync_s3`]).
@@ -215,7 +263,7 @@ pub fn mirror_to_store(
     upstream: &RepoYaml,
     mut opts: binsync::Options,
     run: &Run,
-    http_opts: &http::Options,
+    http_opts: &client::Options,
     store: Arc<crate::storage::Store>,
     extra: &StoreRun,
     progress: impl Fn(u64, u64),
@@ -235,11 +283,9 @@ pub fn mirror_to_store(
         .iter()
         .map(|k| (k.name.clone(), k.key.clone()))
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     rt.block_on(async {
-        let client = http::Http::new(http_opts)?;
+        let client = client::Http::new(http_opts)?;
         let prober = Arc::new(Prober::new(
             client,
             run.concurrency * 4,
@@ -267,7 +313,7 @@ pub fn mirror_to_store(
             let listing = store.list().await.map_err(store_failure)?;
             let files = listing.iter().map(|e| PathBuf::from(&e.rel));
             for (path, version) in
-                binsync::prune_candidates_in(files, &spec.binaries.layout, &run.targets, keep)
+                prune::candidates_in(files, &spec.binaries.layout, &run.targets, keep)
             {
                 let rel = path.to_string_lossy().replace('\\', "/");
                 if !run.dry_run {
@@ -286,9 +332,9 @@ pub fn mirror_to_store(
 /// `keep` newest (only reported with `dry_run`).
 pub fn prune(run: &Run, layout: &str, keep: usize) -> Result<Vec<Pruned>> {
     let mut pruned = Vec::new();
-    for (path, version) in binsync::prune_candidates(&run.dest, layout, &run.targets, keep) {
+    for (path, version) in prune::candidates(&run.dest, layout, &run.targets, keep) {
         if !run.dry_run {
-            binsync::remove_archive(&path)
+            prune::remove_archive(&path)
                 .map_err(|e| crate::error::io_failure("remove", &path, &e))?;
         }
         pruned.push(Pruned {
@@ -339,5 +385,21 @@ impl Totals {
         }
         t.failed += o.keys.iter().filter(|k| k.status == "failed").count();
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_patterns_match_names_and_tier_paths() {
+        let g = package_globs(&["z*".into(), "@zillowe/*".into(), "h?llo".into()]).unwrap();
+        assert!(g.is_match("zls"));
+        assert!(g.is_match("@zillowe/hello"));
+        assert!(g.is_match("hallo"));
+        assert!(!g.is_match("bacon"));
+        assert!(!g.is_match("@core/bacon"));
+        assert!(package_globs(&["[oops".into()]).is_err());
     }
 }

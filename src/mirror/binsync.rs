@@ -5,11 +5,12 @@
 //! Upstream URLs are built exactly as Zoi builds them from upstream's
 //! `repo.yaml` (first `pkg` link, `{id}` and friends, `.zpa` appended to a
 //! directory URL; the first `source-main` link for `.zsa`; the first
-//! `delta` link for `.zdelta`); local paths follow the spec's layout. For
-//! each file the upstream `.hash` is fetched first: when the local copy
-//! already carries that hash, nothing else moves. Otherwise the file is
-//! streamed to a temp file next to its destination (resumed with `Range`
-//! after an interruption, within a run and across runs), hashed on the way,
+//! `delta` link for `.zdelta`); local paths follow the spec's layout
+//! ([`crate::zoi::layout`]). For each file the upstream `.hash` is fetched
+//! first: when the local copy already carries that hash, nothing else
+//! moves. Otherwise the file is streamed to a temp file next to its
+//! destination (resumed with `Range` after an interruption, within a run
+//! and across runs, retried as [`crate::net::retry`] says), hashed on the way,
 //! checked against upstream's `.hash` and `.size`, its signature verified
 //! as Zoi verifies it when upstream declares keys ([`crate::zoi::pgp`]:
 //! the embedded `manifest.sig` first, else the detached `.sig`), and only
@@ -31,10 +32,15 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::Digest;
 
-use crate::probe::check::status_problem;
-use crate::probe::fetch::{Kind, Method, Prober, Problem, blocking, classify};
+use crate::net::classify::classify;
+use crate::net::prober::{Method, Prober};
+use crate::net::problem::{Kind, Problem};
+use crate::net::reply::status_problem;
+use crate::net::retry::{Failed, Retry, retry_after_of};
+use crate::runtime::blocking;
 use crate::zoi::archive::{ArchiveKind, read_archive};
 use crate::zoi::index::PackageRef;
+use crate::zoi::layout::{archive_path, folder};
 use crate::zoi::metadata;
 use crate::zoi::pgp::PublicKey;
 use crate::zoi::placeholders::Coordinates;
@@ -105,7 +111,7 @@ pub struct TargetReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<crate::probe::check::ProblemOut>,
+    pub error: Option<crate::net::problem::ProblemOut>,
 }
 
 /// One key placed on the host.
@@ -121,7 +127,7 @@ pub struct KeyReport {
     /// `placed`, `up_to_date`, `would_place`, `failed`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<crate::probe::check::ProblemOut>,
+    pub error: Option<crate::net::problem::ProblemOut>,
 }
 
 /// Fetches upstream's keys (`(name, key)` as repo.yaml lists them: a URL or
@@ -189,7 +195,7 @@ pub(crate) async fn fetch_keys(
         let rel_path = format!("{}/{name}.asc", keys_dir.trim_matches('/'));
         let mut r = KeyReport {
             name: name.clone(),
-            url: crate::probe::http::redact(&url),
+            url: crate::net::redact::redact(&url),
             path: rel_path.clone(),
             fingerprint: None,
             status: "failed",
@@ -254,26 +260,8 @@ pub(crate) async fn fetch_keys(
     out
 }
 
-/// Where an archive of `pkg` on `platform` lives under the destination.
-pub fn local_path(layout: &str, pkg: &PackageRef, platform: Platform) -> PathBuf {
-    let c = Coordinates {
-        name: &pkg.name,
-        repo: &pkg.repo,
-        version: &pkg.version,
-        platform,
-    };
-    let dir = c.expand(layout);
-    let mut p = PathBuf::new();
-    for seg in dir
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
-    {
-        p.push(seg);
-    }
-    p.join(c.archive_file_name("zpa"))
-}
-
-fn meta_path(archive: &Path, ext: &str) -> PathBuf {
+/// Where a sidecar (`.hash`, `.size`, …) of `archive` lives.
+pub(crate) fn meta_path(archive: &Path, ext: &str) -> PathBuf {
     let mut s = archive.as_os_str().to_owned();
     s.push(".");
     s.push(ext);
@@ -293,7 +281,7 @@ pub(crate) async fn small(prober: &Prober, url: &str) -> Result<Option<Vec<u8>>,
     let u = url::Url::parse(url).map_err(|e| {
         Problem::new(
             Kind::NotFound,
-            format!("{}: {e}", crate::probe::http::redact(url)),
+            format!("{}: {e}", crate::net::redact::redact(url)),
         )
     })?;
     let out = prober.send(&u, Method::Get(64 << 20)).await;
@@ -311,7 +299,7 @@ pub(crate) async fn small(prober: &Prober, url: &str) -> Result<Option<Vec<u8>>,
 /// stopped, via `Range`), and returns the SHA-512 and length of the whole
 /// file and whether a resume happened.
 async fn download(
-    http: &crate::probe::http::Http,
+    http: &crate::net::client::Http,
     url: &str,
     part: &Path,
     retries: u32,
@@ -321,19 +309,19 @@ async fn download(
     // Bytes already on disk from an interrupted run are hashed first.
     let mut hasher = Sha512Ctx::new();
     let mut have = 0u64;
-    if let Ok(mut f) = std::fs::File::open(part) {
-        have = std::io::copy(&mut f, &mut HashWriter(&mut hasher)).map_err(io)?;
+    if let Ok(f) = std::fs::File::open(part) {
+        have = hasher.update_from(f).map_err(io)?;
     }
     let mut resumed = false;
-    let mut attempt = 0;
+    let mut retry = Retry::new(retries);
     loop {
-        attempt += 1;
+        retry.attempt();
         let range = (have > 0).then(|| (reqwest::header::RANGE, format!("bytes={have}-")));
-        let result: Result<bool, Problem> = async {
+        let result: Result<bool, Failed> = async {
             let u = url::Url::parse(url).map_err(|e| {
                 Problem::new(
                     Kind::NotFound,
-                    format!("{}: {e}", crate::probe::http::redact(url)),
+                    format!("{}: {e}", crate::net::redact::redact(url)),
                 )
             })?;
             let resp = http
@@ -344,7 +332,7 @@ async fn download(
                     Some(Duration::from_secs(24 * 3600)),
                 )
                 .await
-                .map_err(|e| classify(&e))?;
+                .map_err(|e| Failed::from(classify(&e)))?;
             let status = resp.status().as_u16();
             let append = match status {
                 206 if have > 0 => {
@@ -357,13 +345,16 @@ async fn download(
                     return Ok(true);
                 }
                 _ => {
-                    let r = crate::probe::fetch::Reply {
+                    let r = crate::net::reply::Reply {
                         status,
                         ..Default::default()
                     };
-                    return Err(status_problem(&r).unwrap_or_else(|| {
-                        Problem::new(Kind::HttpError, format!("HTTP {status}"))
-                    }));
+                    return Err(Failed {
+                        problem: status_problem(&r).unwrap_or_else(|| {
+                            Problem::new(Kind::HttpError, format!("HTTP {status}"))
+                        }),
+                        retry_after: retry_after_of(resp.headers()),
+                    });
                 }
             };
             if !append {
@@ -407,17 +398,8 @@ async fn download(
         .await;
         match result {
             Ok(_) => return Ok((hex::encode(hasher.0.finish()), have, resumed)),
-            Err(p)
-                if attempt <= retries
-                    && matches!(
-                        p.kind,
-                        Kind::ConnectionReset | Kind::Timeout | Kind::Connect | Kind::HttpError
-                    ) =>
-            {
-                // Keep what arrived; the next attempt asks for the rest.
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-            }
-            Err(p) => return Err(p),
+            // Keep what arrived; the next attempt asks for the rest.
+            Err(failed) => retry.next(failed).await?,
         }
     }
 }
@@ -451,17 +433,23 @@ impl Sha512Ctx {
     fn new() -> Self {
         Sha512Ctx(ring::digest::Context::new(&ring::digest::SHA512))
     }
-}
 
-struct HashWriter<'a>(&'a mut Sha512Ctx);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    /// Feeds everything `r` holds; returns how many bytes that was.
+    /// (ring's context is no `io::Write`, so `io::copy` cannot be used.)
+    fn update_from(&mut self, mut r: impl std::io::Read) -> std::io::Result<u64> {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => {
+                    self.0.update(&buf[..n]);
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -501,7 +489,7 @@ pub fn jobs(opts: &Options) -> Vec<Job> {
             platform: Some(*platform),
             artifact: Artifact::Archive,
             urls: archive_urls(&opts.link, &c),
-            rel: local_path(&opts.layout, pkg, *platform),
+            rel: archive_path(&opts.layout, pkg, *platform),
         });
         if let Some(link) = &opts.source
             && sources_seen.insert((pkg.repo.clone(), pkg.name.clone(), pkg.version.clone()))
@@ -512,7 +500,7 @@ pub fn jobs(opts: &Options) -> Vec<Job> {
                 pkg: pkg.clone(),
                 platform: None,
                 artifact: Artifact::Source,
-                rel: layout_dir(&opts.source_layout, &c).join(file),
+                rel: folder(&opts.source_layout, &c).join(file),
                 urls,
             });
         }
@@ -529,26 +517,13 @@ pub fn jobs(opts: &Options) -> Vec<Job> {
                     pkg: pkg.clone(),
                     platform: Some(*platform),
                     artifact: Artifact::Delta,
-                    rel: layout_dir(&opts.layout, &c).join(file),
+                    rel: folder(&opts.layout, &c).join(file),
                     urls,
                 });
             }
         }
     }
     out
-}
-
-/// A layout template expanded into a relative folder (no `.`/`..`).
-pub(crate) fn layout_dir(layout: &str, c: &Coordinates<'_>) -> PathBuf {
-    let mut p = PathBuf::new();
-    for seg in c
-        .expand(layout)
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
-    {
-        p.push(seg);
-    }
-    p
 }
 
 /// Checks the freshly downloaded `part` the way Zoi will: the embedded
@@ -597,7 +572,7 @@ fn verify_signature(
             Kind::Signature,
             format!(
                 "upstream declares signing keys but publishes no signature at {}; clients that verify would refuse it, so nothing was placed",
-                crate::probe::http::redact(sig_url)
+                crate::net::redact::redact(sig_url)
             ),
         ));
     };
@@ -608,7 +583,7 @@ fn verify_signature(
                 Kind::Signature,
                 format!(
                     "{} does not verify against upstream's keys ({}): {e}; nothing was placed",
-                    crate::probe::http::redact(sig_url),
+                    crate::net::redact::redact(sig_url),
                     names()
                 ),
             )
@@ -744,7 +719,7 @@ pub(crate) async fn upstream_hash(
                 Kind::MalformedMetadata,
                 format!(
                     "upstream's .hash has no SHA-512: {}",
-                    crate::probe::http::redact(hash_url)
+                    crate::net::redact::redact(hash_url)
                 ),
             )));
         }
@@ -1078,195 +1053,4 @@ pub async fn run(
             .cmp(&(&b.package, &b.version, b.artifact, b.platform))
     });
     reports
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Pruned {
-    pub path: String,
-    pub version: String,
-}
-
-/// Versions of the synced packages other than the index version, beyond
-/// the `keep` newest, with their metadata. Only archives sitting exactly
-/// where the layout puts them are considered, so nothing else in the tree
-/// is ever touched.
-pub fn prune_candidates(
-    dest: &Path,
-    layout: &str,
-    targets: &[(PackageRef, Platform)],
-    keep: usize,
-) -> Vec<(PathBuf, String)> {
-    let files = walkdir::WalkDir::new(dest)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| e.path().strip_prefix(dest).ok().map(Path::to_path_buf));
-    let mut out: Vec<(PathBuf, String)> = prune_candidates_in(files, layout, targets, keep)
-        .into_iter()
-        .map(|(p, v)| (dest.join(p), v))
-        .collect();
-    out.sort();
-    out
-}
-
-/// [`prune_candidates`] over a list of files relative to the destination
-/// root (an object store's listing); returns relative paths.
-pub fn prune_candidates_in(
-    files: impl IntoIterator<Item = PathBuf>,
-    layout: &str,
-    targets: &[(PackageRef, Platform)],
-    keep: usize,
-) -> Vec<(PathBuf, String)> {
-    // Whatever a target currently lives at is never a candidate, whatever
-    // its name looks like (`foo-bar-1.0` is not `foo` at version `bar-1.0`).
-    let current: std::collections::HashSet<PathBuf> = targets
-        .iter()
-        .map(|(p, pl)| local_path(layout, p, *pl))
-        .collect();
-    let mut found: std::collections::BTreeMap<(String, String, Platform), Vec<(String, PathBuf)>> =
-        Default::default();
-    for path in files {
-        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            continue;
-        };
-        let Some(stem) = name.strip_suffix(".zpa") else {
-            continue;
-        };
-        if current.contains(&path) {
-            continue;
-        }
-        // The longest package name that prefixes the file wins.
-        let mut owner: Option<(&PackageRef, Platform, String)> = None;
-        for (pkg, pl) in targets {
-            let Some(version) = stem
-                .strip_prefix(&format!("{}-", pkg.name))
-                .and_then(|s| s.strip_suffix(&format!("-{pl}")))
-            else {
-                continue;
-            };
-            if version == pkg.version {
-                continue;
-            }
-            let other = PackageRef {
-                version: version.to_string(),
-                ..pkg.clone()
-            };
-            let longer = owner
-                .as_ref()
-                .is_none_or(|(o, _, _)| pkg.name.len() > o.name.len());
-            if other.problem().is_none() && local_path(layout, &other, *pl) == path && longer {
-                owner = Some((pkg, *pl, version.to_string()));
-            }
-        }
-        if let Some((pkg, pl, version)) = owner {
-            found
-                .entry((pkg.repo.clone(), pkg.name.clone(), pl))
-                .or_default()
-                .push((version, path.clone()));
-        }
-    }
-    let mut out = Vec::new();
-    for (_, mut versions) in found {
-        versions.sort_by(|a, b| compare_versions(&b.0, &a.0));
-        out.extend(versions.into_iter().skip(keep).map(|(v, p)| (p, v)));
-    }
-    out.sort();
-    out
-}
-
-/// Semver order when both parse, else plain string order.
-pub(crate) fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    match (semver::Version::parse(a), semver::Version::parse(b)) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        _ => a.cmp(b),
-    }
-}
-
-/// Deletes an archive and its metadata.
-pub fn remove_archive(archive: &Path) -> std::io::Result<()> {
-    for ext in ["hash", "size", "files", "sig"] {
-        match std::fs::remove_file(meta_path(archive, ext)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-    }
-    std::fs::remove_file(archive)
-}
-
-/// `*` and `?` wildcards (for `--package`).
-pub fn wildcard(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_paths_follow_the_layout() {
-        let pkg = PackageRef {
-            repo: "zillowe".into(),
-            name: "hello".into(),
-            version: "5.0.0".into(),
-        };
-        let p = local_path(
-            "{repo}/{os}/{arch}/{version}",
-            &pkg,
-            "linux-arm64".parse().unwrap(),
-        );
-        assert_eq!(
-            p,
-            Path::new("zillowe/linux/arm64/5.0.0/hello-5.0.0-linux-arm64.zpa")
-        );
-    }
-
-    #[test]
-    fn prune_never_takes_another_packages_current_archive() {
-        let d = tempfile::tempdir().unwrap();
-        let dir = d.path().join("core/linux/amd64");
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in [
-            "foo-2.0-linux-amd64.zpa",
-            "foo-1.0-linux-amd64.zpa",
-            "foo-bar-1.0-linux-amd64.zpa",
-        ] {
-            std::fs::write(dir.join(f), b"x").unwrap();
-        }
-        let pl: Platform = "linux-amd64".parse().unwrap();
-        let p = |name: &str, version: &str| PackageRef {
-            repo: "core".into(),
-            name: name.into(),
-            version: version.into(),
-        };
-        let targets = [(p("foo", "2.0"), pl), (p("foo-bar", "1.0"), pl)];
-        let got = prune_candidates(d.path(), "{repo}/{os}/{arch}", &targets, 0);
-        assert_eq!(
-            got,
-            [(dir.join("foo-1.0-linux-amd64.zpa"), "1.0".to_string())]
-        );
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard("z*", "zls"));
-        assert!(wildcard("@zillowe/*", "@zillowe/hello"));
-        assert!(wildcard("h?llo", "hello"));
-        assert!(!wildcard("z*", "bacon"));
-    }
-
-    #[test]
-    fn version_order() {
-        let mut v = vec!["1.10.0", "1.2.0", "1.9.1"];
-        v.sort_by(|a, b| compare_versions(a, b));
-        assert_eq!(v, ["1.2.0", "1.9.1", "1.10.0"]);
-    }
 }

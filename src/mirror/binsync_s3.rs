@@ -31,8 +31,11 @@ use super::binsync::{
     Artifact, Job, KeyReport, Options, Sidecars, TargetReport, failed, fetch_keys, jobs,
     new_report, stored_hash_current, upstream_hash, upstream_sidecars, would_download,
 };
-use crate::probe::check::status_problem;
-use crate::probe::fetch::{Kind, Prober, Problem, classify};
+use crate::net::classify::classify;
+use crate::net::prober::Prober;
+use crate::net::problem::{Kind, Problem};
+use crate::net::reply::status_problem;
+use crate::net::retry::{Failed, Retry, retry_after_of};
 use crate::storage::{ARCHIVE_ETAG_META, Expect, Put, Store, StoreError};
 use crate::zoi::archive::{ArchiveKind, Summary, read_archive};
 use crate::zoi::metadata;
@@ -467,7 +470,7 @@ fn judge(
             Kind::Signature,
             format!(
                 "upstream declares signing keys but publishes no signature at {}; clients that verify would refuse it, so nothing was placed",
-                crate::probe::http::redact(sig_url)
+                crate::net::redact::redact(sig_url)
             ),
         ));
     };
@@ -476,7 +479,7 @@ fn judge(
             Kind::Signature,
             format!(
                 "{} does not verify against upstream's keys ({}): {e}; nothing was placed",
-                crate::probe::http::redact(sig_url),
+                crate::net::redact::redact(sig_url),
                 names()
             ),
         )
@@ -487,7 +490,7 @@ fn judge(
 /// interruption. Returns the SHA-512 and (with `need_sha256`, for deltas)
 /// SHA-256 of the whole body, its length and whether a resume happened.
 async fn stream_into(
-    http: &crate::probe::http::Http,
+    http: &crate::net::client::Http,
     url: &str,
     need_sha256: bool,
     retries: u32,
@@ -499,17 +502,17 @@ async fn stream_into(
     let mut sha256 = Sha256::new();
     let mut have = 0u64;
     let mut resumed = false;
-    let mut attempt = 0;
+    let mut retry = Retry::new(retries);
     let u = url::Url::parse(url).map_err(|e| {
         Problem::new(
             Kind::NotFound,
-            format!("{}: {e}", crate::probe::http::redact(url)),
+            format!("{}: {e}", crate::net::redact::redact(url)),
         )
     })?;
     loop {
-        attempt += 1;
+        retry.attempt();
         let range = (have > 0).then(|| (reqwest::header::RANGE, format!("bytes={have}-")));
-        let result: Result<(), Problem> = async {
+        let result: Result<(), Failed> = async {
             let resp = http
                 .send(
                     reqwest::Method::GET,
@@ -518,7 +521,7 @@ async fn stream_into(
                     Some(Duration::from_secs(24 * 3600)),
                 )
                 .await
-                .map_err(|e| classify(&e))?;
+                .map_err(|e| Failed::from(classify(&e)))?;
             let status = resp.status().as_u16();
             // Bytes of this body already received earlier (a server that
             // ignores Range and sends everything again).
@@ -530,13 +533,16 @@ async fn stream_into(
                 200 => have,
                 416 if have > 0 => return Ok(()),
                 _ => {
-                    let r = crate::probe::fetch::Reply {
+                    let r = crate::net::reply::Reply {
                         status,
                         ..Default::default()
                     };
-                    return Err(status_problem(&r).unwrap_or_else(|| {
-                        Problem::new(Kind::HttpError, format!("HTTP {status}"))
-                    }));
+                    return Err(Failed {
+                        problem: status_problem(&r).unwrap_or_else(|| {
+                            Problem::new(Kind::HttpError, format!("HTTP {status}"))
+                        }),
+                        retry_after: retry_after_of(resp.headers()),
+                    });
                 }
             };
             let mut stream = resp.bytes_stream();
@@ -563,7 +569,8 @@ async fn stream_into(
                 return Err(Problem::new(
                     Kind::Truncated,
                     "upstream sent less than before on a retry".to_string(),
-                ));
+                )
+                .into());
             }
             Ok(())
         }
@@ -577,16 +584,7 @@ async fn stream_into(
                     resumed,
                 ));
             }
-            Err(p)
-                if attempt <= retries
-                    && matches!(
-                        p.kind,
-                        Kind::ConnectionReset | Kind::Timeout | Kind::Connect | Kind::HttpError
-                    ) =>
-            {
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-            }
-            Err(p) => return Err(p),
+            Err(failed) => retry.next(failed).await?,
         }
     }
 }

@@ -28,8 +28,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, fail};
+use crate::net::redact::{redact, scrub};
 use crate::probe::git::{Listing, parse_ls_remote};
-use crate::probe::http::{redact, scrub};
 
 /// The oldest git this is tested to need.
 pub const MIN_GIT: (u32, u32) = (2, 20);
@@ -430,6 +430,23 @@ pub struct Endpoints {
     pub work: Option<PathBuf>,
     pub upstream_repo_yaml: Option<PathBuf>,
     pub dry_run: bool,
+}
+
+/// `db sync` from start to end: prepare (spec, lock, work dir), fetch
+/// upstream, build the overlay for the spec, publish to the target; the
+/// report names where upstream's repo.yaml came from.
+pub fn sync_to_target(
+    spec_path: &Path,
+    endpoints: &Endpoints,
+    lock_timeout: std::time::Duration,
+    publish_extension: bool,
+) -> Result<SyncReport> {
+    let mut prepared = prepare(spec_path, endpoints, lock_timeout)?;
+    let fetched = fetch(&prepared.opts)?;
+    let spec = overlay_for(spec_path, &mut prepared, &fetched, publish_extension)?;
+    let mut report = publish(&prepared.opts, fetched)?;
+    report.upstream_repo_yaml = spec.upstream_origin.to_string();
+    Ok(report)
 }
 
 /// Reads the spec against what is known before the fetch (the file given,

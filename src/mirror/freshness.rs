@@ -17,7 +17,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::mirror::status::{Beacon, Stamp, Time, ago};
-use crate::probe::http::{redact, scrub};
+use crate::net::redact::{redact, scrub};
 
 #[derive(Debug, Clone)]
 pub struct Options {

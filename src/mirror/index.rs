@@ -31,7 +31,8 @@
 //!
 //! `--check` recomputes everything and compares byte for byte, writing
 //! nothing. The layout lint (with a template) checks each archive's path
-//! against the layout the registry's URL templates expand to; orphaned
+//! against the layout the registry's URL templates expand to (the matcher
+//! is Zoi's rule, [`crate::zoi::layout::Layout`]); orphaned
 //! metadata (a `.hash`, `.size`, `.files` or `.sig` whose archive is gone) is
 //! always reported.
 
@@ -43,15 +44,13 @@ use std::sync::{Mutex, mpsc};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use regex::Regex;
 use serde::Serialize;
 
 use crate::error::io_failure;
 use crate::fsutil;
 use crate::zoi::archive::{self, ArchiveError, ArchiveKind, Summary};
+use crate::zoi::layout::Layout;
 use crate::zoi::metadata;
-use crate::zoi::placeholders::{self, Coordinates};
-use crate::zoi::platform::Platform;
 
 /// The metadata files, in the order they are written: `.hash` last, so a
 /// run cut short never leaves an archive that looks fresh.
@@ -294,6 +293,19 @@ pub enum Event<'a> {
     Read(u64),
     /// One archive is done.
     Finished(&'a ArchiveResult),
+}
+
+/// `index DIR` with the defaults (every core, nothing forced, no lint):
+/// what `serve --index-on-start` and the demo run before serving a tree.
+pub fn index_tree(dir: &Path) -> Result<Report> {
+    let opts = Options {
+        jobs: std::thread::available_parallelism().map_or(1, usize::from),
+        force: false,
+        check: false,
+        lint: None,
+    };
+    let plan = plan(dir, &opts)?;
+    execute(plan, &opts, &|_| {})
 }
 
 /// Walks `root` and decides what to do with every archive in it.
@@ -847,320 +859,4 @@ fn rel_path(root: &Path, path: &Path) -> String {
         .unwrap_or(path)
         .to_string_lossy()
         .replace('\\', "/")
-}
-
-/// A binary-host layout template (`binaries.layout`), as a matcher for the
-/// folders an archive sits in.
-///
-/// The placeholders are Zoi's seven. `{repo}` (a tier path such as
-/// `community/tools`) may span several folders; every other placeholder is
-/// part of a single folder name. Anything else, unknown `{words}` included,
-/// must appear literally, because that is how Zoi expands it. The file name
-/// itself is always `{name}-{version}-{platform}.<ext>` (what Zoi appends to
-/// a folder URL and looks for in `pkg_dirs`).
-#[derive(Debug)]
-pub struct Layout {
-    template: String,
-    regex: Regex,
-    /// The placeholder behind capture group `s<i>`.
-    slots: Vec<&'static str>,
-}
-
-impl Layout {
-    pub fn parse(template: &str) -> Result<Layout, String> {
-        let trimmed = template.trim_matches('/');
-        if !trimmed.is_empty() {
-            for seg in trimmed.split('/') {
-                if seg.is_empty() || seg == "." || seg == ".." {
-                    return Err(format!(
-                        "layout `{template}` has an empty, `.` or `..` folder; give a template such as `{}`",
-                        crate::spec::DEFAULT_LAYOUT
-                    ));
-                }
-            }
-        }
-        let mut re = String::from("^");
-        let mut slots = Vec::new();
-        let mut rest = trimmed;
-        while let Some(open) = rest.find('{') {
-            re.push_str(&regex::escape(&rest[..open]));
-            let after = &rest[open + 1..];
-            let known = after.find('}').and_then(|close| {
-                placeholders::KNOWN
-                    .iter()
-                    .find(|k| **k == &after[..close])
-                    .map(|k| (*k, close))
-            });
-            match known {
-                Some((word, close)) => {
-                    let pattern = if word == "repo" {
-                        "[^/]+(?:/[^/]+)*"
-                    } else {
-                        "[^/]+"
-                    };
-                    re.push_str(&format!("(?P<s{}>{pattern})", slots.len()));
-                    slots.push(word);
-                    rest = &after[close + 1..];
-                }
-                None => {
-                    re.push_str(r"\{");
-                    rest = after;
-                }
-            }
-        }
-        re.push_str(&regex::escape(rest));
-        re.push('$');
-        let regex = Regex::new(&re).map_err(|e| format!("layout `{template}`: {e}"))?;
-        Ok(Layout {
-            template: trimmed.to_string(),
-            regex,
-            slots,
-        })
-    }
-
-    pub fn template(&self) -> &str {
-        &self.template
-    }
-
-    /// What is wrong with an archive at `rel` (relative to ROOT), if
-    /// anything: one message per disagreement.
-    pub fn check(&self, rel: &str, kind: ArchiveKind) -> Vec<String> {
-        let (dir, file) = rel.rsplit_once('/').unwrap_or(("", rel));
-        let mut problems = Vec::new();
-        if let Some(p) = archive::file_name_problem(file) {
-            problems.push(p);
-        }
-        let expected_shape = if self.template.is_empty() {
-            format!("{{name}}-{{version}}-{{platform}}.{}", kind.extension())
-        } else {
-            format!(
-                "{}/{{name}}-{{version}}-{{platform}}.{}",
-                self.template,
-                kind.extension()
-            )
-        };
-
-        let mut values: BTreeMap<&'static str, &str> = BTreeMap::new();
-        match self.regex.captures(dir) {
-            None => problems.push(format!(
-                "the folder `{}` does not match the layout `{expected_shape}`",
-                if dir.is_empty() { "." } else { dir }
-            )),
-            Some(caps) => {
-                for (i, word) in self.slots.iter().enumerate() {
-                    let Some(v) = caps.name(&format!("s{i}")).map(|m| m.as_str()) else {
-                        continue;
-                    };
-                    match values.get(word) {
-                        Some(prev) if *prev != v => problems.push(format!(
-                            "`{{{word}}}` is `{prev}` in one folder and `{v}` in another"
-                        )),
-                        _ => {
-                            values.insert(word, v);
-                        }
-                    }
-                }
-            }
-        }
-
-        let stem = file
-            .strip_suffix(kind.extension())
-            .and_then(|s| s.strip_suffix('.'))
-            .unwrap_or(file);
-        let Some((name_version, platform)) = split_platform(stem) else {
-            problems.push(format!(
-                "the file name `{file}` does not end in `-<os>-<arch>.{}` with a Zoi platform (e.g. linux-amd64)",
-                kind.extension()
-            ));
-            return problems;
-        };
-        let (name, version) = match split_name_version(name_version, &values) {
-            Ok(nv) => nv,
-            Err(msg) => {
-                problems.push(format!("{msg} (file `{file}`)"));
-                return problems;
-            }
-        };
-
-        let mut expect = |word: &str, want: &str| {
-            if let Some(v) = values.get(word)
-                && *v != want
-            {
-                problems.push(format!(
-                    "the `{{{word}}}` folder is `{v}` but the file name `{file}` says `{want}`"
-                ));
-            }
-        };
-        expect("name", name);
-        expect("version", version);
-        expect("os", platform.os.as_str());
-        expect("arch", platform.arch.as_str());
-        expect("platform", &platform.to_string());
-        if let Some(id) = values.get("id") {
-            let ok = match values.get("repo") {
-                Some(repo) => {
-                    *id == Coordinates {
-                        name,
-                        repo,
-                        version,
-                        platform,
-                    }
-                    .id()
-                }
-                None => *id == name || id.ends_with(&format!(".{name}")),
-            };
-            if !ok {
-                problems.push(format!(
-                    "the `{{id}}` folder `{id}` does not name package `{name}` of this repo"
-                ));
-            }
-        }
-        problems
-    }
-}
-
-/// `name-version-os-arch` → (`name-version`, platform).
-fn split_platform(stem: &str) -> Option<(&str, Platform)> {
-    let (rest, arch) = stem.rsplit_once('-')?;
-    let (name_version, os) = rest.rsplit_once('-')?;
-    let platform = format!("{os}-{arch}").parse().ok()?;
-    (!name_version.is_empty()).then_some((name_version, platform))
-}
-
-/// Splits `name-version`, using the folders' `{version}` or `{name}` when
-/// the layout has them; otherwise at the first `-` before a digit (package
-/// names may contain `-`, versions may too, and versions start with one).
-fn split_name_version<'a>(
-    nv: &'a str,
-    values: &BTreeMap<&'static str, &str>,
-) -> Result<(&'a str, &'a str), String> {
-    if let Some(v) = values.get("version") {
-        if let Some(name) = nv
-            .strip_suffix(v)
-            .and_then(|n| n.strip_suffix('-'))
-            .filter(|n| !n.is_empty())
-        {
-            return Ok((name, &nv[name.len() + 1..]));
-        }
-        return Err(format!(
-            "the `{{version}}` folder is `{v}` but the file name has another version"
-        ));
-    }
-    if let Some(n) = values.get("name") {
-        if let Some(version) = nv
-            .strip_prefix(n)
-            .and_then(|r| r.strip_prefix('-'))
-            .filter(|r| !r.is_empty())
-        {
-            return Ok((&nv[..n.len()], version));
-        }
-        return Err(format!(
-            "the `{{name}}` folder is `{n}` but the file name names another package"
-        ));
-    }
-    nv.match_indices('-')
-        .find(|(i, _)| nv[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
-        .map(|(i, _)| (&nv[..i], &nv[i + 1..]))
-        .filter(|(n, _)| !n.is_empty())
-        .ok_or_else(|| "cannot tell the package name from the version in the file name".to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lint(template: &str, rel: &str) -> Vec<String> {
-        let kind = ArchiveKind::of_file_name(rel).unwrap();
-        Layout::parse(template).unwrap().check(rel, kind)
-    }
-
-    const SEED: &str = "{repo}/{os}/{arch}/{version}";
-
-    #[test]
-    fn default_layout_accepts_good_paths() {
-        for rel in [
-            "core/linux/amd64/1.0.0/tinytool-1.0.0-linux-amd64.zpa",
-            "community/tools/macos/arm64/2.1-rc.1/my-tool-2.1-rc.1-macos-arm64.zpa",
-            "main/windows/386/0.1/x-0.1-windows-386.pkg.tar.zst",
-        ] {
-            assert_eq!(lint(SEED, rel), Vec::<String>::new(), "{rel}");
-        }
-    }
-
-    #[test]
-    fn folders_and_file_name_must_agree() {
-        let p = lint(SEED, "core/linux/amd64/1.0.1/t-1.0.0-linux-amd64.zpa");
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains("`{version}` folder is `1.0.1`"), "{p:?}");
-        let p = lint(SEED, "core/linux/arm64/1.0.0/t-1.0.0-linux-amd64.zpa");
-        assert_eq!(
-            p,
-            vec![
-                "the `{arch}` folder is `arm64` but the file name `t-1.0.0-linux-amd64.zpa` says `amd64`"
-            ]
-        );
-        let p = lint(SEED, "core/macos/amd64/1.0.0/t-1.0.0-linux-amd64.zpa");
-        assert!(p[0].contains("`{os}` folder is `macos`"), "{p:?}");
-    }
-
-    #[test]
-    fn paths_that_do_not_fit() {
-        // Too shallow: repo, os, arch and version need at least four folders.
-        let p = lint(SEED, "linux/amd64/1.0.0/t-1.0.0-linux-amd64.zpa");
-        assert!(p[0].contains("does not match the layout"), "{p:?}");
-        let p = lint(SEED, "t-1.0.0-linux-amd64.zpa");
-        assert!(p[0].contains("folder `.`"), "{p:?}");
-        // Not a Zoi platform in the name.
-        let p = lint(SEED, "core/linux/amd64/1.0.0/t-1.0.0-linux-x86_64.zpa");
-        assert!(p.iter().any(|m| m.contains("does not end in")), "{p:?}");
-        // A character Zoi refuses in archive names.
-        let p = lint(SEED, "core/linux/amd64/1.0.0+1/t-1.0.0+1-linux-amd64.zpa");
-        assert!(p.iter().any(|m| m.contains("'+'")), "{p:?}");
-    }
-
-    #[test]
-    fn other_templates() {
-        let t = "pkgs/{platform}/{name}";
-        assert!(lint(t, "pkgs/linux-amd64/t/t-1.0-linux-amd64.zpa").is_empty());
-        let p = lint(t, "pkgs/linux-arm64/t/t-1.0-linux-amd64.zpa");
-        assert!(
-            p[0].contains("`{platform}` folder is `linux-arm64`"),
-            "{p:?}"
-        );
-        let p = lint(t, "pkgs/linux-amd64/u/t-1.0-linux-amd64.zpa");
-        assert!(p[0].contains("`{name}` folder is `u`"), "{p:?}");
-        // Literal text around placeholders, and {id}.
-        let t = "v{version}/{id}";
-        assert!(lint(t, "v1.0/core.t/t-1.0-linux-amd64.zpa").is_empty());
-        let t = "{repo}/{id}";
-        assert!(lint(t, "a/b/a.b.t/t-1.0-linux-amd64.zpa").is_empty());
-        let p = lint(t, "a/b/a.t/t-1.0-linux-amd64.zpa");
-        assert!(p[0].contains("`{id}` folder"), "{p:?}");
-        // An unknown placeholder is a literal folder name, as in Zoi's URLs.
-        assert!(lint("{tier}", "{tier}/t-1-linux-amd64.zpa").is_empty());
-        assert!(!lint("{tier}", "core/t-1-linux-amd64.zpa").is_empty());
-        // No folders at all.
-        assert!(lint("", "t-1-linux-amd64.zpa").is_empty());
-        // The same placeholder twice must agree.
-        let p = lint("{version}/{version}", "1/2/t-1-linux-amd64.zpa");
-        assert!(p.iter().any(|m| m.contains("in one folder")), "{p:?}");
-    }
-
-    #[test]
-    fn name_version_split_without_folders() {
-        let none = BTreeMap::new();
-        assert_eq!(
-            split_name_version("my-tool-2.0-rc1", &none).unwrap(),
-            ("my-tool", "2.0-rc1")
-        );
-        assert!(split_name_version("tool", &none).is_err());
-        assert!(split_name_version("-1.0", &none).is_err());
-    }
-
-    #[test]
-    fn bad_templates() {
-        assert!(Layout::parse("a/../b").is_err());
-        assert!(Layout::parse("a//b").is_err());
-        assert_eq!(Layout::parse("/{repo}/").unwrap().template(), "{repo}");
-    }
 }

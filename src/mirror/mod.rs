@@ -6,7 +6,8 @@
 //! archive, and lints the tree against the layout the registry's URL
 //! templates expect. [`db`] mirrors the registry's git repository with the
 //! corporate `repo.yaml` as an overlay commit; [`binsync`] copies upstream's
-//! pre-built archives into the company's layout; [`serve`] serves a tree
+//! pre-built archives into the company's layout ([`prune`] removes old
+//! versions); [`serve`] serves a tree
 //! over HTTP for small teams, tests and the demo.
 
 pub mod bins;
@@ -16,6 +17,8 @@ pub mod db;
 pub mod freshness;
 pub mod index;
 pub mod index_s3;
+pub mod prune;
 pub mod serve;
+pub mod shard;
 pub mod status;
 pub mod sync;

@@ -124,21 +124,12 @@ fn contained_dir(root: &Path, uri_path: &str) -> Option<PathBuf> {
     (real.starts_with(root) && real.is_dir()).then_some(real)
 }
 
+/// The decoded path of a request URI; `None` when it is not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 fn html_escape(s: &str) -> String {
@@ -341,19 +332,6 @@ async fn around(
         ));
     }
     resp
-}
-
-/// Writes `.hash`/`.size`/`.files` for every archive under `dir` (what
-/// `serve --index-on-start` and `demo` do before serving a tree).
-pub fn index_dir(dir: &std::path::Path) -> anyhow::Result<super::index::Report> {
-    let opts = super::index::Options {
-        jobs: std::thread::available_parallelism().map_or(1, usize::from),
-        force: false,
-        check: false,
-        lint: None,
-    };
-    let plan = super::index::plan(dir, &opts)?;
-    super::index::execute(plan, &opts, &|_| {})
 }
 
 /// The router serving `opts.root`.

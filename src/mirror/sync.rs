@@ -39,7 +39,8 @@ use crate::mirror::binsync::{Artifact, KeyReport, TargetReport};
 use crate::mirror::db::{self, Endpoints, SyncReport};
 use crate::mirror::index;
 use crate::mirror::status::{self, Beacon, Gap, LastRun, Published, Stamp, Time};
-use crate::probe::http;
+use crate::net::client;
+use crate::net::redact::redact;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -56,7 +57,7 @@ pub struct Options {
     pub sign: Option<String>,
     /// How long to wait for another run holding the work dir's lock.
     pub lock_timeout: Duration,
-    pub http: http::Options,
+    pub http: client::Options,
 }
 
 /// An archive this run placed, checked with the `index --check` rules.
@@ -107,10 +108,7 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
             .hint("pass the binary host's document root (what binaries.url serves)"),
         );
     }
-    log(format!(
-        "fetching {}",
-        http::redact(&prepared.opts.upstream)
-    ));
+    log(format!("fetching {}", redact(&prepared.opts.upstream)));
     let fetched = db::fetch(&prepared.opts)?;
     let tip = fetched.tip.clone();
     let spec = db::overlay_for(&o.spec_path, &mut prepared, &fetched, o.publish_extension)?;
@@ -125,7 +123,7 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
                 "no_upstream_data",
                 format!(
                     "upstream {} has no packages.json at {} ({tip})",
-                    http::redact(&prepared.opts.upstream),
+                    redact(&prepared.opts.upstream),
                     spec.registry.branch
                 ),
             )
@@ -236,7 +234,7 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
         last_run: run,
     };
     let mut report = Report {
-        upstream: http::redact(&prepared.opts.upstream),
+        upstream: redact(&prepared.opts.upstream),
         branch: prepared.opts.branch.clone(),
         upstream_tip: tip.clone(),
         previous_tip,
@@ -271,7 +269,7 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
     log(format!(
         "publishing the overlay on {} to {}",
         &tip[..tip.len().min(12)],
-        http::redact(&prepared.opts.target)
+        redact(&prepared.opts.target)
     ));
     let tip_time = db::commit_time(&prepared.opts.work, &tip);
     let pushed = match db::publish(&prepared.opts, fetched) {

@@ -52,7 +52,7 @@ pub use redact::{escape_controls, excerpt, printable, redact_secrets, register_s
 pub use style::{Style, paint, stderr_color, stdout_color};
 
 /// The `--format` every command accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     #[default]

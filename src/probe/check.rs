@@ -13,15 +13,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde::Serialize;
 
-use super::fetch::{Kind, Method, Prober, Problem, Reply};
 use super::git::{self, PkgLuas};
+use super::report::{Counts, RegistryCheck, Report, TargetCheck, UrlCheck};
+use crate::net::prober::{Method, Prober};
+use crate::net::problem::{Kind, Problem};
+use crate::net::reply::{Reply, status_problem};
 use crate::zoi::index::PackageRef;
-use crate::zoi::metadata::{self, HashKind, HashRead};
 use crate::zoi::placeholders::Coordinates;
 use crate::zoi::platform::Platform;
 use crate::zoi::repo::{PkgLink, archive_urls, mirror_candidates};
+use crate::zoi::sidecars::{self, FilesFault, HashFault, SizeFault};
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -55,114 +57,6 @@ pub struct Plan {
     pub enforced: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ProblemOut {
-    pub kind: Kind,
-    pub message: String,
-    pub hint: &'static str,
-}
-
-impl From<Problem> for ProblemOut {
-    fn from(p: Problem) -> Self {
-        ProblemOut {
-            hint: p.kind.hint(),
-            kind: p.kind,
-            message: p.message,
-        }
-    }
-}
-
-/// One URL checked.
-#[derive(Debug, Clone, Serialize)]
-pub struct UrlCheck {
-    /// `git`, `repo_yaml`, `archive`, `hash`, `size`, `files`, `pgp`, `deep`.
-    pub kind: &'static str,
-    /// Shown with credentials redacted.
-    pub url: String,
-    pub ok: bool,
-    pub status: Option<u16>,
-    pub latency_ms: f64,
-    pub attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ProblemOut>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
-impl UrlCheck {
-    pub(super) fn new(kind: &'static str, url: &str) -> Self {
-        UrlCheck {
-            kind,
-            url: super::http::redact(url),
-            ok: true,
-            status: None,
-            latency_ms: 0.0,
-            attempts: 0,
-            error: None,
-            warnings: Vec::new(),
-        }
-    }
-
-    pub(super) fn fail(&mut self, p: Problem) {
-        self.ok = false;
-        self.error = Some(p.into());
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RegistryCheck {
-    pub role: String,
-    pub url: String,
-    pub ok: bool,
-    pub checks: Vec<UrlCheck>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetCheck {
-    pub package: String,
-    pub version: String,
-    pub platform: Platform,
-    pub ok: bool,
-    pub urls: Vec<UrlCheck>,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Counts {
-    pub urls: usize,
-    pub ok: usize,
-    pub failed: usize,
-    pub warnings: usize,
-    pub targets: usize,
-    pub targets_failed: usize,
-    pub fallbacks_failed: usize,
-    /// Failures by kind.
-    pub by_kind: std::collections::BTreeMap<Kind, usize>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// How the check was planned (e.g. a machine that never synced).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-    pub registry: Vec<RegistryCheck>,
-    /// The keys clients verify with (only when they verify anything).
-    pub keys: Vec<UrlCheck>,
-    /// Binary hosts answering at all.
-    pub hosts: Vec<UrlCheck>,
-    pub packages: Vec<TargetCheck>,
-    /// `cache_mirrors` candidates for the archives, reported apart: Zoi
-    /// tries them only when the main URL fails.
-    pub fallbacks: Vec<UrlCheck>,
-    pub counts: Counts,
-    pub elapsed_ms: f64,
-}
-
-impl Report {
-    pub fn ok(&self) -> bool {
-        self.counts.failed == 0
-    }
-}
-
 /// Turns a failure into a warning: for what Zoi 1.29.4 tolerates (it
 /// installs anyway), so that `check`'s verdict stays the client's.
 fn demote(c: &mut UrlCheck, why: &str) {
@@ -171,55 +65,6 @@ fn demote(c: &mut UrlCheck, why: &str) {
         c.warnings
             .push(format!("{}: {} ({why})", e.kind.as_str(), e.message));
     }
-}
-
-/// A status that makes a URL fail (redirects were stopped at another host).
-pub fn status_problem(r: &Reply) -> Option<Problem> {
-    let s = r.status;
-    let p = match s {
-        200..=299 => return None,
-        300..=399 => Problem::new(
-            Kind::RedirectOtherHost,
-            format!(
-                "HTTP {s} redirect to {}",
-                r.location
-                    .as_deref()
-                    .map_or_else(|| "?".to_string(), super::http::redact)
-            ),
-        ),
-        401 => Problem::new(Kind::Unauthorized, "HTTP 401 Unauthorized"),
-        403 => Problem::new(Kind::Forbidden, "HTTP 403 Forbidden"),
-        404 | 410 => Problem::new(Kind::NotFound, format!("HTTP {s} Not Found")),
-        _ => Problem::new(Kind::HttpError, format!("HTTP {s}")),
-    };
-    Some(with_s3_detail(p, r))
-}
-
-/// S3-compatible stores answer errors with an XML body naming the cause
-/// (`<Error><Code>AccessDenied</Code>…`): say what it means for Zoi.
-fn with_s3_detail(mut p: Problem, r: &Reply) -> Problem {
-    let body = String::from_utf8_lossy(&r.body[..r.body.len().min(4096)]);
-    if !body.contains("<Error>") {
-        return p;
-    }
-    let Some(code) = crate::storage::xml_code(&body) else {
-        return p;
-    };
-    let what = match code.as_str() {
-        "AccessDenied" | "AllAccessDisabled" => {
-            "the bucket (or this key) is not public-read, and Zoi fetches anonymously: grant anonymous s3:GetObject on it (bucket policy or ACL), or serve it through a CDN that can read it"
-        }
-        "NoSuchKey" => {
-            "the bucket answers, but holds no object at this key: run `zoi-mirror bin sync --dest s3://…` (or `index s3://…` for metadata) for it, and check binaries.layout"
-        }
-        "NoSuchBucket" => "the bucket named in the URL does not exist on this endpoint",
-        "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
-            "the store wanted credentials: Zoi sends none, so the bucket must allow anonymous reads"
-        }
-        _ => "an S3 error",
-    };
-    p.message = format!("{} (S3 {code}: {what})", p.message);
-    p
 }
 
 fn looks_like_html(r: &Reply) -> bool {
@@ -241,7 +86,7 @@ async fn request(prober: &Prober, c: &mut UrlCheck, url: &str, method: Method) -
     let Ok(u) = url::Url::parse(url) else {
         c.fail(Problem::new(
             Kind::NotFound,
-            format!("{} is not a valid URL", super::http::redact(url)),
+            format!("{} is not a valid URL", crate::net::redact::redact(url)),
         ));
         return None;
     };
@@ -299,73 +144,41 @@ async fn fetch_metadata(
     }
 }
 
-/// The `.hash` body, judged: a SHA-512 (SHA-256 with a warning) that names
-/// the archive when it names a file. Returns the SHA-512 when there is one.
+/// The `.hash` body, judged ([`sidecars::judge_hash`]) and worded. Returns
+/// the SHA-512 when there is one.
 fn judge_hash(c: &mut UrlCheck, body: &str, file_name: &str) -> Option<String> {
-    match metadata::parse_hash(body, Some(file_name)) {
-        HashRead::Junk { first_word } => {
-            c.fail(Problem::new(
-                Kind::MalformedMetadata,
-                format!(
-                    "no SHA-512 in the .hash file (Zoi would read {:?} and fail with \"Unsupported hash length\")",
-                    crate::output::excerpt(first_word, 40)
-                ),
-            ));
-            return None;
-        }
-        HashRead::Hash {
-            kind: HashKind::Unsupported32,
-            token,
-        } => {
-            c.fail(Problem::new(
-                Kind::MalformedMetadata,
-                format!("{token} has 32 hex digits; Zoi verifies only SHA-512 and SHA-256"),
-            ));
-            return None;
-        }
-        HashRead::Hash {
-            kind: HashKind::Sha256,
-            ..
-        } => c
-            .warnings
-            .push("SHA-256 hash: Zoi verifies it, but `zoi package build` writes SHA-512".into()),
-        HashRead::Hash {
-            kind: HashKind::Sha512,
-            ..
-        } => {}
+    let v = sidecars::judge_hash(body, file_name);
+    if v.sha256 {
+        c.warnings
+            .push("SHA-256 hash: Zoi verifies it, but `zoi package build` writes SHA-512".into());
     }
-    // The line with the hash must not name another file.
-    if let Some(line) = body.lines().find(|l| !l.trim().is_empty()) {
-        let mut words = line.split_whitespace();
-        let _hash = words.next();
-        if let Some(name) = words.next() {
-            let name = name.trim_start_matches('*');
-            if name != file_name {
-                c.fail(Problem::new(
-                    Kind::MalformedMetadata,
-                    format!("the .hash file names {name:?}, not {file_name:?}"),
-                ));
-            }
+    let message = match &v.fault {
+        None => return v.sha512,
+        Some(HashFault::NoHash { first_word }) => format!(
+            "no SHA-512 in the .hash file (Zoi would read {:?} and fail with \"Unsupported hash length\")",
+            crate::output::excerpt(first_word, 40)
+        ),
+        Some(HashFault::Unsupported32 { token }) => {
+            format!("{token} has 32 hex digits; Zoi verifies only SHA-512 and SHA-256")
         }
-    }
-    metadata::parse_hash(body, Some(file_name)).sha512()
+        Some(HashFault::NamesAnother { name }) => {
+            format!("the .hash file names {name:?}, not {file_name:?}")
+        }
+    };
+    c.fail(Problem::new(Kind::MalformedMetadata, message));
+    v.sha512
 }
 
-/// The `.size` body, judged: both `down:` and `install:` integers. Returns
+/// The `.size` body, judged ([`sidecars::judge_size`]) and worded. Returns
 /// the download size.
 fn judge_size(c: &mut UrlCheck, body: &str) -> Option<u64> {
-    let has = |key: &str| {
-        body.lines().any(|l| {
-            l.split_once(':')
-                .is_some_and(|(k, v)| k.trim() == key && v.trim().parse::<u64>().is_ok())
-        })
-    };
-    let sizes = metadata::parse_size(body);
-    if !has("down") || !has("install") {
-        let what = if sizes.is_some() {
-            "needs both `down: N` and `install: N` lines (zoi sync's pre-fetch reads only those)"
-        } else {
-            "has no `down: N` / `install: N` lines"
+    let v = sidecars::judge_size(body);
+    if let Some(fault) = v.fault {
+        let what = match fault {
+            SizeFault::Incomplete => {
+                "needs both `down: N` and `install: N` lines (zoi sync's pre-fetch reads only those)"
+            }
+            SizeFault::NoSizes => "has no `down: N` / `install: N` lines",
         };
         c.fail(Problem::new(
             Kind::MalformedMetadata,
@@ -374,29 +187,22 @@ fn judge_size(c: &mut UrlCheck, body: &str) -> Option<u64> {
                 crate::output::excerpt(body, 60)
             ),
         ));
-        return sizes.map(|s| s.down);
     }
-    sizes.map(|s| s.down)
+    v.down
 }
 
-/// The `.files` body, judged: non-empty, relative paths, no `..`.
+/// The `.files` body, judged ([`sidecars::judge_files`]) and worded.
 fn judge_files(c: &mut UrlCheck, body: &str) {
-    let lines = metadata::parse_files(body);
-    if lines.is_empty() {
-        c.fail(Problem::new(
+    match sidecars::judge_files(body) {
+        None => {}
+        Some(FilesFault::Empty) => c.fail(Problem::new(
             Kind::MalformedMetadata,
             "the .files file is empty",
-        ));
-        return;
-    }
-    for l in lines {
-        if let Some(why) = metadata::install_path_problem(l) {
-            c.fail(Problem::new(
-                Kind::PathEscape,
-                format!(".files lists {l:?}, which {why}"),
-            ));
-            return;
-        }
+        )),
+        Some(FilesFault::Escapes { path, why }) => c.fail(Problem::new(
+            Kind::PathEscape,
+            format!(".files lists {path:?}, which {why}"),
+        )),
     }
 }
 
@@ -563,7 +369,7 @@ async fn check_target(
                 if cand != urls.pgp {
                     c.warnings.push(format!(
                         "the .sig answers only from the cache mirror {}",
-                        super::http::redact(&cand)
+                        crate::net::redact::redact(&cand)
                     ));
                 }
                 break;
@@ -658,7 +464,7 @@ async fn check_target(
                     Some(Ok((Some(f), _, _))) => Some(f.path()),
                     _ => None,
                 };
-                if let Err(p) = super::fetch::blocking(|| {
+                if let Err(p) = crate::runtime::blocking(|| {
                     judge_signature(&store, &plan.trusted, keys, body, file, plan.deep)
                 }) {
                     c.fail(p);
@@ -835,7 +641,7 @@ async fn check_registry(
     (
         RegistryCheck {
             role: role.to_string(),
-            url: super::http::redact(url),
+            url: crate::net::redact::redact(url),
             ok: checks.iter().all(|c| c.ok),
             checks,
         },

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::fetch::{Kind, Method, Prober, Problem};
+use crate::net::prober::{Method, Prober};
+use crate::net::problem::{Kind, Problem};
 
 /// The result of probing one git URL.
 #[derive(Debug)]
@@ -124,7 +125,7 @@ fn branch_ref(branch: &str) -> String {
 /// `HEAD` must name an existing branch; another branch than the spec's, or
 /// the spec's branch missing, is a warning.
 pub fn judge_head(url: &str, l: &Listing, branch: &str) -> (Result<(), Problem>, Vec<String>) {
-    let shown = super::http::redact(url);
+    let shown = crate::net::redact::redact(url);
     let want = branch_ref(branch);
     let want_exists = want == "HEAD" || l.refs.contains_key(&want);
     let mut warnings = Vec::new();
@@ -202,7 +203,7 @@ pub async fn probe_http(prober: &Prober, url: &str, branch: &str) -> GitProbe {
         return GitProbe {
             result: Err(Problem::new(
                 Kind::NotAGitRepo,
-                format!("{} is not a valid URL", super::http::redact(url)),
+                format!("{} is not a valid URL", crate::net::redact::redact(url)),
             )),
             latency: Duration::ZERO,
             status: None,
@@ -226,7 +227,7 @@ pub async fn probe_http(prober: &Prober, url: &str, branch: &str) -> GitProbe {
         }
     };
     probe.status = Some(reply.status);
-    if let Some(p) = super::check::status_problem(&reply) {
+    if let Some(p) = crate::net::reply::status_problem(&reply) {
         probe.result = Err(p);
         return probe;
     }
@@ -259,7 +260,7 @@ pub async fn probe_http(prober: &Prober, url: &str, branch: &str) -> GitProbe {
             Kind::NotAGitRepo,
             format!(
                 "{} answered HTTP {} but not as a git repository",
-                super::http::redact(url),
+                crate::net::redact::redact(url),
                 reply.status
             ),
         ));
@@ -331,7 +332,7 @@ pub async fn probe_cli(url: &str, branch: &str, timeout: Duration) -> GitProbe {
                 Kind::Timeout,
                 format!(
                     "git ls-remote {} took longer than {timeout:?}",
-                    super::http::redact(url)
+                    crate::net::redact::redact(url)
                 ),
             ));
             probe.latency = start.elapsed();
@@ -360,7 +361,7 @@ pub async fn probe_cli(url: &str, branch: &str, timeout: Duration) -> GitProbe {
         } else {
             Kind::Connect
         };
-        let first = super::http::scrub(
+        let first = crate::net::redact::scrub(
             String::from_utf8_lossy(&out.stderr)
                 .lines()
                 .find(|l| !l.trim().is_empty())
@@ -411,7 +412,7 @@ pub async fn head_snapshot(url: &str, timeout: Duration) -> Result<HeadSnapshot,
                 Kind::Timeout,
                 format!(
                     "cloning {} took longer than {timeout:?}",
-                    super::http::redact(url)
+                    crate::net::redact::redact(url)
                 ),
             )
         })?

@@ -1,14 +1,13 @@
-//! Talking to the network: the shared HTTP client and (for `check`) the
-//! probes of registry git URLs and binary-host URLs.
+//! `check`: the probes of registry git URLs and binary-host URLs, on the
+//! shared client and prober of [`crate::net`].
 //!
-//! Nothing here knows Zoi's rules for *which* URLs to fetch; it asks
-//! [`crate::zoi`] and only decides how to fetch them robustly.
+//! Nothing here knows Zoi's rules for *which* URLs to fetch or what their
+//! files must hold; it asks [`crate::zoi`] and judges the answers.
 
 pub mod check;
-pub mod fetch;
 pub mod git;
-pub mod http;
 pub mod plan;
+pub mod report;
 pub mod trust;
 
 use std::sync::Arc;
@@ -26,10 +25,10 @@ pub struct RunOptions {
 /// Runs `plan` on a multi-threaded runtime and returns the report.
 pub fn run_blocking(
     plan: check::Plan,
-    http: &http::Options,
+    http: &crate::net::client::Options,
     opts: &RunOptions,
-) -> anyhow::Result<check::Report> {
-    let http = http::Options {
+) -> anyhow::Result<report::Report> {
+    let http = crate::net::client::Options {
         cross_host_redirects: false,
         ..http.clone()
     };
@@ -37,15 +36,11 @@ pub fn run_blocking(
     // cross-thread wake-ups, which measured ~10 % faster and leaves the other
     // core to a server on the same machine. `--deep` hashes archives, which
     // is CPU work worth spreading over every core.
-    let rt = if plan.deep {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
+    let rt = crate::runtime::new(if plan.deep {
+        crate::runtime::Threads::PerCore
     } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    };
+        crate::runtime::Threads::One
+    })?;
     let targets = if plan.link.is_some() {
         (plan.packages.len() * plan.platforms.len()) as u64
     } else {
@@ -63,8 +58,8 @@ pub fn run_blocking(
         indicatif::ProgressBar::hidden()
     };
     let report = rt.block_on(async {
-        let client = http::Http::new(&http)?;
-        let prober = Arc::new(fetch::Prober::new(
+        let client = crate::net::client::Http::new(&http)?;
+        let prober = Arc::new(crate::net::prober::Prober::new(
             client,
             opts.concurrency,
             opts.per_host,

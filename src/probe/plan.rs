@@ -172,7 +172,7 @@ pub fn from_client(env: &Env, layout: LayoutKind) -> Result<Plan> {
             let note = format!(
                 "this machine has no synced registry at {} (has `zoi sync` failed?): checking {} as `zoi sync` would clone it",
                 db.display(),
-                super::http::redact(&reg.url)
+                crate::net::redact::redact(&reg.url)
             );
             let repo =
                 match super::git::repo_yaml_at_head_blocking(&reg.url, Duration::from_secs(60)) {
@@ -252,7 +252,7 @@ pub fn platforms(given: &[Platform], default: Vec<Platform>) -> Vec<Platform> {
 /// http(s) remotes and the binary host. Cache mirrors are not among them:
 /// they are other hosts (often another team's or a CDN), and the token for
 /// the company's mirror must not travel there.
-pub fn allow_headers(http: &mut super::http::Options, plan: &Plan) {
+pub fn allow_headers(http: &mut crate::net::client::Options, plan: &Plan) {
     let mut urls: Vec<&str> = plan.git.iter().map(|(_, u)| u.as_str()).collect();
     urls.extend(plan.link.iter().map(|l| l.url.as_str()));
     urls.extend(plan.hosts.iter().map(String::as_str));

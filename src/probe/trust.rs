@@ -16,8 +16,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::check::UrlCheck;
-use super::fetch::{Kind, Method, Prober, Problem};
+use super::report::UrlCheck;
+use crate::net::prober::{Method, Prober};
+use crate::net::problem::{Kind, Problem};
 use crate::zoi::pgp::{self, PublicKey, SigErrorKind};
 
 /// Where a client gets a key from.
@@ -321,12 +322,12 @@ pub async fn fetch_hashed(
             Some(Duration::from_secs(3600)),
         )
         .await
-        .map_err(|e| super::fetch::classify(&e))?;
-    let reply = super::fetch::Reply {
+        .map_err(|e| crate::net::classify::classify(&e))?;
+    let reply = crate::net::reply::Reply {
         status: resp.status().as_u16(),
         ..Default::default()
     };
-    if let Some(p) = super::check::status_problem(&reply) {
+    if let Some(p) = crate::net::reply::status_problem(&reply) {
         return Err(p);
     }
     let io = |e: std::io::Error| Problem::new(Kind::Connect, format!("temp file: {e}"));
@@ -339,7 +340,7 @@ pub async fn fetch_hashed(
     let mut len = 0u64;
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| super::fetch::classify(&e))?;
+        let chunk = chunk.map_err(|e| crate::net::classify::classify(&e))?;
         hasher.update(&chunk);
         len += chunk.len() as u64;
         if let Some(f) = file.as_mut() {

@@ -43,7 +43,7 @@ use crate::zoi::platform::Platform;
 use crate::zoi::repo::{PgpKey, RepoEntry, RepoYaml};
 
 /// The default layout on the binary host, from the seed guide.
-pub const DEFAULT_LAYOUT: &str = "{repo}/{os}/{arch}/{version}";
+pub const DEFAULT_LAYOUT: &str = crate::zoi::layout::DEFAULT;
 pub const DEFAULT_BRANCH: &str = "main";
 pub const DEFAULT_HANDLE: &str = "zoidberg";
 

@@ -2,9 +2,9 @@
 //! and `index` have always written), or S3-compatible object storage,
 //! addressed as `s3://bucket/prefix`.
 //!
-//! The folder backend is the existing code in [`crate::mirror::binsync`]
-//! and [`crate::mirror::index`], unchanged; this module holds the object
-//! storage backend ([`Store`], on the `object_store` crate) and the parsing
+//! The folder backend is plain files (written by `mirror::binsync` and
+//! `mirror::index`, which sit above this module); this module holds the
+//! object storage backend ([`Store`], on the `object_store` crate) and the parsing
 //! that decides which one a destination names ([`Dest`]).
 //!
 //! Settings come from, in order: flags, the spec's `[binaries.storage]`,
@@ -36,6 +36,9 @@ use object_store::{
     Attribute, AttributeValue, Attributes, ClientOptions, ObjectStore, PutMode,
     PutMultipartOptions, PutOptions, PutPayload, RetryConfig, UpdateVersion, WriteMultipart,
 };
+
+use crate::net::client::Http;
+use crate::net::reply::xml_code;
 
 /// A destination as given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -496,12 +499,7 @@ impl Store {
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
         ) {
             "storage_conflict"
-        } else if chain.contains("error sending request")
-            || chain.contains("onnection refused")
-            || chain.contains("dns error")
-            || chain.contains("timed out")
-            || chain.contains("connect")
-        {
+        } else if unreachable(e) {
             "storage_unreachable"
         } else {
             "storage_error"
@@ -522,11 +520,7 @@ impl Store {
     /// — with `require_public` — that anonymous clients can read it (the
     /// public-read probe GETs a key that does not exist: 404 `NoSuchKey`
     /// from a public bucket, 403 `AccessDenied` from a private one).
-    pub async fn preflight(
-        &self,
-        http: &crate::probe::http::Http,
-        require_public: bool,
-    ) -> Result<(), StoreError> {
+    pub async fn preflight(&self, http: &Http, require_public: bool) -> Result<(), StoreError> {
         let prefix = if self.url.prefix.is_empty() {
             None
         } else {
@@ -699,11 +693,19 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim().to_string()
 }
 
-/// The `<Code>` of an S3 XML error body.
-pub fn xml_code(body: &str) -> Option<String> {
-    let start = body.find("<Code>")? + "<Code>".len();
-    let end = body[start..].find("</Code>")? + start;
-    Some(body[start..end].trim().to_string()).filter(|c| !c.is_empty() && c.len() < 64)
+/// Whether the store could not be reached at all (refused, no such host,
+/// TLS, timed out, dropped): object_store's error then wraps the transport
+/// error of its HTTP client, a `reqwest::Error` that is not about decoding
+/// an answer. Known by its type, whatever its text.
+fn unreachable(e: &object_store::Error) -> bool {
+    let mut link: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = link {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            return !r.is_decode() && r.status().is_none();
+        }
+        link = err.source();
+    }
+    false
 }
 
 fn mode(expect: &Expect) -> PutMode {
@@ -883,16 +885,6 @@ mod tests {
         assert!(Dest::parse(Path::new("s3://Bad_Bucket/x")).is_err());
         assert!(Dest::parse(Path::new("s3://zoi/a/../b")).is_err());
         assert!(Dest::parse(Path::new("s3://zoi/a//b")).is_err());
-    }
-
-    #[test]
-    fn xml_codes() {
-        assert_eq!(
-            xml_code("<?xml?><Error><Code>AccessDenied</Code><Message>x</Message></Error>")
-                .as_deref(),
-            Some("AccessDenied")
-        );
-        assert_eq!(xml_code("<html>nope</html>"), None);
     }
 
     #[test]

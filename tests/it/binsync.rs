@@ -419,6 +419,50 @@ fn a_download_cut_off_halfway_resumes_with_range() {
     );
 }
 
+/// The archive download follows the one retry policy: a 429's
+/// `Retry-After` is waited out (the old downloader retried after 200 ms,
+/// whatever the server asked).
+#[test]
+fn a_rate_limited_download_waits_as_retry_after_says() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (bytes, _) = simple_zpa("hello", &[7u8; 1000]);
+    let file = "hello-5.0.0-linux-amd64.zpa";
+    let hash = format!("{}  {file}\n", support::sha512_hex(&bytes));
+    let size = format!("down: {}\ninstall: 1\n", bytes.len());
+    let base = format!("/generic/zillowe.hello/5.0.0/{file}");
+    let srv = FaultServer::start(vec![
+        (
+            &format!("{base}.hash"),
+            Fault::Ok(hash.into_bytes(), vec![]),
+        ),
+        (
+            &format!("{base}.size"),
+            Fault::Ok(size.into_bytes(), vec![]),
+        ),
+        (
+            &format!("{base}.files"),
+            Fault::Ok(b"${pkgstore}/bin/hello".to_vec(), vec![]),
+        ),
+        (&format!("{base}.sig"), Fault::Ok(b"sig".to_vec(), vec![])),
+        (&base, Fault::RateLimitThenOk(1, 2, bytes.clone())),
+    ]);
+    let yaml = upstream_repo_yaml(h, &srv.url("http", "/generic"));
+    let spec = spec(h, &yaml);
+    let index = index(h, &[("zillowe", "hello", "5.0.0")]);
+    let dest = h.join("dest");
+    let started = std::time::Instant::now();
+    let r = bin_sync(h, &spec, &index, &dest, &["--platform", "linux-amd64"]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["targets"][0]["status"], "downloaded");
+    assert_eq!(srv.hits(&base), 2);
+    assert!(
+        took >= std::time::Duration::from_secs(2),
+        "retried after {took:?}, before the 2 s Retry-After"
+    );
+}
+
 #[test]
 fn bad_bin_sync_input() {
     let u = upstream();

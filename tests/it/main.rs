@@ -15,6 +15,7 @@ mod fleet;
 mod hardening;
 mod house;
 mod index;
+mod layers;
 mod output;
 mod s3;
 mod serve;

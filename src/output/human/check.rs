@@ -1,7 +1,7 @@
 //! The `check` report (also printed by `apply --verify`).
 
 use crate::output::{Style, info, outln, paint, stdout_color, warn};
-use crate::probe::check::Report;
+use crate::probe::report::Report;
 
 pub fn print(r: &Report) {
     let color = stdout_color();

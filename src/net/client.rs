@@ -3,13 +3,19 @@
 //! One place decides TLS roots (the OS store plus `--ca-cert` files for
 //! corporate CAs), proxies (reqwest reads `HTTPS_PROXY`/`HTTP_PROXY`/
 //! `ALL_PROXY`/`NO_PROXY`, the same variables Zoi honours), timeouts, the
-//! User-Agent and the auth header — and how URLs and secrets are shown:
-//! credentials never reach a log line, an error message or JSON output.
+//! User-Agent, the auth header (sent only to the hosts a command was
+//! pointed at) and the redirect policy. Name lookups go through
+//! a resolver of our own, so that a failed one is known by its type
+//! ([`super::classify::DnsError`]).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+
+use super::classify::{DnsError, RedirectLoop, describe_reqwest};
 
 /// Options shared by `apply` (bundle downloads), `check` and `bin sync`.
 #[derive(Debug, Clone)]
@@ -89,7 +95,8 @@ impl Http {
             .user_agent(USER_AGENT)
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.timeout)
-            .redirect(super::fetch::redirect_policy());
+            .redirect(redirect_policy())
+            .dns_resolver(Arc::new(Resolver));
         for path in &opts.ca_certs {
             let pem = std::fs::read(path)
                 .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
@@ -174,107 +181,46 @@ pub async fn fetch(http: &Http, url: &url::Url) -> Result<Vec<u8>> {
 
 /// `fetch` for code that is not async.
 pub fn fetch_blocking(opts: &Options, url: &url::Url) -> Result<Vec<u8>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    crate::runtime::block_on(crate::runtime::Threads::One, async {
         let http = Http::new(opts)?;
         fetch(&http, url).await
+    })?
+}
+
+/// A redirect policy that follows same-host redirects (up to 10) and stops
+/// at a redirect to another host, so it can be reported.
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first_host = attempt
+            .previous()
+            .first()
+            .map(|u| (u.host_str().map(str::to_string), u.port_or_known_default()));
+        let here = (
+            attempt.url().host_str().map(str::to_string),
+            attempt.url().port_or_known_default(),
+        );
+        if attempt.previous().len() >= 10 || attempt.previous().contains(attempt.url()) {
+            attempt.error(RedirectLoop)
+        } else if first_host.is_some_and(|h| h != here) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
     })
 }
 
-/// A reqwest error as one line, without the URL (callers print a redacted
-/// one) and with the root cause.
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "could not connect".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    let mut last = None;
-    while let Some(s) = source {
-        last = Some(s.to_string());
-        source = s.source();
-    }
-    if let Some(root) = last {
-        msg.push_str(": ");
-        msg.push_str(&root);
-    }
-    msg
-}
+/// The system resolver (`getaddrinfo`, as reqwest's default), with its
+/// failures typed as [`DnsError`].
+struct Resolver;
 
-/// A URL fit for output: user info replaced by `***`.
-pub fn redact(url: &str) -> String {
-    // Credentials need an '@': without one there is nothing to hide, and
-    // `check` calls this for every URL.
-    if !url.contains('@') {
-        return url.to_string();
-    }
-    match url::Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("***");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Ok(_) => url.to_string(),
-        // Not a URL (an scp-like git remote): hide anything before '@'.
-        Err(_) => match url.split_once('@') {
-            Some((_, rest)) if url.contains("://") => format!("***@{rest}"),
-            _ => url.to_string(),
-        },
-    }
-}
-
-/// Removes every URL's credentials from git's messages.
-pub fn scrub(text: &str, urls: &[&str]) -> String {
-    let mut out = text.to_string();
-    for u in urls {
-        let r = redact(u);
-        if r != *u {
-            out = out.replace(u, &r);
-        }
-    }
-    // git sometimes prints URLs it rewrote itself; catch `scheme://user:pw@`.
-    let re_like = out
-        .split_whitespace()
-        .filter(|w| w.contains("://") && w.contains('@'))
-        .map(|w| {
-            (
-                w.to_string(),
-                redact(w.trim_matches(|c| c == '\'' || c == '"')),
-            )
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let addrs = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map_err(|e| Box::new(DnsError(e)) as Box<dyn std::error::Error + Send + Sync>)?;
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
-        .collect::<Vec<_>>();
-    for (raw, red) in re_like {
-        if !red.contains("://***@") {
-            continue;
-        }
-        out = out.replace(raw.trim_matches(|c| c == '\'' || c == '"'), &red);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scrubs_credentials_from_git_messages() {
-        let msg = "fatal: unable to access 'https://bob:s3cret@git.example/z.git/': refused";
-        let out = scrub(msg, &["https://bob:s3cret@git.example/z.git"]);
-        assert!(!out.contains("s3cret") && !out.contains("bob"), "{out}");
-        let out = scrub("remote: https://u:p@h/x failed", &[]);
-        assert!(!out.contains("u:p@"), "{out}");
-    }
-
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(redact("https://u:secret@h/x"), "https://***@h/x");
-        assert_eq!(redact("https://token@h/x"), "https://***@h/x");
-        assert_eq!(redact("https://h/x"), "https://h/x");
-        assert_eq!(redact("git@h:z.git"), "git@h:z.git");
     }
 }
