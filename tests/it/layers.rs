@@ -37,8 +37,6 @@ const LAYERS: &[&[&str]] = &[
     &["main"],
 ];
 
-
-
 struct Tree {
     /// module path (`probe::check`) → source without comments and tests.
     files: BTreeMap<String, String>,
