@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::manifest::{self, Manifest, sha512_hex};
-use crate::error::{Failure, fail};
+use crate::error::{ErrorKind, Failure, fail};
 
 /// Where a bundle comes from.
 #[derive(Debug, Clone)]
@@ -60,8 +60,8 @@ pub struct Loaded {
     http: crate::net::client::Options,
 }
 
-fn bad(kind: &'static str, msg: String) -> Failure {
-    Failure::bad_input(kind, msg)
+fn bad(kind: ErrorKind, msg: String) -> Failure {
+    Failure::new(kind, msg)
 }
 
 /// Opens a bundle. With `pin`, `bundle.json` must have that SHA-512.
@@ -78,7 +78,7 @@ pub fn open(
     {
         return fail(
             bad(
-                "usage",
+                ErrorKind::Usage,
                 format!(
                     "--sha512 {:?} is not a SHA-512 (128 hexadecimal digits)",
                     crate::output::escape_controls(pin)
@@ -93,7 +93,7 @@ pub fn open(
         Source::Dir(d) => {
             if !d.is_dir() {
                 return fail(
-                    bad("bundle_missing", format!("bundle directory {} not found", d.display()))
+                    bad(ErrorKind::BundleMissing, format!("bundle directory {} not found", d.display()))
                         .hint("pass the directory `zoi-mirror build` wrote (DIR/<name>-<version>) or its http(s) URL"),
                 );
             }
@@ -113,7 +113,7 @@ pub fn open(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return fail(
                     bad(
-                        "bundle_invalid",
+                        ErrorKind::BundleInvalid,
                         format!(
                             "{} has no {}: not a zoi-mirror bundle",
                             d.display(),
@@ -143,8 +143,8 @@ pub fn open(
         && !pin.eq_ignore_ascii_case(&manifest_sha512)
     {
         return fail(
-            Failure::no(
-                "hash_mismatch",
+            Failure::new(
+                ErrorKind::HashMismatch,
                 format!(
                     "{} of {} has SHA-512 {manifest_sha512}, not the pinned {pin}",
                     manifest::FILE_NAME,
@@ -183,7 +183,7 @@ const REBUILD_HINT: &str = "the bundle is damaged or was not written by `zoi-mir
 /// A malformed `bundle.json`, named by the bundle's path or URL.
 fn malformed(source: &Source, what: String) -> Failure {
     bad(
-        "bundle_invalid",
+        ErrorKind::BundleInvalid,
         format!("{} of {} {what}", manifest::FILE_NAME, source.display()),
     )
     .hint(REBUILD_HINT)
@@ -210,7 +210,7 @@ fn parse_manifest(bytes: &[u8], source: &Source) -> Result<Manifest> {
         Some(v) => {
             return fail(
                 bad(
-                    "bundle_format",
+                    ErrorKind::BundleFormat,
                     format!(
                         "{} has bundle format version {v}; this zoi-mirror reads version {}",
                         source.display(),
@@ -259,9 +259,12 @@ fn download(http: &crate::net::client::Options, base: &url::Url, rel: &str) -> R
     let url = base.join(rel)?;
     crate::net::client::fetch_blocking(http, &url).map_err(|e| {
         let shown = crate::net::redact::redact(url.as_str());
-        Failure::no("download", format!("cannot download {shown}: {e:#}"))
-            .hint("check the bundle URL and that the host serves it")
-            .into()
+        Failure::new(
+            ErrorKind::Download,
+            format!("cannot download {shown}: {e:#}"),
+        )
+        .hint("check the bundle URL and that the host serves it")
+        .into()
     })
 }
 
@@ -290,8 +293,8 @@ impl Loaded {
         let got = sha512_hex(&bytes);
         if got != entry.sha512 || bytes.len() as u64 != entry.size {
             return fail(
-                Failure::no(
-                    "hash_mismatch",
+                Failure::new(
+                    ErrorKind::HashMismatch,
                     format!(
                         "{} of {} has SHA-512 {got} ({} bytes), but {} says {} ({} bytes)",
                         rel,

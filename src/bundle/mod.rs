@@ -492,8 +492,8 @@ pub fn render(spec: &Spec) -> Result<Bundle> {
     if let Some(setup) = &spec.setup {
         for (platform, path) in &setup.tools {
             let bytes = std::fs::read(path).map_err(|e| {
-                crate::error::Failure::bad_input(
-                    "tool_missing",
+                crate::error::Failure::new(
+                    crate::error::ErrorKind::ToolMissing,
                     format!(
                         "cannot read the zoi-mirror binary for {platform} at {}: {e}",
                         path.display()

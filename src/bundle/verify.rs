@@ -12,12 +12,12 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::manifest::Manifest;
-use crate::error::Failure;
+use crate::error::{ErrorKind, Failure};
 use crate::spec::Spec;
 
 fn mismatch(file: &str, why: String) -> anyhow::Error {
-    Failure::could_not_run(
-        "render_mismatch",
+    Failure::new(
+        ErrorKind::RenderMismatch,
         format!("the generated {file} does not read back as intended: {why}"),
     )
     .hint("this is a zoi-mirror bug: please report it with the spec that caused it; nothing was written")

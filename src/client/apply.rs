@@ -37,7 +37,7 @@ use super::state::{self, KeyState, State};
 use super::target::{Scope, Target, layout_name, resolve_target};
 use super::{failpoint, lock, merge, yamledit, zoi_cli};
 use crate::bundle::load::Loaded;
-use crate::error::{Failure, fail};
+use crate::error::{ErrorKind, Failure, fail};
 use crate::fsutil;
 use crate::zoi::config::{Config, LEGACY_REQUIRED_BOOLS};
 use crate::zoi::extension::Change;
@@ -151,8 +151,8 @@ pub struct ApplyReport {
 pub(super) fn bundle_layer(bundle: &Loaded, scope: Scope) -> Result<Config> {
     let bytes = bundle.verified(scope.bundle_layer())?;
     serde_yaml::from_slice(&bytes).map_err(|e| {
-        Failure::bad_input(
-            "bundle_invalid",
+        Failure::new(
+            ErrorKind::BundleInvalid,
             format!(
                 "{} of {} is not a Zoi config layer: {e}",
                 scope.bundle_layer(),
@@ -172,8 +172,8 @@ pub(super) fn managed(bundle: &Loaded, scope: Scope) -> Result<Vec<String>> {
     for k in keys {
         if !merge::MANAGEABLE.contains(&k.as_str()) {
             return fail(
-                Failure::bad_input(
-                    "bundle_invalid",
+                Failure::new(
+                    ErrorKind::BundleInvalid,
                     format!(
                         "bundle.json of {} manages `{k}`, which this zoi-mirror does not know how to apply",
                         bundle.source.display()
@@ -187,8 +187,8 @@ pub(super) fn managed(bundle: &Loaded, scope: Scope) -> Result<Vec<String>> {
         }
         if k == "policy" && scope == Scope::User {
             return fail(
-                Failure::bad_input(
-                    "bundle_invalid",
+                Failure::new(
+                    ErrorKind::BundleInvalid,
                     format!(
                         "bundle.json of {} puts policy locks in the user scope; Zoi honours them only in the system file",
                         bundle.source.display()
@@ -209,8 +209,8 @@ fn check_applied_here(name: &str, previous: Option<&State>, target: &Target) -> 
         // Its `before` values belong to the other file: using them here
         // would overwrite this file's settings on revert.
         return fail(
-            Failure::bad_input(
-                "applied_elsewhere",
+            Failure::new(
+                ErrorKind::AppliedElsewhere,
                 format!(
                     "{name} was applied to {} ({} layout), not to {}",
                     p.config_path.display(),
@@ -273,8 +273,8 @@ fn check_other_extensions(
         ""
     };
     fail(
-        Failure::bad_input(
-            "managed_by_other",
+        Failure::new(
+            ErrorKind::ManagedByOther,
             format!(
                 "{} already manages {} in {}; {name} manages {} too",
                 other,
@@ -322,7 +322,7 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
             ensure_writable(&target.config_path)?;
         }
         let previous = state::read(&state_path).map_err(|e| {
-            Failure::bad_input("state_invalid", format!("{e:#}"))
+            Failure::new(ErrorKind::StateInvalid, format!("{e:#}"))
                 .hint("remove the state file to start over")
         })?;
         check_applied_here(&name, previous.as_ref(), &target)?;
@@ -722,7 +722,7 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
                 Some(b) => fsutil::atomic_write(x.state_path, b),
                 None => std::fs::remove_file(x.state_path).map_err(Into::into),
             };
-            Failure::could_not_run("zoi_failed", why)
+            Failure::new(ErrorKind::ZoiFailed, why)
                 .hint("Zoi could not add the extension (see its output above); the config was restored unchanged")
                 .into()
         };

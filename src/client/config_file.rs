@@ -24,7 +24,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::target::Scope;
 use super::yamledit;
-use crate::error::{Diagnostic, Failure, fail, io_failure};
+use crate::error::{Diagnostic, ErrorKind, Failure, fail, io_failure};
 use crate::fsutil;
 use crate::zoi::config::Config;
 
@@ -58,8 +58,8 @@ pub fn read_current(path: &Path) -> Result<Current> {
         Ok(m) if m.file_type().is_symlink() && !path.exists() => {
             let to = std::fs::read_link(path).unwrap_or_default();
             return fail(
-                Failure::bad_input(
-                    "config_invalid",
+                Failure::new(
+                    ErrorKind::ConfigInvalid,
                     format!(
                         "{} is a symlink to {}, which does not exist",
                         path.display(),
@@ -76,8 +76,8 @@ pub fn read_current(path: &Path) -> Result<Current> {
     {
         let what = file_type_name(&m);
         return fail(
-            Failure::bad_input(
-                "config_invalid",
+            Failure::new(
+                ErrorKind::ConfigInvalid,
                 format!("{} is {what}, not a regular file", path.display()),
             )
             .hint("a Zoi config.yaml must be a regular file: move that out of the way and run again; nothing was changed"),
@@ -94,8 +94,8 @@ pub fn read_current(path: &Path) -> Result<Current> {
             let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
             let (line, column) = crate::error::line_col(&valid, offset);
             return fail(
-                Failure::bad_input(
-                    "config_invalid",
+                Failure::new(
+                    ErrorKind::ConfigInvalid,
                     format!("{} is not UTF-8 text, so Zoi cannot read it", path.display()),
                 )
                 .hint("save the file as UTF-8 (or restore a backup next to it) and run again. Nothing was changed")
@@ -111,7 +111,7 @@ pub fn read_current(path: &Path) -> Result<Current> {
     };
     let invalid = |e: serde_yaml::Error, what: &str| -> anyhow::Error {
         let loc = e.location();
-        Failure::bad_input("config_invalid", format!("{} is not a valid Zoi config layer", path.display()))
+        Failure::new(ErrorKind::ConfigInvalid, format!("{} is not a valid Zoi config layer", path.display()))
             .hint(format!(
                 "{what}; fix the file (or restore a backup next to it) and run again. Nothing was changed"
             ))
@@ -135,8 +135,8 @@ pub fn read_current(path: &Path) -> Result<Current> {
         Value::Null => Mapping::new(),
         _ => {
             return fail(
-                Failure::bad_input(
-                    "config_invalid",
+                Failure::new(
+                    ErrorKind::ConfigInvalid,
                     format!("{} is not a YAML mapping, so Zoi ignores it", path.display()),
                 )
                 .hint("a Zoi config.yaml is a mapping of settings (`key: value` lines). Nothing was changed"),
@@ -350,7 +350,11 @@ pub(super) fn ensure_writable(path: &Path) -> Result<()> {
     let denied = false;
     if meta.permissions().readonly() || denied {
         return fail(
-            Failure::could_not_run("read_only", format!("{} is read-only", path.display())).hint(
+            Failure::new(
+                ErrorKind::ReadOnly,
+                format!("{} is read-only", path.display()),
+            )
+            .hint(
                 "make it writable (chmod u+w) if zoi-mirror should change it; nothing was changed",
             ),
         );
@@ -366,7 +370,10 @@ pub(super) fn write_config(path: &Path, text: &str, scope: Scope) -> Result<()> 
         let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
         let f = match io {
             Some(io) => io_failure("write", path, io),
-            None => Failure::could_not_run("io", format!("cannot write {}: {e:#}", path.display())),
+            None => Failure::new(
+                ErrorKind::Io,
+                format!("cannot write {}: {e:#}", path.display()),
+            ),
         };
         return fail(f);
     }

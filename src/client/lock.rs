@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::error::{Failure, fail, io_failure};
+use crate::error::{ErrorKind, Failure, fail, io_failure};
 
 /// An exclusive lock held for the life of the value.
 pub struct Lock {
@@ -39,8 +39,8 @@ pub fn lock(state_dir: &Path, timeout: Duration) -> Result<Lock> {
             }
             Err(std::fs::TryLockError::WouldBlock) => {
                 return fail(
-                    Failure::could_not_run(
-                        "lock_held",
+                    Failure::new(
+                        ErrorKind::LockHeld,
                         format!("another zoi-mirror run holds the lock {}", path.display()),
                     )
                     .hint("wait for it to finish, or raise --lock-timeout"),

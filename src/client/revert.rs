@@ -24,7 +24,7 @@ use super::config_file::{
 };
 use super::target::Scope;
 use super::{failpoint, lock, merge, state, yamledit, zoi_cli};
-use crate::error::{Failure, io_failure};
+use crate::error::{ErrorKind, Failure, io_failure};
 use crate::fsutil;
 use crate::zoi::paths::Env;
 
@@ -147,7 +147,7 @@ pub fn revert(opts: &RevertOptions) -> Result<RevertReport> {
         Some(l)
     };
     let Some(st) = state::read(&state_path)
-        .map_err(|e| Failure::bad_input("state_invalid", format!("{e:#}")))?
+        .map_err(|e| Failure::new(ErrorKind::StateInvalid, format!("{e:#}")))?
     else {
         report.notes.push(format!(
             "nothing to revert: no state for {} in {}",

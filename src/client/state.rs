@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
 use super::target::Scope;
-use crate::error::Failure;
+use crate::error::{ErrorKind, Failure};
 use crate::fsutil;
 use crate::zoi::paths::LayoutKind;
 
@@ -89,8 +89,8 @@ pub fn encode(state: &State) -> Result<Vec<u8>> {
 pub(super) fn write(path: &Path, st: &State, scope: Scope) -> Result<()> {
     let existed = path.exists();
     fsutil::atomic_write(path, &encode(st)?).map_err(|e| {
-        Failure::could_not_run(
-            "io",
+        Failure::new(
+            ErrorKind::Io,
             format!("cannot write state {}: {e:#}", path.display()),
         )
     })?;

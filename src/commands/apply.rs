@@ -6,7 +6,7 @@ use super::{confirm, interactive, lock_timeout, machine, net_options, print_warn
 use crate::bundle::load::{self, Source};
 use crate::cli::ApplyArgs;
 use crate::client::{self, ApplyOptions};
-use crate::error::{Exit, Failure};
+use crate::error::{ErrorKind, Exit, Failure};
 use crate::output::{self, Format};
 
 pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
@@ -95,7 +95,7 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
     // The JSON document above already says so; stderr gets the sentence,
     // through the one error path.
     output::print_error(
-        &Failure::no("verify_failed", msg)
+        &Failure::new(ErrorKind::VerifyFailed, msg)
             .hint("see the failures above; `zoi-mirror check --bundle …` repeats the check")
             .into(),
     );

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::bundle::{self, manifest::FileEntry};
 use crate::cli::BuildArgs;
-use crate::error::{Exit, Failure, fail};
+use crate::error::{ErrorKind, Exit, Failure, fail};
 use crate::fsutil;
 use crate::output::{self, Format, Style, out, outln, paint};
 
@@ -62,26 +62,26 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
     )?;
     for t in &args.tools {
         let Some((platform, path)) = t.split_once('=') else {
-            return fail(Failure::bad_input(
-                "usage",
+            return fail(Failure::new(
+                ErrorKind::Usage,
                 format!("--tool {t:?}: expected PLATFORM=PATH"),
             ));
         };
         let platform: crate::zoi::platform::Platform = platform
             .parse()
-            .map_err(|e| Failure::bad_input("usage", format!("--tool {t:?}: {e}")))?;
+            .map_err(|e| Failure::new(ErrorKind::Usage, format!("--tool {t:?}: {e}")))?;
         let Some(setup) = spec.setup.as_mut() else {
             return fail(
-                Failure::bad_input(
-                    "usage",
+                Failure::new(
+                    ErrorKind::Usage,
                     "--tool needs a [setup] table in the spec (the URL the bundle is published at)",
                 )
                 .hint("add [setup] with url = \"https://…\" to the spec"),
             );
         };
         if !std::path::Path::new(path).is_file() {
-            return fail(Failure::bad_input(
-                "usage",
+            return fail(Failure::new(
+                ErrorKind::Usage,
                 format!("--tool {t:?}: {path} is not a file"),
             ));
         }
@@ -107,8 +107,8 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
         .collect();
     if let Err(e) = fsutil::replace_dir_with(&dir, &files) {
         return fail(
-            Failure::could_not_run(
-                "io",
+            Failure::new(
+                ErrorKind::Io,
                 format!("cannot write the bundle to {}: {e:#}", dir.display()),
             )
             .hint("check that the output directory is writable, or choose another with -o"),
@@ -190,8 +190,12 @@ fn files_on_disk(dir: &Path) -> Vec<String> {
 fn check(bundle: &bundle::Bundle, dir: &Path, format: Format) -> Result<Exit> {
     if !dir.is_dir() {
         return fail(
-            Failure::no("bundle_missing", format!("no bundle at {}", dir.display()))
-                .hint("run `zoi-mirror build` without --check to create it"),
+            Failure::new(
+                ErrorKind::BundleMissing,
+                format!("no bundle at {}", dir.display()),
+            )
+            .with_exit(Exit::No)
+            .hint("run `zoi-mirror build` without --check to create it"),
         );
     }
     let mut files = Vec::new();

@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::{net_options, print_warnings, read_file_or_url};
 use crate::bundle::load::{self, Source};
 use crate::cli::{CheckArgs, CheckScopeArgs};
-use crate::error::{Exit, Failure, fail};
+use crate::error::{ErrorKind, Exit, Failure, fail};
 use crate::output::{self, Format};
 use crate::probe::{self, plan};
 use crate::zoi::paths::{Env, LayoutKind};
@@ -96,8 +96,8 @@ pub fn fill_scope(
     )?;
     p.platforms = plan::platforms(&scope.platforms, std::mem::take(&mut p.platforms));
     if p.platforms.is_empty() && !p.packages.is_empty() {
-        return fail(Failure::bad_input(
-            "usage",
+        return fail(Failure::new(
+            ErrorKind::Usage,
             "no platform to check: pass --platform",
         ));
     }

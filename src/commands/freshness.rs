@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use super::{net_options, read_file_or_url};
 use crate::cli::CheckArgs;
-use crate::error::{Exit, Failure};
+use crate::error::{ErrorKind, Exit, Failure};
 use crate::mirror::freshness;
 use crate::mirror::status::Time;
 use crate::output::{self, Format};
@@ -24,7 +24,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
         now: Time::now(),
     })
     .map_err(|e| {
-        Failure::bad_input("beacon_invalid", e)
+        Failure::new(ErrorKind::BeaconInvalid, e)
             .hint("point --beacon at the zoi-mirror-status.json `zoi-mirror sync` writes on the binary host")
     })?;
     for w in &report.warnings {

@@ -15,7 +15,7 @@ use anyhow::Result;
 
 use crate::bundle::manifest::{self, Manifest};
 use crate::cli::IndexArgs;
-use crate::error::{Exit, Failure, fail, io_failure};
+use crate::error::{ErrorKind, Exit, Failure, fail, io_failure};
 use crate::mirror::index::{self, Event, Lint, Options, Report, Status};
 use crate::output::progress::{self, Kind};
 use crate::output::{self, Format};
@@ -67,7 +67,7 @@ pub fn run(args: &IndexArgs, format: Format) -> Result<Exit> {
 /// `index s3://BUCKET/PREFIX`.
 fn run_s3(args: &IndexArgs, format: Format) -> Result<Exit> {
     let url = match crate::storage::Dest::parse(&args.root)
-        .map_err(|m| Failure::bad_input("bad_destination", m))?
+        .map_err(|m| Failure::new(ErrorKind::BadDestination, m))?
     {
         crate::storage::Dest::S3(u) => u,
         crate::storage::Dest::Local(_) => unreachable!("checked by is_s3"),
@@ -102,15 +102,18 @@ fn check_root(root: &Path) -> Result<()> {
     match fs::metadata(root) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => fail(
-            Failure::bad_input(
-                "root_not_a_folder",
+            Failure::new(
+                ErrorKind::RootNotAFolder,
                 format!("{} is not a folder", root.display()),
             )
             .hint("give the folder that holds the archives (the binary host's document root)"),
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => fail(
-            Failure::bad_input("root_missing", format!("no folder at {}", root.display()))
-                .hint("give the folder that holds the archives (the binary host's document root)"),
+            Failure::new(
+                ErrorKind::RootMissing,
+                format!("no folder at {}", root.display()),
+            )
+            .hint("give the folder that holds the archives (the binary host's document root)"),
         ),
         Err(e) => Err(io_failure("read", root, &e).into()),
     }
@@ -119,7 +122,7 @@ fn check_root(root: &Path) -> Result<()> {
 fn lint_settings(args: &IndexArgs) -> Result<Option<Lint>> {
     if let Some(template) = &args.layout {
         let layout = Layout::parse(template).map_err(|msg| {
-            Failure::bad_input("bad_layout", msg)
+            Failure::new(ErrorKind::BadLayout, msg)
                 .hint("placeholders are {repo}, {os}, {arch}, {platform}, {version}, {name}, {id}")
         })?;
         return Ok(Some(Lint {
@@ -139,8 +142,8 @@ fn lint_settings(args: &IndexArgs) -> Result<Option<Lint>> {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return fail(
-                Failure::bad_input(
-                    "bundle_missing",
+                Failure::new(
+                    ErrorKind::BundleMissing,
                     format!("no {} at {}", manifest::FILE_NAME, file.display()),
                 )
                 .hint("give the bundle folder `zoi-mirror build` wrote (dist/<name>-<version>)"),
@@ -149,8 +152,8 @@ fn lint_settings(args: &IndexArgs) -> Result<Option<Lint>> {
         Err(e) => return Err(io_failure("read", &file, &e).into()),
     };
     let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-        Failure::bad_input(
-            "bundle_invalid",
+        Failure::new(
+            ErrorKind::BundleInvalid,
             format!("{} is not a bundle manifest: {e}", file.display()),
         )
         .hint("rebuild the bundle with `zoi-mirror build`")
@@ -161,15 +164,15 @@ fn lint_settings(args: &IndexArgs) -> Result<Option<Lint>> {
         m.binaries.layout.as_str()
     };
     let layout = Layout::parse(layout_text).map_err(|msg| {
-        Failure::bad_input(
-            "bundle_invalid",
+        Failure::new(
+            ErrorKind::BundleInvalid,
             format!("{}: binaries.layout: {msg}", file.display()),
         )
     })?;
     let format =
         ArchiveKind::of_file_name(&format!("x.{}", m.binaries.format)).ok_or_else(|| {
-            Failure::bad_input(
-                "bundle_invalid",
+            Failure::new(
+                ErrorKind::BundleInvalid,
                 format!(
                     "{}: unknown binaries.format `{}` (expected zpa or pkg.tar.zst)",
                     file.display(),

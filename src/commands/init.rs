@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::InitArgs;
-use crate::error::{Exit, Failure, fail, io_failure};
+use crate::error::{ErrorKind, Exit, Failure, fail, io_failure};
 use crate::output::{self, Format, outln};
 use crate::spec::template::{InitValues, render};
 
@@ -29,8 +29,11 @@ pub fn run(args: &InitArgs, format: Format) -> Result<Exit> {
     let existed = args.path.exists();
     if existed && !args.force {
         return fail(
-            Failure::bad_input("exists", format!("{} already exists", args.path.display()))
-                .hint("pass --force to overwrite it, or give another path"),
+            Failure::new(
+                ErrorKind::Exists,
+                format!("{} already exists", args.path.display()),
+            )
+            .hint("pass --force to overwrite it, or give another path"),
         );
     }
     if existed {

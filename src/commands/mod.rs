@@ -53,7 +53,7 @@ use std::time::Duration;
 
 use crate::cli::{MachineArgs, NetArgs};
 use crate::client::zoi_cli::{self, Zoi};
-use crate::error::{Failure, fail};
+use crate::error::{ErrorKind, Failure, fail};
 use crate::net::client;
 use crate::net::redact::redact;
 use crate::output::Format;
@@ -65,8 +65,8 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
     for h in &net.headers {
         let Some((name, value)) = h.split_once(':') else {
             return fail(
-                Failure::bad_input(
-                    "usage",
+                Failure::new(
+                    ErrorKind::Usage,
                     "a --header must look like `Name: value` (value not shown)",
                 )
                 .hint("e.g. --header 'Authorization: Bearer …'"),
@@ -77,8 +77,8 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
         crate::output::register_secret(value);
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return fail(
-                Failure::bad_input(
-                    "usage",
+                Failure::new(
+                    ErrorKind::Usage,
                     format!(
                         "--header name {:?} is not a valid HTTP header name (value not shown)",
                         name
@@ -89,8 +89,8 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
         }
         if reqwest::header::HeaderValue::from_str(value).is_err() {
             return fail(
-                Failure::bad_input(
-                    "usage",
+                Failure::new(
+                    ErrorKind::Usage,
                     format!("the value of --header {name} is not a valid HTTP header value (not shown)"),
                 )
                 .hint("a header value cannot contain control characters or line breaks; check how it was pasted"),
@@ -118,7 +118,8 @@ pub fn machine(m: &MachineArgs) -> Result<(Env, Option<Zoi>)> {
         match zoi_cli::find(m.zoi.as_deref()) {
             Some(path) => {
                 let mut z = Zoi::open(path, m.root.clone()).map_err(|e| {
-                    Failure::bad_input("zoi", format!("{e:#}")).hint("pass --zoi PATH, or --no-zoi")
+                    Failure::new(ErrorKind::Zoi, format!("{e:#}"))
+                        .hint("pass --zoi PATH, or --no-zoi")
                 })?;
                 z.as_invoking_user = m.scope == crate::client::Scope::User;
                 Some(z)
@@ -153,8 +154,8 @@ pub fn confirm(question: &str) -> Result<()> {
     if yes {
         Ok(())
     } else {
-        fail(Failure::no(
-            "aborted",
+        fail(Failure::new(
+            ErrorKind::Aborted,
             "aborted by the user; nothing was changed",
         ))
     }
@@ -171,17 +172,21 @@ pub fn print_warnings(warnings: &[String]) {
 pub fn read_file_or_url(what: &str, source: &str, http: &client::Options) -> Result<Vec<u8>> {
     if source.starts_with("http://") || source.starts_with("https://") {
         let url = url::Url::parse(source)
-            .map_err(|e| Failure::bad_input("usage", format!("{what} {source}: {e}")))?;
+            .map_err(|e| Failure::new(ErrorKind::Usage, format!("{what} {source}: {e}")))?;
         return client::fetch_blocking(http, &url).map_err(|e| {
-            Failure::no(
-                "download",
+            Failure::new(
+                ErrorKind::Download,
                 format!("cannot download {what} {}: {e:#}", redact(source)),
             )
             .into()
         });
     }
     std::fs::read(source).map_err(|e| {
-        Failure::bad_input("usage", format!("cannot read {what} {source}: {e}")).into()
+        Failure::new(
+            ErrorKind::Usage,
+            format!("cannot read {what} {source}: {e}"),
+        )
+        .into()
     })
 }
 
@@ -208,12 +213,7 @@ pub fn storage_settings(
 /// could not run (exit 3) for a refused or unreachable store.
 pub fn store_failure(e: crate::storage::StoreError) -> anyhow::Error {
     let hint = e.hint();
-    let f = if e.is_bad_input() {
-        Failure::bad_input(e.kind, e.message)
-    } else {
-        Failure::could_not_run(e.kind, e.message)
-    };
-    f.hint(hint).into()
+    Failure::new(e.kind, e.message).hint(hint).into()
 }
 
 pub fn open_store(

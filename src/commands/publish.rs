@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{net_options, open_store, storage_settings, store_failure};
 use crate::cli::PublishArgs;
-use crate::error::{Exit, Failure, fail, io_failure};
+use crate::error::{ErrorKind, Exit, Failure, fail, io_failure};
 use crate::output::{self, Format, outln};
 use crate::storage::{Dest, Expect, S3Settings};
 
@@ -34,18 +34,18 @@ struct Report {
 }
 
 pub fn run(args: &PublishArgs, format: Format) -> Result<Exit> {
-    let url = match Dest::parse(&args.to).map_err(|m| Failure::bad_input("bad_destination", m))? {
+    let url = match Dest::parse(&args.to).map_err(|m| Failure::new(ErrorKind::BadDestination, m))? {
         Dest::S3(u) => u,
         Dest::Local(_) => {
             return fail(
-                Failure::bad_input("usage", "--to must be s3://BUCKET/PREFIX")
+                Failure::new(ErrorKind::Usage, "--to must be s3://BUCKET/PREFIX")
                     .hint("a folder is published by copying it"),
             );
         }
     };
     if !args.dir.is_dir() {
-        return fail(Failure::bad_input(
-            "root_missing",
+        return fail(Failure::new(
+            ErrorKind::RootMissing,
             format!("no folder at {}", args.dir.display()),
         ));
     }

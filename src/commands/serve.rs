@@ -3,22 +3,22 @@
 use anyhow::Result;
 
 use crate::cli::ServeArgs;
-use crate::error::{Exit, Failure, fail, io_failure};
+use crate::error::{ErrorKind, Exit, Failure, fail, io_failure};
 use crate::mirror::serve;
 use crate::output::{self, Format};
 
 pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
     if !args.dir.is_dir() {
         return fail(
-            Failure::bad_input(
-                "usage",
+            Failure::new(
+                ErrorKind::Usage,
                 format!("{} is not a directory", args.dir.display()),
             )
             .hint("pass the binary tree (or bundle output) directory to serve"),
         );
     }
     let addr = args.listen_addr().map_err(|msg| {
-        Failure::bad_input("usage", msg)
+        Failure::new(ErrorKind::Usage, msg)
             .hint("e.g. --bind 127.0.0.1:8080, or --bind 127.0.0.1 --port 8080")
     })?;
     if args.index_on_start {
@@ -34,7 +34,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
     let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            Failure::could_not_run("bind", format!("cannot listen on {addr}: {e}"))
+            Failure::new(ErrorKind::Bind, format!("cannot listen on {addr}: {e}"))
                 .hint("choose another --port (0 picks a free one)")
         })?;
         let local = listener.local_addr()?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::error::{Failure, fail};
+use crate::error::{ErrorKind, Failure, fail};
 use crate::mirror::binsync::{self, KeyReport, TargetReport};
 use crate::mirror::prune::{self, Pruned};
 use crate::net::client;
@@ -36,8 +36,8 @@ pub struct Filter {
 pub fn check_format(spec: &Spec) -> Result<()> {
     if spec.binaries.format == ArchiveKind::PkgTarZst {
         return fail(
-            Failure::bad_input(
-                "format",
+            Failure::new(
+                ErrorKind::Format,
                 "bin sync copies upstream's .zpa archives, but binaries.format is \"pkg.tar.zst\"",
             )
             .hint("set binaries.format = \"zpa\" (Zoi >= 1.23 installs only .zpa from a registry)"),
@@ -52,7 +52,7 @@ pub fn archive_link(upstream: &RepoYaml) -> Result<PkgLink> {
     match upstream.first_archive_link() {
         Some(l) => Ok(l.clone()),
         None => fail(
-            Failure::bad_input("no_pkg_link", "upstream's repo.yaml has no `main` or `mirror` pkg link: it publishes no pre-built archives")
+            Failure::new(ErrorKind::NoPkgLink, "upstream's repo.yaml has no `main` or `mirror` pkg link: it publishes no pre-built archives")
                 .hint("pass the repo.yaml of a registry that does with --upstream-repo-yaml"),
         ),
     }
@@ -64,12 +64,13 @@ pub fn select(
     index_bytes: &[u8],
     filter: &Filter,
 ) -> Result<Vec<(PackageRef, Platform)>> {
-    let packages = index::parse(index_bytes).map_err(|e| Failure::bad_input("index_invalid", e))?;
+    let packages =
+        index::parse(index_bytes).map_err(|e| Failure::new(ErrorKind::IndexInvalid, e))?;
     for p in &filter.platforms {
         if !spec.binaries.platforms.contains(p) {
             return fail(
-                Failure::bad_input(
-                    "usage",
+                Failure::new(
+                    ErrorKind::Usage,
                     format!("--platform {p} is not one the spec serves"),
                 )
                 .hint("add it to binaries.platforms first"),
@@ -100,8 +101,8 @@ fn package_globs(patterns: &[String]) -> Result<globset::GlobSet> {
     let mut set = globset::GlobSetBuilder::new();
     for p in patterns {
         let glob = globset::Glob::new(p).map_err(|e| {
-            Failure::bad_input(
-                "usage",
+            Failure::new(
+                ErrorKind::Usage,
                 format!("--package {p:?} is not a valid pattern: {e}"),
             )
             .hint("use `*` and `?`, e.g. --package 'z*' or --package '@core/*'")
@@ -124,8 +125,8 @@ pub fn destination(
         (None, Some(u)) => u.into(),
         (None, None) => {
             return fail(
-                Failure::bad_input(
-                    "usage",
+                Failure::new(
+                    ErrorKind::Usage,
                     "no destination: give --dest DIR|s3://BUCKET/PREFIX",
                 )
                 .hint("or set [binaries.storage] url in the spec"),
@@ -133,11 +134,11 @@ pub fn destination(
         }
     };
     match crate::storage::Dest::parse(&dest)
-        .map_err(|m| Failure::bad_input("bad_destination", m))?
+        .map_err(|m| Failure::new(ErrorKind::BadDestination, m))?
     {
         crate::storage::Dest::Local(_) => Ok((dest, None)),
-        crate::storage::Dest::S3(_) if resigning => fail(Failure::bad_input(
-            "usage",
+        crate::storage::Dest::S3(_) if resigning => fail(Failure::new(
+            ErrorKind::Usage,
             "re-signing (--sign, binaries.sign_key) needs the archive on local disk: sync to a folder, or leave re-signing out for s3:// destinations",
         )),
         crate::storage::Dest::S3(url) => Ok((dest, Some(url))),
@@ -271,12 +272,7 @@ pub fn mirror_to_store(
     use crate::mirror::binsync_s3;
     let store_failure = |e: crate::storage::StoreError| -> anyhow::Error {
         let hint = e.hint();
-        let f = if e.is_bad_input() {
-            Failure::bad_input(e.kind, e.message)
-        } else {
-            Failure::could_not_run(e.kind, e.message)
-        };
-        f.hint(hint).into()
+        Failure::new(e.kind, e.message).hint(hint).into()
     };
     let upstream_keys: Vec<(String, String)> = upstream
         .pgp

@@ -43,9 +43,9 @@ use crate::zoi::pgp::PublicKey;
 
 fn store_problem(e: StoreError) -> Problem {
     let kind = match e.kind {
-        "storage_unreachable" => Kind::Connect,
-        "storage_denied" => Kind::Forbidden,
-        "storage_bucket_missing" => Kind::NotFound,
+        crate::error::ErrorKind::StorageUnreachable => Kind::Connect,
+        crate::error::ErrorKind::StorageDenied => Kind::Forbidden,
+        crate::error::ErrorKind::StorageBucketMissing => Kind::NotFound,
         _ => Kind::HttpError,
     };
     Problem::new(kind, format!("{}: {}", e.kind, e.message))

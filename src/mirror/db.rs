@@ -27,7 +27,7 @@ use std::process::{Command, Output, Stdio};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Failure, fail};
+use crate::error::{ErrorKind, Failure, fail};
 use crate::net::redact::{redact, scrub};
 use crate::probe::git::{Listing, parse_ls_remote};
 
@@ -114,7 +114,7 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Command {
 
 fn run(mut c: Command, what: &str, urls: &[&str]) -> Result<Output> {
     let out = c.output().map_err(|e| {
-        Failure::could_not_run("git", format!("cannot run git ({what}): {e}"))
+        Failure::new(ErrorKind::Git, format!("cannot run git ({what}): {e}"))
             .hint("install git 2.20 or newer")
     })?;
     if !out.status.success() {
@@ -142,7 +142,7 @@ pub fn check_git_version() -> Result<String> {
         .collect();
     if v.len() == 2 && (v[0], v[1]) < MIN_GIT {
         return fail(
-            Failure::could_not_run("git", format!("{text} is too old")).hint(format!(
+            Failure::new(ErrorKind::Git, format!("{text} is too old")).hint(format!(
                 "db sync needs git {}.{} or newer",
                 MIN_GIT.0, MIN_GIT.1
             )),
@@ -174,8 +174,8 @@ pub fn default_work_dir(upstream: &str) -> PathBuf {
 }
 
 fn unreachable(which: &str, url: &str, e: anyhow::Error) -> anyhow::Error {
-    Failure::could_not_run(
-        "unreachable",
+    Failure::new(
+        ErrorKind::Unreachable,
         format!("cannot reach the {which} registry {}: {e:#}", redact(url)),
     )
     .hint(match which {
@@ -375,8 +375,8 @@ pub fn load_spec(
 pub fn check_signing(spec: &crate::spec::Spec, spec_path: &Path) -> Result<()> {
     if !spec.registry.authorities.is_empty() && spec.registry.signing_key.is_none() {
         return fail(
-            Failure::bad_input(
-                "unsigned_overlay",
+            Failure::new(
+                ErrorKind::UnsignedOverlay,
                 format!(
                     "{} lists registry.authorities but no registry.signing_key: the overlay commit that carries the corporate repo.yaml would be unsigned",
                     spec_path.display()
@@ -394,8 +394,8 @@ pub fn cached_file(work: &Path, branch: &str, file: &str) -> Result<Vec<u8>> {
     match show_file(work, &format!("refs/heads/{branch}"), file) {
         Some(bytes) => Ok(bytes),
         None => fail(
-            Failure::bad_input(
-                "no_upstream_data",
+            Failure::new(
+                ErrorKind::NoUpstreamData,
                 format!("no upstream {file} in the db sync cache {}", work.display()),
             )
             .hint(format!(
@@ -515,8 +515,8 @@ pub fn overlay_for(
     if !p.explicit {
         let Some(bytes) = fetched.upstream_file(&p.opts, "repo.yaml") else {
             return fail(
-                Failure::bad_input(
-                    "no_upstream_repo_yaml",
+                Failure::new(
+                    ErrorKind::NoUpstreamRepoYaml,
                     format!(
                         "upstream {} has no repo.yaml at {} ({})",
                         redact(&p.opts.upstream),
@@ -726,7 +726,7 @@ fn commit_overlay(o: &SyncOptions, tip: &str, tree: &str, prev: Option<&str>) ->
         .env("GIT_COMMITTER_DATE", &date);
     let out = run(c, "git commit-tree", &[]).map_err(|e| {
         if o.signing_key.is_some() {
-            Failure::could_not_run("signing", format!("cannot sign the overlay commit: {e:#}"))
+            Failure::new(ErrorKind::Signing, format!("cannot sign the overlay commit: {e:#}"))
                 .hint("check that the key in registry.signing_key is in your GnuPG keyring and usable without a prompt")
                 .into()
         } else {
@@ -786,8 +786,8 @@ pub fn fetch(o: &SyncOptions) -> Result<Fetched> {
     let desired = local_refs(&o.work)?;
     let Some(tip) = desired.get(&branch_ref).cloned() else {
         return fail(
-            Failure::bad_input(
-                "branch_missing",
+            Failure::new(
+                ErrorKind::BranchMissing,
                 format!(
                     "upstream {} has no branch {}",
                     redact(&o.upstream),

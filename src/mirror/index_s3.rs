@@ -44,7 +44,10 @@ impl Read for ChannelReader {
 }
 
 fn store_failed(e: StoreError) -> Failed {
-    let kind = if e.kind == "storage_denied" || e.kind == "storage_conflict" {
+    let kind = if matches!(
+        e.kind,
+        crate::error::ErrorKind::StorageDenied | crate::error::ErrorKind::StorageConflict
+    ) {
         "write_failed"
     } else {
         "unreadable"

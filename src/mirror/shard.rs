@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 
-use crate::error::Failure;
+use crate::error::{ErrorKind, Failure};
 
 /// Shard `k` of `n` (1 <= k <= n).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +20,7 @@ impl Shard {
     /// `K/N` as given to `--shard`.
     pub fn parse(s: &str) -> Result<Shard> {
         let bad = || {
-            Failure::bad_input("usage", format!("--shard '{s}' is not K/N"))
+            Failure::new(ErrorKind::Usage, format!("--shard '{s}' is not K/N"))
                 .hint("e.g. --shard 1/4 … --shard 4/4 on four machines")
         };
         let (k, n) = s.split_once('/').ok_or_else(bad)?;

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::error::{Failure, fail};
+use crate::error::{ErrorKind, Failure, fail};
 use crate::mirror::bins::{self, Totals};
 use crate::mirror::binsync::{Artifact, KeyReport, TargetReport};
 use crate::mirror::db::{self, Endpoints, SyncReport};
@@ -101,8 +101,8 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
     let mut prepared = db::prepare(&o.spec_path, &o.endpoints, o.lock_timeout)?;
     if !o.dest.is_dir() {
         return fail(
-            Failure::bad_input(
-                "usage",
+            Failure::new(
+                ErrorKind::Usage,
                 format!("--dest {} is not a directory", o.dest.display()),
             )
             .hint("pass the binary host's document root (what binaries.url serves)"),
@@ -119,8 +119,8 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
     http_opts.allow_headers_for(&link.url);
     let Some(index_bytes) = fetched.upstream_file(&prepared.opts, "packages.json") else {
         return fail(
-            Failure::bad_input(
-                "no_upstream_data",
+            Failure::new(
+                ErrorKind::NoUpstreamData,
                 format!(
                     "upstream {} has no packages.json at {} ({tip})",
                     redact(&prepared.opts.upstream),

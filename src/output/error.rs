@@ -8,7 +8,7 @@ use super::Format;
 use super::printer::{error_text, hint_line, json};
 use super::redact::printable;
 use super::style::{Style, paint, stderr_color};
-use crate::error::{Diagnostic, Exit, Failure};
+use crate::error::{Diagnostic, ErrorKind, Exit, Failure};
 
 #[derive(Serialize)]
 struct ErrorDoc<'a> {
@@ -17,7 +17,7 @@ struct ErrorDoc<'a> {
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
-    kind: &'a str,
+    kind: ErrorKind,
     exit_code: u8,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,7 +34,7 @@ pub fn report_error(err: &anyhow::Error, format: Format) -> Exit {
     if format == Format::Json {
         let doc = ErrorDoc {
             error: ErrorBody {
-                kind: failure.map_or("internal", |f| f.kind),
+                kind: failure.map_or(ErrorKind::Internal, |f| f.kind),
                 exit_code: crate::error::exit_of(err).code(),
                 // The JSON message stays one line (`outer: inner`): scripts
                 // parse it, and it is part of the documented contract.
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn one_caused_by_per_cause_then_the_hint() {
         let err = Err::<(), _>(anyhow::Error::from(
-            Failure::bad_input("spec_invalid", "the spec is wrong").hint("fix it"),
+            Failure::new(ErrorKind::SpecInvalid, "the spec is wrong").hint("fix it"),
         ))
         .context("cannot build")
         .context("while building acme")
@@ -129,7 +129,7 @@ mod tests {
             message: "unknown key".into(),
             hint: Some("did you mean `name`?".into()),
         };
-        let err: anyhow::Error = Failure::bad_input("spec_invalid", "m.toml is invalid")
+        let err: anyhow::Error = Failure::new(ErrorKind::SpecInvalid, "m.toml is invalid")
             .with_diagnostics(vec![d])
             .into();
         assert_eq!(

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::check::Plan;
 use super::trust::KeySource;
 use crate::bundle::load::Loaded;
-use crate::error::{Failure, fail};
+use crate::error::{ErrorKind, Failure, fail};
 use crate::zoi::config::{self, Config, Layer};
 use crate::zoi::index::{self, PackageRef};
 use crate::zoi::paths::{Env, LayoutKind};
@@ -19,8 +19,8 @@ use crate::zoi::repo::RepoYaml;
 fn parse_repo_yaml(bytes: &[u8], what: &str) -> Result<RepoYaml> {
     let text = String::from_utf8_lossy(bytes);
     RepoYaml::parse(&text).map_err(|e| {
-        Failure::bad_input(
-            "repo_yaml_invalid",
+        Failure::new(
+            ErrorKind::RepoYamlInvalid,
             format!("{what} is not a Zoi repo.yaml: {e}"),
         )
         .hint("Zoi requires at least `name` and `description`")
@@ -74,7 +74,7 @@ pub fn from_bundle(bundle: &Loaded) -> Result<Plan> {
     let bytes = bundle.verified(crate::bundle::REPO_YAML)?;
     let repo = parse_repo_yaml(&bytes, "the bundle's repo.yaml")?;
     let user: Config = serde_yaml::from_slice(&bundle.verified(crate::bundle::CONFIG_USER)?)
-        .map_err(|e| Failure::bad_input("bundle_invalid", format!("config.user.yaml: {e}")))?;
+        .map_err(|e| Failure::new(ErrorKind::BundleInvalid, format!("config.user.yaml: {e}")))?;
     let mut plan = base(
         &repo,
         bundle.manifest.registry.branch.clone(),
@@ -85,7 +85,7 @@ pub fn from_bundle(bundle: &Loaded) -> Result<Plan> {
     // What a client with the bundle applied verifies against: the system
     // layer's enforced keys win over the registry's authorities.
     let system: Config = serde_yaml::from_slice(&bundle.verified(crate::bundle::CONFIG_SYSTEM)?)
-        .map_err(|e| Failure::bad_input("bundle_invalid", format!("config.system.yaml: {e}")))?;
+        .map_err(|e| Failure::new(ErrorKind::BundleInvalid, format!("config.system.yaml: {e}")))?;
     plan.authorities = user
         .default_registry
         .and_then(|r| r.authorities)
@@ -128,8 +128,8 @@ pub fn from_client(env: &Env, layout: LayoutKind) -> Result<Plan> {
         match std::fs::read_to_string(p) {
             Err(_) => Ok(Layer::absent()),
             Ok(t) => Layer::from_text(&t).map_err(|e| {
-                Failure::bad_input(
-                    "config_invalid",
+                Failure::new(
+                    ErrorKind::ConfigInvalid,
                     format!("{} has a YAML syntax error: {e}", p.display()),
                 )
                 .into()
@@ -158,8 +158,8 @@ pub fn from_client(env: &Env, layout: LayoutKind) -> Result<Plan> {
         // not be contacted on the user's behalf.
         Err(_) if reg.url.is_empty() || reg.url == config::BUILTIN_REGISTRY_URL => {
             return fail(
-                Failure::bad_input(
-                    "not_synced",
+                Failure::new(
+                    ErrorKind::NotSynced,
                     format!(
                         "no synced registry at {} and no registry configured",
                         db.display()
@@ -227,11 +227,11 @@ fn trusted_keys(c: &Config) -> Option<Vec<String>> {
 pub fn packages(refs: &[String], index: Option<(&[u8], &str)>) -> Result<Vec<PackageRef>> {
     let mut out = Vec::new();
     for r in refs {
-        out.push(PackageRef::parse(r).map_err(|e| Failure::bad_input("usage", e))?);
+        out.push(PackageRef::parse(r).map_err(|e| Failure::new(ErrorKind::Usage, e))?);
     }
     if let Some((bytes, what)) = index {
         let list = index::parse(bytes)
-            .map_err(|e| Failure::bad_input("index_invalid", format!("{what}: {e}")))?;
+            .map_err(|e| Failure::new(ErrorKind::IndexInvalid, format!("{what}: {e}")))?;
         out.extend(list);
     }
     out.sort();

@@ -13,7 +13,7 @@ use toml_edit::Table;
 use super::reader::{Ctx, Sec};
 use super::sections::{binaries, client, extension, registry, setup, system};
 use super::{Spec, UpstreamInput, upstream_input, validate};
-use crate::error::{Diagnostic, Failure, fail};
+use crate::error::{Diagnostic, ErrorKind, Failure, fail};
 
 const TOP_KEYS: [&str; 6] = [
     "extension",
@@ -44,8 +44,8 @@ pub fn load(path: &Path, upstream: &UpstreamInput) -> anyhow::Result<Spec> {
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return fail(
-                Failure::bad_input(
-                    "spec_missing",
+                Failure::new(
+                    ErrorKind::SpecMissing,
                     format!("spec file {} not found", path.display()),
                 )
                 .hint("create one with `zoi-mirror init`, or pass its path with -c"),
@@ -88,8 +88,8 @@ pub fn load_str(path: &Path, src: &str, upstream: &UpstreamInput) -> anyhow::Res
 fn spec_failure(path: &Path, mut diags: Vec<Diagnostic>) -> Failure {
     diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     let n = diags.len();
-    Failure::bad_input(
-        "spec_invalid",
+    Failure::new(
+        ErrorKind::SpecInvalid,
         format!(
             "{} has {n} problem{}",
             path.display(),

@@ -37,6 +37,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, RetryConfig, UpdateVersion, WriteMultipart,
 };
 
+use crate::error::ErrorKind;
 use crate::net::client::Http;
 use crate::net::reply::xml_code;
 
@@ -128,15 +129,15 @@ pub struct S3Settings {
 /// What went wrong talking to the store, with a kind scripts can match on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreError {
-    /// `storage_unreachable`, `storage_denied`, `storage_bucket_missing`,
-    /// `storage_no_credentials`, `storage_not_public`, `storage_conflict`,
-    /// `storage_error`.
-    pub kind: &'static str,
+    /// One of the `Storage*` kinds: `storage_unreachable`, `storage_denied`,
+    /// `storage_bucket_missing`, `storage_no_credentials`,
+    /// `storage_not_public`, `storage_conflict`, `storage_error`.
+    pub kind: ErrorKind,
     pub message: String,
 }
 
 impl StoreError {
-    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         StoreError {
             kind,
             message: message.into(),
@@ -146,27 +147,24 @@ impl StoreError {
     /// Whether the fault is in what the user gave (exit 2) rather than in
     /// being able to run (exit 3).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self.kind,
-            "storage_bucket_missing" | "storage_no_credentials" | "storage_not_public"
-        )
+        self.kind.exit() == crate::error::Exit::BadInput
     }
 
     pub fn hint(&self) -> &'static str {
         match self.kind {
-            "storage_unreachable" => {
+            ErrorKind::StorageUnreachable => {
                 "check the endpoint (--s3-endpoint, [binaries.storage] endpoint or AWS_ENDPOINT_URL) and that the store is up; plain http needs AWS_ALLOW_HTTP=true"
             }
-            "storage_denied" => {
+            ErrorKind::StorageDenied => {
                 "the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they may read, list and write the bucket"
             }
-            "storage_bucket_missing" => {
+            ErrorKind::StorageBucketMissing => {
                 "create the bucket first (and give anonymous read of it to Zoi clients), or fix the bucket name"
             }
-            "storage_no_credentials" => {
+            ErrorKind::StorageNoCredentials => {
                 "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a profile of ~/.aws/credentials"
             }
-            "storage_not_public" => {
+            ErrorKind::StorageNotPublic => {
                 "Zoi fetches archives anonymously: grant anonymous read (s3:GetObject) on the bucket or prefix, or pass --private-bucket when a CDN with its own credentials fronts it"
             }
             _ => "run again; if it persists, check the store's logs",
@@ -321,7 +319,7 @@ impl Store {
             // service, which on most machines hangs and then says nothing
             // useful.
             return Err(StoreError::new(
-                "storage_no_credentials",
+                ErrorKind::StorageNoCredentials,
                 format!(
                     "no credentials for {url}: neither AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY nor the profile '{}' gives a key",
                     env("AWS_PROFILE").unwrap_or_else(|| "default".into())
@@ -364,7 +362,7 @@ impl Store {
             && !allow_http
         {
             return Err(StoreError::new(
-                "storage_unreachable",
+                ErrorKind::StorageUnreachable,
                 format!(
                     "the endpoint {} is plain http, which is refused unless allowed",
                     endpoint.as_deref().unwrap_or_default()
@@ -397,7 +395,10 @@ impl Store {
                 ..RetryConfig::default()
             });
         let s3 = b.build().map_err(|e| {
-            StoreError::new("storage_error", format!("cannot configure {url}: {e}"))
+            StoreError::new(
+                ErrorKind::StorageError,
+                format!("cannot configure {url}: {e}"),
+            )
         })?;
         let public_base = match (&settings.public_url, &endpoint) {
             (Some(p), _) => p.trim_end_matches('/').to_string(),
@@ -443,7 +444,7 @@ impl Store {
             format!("{}/{rel}", self.url.prefix)
         };
         Key::parse(&full)
-            .map_err(|e| StoreError::new("storage_error", format!("bad key '{full}': {e}")))
+            .map_err(|e| StoreError::new(ErrorKind::StorageError, format!("bad key '{full}': {e}")))
     }
 
     fn rel_of(&self, key: &Key) -> String {
@@ -486,31 +487,35 @@ impl Store {
         }
         let chain = self.redact(&chain);
         let kind = if chain.contains("NoSuchBucket") {
-            "storage_bucket_missing"
+            ErrorKind::StorageBucketMissing
         } else if chain.contains("InvalidAccessKeyId")
             || chain.contains("SignatureDoesNotMatch")
             || chain.contains("AccessDenied")
             || chain.contains("403 Forbidden")
             || chain.contains("status: 403")
         {
-            "storage_denied"
+            ErrorKind::StorageDenied
         } else if matches!(
             e,
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
         ) {
-            "storage_conflict"
+            ErrorKind::StorageConflict
         } else if unreachable(e) {
-            "storage_unreachable"
+            ErrorKind::StorageUnreachable
         } else {
-            "storage_error"
+            ErrorKind::StorageError
         };
         let short = match kind {
-            "storage_bucket_missing" => format!("the bucket '{}' does not exist", self.url.bucket),
-            "storage_denied" => format!(
+            ErrorKind::StorageBucketMissing => {
+                format!("the bucket '{}' does not exist", self.url.bucket)
+            }
+            ErrorKind::StorageDenied => format!(
                 "the store refused the request (AccessDenied / InvalidAccessKeyId / SignatureDoesNotMatch): {}",
                 first_line(&text)
             ),
-            "storage_unreachable" => format!("cannot reach the store: {}", first_line(&chain)),
+            ErrorKind::StorageUnreachable => {
+                format!("cannot reach the store: {}", first_line(&chain))
+            }
             _ => first_line(&text),
         };
         StoreError::new(kind, format!("{what}: {short}"))
@@ -534,14 +539,17 @@ impl Store {
         if require_public {
             let probe = self.public_url(".zoi-mirror-public-read-probe");
             let u = url::Url::parse(&probe).map_err(|e| {
-                StoreError::new("storage_error", format!("bad public URL {probe}: {e}"))
+                StoreError::new(
+                    ErrorKind::StorageError,
+                    format!("bad public URL {probe}: {e}"),
+                )
             })?;
             let resp = http
                 .send(reqwest::Method::GET, &u, &[], Some(Duration::from_secs(30)))
                 .await
                 .map_err(|e| {
                     StoreError::new(
-                        "storage_unreachable",
+                        ErrorKind::StorageUnreachable,
                         format!("anonymous GET {probe}: {}", self.redact(&e.to_string())),
                     )
                 })?;
@@ -550,7 +558,7 @@ impl Store {
                 let body = resp.text().await.unwrap_or_default();
                 let code = xml_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
                 return Err(StoreError::new(
-                    "storage_not_public",
+                    ErrorKind::StorageNotPublic,
                     format!(
                         "{} is not readable anonymously: GET {probe} answers {status} {code}, and Zoi clients send no credentials",
                         self.url
@@ -635,7 +643,7 @@ impl Store {
                     for s in &secrets {
                         m = m.replace(s.as_str(), "***");
                     }
-                    StoreError::new("storage_unreachable", m)
+                    StoreError::new(ErrorKind::StorageUnreachable, m)
                 })
             })
             .boxed())
