@@ -36,6 +36,77 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+/// Declares an enum of states or kinds that is part of the JSON contract:
+/// each variant with the string it serialises as (today's strings, so the
+/// JSON does not change), `ALL` (so tests can hold a documented list of
+/// values equal to the variants) and `as_str` (for human output). Defined
+/// here, before every module, so all of them can use it.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $( $(#[doc = $doc:literal])* $variant:ident = $s:literal, )*
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            #[allow(dead_code)]
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
+            /// The string it serialises as.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $s,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// For tests that hold a list of values documented in a `--help` text or
+/// README.md (`status: a|b|c`) equal to an enum's variants: the `|`-separated
+/// words after the first `label` that follows `after` in `text`, with `///`
+/// comment markers and line breaks taken out.
+#[cfg(test)]
+pub(crate) fn documented_values(text: &str, after: &str, label: &str) -> Vec<String> {
+    let joined: String = text
+        .lines()
+        .map(|l| l.trim().trim_start_matches("///").trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let from = joined
+        .find(after)
+        .unwrap_or_else(|| panic!("{after:?} is not documented"));
+    let at = joined[from..]
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} is not documented after {after:?}"));
+    let rest = &joined[from + at + label.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_lowercase() || c == '_' || c == '|' || c == ' '))
+        .unwrap_or(rest.len());
+    // `a|b|c, next` ends at the comma; `a|b| c` (a wrapped line) goes on.
+    rest[..end]
+        .split('|')
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// Rendering bundles: templates, quoting, bundle.json.
 pub mod bundle;
 /// clap definitions for every command.

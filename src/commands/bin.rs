@@ -167,7 +167,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         Format::Human => {
             let color = output::stdout_color();
             for k in &report.keys {
-                match (k.status, &k.error) {
+                match (k.status.as_str(), &k.error) {
                     (_, Some(e)) => outln!(
                         "{} key {}: {}: {}",
                         paint("FAIL   ", Style::Red, color),
@@ -200,7 +200,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
                 for w in &t.warnings {
                     output::warn(format!("{label}: {w}"));
                 }
-                match t.status {
+                match t.status.as_str() {
                     "downloaded" => outln!(
                         "{} {label} ({} bytes{})",
                         paint("fetched", Style::Green, color),

@@ -12,7 +12,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::error::{ErrorKind, Failure, fail};
-use crate::mirror::binsync::{self, KeyReport, TargetReport};
+use crate::mirror::binsync::{self, KeyReport, KeyStatus, TargetReport, TargetStatus};
 use crate::mirror::prune::{self, Pruned};
 use crate::net::client;
 use crate::net::prober::Prober;
@@ -372,14 +372,18 @@ impl Totals {
         for r in &o.targets {
             t.bytes += r.bytes;
             match r.status {
-                "downloaded" => t.downloaded += 1,
-                "up_to_date" => t.up_to_date += 1,
-                "not_available" => t.not_available += 1,
-                "would_download" => t.would_download += 1,
-                _ => t.failed += 1,
+                TargetStatus::Downloaded => t.downloaded += 1,
+                TargetStatus::UpToDate => t.up_to_date += 1,
+                TargetStatus::NotAvailable => t.not_available += 1,
+                TargetStatus::WouldDownload => t.would_download += 1,
+                TargetStatus::Failed => t.failed += 1,
             }
         }
-        t.failed += o.keys.iter().filter(|k| k.status == "failed").count();
+        t.failed += o
+            .keys
+            .iter()
+            .filter(|k| k.status == KeyStatus::Failed)
+            .count();
         t
     }
 }

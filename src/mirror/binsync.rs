@@ -91,9 +91,7 @@ pub struct TargetReport {
     /// `None` for source bundles (one for every platform).
     pub platform: Option<Platform>,
     pub artifact: Artifact,
-    /// `downloaded`, `up_to_date`, `not_available`, `would_download`,
-    /// `failed`.
-    pub status: &'static str,
+    pub status: TargetStatus,
     /// Path relative to the destination root.
     pub path: String,
     pub bytes: u64,
@@ -114,6 +112,36 @@ pub struct TargetReport {
     pub error: Option<crate::net::problem::ProblemOut>,
 }
 
+string_enum! {
+    /// What bin sync did with one target (`bin sync --help` lists these).
+    pub enum TargetStatus {
+        /// Fetched (or resumed), verified and placed.
+        Downloaded = "downloaded",
+        /// Already on the host as upstream has it.
+        UpToDate = "up_to_date",
+        /// Upstream does not publish it.
+        NotAvailable = "not_available",
+        /// `--dry-run`: would be fetched.
+        WouldDownload = "would_download",
+        /// Could not be fetched, verified or placed; `error` says why.
+        Failed = "failed",
+    }
+}
+
+string_enum! {
+    /// What bin sync did with one of upstream's keys.
+    pub enum KeyStatus {
+        /// Written to the host.
+        Placed = "placed",
+        /// Already on the host, byte for byte.
+        UpToDate = "up_to_date",
+        /// `--dry-run`: would be written.
+        WouldPlace = "would_place",
+        /// Could not be fetched, parsed or written; `error` says why.
+        Failed = "failed",
+    }
+}
+
 /// One key placed on the host.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyReport {
@@ -124,8 +152,7 @@ pub struct KeyReport {
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
-    /// `placed`, `up_to_date`, `would_place`, `failed`.
-    pub status: &'static str,
+    pub status: KeyStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::net::problem::ProblemOut>,
 }
@@ -153,9 +180,9 @@ pub async fn sync_keys(
         };
         let path = dest.join(&r.path);
         r.status = if std::fs::read(&path).is_ok_and(|old| old == body) {
-            "up_to_date"
+            KeyStatus::UpToDate
         } else if dry_run {
-            "would_place"
+            KeyStatus::WouldPlace
         } else {
             match path
                 .parent()
@@ -163,12 +190,12 @@ pub async fn sync_keys(
                 .map_err(anyhow::Error::from)
                 .and_then(|()| crate::fsutil::atomic_write(&path, &body))
             {
-                Ok(()) => "placed",
+                Ok(()) => KeyStatus::Placed,
                 Err(e) => {
                     r.error = Some(
                         Problem::new(Kind::Connect, format!("{}: {e:#}", path.display())).into(),
                     );
-                    "failed"
+                    KeyStatus::Failed
                 }
             }
         };
@@ -198,7 +225,7 @@ pub(crate) async fn fetch_keys(
             url: crate::net::redact::redact(&url),
             path: rel_path.clone(),
             fingerprint: None,
-            status: "failed",
+            status: KeyStatus::Failed,
             error: None,
         };
         // The name becomes a file name here and in every client's key
@@ -628,7 +655,7 @@ pub(crate) fn new_report(job: &Job, path: String) -> TargetReport {
         version: job.pkg.version.clone(),
         platform: job.platform,
         artifact: job.artifact,
-        status: "failed",
+        status: TargetStatus::Failed,
         path,
         bytes: 0,
         resumed: false,
@@ -641,7 +668,7 @@ pub(crate) fn new_report(job: &Job, path: String) -> TargetReport {
 
 /// Marks a report failed with `p`.
 pub(crate) fn failed(mut r: TargetReport, p: Problem) -> TargetReport {
-    r.status = "failed";
+    r.status = TargetStatus::Failed;
     r.error = Some(p.into());
     r
 }
@@ -665,7 +692,7 @@ impl Stop {
     pub(crate) fn report(self, mut r: TargetReport) -> TargetReport {
         match self {
             Stop::NotAvailable => {
-                r.status = "not_available";
+                r.status = TargetStatus::NotAvailable;
                 r
             }
             Stop::Failed(p) => failed(r, p),
@@ -792,7 +819,7 @@ pub(crate) async fn would_download(
     {
         r.bytes = s.down;
     }
-    r.status = "would_download";
+    r.status = TargetStatus::WouldDownload;
     r
 }
 
@@ -817,7 +844,7 @@ async fn sync_job(
     // 2. already here?
     let stored = std::fs::read(meta_path(&archive, "hash")).ok();
     if archive.is_file() && stored_hash_current(stored.as_deref(), &up, &file_name) {
-        report.status = "up_to_date";
+        report.status = TargetStatus::UpToDate;
         return report;
     }
     if opts.dry_run {
@@ -855,7 +882,7 @@ async fn sync_job(
     {
         Ok(v) => v,
         Err(p) if p.kind == Kind::NotFound => {
-            report.status = "not_available";
+            report.status = TargetStatus::NotAvailable;
             return report;
         }
         Err(p) => return failed(report, p),
@@ -1015,7 +1042,7 @@ async fn sync_job(
         }
         report.metadata.push((ext.to_string(), source));
     }
-    report.status = "downloaded";
+    report.status = TargetStatus::Downloaded;
     report
 }
 
@@ -1053,4 +1080,21 @@ pub async fn run(
             .cmp(&(&b.package, &b.version, b.artifact, b.platform))
     });
     reports
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::TargetStatus;
+
+    /// `bin sync --help` documents the target statuses scripts match on.
+    #[test]
+    fn bin_sync_help_lists_every_target_status() {
+        let documented = crate::documented_values(
+            include_str!("../cli.rs"),
+            "targets: [{package, version",
+            "status: ",
+        );
+        let variants: Vec<&str> = TargetStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(documented, variants);
+    }
 }

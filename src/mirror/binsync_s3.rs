@@ -31,6 +31,7 @@ use super::binsync::{
     Artifact, Job, KeyReport, Options, Sidecars, TargetReport, failed, fetch_keys, jobs,
     new_report, stored_hash_current, upstream_hash, upstream_sidecars, would_download,
 };
+use super::binsync::{KeyStatus, TargetStatus};
 use crate::net::classify::classify;
 use crate::net::prober::Prober;
 use crate::net::problem::{Kind, Problem};
@@ -71,17 +72,17 @@ pub async fn sync_keys(
         };
         let old = store.get_small(&r.path).await;
         r.status = match old {
-            Ok(Some((old, _))) if old == body => "up_to_date",
-            _ if dry_run => "would_place",
+            Ok(Some((old, _))) if old == body => KeyStatus::UpToDate,
+            _ if dry_run => KeyStatus::WouldPlace,
             Err(e) => {
                 r.error = Some(store_problem(e).into());
-                "failed"
+                KeyStatus::Failed
             }
             Ok(_) => match store.put(&r.path, body, &Expect::Any, &[]).await {
-                Ok(_) => "placed",
+                Ok(_) => KeyStatus::Placed,
                 Err(e) => {
                     r.error = Some(store_problem(e).into());
-                    "failed"
+                    KeyStatus::Failed
                 }
             },
         };
@@ -240,7 +241,7 @@ async fn sync_job(
             Err(e) => return failed(report, store_problem(e)),
         };
         if stored_hash_current(stored.as_deref(), &up, &file_name) {
-            report.status = "up_to_date";
+            report.status = TargetStatus::UpToDate;
             return report;
         }
     }
@@ -301,7 +302,7 @@ async fn sync_job(
             upload.abort().await;
             let _ = tee.finish().await;
             if p.kind == Kind::NotFound {
-                report.status = "not_available";
+                report.status = TargetStatus::NotAvailable;
                 return report;
             }
             return failed(report, p);
@@ -384,7 +385,7 @@ async fn sync_job(
     let etag = match upload.finish(&expect).await {
         Ok(Put::Written(etag)) => etag,
         Ok(Put::Conflict) => {
-            report.status = "up_to_date";
+            report.status = TargetStatus::UpToDate;
             report.warnings.push(
                 "another run wrote this object meanwhile; it was left as that run placed it"
                     .to_string(),
@@ -425,7 +426,7 @@ async fn sync_job(
         }
         report.metadata.push((ext.to_string(), source));
     }
-    report.status = "downloaded";
+    report.status = TargetStatus::Downloaded;
     report
 }
 

@@ -21,7 +21,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::mirror::binsync::{Artifact, KeyReport, TargetReport};
+use crate::mirror::binsync::{Artifact, KeyReport, TargetReport, TargetStatus};
 
 /// The file name under the binary host's root.
 pub const BEACON_FILE: &str = "zoi-mirror-status.json";
@@ -287,17 +287,17 @@ pub fn counts(
                 ..Count::default()
             });
         let status = if failed_paths.contains(&t.path) {
-            "failed"
+            TargetStatus::Failed
         } else {
             t.status
         };
         match status {
-            "downloaded" => c.placed += 1,
-            "up_to_date" => c.up_to_date += 1,
-            "not_available" => c.not_available += 1,
-            _ => c.failed += 1,
+            TargetStatus::Downloaded => c.placed += 1,
+            TargetStatus::UpToDate => c.up_to_date += 1,
+            TargetStatus::NotAvailable => c.not_available += 1,
+            TargetStatus::WouldDownload | TargetStatus::Failed => c.failed += 1,
         }
-        if matches!(status, "downloaded" | "up_to_date") {
+        if matches!(status, TargetStatus::Downloaded | TargetStatus::UpToDate) {
             c.bytes += std::fs::metadata(dest.join(&t.path)).map_or(0, |m| m.len());
         }
     }

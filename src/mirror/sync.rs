@@ -35,7 +35,7 @@ use serde::Serialize;
 
 use crate::error::{ErrorKind, Failure, fail};
 use crate::mirror::bins::{self, Totals};
-use crate::mirror::binsync::{Artifact, KeyReport, TargetReport};
+use crate::mirror::binsync::{Artifact, KeyReport, KeyStatus, TargetReport, TargetStatus};
 use crate::mirror::db::{self, Endpoints, SyncReport};
 use crate::mirror::index;
 use crate::mirror::status::{self, Beacon, Gap, LastRun, Published, Stamp, Time};
@@ -152,7 +152,7 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
     let placed: Vec<String> = outcome
         .targets
         .iter()
-        .filter(|t| t.status == "downloaded" && t.artifact == Artifact::Archive)
+        .filter(|t| t.status == TargetStatus::Downloaded && t.artifact == Artifact::Archive)
         .map(|t| t.path.clone())
         .collect();
     let jobs = std::thread::available_parallelism().map_or(1, usize::from);
@@ -195,14 +195,14 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
         outcome
             .keys
             .iter()
-            .filter(|k| k.status == "failed")
+            .filter(|k| k.status == KeyStatus::Failed)
             .map(status::key_gap),
     );
     missing.extend(
         outcome
             .targets
             .iter()
-            .filter(|t| t.status == "failed")
+            .filter(|t| t.status == TargetStatus::Failed)
             .map(status::gap_of),
     );
     let mut totals = Totals::of(&outcome, 0);
