@@ -59,8 +59,19 @@ pub struct RefUpdate {
     pub name: String,
     pub old: Option<String>,
     pub new: Option<String>,
-    /// `create`, `update` or `delete`.
-    pub action: &'static str,
+    pub action: RefAction,
+}
+
+string_enum! {
+    /// What a push does to one ref (`db sync --help` lists these).
+    pub enum RefAction {
+        /// The ref is new on the target.
+        Create = "create",
+        /// The ref moves to upstream's commit.
+        Update = "update",
+        /// The ref is gone upstream, so it goes from the target too.
+        Delete = "delete",
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -858,7 +869,11 @@ pub fn publish(o: &SyncOptions, f: Fetched) -> Result<SyncReport> {
                 name: name.clone(),
                 old: old.cloned(),
                 new: Some(new.clone()),
-                action: if old.is_some() { "update" } else { "create" },
+                action: if old.is_some() {
+                    RefAction::Update
+                } else {
+                    RefAction::Create
+                },
             }),
         }
     }
@@ -868,7 +883,7 @@ pub fn publish(o: &SyncOptions, f: Fetched) -> Result<SyncReport> {
                 name: name.clone(),
                 old: Some(old.clone()),
                 new: None,
-                action: "delete",
+                action: RefAction::Delete,
             });
         }
     }
@@ -968,5 +983,19 @@ mod tests {
         assert!(w.contains("git symbolic-ref HEAD refs/heads/main"), "{w}");
         let w = head_warning(&parse_ls_remote("a1\tHEAD\n"), "main", t).unwrap();
         assert!(w.contains("detached"), "{w}");
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::RefAction;
+
+    /// `db sync --help` documents the ref actions scripts match on.
+    #[test]
+    fn db_sync_help_lists_every_ref_action() {
+        let documented =
+            crate::documented_values(include_str!("../cli.rs"), "new, action: ", "action: ");
+        let variants: Vec<&str> = RefAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(documented, variants);
     }
 }

@@ -117,15 +117,68 @@ pub struct Lint {
 /// What a run found wrong with one archive (or with one unreadable folder).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failed {
-    /// One of [`archive::ErrorKind`]'s strings, or `outside_root`,
-    /// `not_a_file`, `metadata_not_file`, `changed_during_read`,
-    /// `write_failed`.
-    pub kind: &'static str,
+    pub kind: FailedKind,
     pub message: String,
 }
 
+/// Why an archive could not be indexed: the archive itself is bad
+/// ([`archive::ErrorKind`], `unreadable` included), or one of the index's
+/// own reasons. Serialised as the kind's string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedKind {
+    /// What reading the archive found (`empty`, `truncated`, …).
+    Archive(archive::ErrorKind),
+    /// A symlink leading outside ROOT (not followed).
+    OutsideRoot,
+    /// The path is not a regular file.
+    NotAFile,
+    /// A `.hash`/`.size`/`.files` path that is not a regular file.
+    MetadataNotFile,
+    /// The archive changed while it was read.
+    ChangedDuringRead,
+    /// The metadata could not be written (the host's fault: exit 3).
+    WriteFailed,
+}
+
+impl FailedKind {
+    /// The index's own kinds, after [`archive::ErrorKind`]'s.
+    pub const OWN: &[FailedKind] = &[
+        FailedKind::OutsideRoot,
+        FailedKind::NotAFile,
+        FailedKind::MetadataNotFile,
+        FailedKind::ChangedDuringRead,
+        FailedKind::WriteFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailedKind::Archive(k) => k.as_str(),
+            FailedKind::OutsideRoot => "outside_root",
+            FailedKind::NotAFile => "not_a_file",
+            FailedKind::MetadataNotFile => "metadata_not_file",
+            FailedKind::ChangedDuringRead => "changed_during_read",
+            FailedKind::WriteFailed => "write_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for FailedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for FailedKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// [`FailedKind`] for a file or folder that cannot be read.
+pub(crate) const UNREADABLE: FailedKind = FailedKind::Archive(archive::ErrorKind::Unreadable);
+
 impl Failed {
-    pub(crate) fn new(kind: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: FailedKind, message: impl Into<String>) -> Self {
         Failed {
             kind,
             message: message.into(),
@@ -134,29 +187,30 @@ impl Failed {
 
     /// Whether the failure is the host's rather than the archive's (exit 3).
     pub fn is_environment(&self) -> bool {
-        self.kind == "write_failed"
+        self.kind == FailedKind::WriteFailed
     }
 }
 
 impl From<ArchiveError> for Failed {
     fn from(e: ArchiveError) -> Self {
-        Failed::new(e.kind.as_str(), e.message)
+        Failed::new(FailedKind::Archive(e.kind), e.message)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Metadata (re)written.
-    Written,
-    /// Fresh metadata left alone.
-    Unchanged,
-    /// `--check`: metadata matches the archive.
-    Ok,
-    /// `--check`: metadata missing or different.
-    Mismatch,
-    /// The archive could not be indexed; nothing was written for it.
-    Error,
+string_enum! {
+    /// What `index` did with (or found about) one archive.
+    pub enum Status {
+        /// Metadata (re)written.
+        Written = "written",
+        /// Fresh metadata left alone.
+        Unchanged = "unchanged",
+        /// `--check`: metadata matches the archive.
+        Ok = "ok",
+        /// `--check`: metadata missing or different.
+        Mismatch = "mismatch",
+        /// The archive could not be indexed; nothing was written for it.
+        Error = "error",
+    }
 }
 
 /// One metadata file that does not match its archive (`--check`).
@@ -164,9 +218,22 @@ pub enum Status {
 pub struct Problem {
     /// `.hash`, `.size` or `.files`.
     pub file: String,
-    /// `missing`, `differs`, `not_a_file` or `unreadable`.
-    pub kind: &'static str,
+    pub kind: ProblemKind,
     pub message: String,
+}
+
+string_enum! {
+    /// What is wrong with one metadata file (`--check`).
+    pub enum ProblemKind {
+        /// The file is not there.
+        Missing = "missing",
+        /// Its content is not what the archive gives.
+        Differs = "differs",
+        /// A folder (or other non-file) stands where the file should.
+        NotAFile = "not_a_file",
+        /// The file cannot be read.
+        Unreadable = "unreadable",
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -339,7 +406,7 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
                 }
                 walk_failures.push(ArchiveResult::failed(
                     rel_path(root, &path),
-                    Failed::new("unreadable", format!("cannot read this folder: {e}")),
+                    Failed::new(UNREADABLE, format!("cannot read this folder: {e}")),
                 ));
                 continue;
             }
@@ -467,18 +534,18 @@ fn classify(
 /// the skip; an error is why the file cannot be indexed.
 fn inspect(item: &mut Item, path: &Path, canon_root: &Path, opts: &Options) -> Result<(), Failed> {
     let unreadable =
-        |e: std::io::Error| Failed::new("unreadable", format!("cannot read the file: {e}"));
+        |e: std::io::Error| Failed::new(UNREADABLE, format!("cannot read the file: {e}"));
     let lmeta = fs::symlink_metadata(path).map_err(unreadable)?;
     if lmeta.file_type().is_symlink() {
         let target = fs::canonicalize(path).map_err(|e| {
             Failed::new(
-                "unreadable",
+                UNREADABLE,
                 format!("cannot read the file: the symlink leads nowhere ({e})"),
             )
         })?;
         if !target.starts_with(canon_root) {
             return Err(Failed::new(
-                "outside_root",
+                FailedKind::OutsideRoot,
                 format!(
                     "symlink to {}, outside ROOT: not followed",
                     target.display()
@@ -493,7 +560,7 @@ fn inspect(item: &mut Item, path: &Path, canon_root: &Path, opts: &Options) -> R
         } else {
             "not a regular file (a FIFO, socket or device)"
         };
-        return Err(Failed::new("not_a_file", what));
+        return Err(Failed::new(FailedKind::NotAFile, what));
     }
     item.size = meta.len();
 
@@ -507,7 +574,7 @@ fn inspect(item: &mut Item, path: &Path, canon_root: &Path, opts: &Options) -> R
             && !md.file_type().is_symlink()
         {
             return Err(Failed::new(
-                "metadata_not_file",
+                FailedKind::MetadataNotFile,
                 format!(
                     "{} exists and is not a regular file; remove it so the metadata can be written",
                     p.display()
@@ -708,7 +775,10 @@ fn flush(batches: mpsc::Receiver<Batch>) -> BTreeMap<String, Failed> {
             fsutil::sync_dir(&dir);
         }
         if let Err(e) = committed {
-            failures.insert(batch.rel, Failed::new("write_failed", format!("{e:#}")));
+            failures.insert(
+                batch.rel,
+                Failed::new(FailedKind::WriteFailed, format!("{e:#}")),
+            );
         }
     }
     failures
@@ -749,7 +819,7 @@ fn run_item(
             Err(e) => {
                 return ArchiveResult::failed(
                     item.rel,
-                    Failed::new("write_failed", format!("{e:#}")),
+                    Failed::new(FailedKind::WriteFailed, format!("{e:#}")),
                 );
             }
         }
@@ -761,7 +831,7 @@ fn run_item(
     if flusher.send(batch).is_err() {
         return ArchiveResult::failed(
             item.rel,
-            Failed::new("write_failed", "the writer thread stopped"),
+            Failed::new(FailedKind::WriteFailed, "the writer thread stopped"),
         );
     }
     ArchiveResult::with_summary(item.rel, Status::Written, &summary)
@@ -771,7 +841,7 @@ fn run_item(
 /// while it was read (still being copied in, say).
 fn read(path: &Path, kind: ArchiveKind, on: &(dyn Fn(Event) + Sync)) -> Result<Summary, Failed> {
     let unreadable =
-        |e: std::io::Error| Failed::new("unreadable", format!("cannot read the file: {e}"));
+        |e: std::io::Error| Failed::new(UNREADABLE, format!("cannot read the file: {e}"));
     let file = File::open(path).map_err(unreadable)?;
     let before = file.metadata().map_err(unreadable)?;
     let summary = archive::read_archive(&file, kind, &mut |n| on(Event::Read(n)))?;
@@ -781,7 +851,7 @@ fn read(path: &Path, kind: ArchiveKind, on: &(dyn Fn(Event) + Sync)) -> Result<S
         || after.modified().ok() != before.modified().ok()
     {
         return Err(Failed::new(
-            "changed_during_read",
+            FailedKind::ChangedDuringRead,
             "the file changed while it was read (still being copied?); run again once it is complete",
         ));
     }
@@ -802,20 +872,26 @@ fn compare(path: &Path, file_name: &str, summary: &Summary) -> Vec<Problem> {
         };
         match fs::symlink_metadata(&p) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                problems.push(problem("missing", format!("{file} is missing")));
+                problems.push(problem(ProblemKind::Missing, format!("{file} is missing")));
                 continue;
             }
             Ok(md) if md.is_dir() => {
-                problems.push(problem("not_a_file", format!("{file} is a folder")));
+                problems.push(problem(
+                    ProblemKind::NotAFile,
+                    format!("{file} is a folder"),
+                ));
                 continue;
             }
             _ => {}
         }
         match fs::read(&p) {
-            Err(e) => problems.push(problem("unreadable", format!("cannot read {file}: {e}"))),
+            Err(e) => problems.push(problem(
+                ProblemKind::Unreadable,
+                format!("cannot read {file}: {e}"),
+            )),
             Ok(found) if found == expected.as_bytes() => {}
             Ok(found) => problems.push(problem(
-                "differs",
+                ProblemKind::Differs,
                 describe_difference(m, &expected, &String::from_utf8_lossy(&found)),
             )),
         }
@@ -859,4 +935,47 @@ fn rel_path(root: &Path, path: &Path) -> String {
         .unwrap_or(path)
         .to_string_lossy()
         .replace('\\', "/")
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::{FailedKind, ProblemKind, Status};
+    use crate::zoi::archive;
+
+    const HELP: &str = include_str!("../cli.rs");
+
+    /// `index --help` documents the statuses and kinds scripts match on.
+    #[test]
+    fn index_help_lists_every_status_and_problem_kind() {
+        let statuses = crate::documented_values(HELP, "(per archive:", "`status` ");
+        let variants: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(statuses, variants);
+        let kinds = crate::documented_values(HELP, "problems` = [{", "`kind` ");
+        let variants: Vec<&str> = ProblemKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(kinds, variants);
+    }
+
+    #[test]
+    fn index_help_lists_every_error_kind() {
+        let joined: String = HELP
+            .lines()
+            .map(|l| l.trim().trim_start_matches("///").trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let at = joined
+            .find("Error kinds: ")
+            .expect("index --help lists its error kinds");
+        let rest = &joined[at + "Error kinds: ".len()..];
+        let documented: Vec<&str> = rest[..rest.find('.').unwrap()]
+            .split(',')
+            .map(str::trim)
+            .collect();
+        let variants: Vec<&str> = archive::ErrorKind::ALL
+            .iter()
+            .map(|&k| FailedKind::Archive(k))
+            .chain(FailedKind::OWN.iter().copied())
+            .map(FailedKind::as_str)
+            .collect();
+        assert_eq!(documented, variants);
+    }
 }

@@ -19,6 +19,7 @@ use super::index::{
     ArchiveResult, Failed, LayoutProblem, METADATA, Meta, Options, Problem, Report, SIDECARS,
     Status, Totals, describe_difference,
 };
+use super::index::{FailedKind, ProblemKind, UNREADABLE};
 use crate::storage::{ARCHIVE_ETAG_META, Entry, Expect, Store, StoreError};
 use crate::zoi::archive::{ArchiveKind, Summary, read_archive};
 use crate::zoi::metadata;
@@ -48,9 +49,9 @@ fn store_failed(e: StoreError) -> Failed {
         e.kind,
         crate::error::ErrorKind::StorageDenied | crate::error::ErrorKind::StorageConflict
     ) {
-        "write_failed"
+        FailedKind::WriteFailed
     } else {
-        "unreadable"
+        UNREADABLE
     };
     Failed::new(kind, format!("{}: {}", e.kind, e.message))
 }
@@ -253,14 +254,14 @@ async fn read(
     drop(tx);
     let summary = reader
         .await
-        .map_err(|e| Failed::new("unreadable", format!("reader thread: {e}")))?;
+        .map_err(|e| Failed::new(UNREADABLE, format!("reader thread: {e}")))?;
     if let Some(f) = failure {
         return Err(f);
     }
     let summary = summary.map_err(Failed::from)?;
     if summary.down != entry.size {
         return Err(Failed::new(
-            "changed_during_read",
+            FailedKind::ChangedDuringRead,
             "the object changed while it was read; run again",
         ));
     }
@@ -303,13 +304,13 @@ async fn one(
             match bodies.get(m.extension()) {
                 None => problems.push(Problem {
                     file: file.clone(),
-                    kind: "missing",
+                    kind: ProblemKind::Missing,
                     message: format!("{file} is missing"),
                 }),
                 Some((found, _)) if *found == expected => {}
                 Some((found, _)) => problems.push(Problem {
                     file: file.clone(),
-                    kind: "differs",
+                    kind: ProblemKind::Differs,
                     message: describe_difference(m, &expected, found),
                 }),
             }
@@ -330,7 +331,7 @@ async fn one(
             return ArchiveResult::failed(
                 rel,
                 Failed::new(
-                    "changed_during_read",
+                    FailedKind::ChangedDuringRead,
                     "the object was replaced or removed while it was read; run again",
                 ),
             );
@@ -353,7 +354,10 @@ async fn one(
         {
             return ArchiveResult::failed(
                 rel,
-                Failed::new("write_failed", format!("{}: {}", e.kind, e.message)),
+                Failed::new(
+                    FailedKind::WriteFailed,
+                    format!("{}: {}", e.kind, e.message),
+                ),
             );
         }
     }

@@ -130,52 +130,31 @@ impl Summary {
     }
 }
 
-/// Why an archive could not be indexed. The kind strings are part of the
-/// JSON output and stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// A zero-byte file.
-    Empty,
-    /// The file could not be opened or read.
-    Unreadable,
-    /// Does not start with the zstd magic `28 B5 2F FD`.
-    NotZstd,
-    /// The zstd stream, or the tar inside it, ends early.
-    Truncated,
-    /// The zstd decoder rejected the data (bad block, checksum, trailing
-    /// garbage, a window larger than Zoi's decoder accepts).
-    CorruptZstd,
-    /// Valid zstd whose content is not a readable tar.
-    CorruptTar,
-    /// A tar entry (or hard-link target) that is absolute or has a `..`
-    /// component: unpacking it would write outside the target directory.
-    PathEscape,
-    /// A `.zpa` without `manifest.json` at its root.
-    NoManifest,
-    /// A `manifest.json` Zoi cannot use: not JSON, not the v2 shape, or
-    /// naming pool files the archive lacks.
-    BadManifest,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Empty => "empty",
-            ErrorKind::Unreadable => "unreadable",
-            ErrorKind::NotZstd => "not_zstd",
-            ErrorKind::Truncated => "truncated",
-            ErrorKind::CorruptZstd => "corrupt_zstd",
-            ErrorKind::CorruptTar => "corrupt_tar",
-            ErrorKind::PathEscape => "path_escape",
-            ErrorKind::NoManifest => "no_manifest",
-            ErrorKind::BadManifest => "bad_manifest",
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+string_enum! {
+    /// Why an archive could not be indexed. The kind strings are part of the
+    /// JSON output and stable.
+    pub enum ErrorKind {
+        /// A zero-byte file.
+        Empty = "empty",
+        /// The file could not be opened or read.
+        Unreadable = "unreadable",
+        /// Does not start with the zstd magic `28 B5 2F FD`.
+        NotZstd = "not_zstd",
+        /// The zstd stream, or the tar inside it, ends early.
+        Truncated = "truncated",
+        /// The zstd decoder rejected the data (bad block, checksum, trailing
+        /// garbage, a window larger than Zoi's decoder accepts).
+        CorruptZstd = "corrupt_zstd",
+        /// Valid zstd whose content is not a readable tar.
+        CorruptTar = "corrupt_tar",
+        /// A tar entry (or hard-link target) that is absolute or has a `..`
+        /// component: unpacking it would write outside the target directory.
+        PathEscape = "path_escape",
+        /// A `.zpa` without `manifest.json` at its root.
+        NoManifest = "no_manifest",
+        /// A `manifest.json` Zoi cannot use: not JSON, not the v2 shape, or
+        /// naming pool files the archive lacks.
+        BadManifest = "bad_manifest",
     }
 }
 
