@@ -35,10 +35,30 @@ pub struct Options {
 /// One reason the mirror is not fresh.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// `never_published`, `half_published`, `behind`, `diverged`, `stale`,
-    /// `partial`, `registry_unreachable`, `upstream_unreachable`.
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub message: String,
+}
+
+string_enum! {
+    /// Why the mirror is not fresh (`check --freshness --help` lists these).
+    pub enum FindingKind {
+        /// The beacon records no published sync.
+        NeverPublished = "never_published",
+        /// The registry's HEAD is not the overlay the beacon names.
+        HalfPublished = "half_published",
+        /// The mirror is behind upstream's current tip.
+        Behind = "behind",
+        /// The published tip is not an ancestor of upstream's tip.
+        Diverged = "diverged",
+        /// The last published sync is older than --max-age.
+        Stale = "stale",
+        /// Published with files missing.
+        Partial = "partial",
+        /// The mirror's registry cannot be reached.
+        RegistryUnreachable = "registry_unreachable",
+        /// Upstream's registry cannot be reached.
+        UpstreamUnreachable = "upstream_unreachable",
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -204,7 +224,7 @@ pub fn check(o: &Options) -> Result<Report, String> {
     }
     let Some(p) = p else {
         problems.push(Finding {
-            kind: "never_published",
+            kind: FindingKind::NeverPublished,
             message: "the beacon says no sync has published yet".into(),
         });
         report.summary = "never published".into();
@@ -217,7 +237,7 @@ pub fn check(o: &Options) -> Result<Report, String> {
         Ok(head) => {
             if head.as_deref() != Some(p.overlay_commit.as_str()) {
                 problems.push(Finding {
-                    kind: "half_published",
+                    kind: FindingKind::HalfPublished,
                     message: format!(
                         "the registry's HEAD ({}) is {}, but the beacon says {} was published: a push without its beacon (a sync cut short), or someone else's push",
                         redact(&registry),
@@ -229,7 +249,7 @@ pub fn check(o: &Options) -> Result<Report, String> {
             report.registry_head = head;
         }
         Err(e) => problems.push(Finding {
-            kind: "registry_unreachable",
+            kind: FindingKind::RegistryUnreachable,
             message: format!(
                 "cannot read the registry's HEAD ({}): {e}",
                 redact(&registry)
@@ -257,7 +277,7 @@ pub fn check(o: &Options) -> Result<Report, String> {
                             .unwrap_or_default()
                     );
                     problems.push(Finding {
-                        kind: "behind",
+                        kind: FindingKind::Behind,
                         message: format!(
                             "{behind}: upstream {branch} is at {tip}, the mirror publishes {}",
                             p.upstream_tip
@@ -267,7 +287,7 @@ pub fn check(o: &Options) -> Result<Report, String> {
                 Ok((None, _)) => {
                     behind = "diverged from upstream".into();
                     problems.push(Finding {
-                        kind: "diverged",
+                        kind: FindingKind::Diverged,
                         message: format!(
                             "upstream {branch} ({tip}) no longer contains the published {}: upstream rewrote its history",
                             p.upstream_tip
@@ -275,18 +295,18 @@ pub fn check(o: &Options) -> Result<Report, String> {
                     });
                 }
                 Err(e) => problems.push(Finding {
-                    kind: "upstream_unreachable",
+                    kind: FindingKind::UpstreamUnreachable,
                     message: format!("cannot fetch upstream {}: {e}", redact(&upstream)),
                 }),
             }
             report.upstream_tip = Some(tip);
         }
         Ok(None) => problems.push(Finding {
-            kind: "upstream_unreachable",
+            kind: FindingKind::UpstreamUnreachable,
             message: format!("upstream {} has no branch {branch}", redact(&upstream)),
         }),
         Err(e) => problems.push(Finding {
-            kind: "upstream_unreachable",
+            kind: FindingKind::UpstreamUnreachable,
             message: format!("cannot reach upstream {}: {e}", redact(&upstream)),
         }),
     }
@@ -296,7 +316,7 @@ pub fn check(o: &Options) -> Result<Report, String> {
         && age > max.as_secs() as i64
     {
         problems.push(Finding {
-            kind: "stale",
+            kind: FindingKind::Stale,
             message: format!(
                 "last synced {} ({}), more than --max-age {} s",
                 ago(age),
@@ -307,7 +327,7 @@ pub fn check(o: &Options) -> Result<Report, String> {
     }
     if !p.complete {
         problems.push(Finding {
-            kind: "partial",
+            kind: FindingKind::Partial,
             message: format!(
                 "published with {} file(s) missing (--allow-partial): clients installing them fail",
                 p.failures.len()
@@ -363,5 +383,22 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap().as_secs(), 2 * 86_400);
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5y").is_err());
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::FindingKind;
+
+    /// `check --help` documents the freshness problem kinds.
+    #[test]
+    fn check_help_lists_every_freshness_problem_kind() {
+        let documented = crate::documented_values(
+            include_str!("../cli.rs"),
+            "last_run_outcome, problems",
+            "kind: ",
+        );
+        let variants: Vec<&str> = FindingKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(documented, variants);
     }
 }
