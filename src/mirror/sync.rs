@@ -64,8 +64,32 @@ pub struct Options {
 #[derive(Debug, Clone, Serialize)]
 pub struct Verified {
     pub path: String,
-    /// `ok`, `mismatch` or `error`.
-    pub status: &'static str,
+    pub status: VerifyStatus,
+}
+
+string_enum! {
+    /// How an archive this run placed reads back (`sync --help` lists these).
+    pub enum VerifyStatus {
+        /// Its metadata matches it.
+        Ok = "ok",
+        /// Its metadata is missing or differs.
+        Mismatch = "mismatch",
+        /// It could not be read.
+        Error = "error",
+    }
+}
+
+string_enum! {
+    /// What a `sync` run published (`sync --help` lists these; the beacon's
+    /// `last_run.outcome` records the same strings).
+    pub enum SyncOutcome {
+        /// The new index, with every file it names.
+        Published = "published",
+        /// The new index with files missing (`--allow-partial`).
+        PublishedPartial = "published_partial",
+        /// Nothing: the registry stays at its previous state.
+        NotPublished = "not_published",
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -78,8 +102,7 @@ pub struct Report {
     pub previous_tip: Option<String>,
     pub upstream_repo_yaml: String,
     pub dest: PathBuf,
-    /// `published`, `published_partial` or `not_published`.
-    pub outcome: &'static str,
+    pub outcome: SyncOutcome,
     pub published: bool,
     /// The registry push (`db sync`'s report), when the run got that far.
     pub registry: Option<SyncReport>,
@@ -162,15 +185,15 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
     let mut missing: Vec<Gap> = Vec::new();
     for a in &checked.archives {
         let st = match a.status {
-            index::Status::Ok => "ok",
-            index::Status::Mismatch => "mismatch",
-            _ => "error",
+            index::Status::Ok => VerifyStatus::Ok,
+            index::Status::Mismatch => VerifyStatus::Mismatch,
+            _ => VerifyStatus::Error,
         };
         verified.push(Verified {
             path: a.path.clone(),
             status: st,
         });
-        if st != "ok" {
+        if st != VerifyStatus::Ok {
             bad_paths.insert(a.path.clone());
             let t = outcome.targets.iter().find(|t| t.path == a.path);
             let message = a.error.as_ref().map_or_else(
@@ -215,10 +238,10 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
         .and_then(|b| b.published.as_ref())
         .map(|p| p.upstream_tip.clone());
     let beacon_path = o.dest.join(status::BEACON_FILE);
-    let last_run = |outcome: &str, failures: &[Gap]| {
+    let last_run = |outcome: SyncOutcome, failures: &[Gap]| {
         let finished = Time::now();
         LastRun {
-            outcome: outcome.to_string(),
+            outcome: outcome.as_str().to_string(),
             upstream_tip: tip.clone(),
             started: started.into(),
             finished: finished.into(),
@@ -240,7 +263,7 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
         previous_tip,
         upstream_repo_yaml: spec.upstream_origin.to_string(),
         dest: o.dest.clone(),
-        outcome: "not_published",
+        outcome: SyncOutcome::NotPublished,
         published: false,
         registry: None,
         keys: outcome.keys.clone(),
@@ -259,7 +282,7 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
         ));
         let b = beacon_with(
             previous.and_then(|b| b.published),
-            last_run("not_published", &missing),
+            last_run(SyncOutcome::NotPublished, &missing),
         );
         b.write(&o.dest)?;
         report.duration_ms = b.last_run.duration_ms;
@@ -287,16 +310,16 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
             });
             let b = beacon_with(
                 previous.and_then(|b| b.published),
-                last_run("not_published", &failures),
+                last_run(SyncOutcome::NotPublished, &failures),
             );
             b.write(&o.dest)?;
             return Err(e);
         }
     };
     let outcome_name = if missing.is_empty() {
-        "published"
+        SyncOutcome::Published
     } else {
-        "published_partial"
+        SyncOutcome::PublishedPartial
     };
     let run_rec = last_run(outcome_name, &missing);
     let published = Published {
@@ -327,4 +350,22 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
     report.published = true;
     report.registry = Some(pushed);
     Ok(report)
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::{SyncOutcome, VerifyStatus};
+
+    const HELP: &str = include_str!("../cli.rs");
+
+    /// `sync --help` documents the outcomes and verify statuses.
+    #[test]
+    fn sync_help_lists_every_outcome_and_verify_status() {
+        let outcomes = crate::documented_values(HELP, "upstream_repo_yaml, dest,", "outcome: ");
+        let variants: Vec<&str> = SyncOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(outcomes, variants);
+        let statuses = crate::documented_values(HELP, "verified: [{path", "status: ");
+        let variants: Vec<&str> = VerifyStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(statuses, variants);
+    }
 }

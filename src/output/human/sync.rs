@@ -1,7 +1,7 @@
 //! The `sync` report: upstream's tip, the files, what is missing, and
 //! whether the registry was published.
 
-use crate::mirror::sync::Report;
+use crate::mirror::sync::{Report, SyncOutcome};
 use crate::output::{Style, outln, paint, stdout_color};
 
 pub fn print(report: &Report) {
@@ -45,7 +45,7 @@ pub fn print(report: &Report) {
         );
     }
     match (&report.registry, report.outcome) {
-        (Some(r), "published") => outln!(
+        (Some(r), SyncOutcome::Published) => outln!(
             "{} published overlay {} to {}",
             paint("ok", Style::Green, color),
             short(&r.overlay_commit),
