@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use super::git::{self, PkgLuas};
-use super::report::{Counts, RegistryCheck, Report, TargetCheck, UrlCheck};
+use super::report::{CheckKind, Counts, RegistryCheck, Report, TargetCheck, UrlCheck};
 use crate::net::prober::{Method, Prober};
 use crate::net::problem::{Kind, Problem};
 use crate::net::reply::{Reply, status_problem};
@@ -109,7 +109,7 @@ async fn request(prober: &Prober, c: &mut UrlCheck, url: &str, method: Method) -
 /// (200, not HTML); returns the body for the specific validation.
 async fn fetch_metadata(
     prober: &Prober,
-    kind: &'static str,
+    kind: CheckKind,
     url: &str,
     max: usize,
 ) -> (UrlCheck, Option<String>) {
@@ -208,7 +208,7 @@ fn judge_files(c: &mut UrlCheck, body: &str) {
 
 /// HEAD the archive (a one-byte ranged GET where HEAD is refused), and make
 /// sure byte ranges are served. Returns the archive's length.
-async fn check_archive(prober: &Prober, kind: &'static str, url: &str) -> (UrlCheck, Option<u64>) {
+async fn check_archive(prober: &Prober, kind: CheckKind, url: &str) -> (UrlCheck, Option<u64>) {
     let mut c = UrlCheck::new(kind, url);
     let Some(head) = request(prober, &mut c, url, Method::Head).await else {
         return (c, None);
@@ -330,22 +330,22 @@ async fn check_target(
     let urls = archive_urls(&link, &coords);
     let file_name = urls.file_name().to_string();
 
-    let archive_f = check_archive(&prober, "archive", &urls.archive);
+    let archive_f = check_archive(&prober, CheckKind::Archive, &urls.archive);
     let hash_f = async {
         match &urls.hash {
-            Some(u) => Some(fetch_metadata(&prober, "hash", u, 64 << 10).await),
+            Some(u) => Some(fetch_metadata(&prober, CheckKind::Hash, u, 64 << 10).await),
             None => None,
         }
     };
     let size_f = async {
         match &urls.size {
-            Some(u) => Some(fetch_metadata(&prober, "size", u, 64 << 10).await),
+            Some(u) => Some(fetch_metadata(&prober, CheckKind::Size, u, 64 << 10).await),
             None => None,
         }
     };
     let files_f = async {
         match &urls.files {
-            Some(u) => Some(fetch_metadata(&prober, "files", u, 32 << 20).await),
+            Some(u) => Some(fetch_metadata(&prober, CheckKind::Files, u, 32 << 20).await),
             None => None,
         }
     };
@@ -355,7 +355,7 @@ async fn check_target(
         if plan.trusted.is_empty() {
             return None;
         }
-        let mut c = UrlCheck::new("pgp", &urls.pgp);
+        let mut c = UrlCheck::new(CheckKind::Pgp, &urls.pgp);
         let mut body = Err(None);
         for cand in mirror_candidates(&urls.pgp, &plan.cache_mirrors) {
             body = match request(&prober, &mut c, &cand, Method::Get(1 << 20)).await {
@@ -427,7 +427,7 @@ async fn check_target(
         None
     };
     if plan.deep && archive.ok {
-        let mut c = UrlCheck::new("deep", &urls.archive);
+        let mut c = UrlCheck::new(CheckKind::Deep, &urls.archive);
         match &fetched {
             None => {}
             Some(Err(p)) => c.fail(p.clone()),
@@ -476,7 +476,7 @@ async fn check_target(
     // Enforcement with no trusted key: Zoi refuses every install
     // (`validate_signature_requirements`).
     if plan.enforced && plan.trusted.is_empty() {
-        let mut c = UrlCheck::new("pgp", &urls.pgp);
+        let mut c = UrlCheck::new(CheckKind::Pgp, &urls.pgp);
         c.fail(Problem::new(
             Kind::SignatureMissing,
             "signature enforcement is on, but it names no trusted key: Zoi fails \"Signature enforcement is active, but no trusted PGP keys are configured\"",
@@ -489,10 +489,10 @@ async fn check_target(
     // a fresh download needs no `Range` (only a resumed one does).
     for c in out.iter_mut() {
         match (c.kind, c.error.as_ref().map(|e| e.kind)) {
-            ("size", Some(_)) | ("deep", Some(Kind::SizeMismatch)) => {
+            (CheckKind::Size, Some(_)) | (CheckKind::Deep, Some(Kind::SizeMismatch)) => {
                 demote(c, "Zoi only shows the sizes, and installs anyway")
             }
-            ("files", Some(k)) if k != Kind::PathEscape => demote(
+            (CheckKind::Files, Some(k)) if k != Kind::PathEscape => demote(
                 c,
                 "Zoi uses .files only to look for conflicts, and falls back to the archive",
             ),
@@ -522,7 +522,7 @@ async fn check_target(
         .into_iter()
         .skip(1)
     {
-        let (c, _) = check_archive(&prober, "archive", &cand).await;
+        let (c, _) = check_archive(&prober, CheckKind::Archive, &cand).await;
         fallbacks.push(c);
     }
 
@@ -542,7 +542,7 @@ async fn check_target(
 /// A binary host answers HTTP (any status will do: a directory URL may
 /// well be 403 or 404 without listings).
 async fn check_host(prober: &Prober, url: &str) -> UrlCheck {
-    let mut c = UrlCheck::new("host", url);
+    let mut c = UrlCheck::new(CheckKind::Host, url);
     request(
         prober,
         &mut c,
@@ -560,7 +560,7 @@ async fn check_registry(
     role: &str,
     url: &str,
 ) -> (RegistryCheck, Option<Result<PkgLuas, String>>) {
-    let mut c = UrlCheck::new("git", url);
+    let mut c = UrlCheck::new(CheckKind::Git, url);
     let probe = if url.starts_with("http://") || url.starts_with("https://") {
         git::probe_http(prober, url, &plan.branch).await
     } else {
@@ -587,7 +587,7 @@ async fn check_registry(
         }
         let elapsed = t.elapsed().as_secs_f64() * 1000.0;
         if let Some(expected) = &plan.registry_content {
-            let mut rc = UrlCheck::new("repo_yaml", url);
+            let mut rc = UrlCheck::new(CheckKind::RepoYaml, url);
             match &snap {
                 Err(p) => rc.fail(p.clone()),
                 Ok(s) => match &s.repo_yaml {
@@ -608,7 +608,7 @@ async fn check_registry(
         }
         // As `zoi sync` with authorities: the HEAD commit signed by one.
         if verify {
-            let mut sc = UrlCheck::new("signature", url);
+            let mut sc = UrlCheck::new(CheckKind::Signature, url);
             sc.latency_ms = elapsed;
             sc.attempts = 1;
             match (&snap, store.resolve_before_sync(&plan.authorities)) {
@@ -653,7 +653,7 @@ async fn check_registry(
 /// resolves `<tier>/<name>/<name>.pkg.lua` in its clone (not
 /// packages.json), and installs the version that file gives.
 fn judge_in_registry(t: &mut TargetCheck, pkg_luas: &Result<PkgLuas, String>, url: &str) {
-    let mut c = UrlCheck::new("registry", url);
+    let mut c = UrlCheck::new(CheckKind::Registry, url);
     let (repo, name) = t
         .package
         .trim_start_matches('@')
@@ -801,7 +801,7 @@ mod tests {
     use super::*;
 
     fn check() -> UrlCheck {
-        UrlCheck::new("x", "http://h/x")
+        UrlCheck::new(CheckKind::Archive, "http://h/x")
     }
 
     #[test]

@@ -7,11 +7,41 @@ use serde::Serialize;
 use crate::net::problem::{Kind, Problem, ProblemOut};
 use crate::zoi::platform::Platform;
 
+string_enum! {
+    /// What a checked URL is.
+    pub enum CheckKind {
+        /// A registry's git URL (reachable, a git repository, HEAD).
+        Git = "git",
+        /// A registry as Zoi clones it (`--client` on a machine that has not
+        /// synced).
+        Registry = "registry",
+        /// The registry's `repo.yaml` at HEAD.
+        RepoYaml = "repo_yaml",
+        /// The registry HEAD's signature by an authority.
+        Signature = "signature",
+        /// A key clients verify with.
+        Key = "key",
+        /// A binary host.
+        Host = "host",
+        /// A package archive.
+        Archive = "archive",
+        /// The archive's `.hash`.
+        Hash = "hash",
+        /// The archive's `.size`.
+        Size = "size",
+        /// The archive's `.files`.
+        Files = "files",
+        /// The archive's `.sig`.
+        Pgp = "pgp",
+        /// The archive downloaded and read in full (`--deep`).
+        Deep = "deep",
+    }
+}
+
 /// One URL checked.
 #[derive(Debug, Clone, Serialize)]
 pub struct UrlCheck {
-    /// `git`, `repo_yaml`, `archive`, `hash`, `size`, `files`, `pgp`, `deep`.
-    pub kind: &'static str,
+    pub kind: CheckKind,
     /// Shown with credentials redacted.
     pub url: String,
     pub ok: bool,
@@ -25,7 +55,7 @@ pub struct UrlCheck {
 }
 
 impl UrlCheck {
-    pub(crate) fn new(kind: &'static str, url: &str) -> Self {
+    pub(crate) fn new(kind: CheckKind, url: &str) -> Self {
         UrlCheck {
             kind,
             url: crate::net::redact::redact(url),

@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::report::UrlCheck;
+use super::report::{CheckKind, UrlCheck};
 use crate::net::prober::{Method, Prober};
 use crate::net::problem::{Kind, Problem};
 use crate::zoi::pgp::{self, PublicKey, SigErrorKind};
@@ -136,7 +136,7 @@ pub async fn load(
             KeySource::Url { key, from, .. } => {
                 let source = pgp::key_source(key);
                 let url = source.clone().unwrap_or_else(|_| key.clone());
-                let mut c = UrlCheck::new("key", &url);
+                let mut c = UrlCheck::new(CheckKind::Key, &url);
                 c.warnings.push(format!("key '{name}' ({from})"));
                 let t = Instant::now();
                 let bytes = match source.map(|u| url::Url::parse(&u).map_err(|e| e.to_string())) {
@@ -170,7 +170,7 @@ pub async fn load(
                 (c, bytes)
             }
             KeySource::File { path, .. } => {
-                let c = UrlCheck::new("key", &path.display().to_string());
+                let c = UrlCheck::new(CheckKind::Key, &path.display().to_string());
                 let bytes = std::fs::read(path).map_err(|e| {
                     Problem::new(Kind::KeyUnreachable, format!("{}: {e}", path.display()))
                 });
@@ -223,7 +223,7 @@ pub async fn load(
         if store.resolve(std::slice::from_ref(id)).is_ok() {
             continue;
         }
-        let mut c = UrlCheck::new("key", &format!("pgps/{id}.asc"));
+        let mut c = UrlCheck::new(CheckKind::Key, &format!("pgps/{id}.asc"));
         if pgp::BUILTIN_KEYS.contains(&id.as_str()) {
             c.warnings.push(format!(
                 "'{id}' is one of Zoi's built-in keys: every client has it, but check cannot verify signatures by it"

@@ -1,7 +1,7 @@
 //! The `check` report (also printed by `apply --verify`).
 
 use crate::output::{Style, info, outln, paint, stdout_color, warn};
-use crate::probe::report::Report;
+use crate::probe::report::{CheckKind, Report};
 
 pub fn print(r: &Report) {
     let color = stdout_color();
@@ -18,8 +18,8 @@ pub fn print(r: &Report) {
                     c.url,
                     reg.role,
                     match c.kind {
-                        "repo_yaml" => ", repo.yaml",
-                        "signature" => ", HEAD signed by an authority",
+                        CheckKind::RepoYaml => ", repo.yaml",
+                        CheckKind::Signature => ", HEAD signed by an authority",
                         _ => "",
                     }
                 );
