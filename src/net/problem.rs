@@ -8,91 +8,57 @@
 
 use serde::Serialize;
 
-/// What went wrong with a URL, as one of a fixed set of kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Dns,
-    ConnectRefused,
-    Connect,
-    Tls,
-    Timeout,
-    ConnectionReset,
-    /// The body ended before its announced length.
-    Truncated,
-    RedirectLoop,
-    RedirectOtherHost,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    HttpError,
-    HtmlInsteadOfMetadata,
-    MalformedMetadata,
-    /// `.files` (or the archive's manifest) places a file outside Zoi's roots.
-    PathEscape,
-    SizeMismatch,
-    HashMismatch,
-    NoRange,
-    NotAGitRepo,
-    HeadMissing,
-    RegistryContentDiffers,
-    /// `bin sync`: upstream's signature does not verify (or is missing
-    /// where upstream declares keys): the archive is not placed.
-    Signature,
-    /// A `.sig` (or embedded `manifest.sig`) made by none of the keys the
-    /// client trusts.
-    SignatureUntrusted,
-    /// Made by a trusted key, but not over these bytes.
-    SignatureBad,
-    /// No signature where the client requires one.
-    SignatureMissing,
-    /// A key URL that does not answer with a key.
-    KeyUnreachable,
-    /// A key URL answering with something that is not an OpenPGP public key.
-    KeyNotPgp,
-    /// The registry's HEAD commit is not signed by one of the authorities.
-    RegistryUnsigned,
-    /// A package `check` was asked about has no `.pkg.lua` in the registry
-    /// at HEAD (or another version there): `zoi install` resolves from it.
-    NotInRegistry,
+string_enum! {
+    /// What went wrong with a URL, as one of a fixed set of kinds.
+    #[derive(PartialOrd, Ord)]
+    pub enum Kind {
+        Dns = "dns",
+        ConnectRefused = "connect_refused",
+        Connect = "connect",
+        Tls = "tls",
+        Timeout = "timeout",
+        ConnectionReset = "connection_reset",
+        /// The body ended before its announced length.
+        Truncated = "truncated",
+        RedirectLoop = "redirect_loop",
+        RedirectOtherHost = "redirect_other_host",
+        Unauthorized = "unauthorized",
+        Forbidden = "forbidden",
+        NotFound = "not_found",
+        HttpError = "http_error",
+        HtmlInsteadOfMetadata = "html_instead_of_metadata",
+        MalformedMetadata = "malformed_metadata",
+        /// `.files` (or the archive's manifest) places a file outside Zoi's roots.
+        PathEscape = "path_escape",
+        SizeMismatch = "size_mismatch",
+        HashMismatch = "hash_mismatch",
+        NoRange = "no_range",
+        NotAGitRepo = "not_a_git_repo",
+        HeadMissing = "head_missing",
+        RegistryContentDiffers = "registry_content_differs",
+        /// `bin sync`: upstream's signature does not verify (or is missing
+        /// where upstream declares keys): the archive is not placed.
+        Signature = "signature",
+        /// A `.sig` (or embedded `manifest.sig`) made by none of the keys the
+        /// client trusts.
+        SignatureUntrusted = "signature_untrusted",
+        /// Made by a trusted key, but not over these bytes.
+        SignatureBad = "signature_bad",
+        /// No signature where the client requires one.
+        SignatureMissing = "signature_missing",
+        /// A key URL that does not answer with a key.
+        KeyUnreachable = "key_unreachable",
+        /// A key URL answering with something that is not an OpenPGP public key.
+        KeyNotPgp = "key_not_pgp",
+        /// The registry's HEAD commit is not signed by one of the authorities.
+        RegistryUnsigned = "registry_unsigned",
+        /// A package `check` was asked about has no `.pkg.lua` in the registry
+        /// at HEAD (or another version there): `zoi install` resolves from it.
+        NotInRegistry = "not_in_registry",
+    }
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Dns => "dns",
-            Kind::ConnectRefused => "connect_refused",
-            Kind::Connect => "connect",
-            Kind::Tls => "tls",
-            Kind::Timeout => "timeout",
-            Kind::ConnectionReset => "connection_reset",
-            Kind::Truncated => "truncated",
-            Kind::RedirectLoop => "redirect_loop",
-            Kind::RedirectOtherHost => "redirect_other_host",
-            Kind::Unauthorized => "unauthorized",
-            Kind::Forbidden => "forbidden",
-            Kind::NotFound => "not_found",
-            Kind::HttpError => "http_error",
-            Kind::HtmlInsteadOfMetadata => "html_instead_of_metadata",
-            Kind::MalformedMetadata => "malformed_metadata",
-            Kind::PathEscape => "path_escape",
-            Kind::SizeMismatch => "size_mismatch",
-            Kind::HashMismatch => "hash_mismatch",
-            Kind::NoRange => "no_range",
-            Kind::NotAGitRepo => "not_a_git_repo",
-            Kind::HeadMissing => "head_missing",
-            Kind::RegistryContentDiffers => "registry_content_differs",
-            Kind::Signature => "signature",
-            Kind::SignatureUntrusted => "signature_untrusted",
-            Kind::SignatureBad => "signature_bad",
-            Kind::SignatureMissing => "signature_missing",
-            Kind::KeyUnreachable => "key_unreachable",
-            Kind::KeyNotPgp => "key_not_pgp",
-            Kind::RegistryUnsigned => "registry_unsigned",
-            Kind::NotInRegistry => "not_in_registry",
-        }
-    }
-
     /// What to do about it.
     pub fn hint(self) -> &'static str {
         match self {
@@ -212,6 +178,47 @@ impl From<Problem> for ProblemOut {
             hint: p.kind.hint(),
             kind: p.kind,
             message: p.message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::Kind;
+    use std::collections::BTreeSet;
+
+    /// `check --help` lists every kind a check can report: all of them but
+    /// `signature`, which only bin sync reports.
+    #[test]
+    fn check_help_lists_every_problem_kind_check_reports() {
+        let help: String = include_str!("../cli.rs")
+            .lines()
+            .map(|l| l.trim().trim_start_matches("///").trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let at = help
+            .find("Error kinds: dns")
+            .expect("check --help lists its error kinds");
+        let rest = &help[at + "Error kinds: ".len()..];
+        let documented: BTreeSet<&str> = rest[..rest.find('.').unwrap()]
+            .split(',')
+            .map(str::trim)
+            .collect();
+        let kinds: BTreeSet<&str> = Kind::ALL
+            .iter()
+            .filter(|&&k| k != Kind::Signature)
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(documented, kinds);
+    }
+
+    #[test]
+    fn kinds_serialise_as_their_names() {
+        for k in Kind::ALL {
+            assert_eq!(
+                serde_json::to_string(k).unwrap(),
+                format!("\"{}\"", k.as_str())
+            );
         }
     }
 }
