@@ -33,6 +33,12 @@
 //! Only [`output`] writes to stdout and stderr; the print macros are denied
 //! everywhere (library code returns values and warnings, commands hand them
 //! to the printer).
+//!
+//! States and kinds that reach the JSON output are enums, never strings:
+//! [`error::ErrorKind`] for every failure (README.md's table of error kinds
+//! is tested against it), and `string_enum!` (below) for the rest, so each
+//! value is spelled once and a documented list (`--help`, README) can be
+//! tested against `ALL`.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
