@@ -212,7 +212,7 @@ error_kinds! {
     /// `db sync`: authorities without a signing key would leave the overlay
     /// commit unsigned.
     UnsignedOverlay = "unsigned_overlay" => BadInput,
-    /// git is missing, too old, or failed.
+    /// git cannot be run, or is older than db sync needs.
     Git = "git" => CouldNotRun,
     /// `db sync`: a registry to fetch from or push to cannot be reached.
     Unreachable = "unreachable" => CouldNotRun,
