@@ -14,6 +14,7 @@ pub mod bins;
 pub mod binsync;
 pub mod binsync_s3;
 pub mod db;
+pub mod demo;
 pub mod freshness;
 pub mod index;
 pub mod index_s3;
