@@ -8,7 +8,8 @@
 //! corporate `repo.yaml` as an overlay commit; [`binsync`] copies upstream's
 //! pre-built archives into the company's layout ([`prune`] removes old
 //! versions); [`serve`] serves a tree
-//! over HTTP for small teams, tests and the demo.
+//! over HTTP for small teams, tests and the demo; [`demo`] runs the whole
+//! product end to end on loopback.
 
 pub mod bins;
 pub mod binsync;

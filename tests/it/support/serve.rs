@@ -25,22 +25,26 @@ impl Serve {
 
     /// `zoi-mirror ARGS…` (a `serve`), once it printed the URL it listens on.
     pub fn start_args(home: &Path, args: &[&str]) -> Serve {
-        let mut child = super::cmd(home)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("http://"), "serve printed {line:?}");
-        Serve {
-            url: line.trim().to_string(),
-            child,
-        }
+        let (child, url) = spawn(home, args, Stdio::null());
+        Serve { url, child }
     }
+}
+
+/// Spawns `zoi-mirror ARGS…` with stdout piped; returns it once it printed
+/// the URL it listens on, and the URL.
+fn spawn(home: &Path, args: &[&str], stderr: Stdio) -> (Child, String) {
+    let mut child = super::cmd(home)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("http://"), "serve printed {line:?}");
+    (child, line.trim().to_string())
 }
 
 impl Drop for Serve {
@@ -54,19 +58,9 @@ impl Drop for Serve {
 /// (its reply read to the end), then stopped with SIGTERM: what it wrote,
 /// for its access log and its clean stop.
 pub fn one_request(home: &Path, args: &[&str], request: &str) -> Output {
-    let mut child = super::cmd(home)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut url = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
+    let (child, url) = spawn(home, args, Stdio::piped());
     assert!(url.starts_with("http://127.0.0.1:"), "{args:?}: {url:?}");
     let port: u16 = url
-        .trim()
         .trim_end_matches('/')
         .rsplit(':')
         .next()
