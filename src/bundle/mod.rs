@@ -7,8 +7,10 @@
 
 pub mod load;
 pub mod manifest;
+pub mod publish;
 pub mod quote;
 pub mod render;
+pub mod report;
 pub mod verify;
 
 use std::collections::BTreeMap;

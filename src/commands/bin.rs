@@ -1,31 +1,17 @@
 //! `zoi-mirror bin sync`: mirror upstream's pre-built archives.
 
 use anyhow::Result;
-use serde::Serialize;
 
 use super::{net_options, read_file_or_url};
 use crate::cli::BinSyncArgs;
 use crate::error::Exit;
-use crate::mirror::bins::{self, Totals};
-use crate::mirror::binsync::{self, TargetReport};
+use crate::mirror::bins::{self, Report, Totals};
+use crate::mirror::binsync;
 use crate::mirror::db;
-use crate::mirror::prune::Pruned;
 use crate::mirror::shard::Shard;
-use crate::output::{self, Format, Style, outln, paint};
+use crate::output::{self, Format};
 use crate::spec;
 use crate::zoi::repo::RepoYaml;
-
-#[derive(Serialize)]
-struct Report {
-    dest: std::path::PathBuf,
-    dry_run: bool,
-    /// Where upstream's repo.yaml came from.
-    upstream_repo_yaml: String,
-    keys: Vec<binsync::KeyReport>,
-    targets: Vec<TargetReport>,
-    pruned: Vec<Pruned>,
-    totals: Totals,
-}
 
 pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     let mut http = net_options(&args.net)?;
@@ -164,92 +150,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     };
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => {
-            let color = output::stdout_color();
-            for k in &report.keys {
-                match (k.status.as_str(), &k.error) {
-                    (_, Some(e)) => outln!(
-                        "{} key {}: {}: {}",
-                        paint("FAIL   ", Style::Red, color),
-                        k.name,
-                        e.kind.as_str(),
-                        e.message
-                    ),
-                    ("placed", _) => outln!(
-                        "{} key {} → {}",
-                        paint("placed ", Style::Green, color),
-                        k.name,
-                        k.path
-                    ),
-                    ("would_place", _) => outln!("would place key {} → {}", k.name, k.path),
-                    _ => {}
-                }
-            }
-            for t in &report.targets {
-                let what = match t.artifact {
-                    binsync::Artifact::Archive => String::new(),
-                    binsync::Artifact::Source => " (source)".to_string(),
-                    binsync::Artifact::Delta => " (delta)".to_string(),
-                };
-                let label = format!(
-                    "{}@{}{}{what}",
-                    t.package,
-                    t.version,
-                    t.platform.map(|p| format!(" {p}")).unwrap_or_default()
-                );
-                for w in &t.warnings {
-                    output::warn(format!("{label}: {w}"));
-                }
-                match t.status.as_str() {
-                    "downloaded" => outln!(
-                        "{} {label} ({} bytes{})",
-                        paint("fetched", Style::Green, color),
-                        t.bytes,
-                        if t.resumed { ", resumed" } else { "" }
-                    ),
-                    "not_available" => outln!(
-                        "{} {label}: not available upstream",
-                        paint("skip   ", Style::Dim, color)
-                    ),
-                    "would_download" => outln!("would fetch {label} → {}", t.path),
-                    "failed" => outln!(
-                        "{} {label}: {}",
-                        paint("FAIL   ", Style::Red, color),
-                        t.error
-                            .as_ref()
-                            .map(|e| format!("{}: {}", e.kind.as_str(), e.message))
-                            .unwrap_or_default()
-                    ),
-                    _ => {}
-                }
-            }
-            for p in &report.pruned {
-                outln!(
-                    "{} {}",
-                    if report.dry_run {
-                        "would prune"
-                    } else {
-                        "pruned"
-                    },
-                    p.path
-                );
-            }
-            let t = &report.totals;
-            outln!(
-                "{} files: {} fetched ({} MiB), {} up to date, {} not available upstream, {} failed{}",
-                t.targets,
-                t.downloaded,
-                t.bytes >> 20,
-                t.up_to_date,
-                t.not_available,
-                t.failed,
-                if t.would_download > 0 {
-                    format!(", {} to fetch", t.would_download)
-                } else {
-                    String::new()
-                }
-            );
-        }
+        Format::Human => output::human::bin::print(&report),
     }
     Ok(exit)
 }

@@ -1,58 +1,14 @@
 //! `zoi-mirror build`: spec → bundle directory, or `--check` for drift.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use serde::Serialize;
 
-use crate::bundle::{self, manifest::FileEntry};
+use crate::bundle::{self, report::BuildReport, report::CheckReport};
 use crate::cli::BuildArgs;
 use crate::error::{ErrorKind, Exit, Failure, fail};
 use crate::fsutil;
-use crate::output::{self, Format, Style, out, outln, paint};
-
-#[derive(Serialize)]
-struct BuildReport {
-    bundle_dir: PathBuf,
-    name: String,
-    version: String,
-    files: Vec<FileReport>,
-    warnings: Vec<String>,
-    /// Where upstream's repo.yaml came from.
-    upstream_repo_yaml: String,
-}
-
-#[derive(Serialize)]
-struct FileReport {
-    path: String,
-    sha512: String,
-    size: u64,
-}
-
-#[derive(Serialize, PartialEq, Eq, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Drift {
-    Same,
-    Changed,
-    Missing,
-    Unexpected,
-}
-
-#[derive(Serialize)]
-struct CheckedFile {
-    path: String,
-    status: Drift,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    diff: Option<String>,
-}
-
-#[derive(Serialize)]
-struct CheckReport {
-    bundle_dir: PathBuf,
-    up_to_date: bool,
-    files: Vec<CheckedFile>,
-}
+use crate::output::{self, Format};
 
 pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
     let mut spec = crate::mirror::db::load_spec(
@@ -115,76 +71,12 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
         );
     }
 
-    let report = BuildReport {
-        bundle_dir: dir.clone(),
-        name: spec.extension.name.clone(),
-        version: spec.extension.version.to_string(),
-        files: bundle
-            .files
-            .iter()
-            .map(|(path, bytes)| {
-                let e = FileEntry::of(bytes);
-                FileReport {
-                    path: path.clone(),
-                    sha512: e.sha512,
-                    size: e.size,
-                }
-            })
-            .collect(),
-        warnings: bundle.warnings.clone(),
-        upstream_repo_yaml: spec.upstream_origin.to_string(),
-    };
+    let report = BuildReport::of(&dir, &spec, &bundle);
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => {
-            let color = output::stdout_color();
-            outln!(
-                "{} {} {} → {}",
-                paint("Built", Style::Green, color),
-                report.name,
-                report.version,
-                dir.display()
-            );
-            for f in &report.files {
-                outln!(
-                    "  {:<28} {:>8} B  sha512:{}…",
-                    f.path,
-                    f.size,
-                    &f.sha512[..16]
-                );
-            }
-        }
+        Format::Human => output::human::build::print(&report),
     }
     Ok(Exit::Ok)
-}
-
-fn diff(path: &str, old: &str, new: &str, old_exists: bool) -> String {
-    let a = if old_exists {
-        format!("a/{path}")
-    } else {
-        "/dev/null".to_string()
-    };
-    output::diff::unified(old, new, &a, &format!("b/{path}"))
-}
-
-fn files_on_disk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(rel) = p.strip_prefix(dir) {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn check(bundle: &bundle::Bundle, dir: &Path, format: Format) -> Result<Exit> {
@@ -198,59 +90,11 @@ fn check(bundle: &bundle::Bundle, dir: &Path, format: Format) -> Result<Exit> {
             .hint("run `zoi-mirror build` without --check to create it"),
         );
     }
-    let mut files = Vec::new();
-    for (path, bytes) in &bundle.files {
-        let new = String::from_utf8_lossy(bytes);
-        let on_disk = fs::read(dir.join(path));
-        let (status, diff) = match on_disk {
-            Ok(old) if old == *bytes => (Drift::Same, None),
-            Ok(old) => (
-                Drift::Changed,
-                Some(diff(path, &String::from_utf8_lossy(&old), &new, true)),
-            ),
-            Err(_) => (Drift::Missing, Some(diff(path, "", &new, false))),
-        };
-        files.push(CheckedFile {
-            path: path.clone(),
-            status,
-            diff,
-        });
-    }
-    for path in files_on_disk(dir) {
-        if !bundle.files.contains_key(&path) {
-            files.push(CheckedFile {
-                path,
-                status: Drift::Unexpected,
-                diff: None,
-            });
-        }
-    }
-    let up_to_date = files.iter().all(|f| f.status == Drift::Same);
-    let report = CheckReport {
-        bundle_dir: dir.to_path_buf(),
-        up_to_date,
-        files,
-    };
+    let report = CheckReport::of(bundle, dir);
+    let up_to_date = report.up_to_date;
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => {
-            for f in &report.files {
-                if let Some(d) = &f.diff {
-                    out!("{d}");
-                }
-                if f.status == Drift::Unexpected {
-                    outln!("unexpected file in bundle: {}", f.path);
-                }
-            }
-            if up_to_date {
-                output::info(format!("{} is up to date with the spec", dir.display()));
-            } else {
-                output::info(format!(
-                    "{} differs from what the spec renders; run `zoi-mirror build` to update it",
-                    dir.display()
-                ));
-            }
-        }
+        Format::Human => output::human::build::print_check(&report),
     }
     Ok(if up_to_date { Exit::Ok } else { Exit::No })
 }

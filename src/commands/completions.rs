@@ -2,13 +2,12 @@
 //! by clap_complete from the same clap definitions as `--help`, so it can
 //! never name a flag the binary lacks.
 
-use std::io::Write;
-
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs};
 use crate::error::Exit;
+use crate::output;
 
 pub fn run(args: &CompletionsArgs) -> Result<Exit> {
     let mut script = Vec::new();
@@ -16,11 +15,10 @@ pub fn run(args: &CompletionsArgs) -> Result<Exit> {
     if args.shell == clap_complete::Shell::Bash {
         script = fix_bash_states(&script);
     }
-    // A reader that stops early (`| head`) is not an error.
-    match std::io::stdout().lock().write_all(&script) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(Exit::Ok),
-    }
+    // Through the printer: a reader that stops early (`| head`) is not an
+    // error, any other lost write is (see `output`).
+    output::stdout_text(&String::from_utf8(script).context("clap_complete wrote non-UTF-8")?);
+    Ok(Exit::Ok)
 }
 
 /// clap_complete's bash script spells a subcommand's state two ways when

@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::cli::DbSyncArgs;
 use crate::error::Exit;
 use crate::mirror::db::{self, Endpoints};
-use crate::output::{self, Format, Style, outln, paint};
+use crate::output::{self, Format};
 
 pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
     let report = db::sync_to_target(
@@ -28,53 +28,7 @@ pub fn sync(args: &DbSyncArgs, format: Format) -> Result<Exit> {
     }
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => {
-            let color = output::stdout_color();
-            let short = |s: &str| s.chars().take(12).collect::<String>();
-            outln!(
-                "upstream {} {} at {}",
-                report.upstream,
-                report.branch,
-                short(&report.upstream_tip)
-            );
-            outln!("repo.yaml derived from {}", report.upstream_repo_yaml);
-            outln!(
-                "overlay  {} ({}{})",
-                short(&report.overlay_commit),
-                if report.overlay_reused {
-                    "unchanged"
-                } else {
-                    "new"
-                },
-                if report.signed { ", signed" } else { "" }
-            );
-            if report.updates.is_empty() {
-                outln!(
-                    "{} {} is up to date",
-                    paint("ok", Style::Green, color),
-                    report.target
-                );
-            } else {
-                let verb = if report.dry_run {
-                    "would move"
-                } else {
-                    "moved"
-                };
-                outln!(
-                    "target   {}: {} ref(s) {verb}",
-                    report.target,
-                    report.updates.len()
-                );
-                for u in &report.updates {
-                    outln!(
-                        "  {:<6} {} {}",
-                        u.action,
-                        u.name,
-                        u.new.as_deref().map(short).unwrap_or_default()
-                    );
-                }
-            }
-        }
+        Format::Human => output::human::db::print(&report),
     }
     Ok(Exit::Ok)
 }

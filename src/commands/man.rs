@@ -16,6 +16,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, ManArgs};
 use crate::error::{Exit, io_failure};
+use crate::output;
 
 pub fn run(args: &ManArgs) -> Result<Exit> {
     let mut cmd = Cli::command().disable_help_subcommand(true);
@@ -33,11 +34,10 @@ pub fn run(args: &ManArgs) -> Result<Exit> {
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         command_section(sub, &mut page)?;
     }
-    // A reader that stops early (`| head`) is not an error.
-    match std::io::stdout().lock().write_all(&page) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(Exit::Ok),
-    }
+    // Through the printer: a reader that stops early (`| head`) is not an
+    // error, any other lost write is (see `output`).
+    output::stdout_text(&String::from_utf8(page).context("clap_mangen wrote non-UTF-8 roff")?);
+    Ok(Exit::Ok)
 }
 
 /// One command's part of the whole-CLI page. clap_mangen renders each

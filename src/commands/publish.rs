@@ -3,35 +3,13 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
-use serde::Serialize;
-
 use super::{net_options, open_store, storage_settings, store_failure};
+use crate::bundle::publish::{File, Report, upload_order};
 use crate::cli::PublishArgs;
 use crate::error::{ErrorKind, Exit, Failure, fail, io_failure};
-use crate::output::{self, Format, outln};
+use crate::output::{self, Format};
 use crate::storage::{Dest, Expect, S3Settings};
-
-#[derive(Serialize)]
-struct File {
-    path: String,
-    status: &'static str,
-}
-
-#[derive(Serialize, Default)]
-struct Totals {
-    written: usize,
-    unchanged: usize,
-}
-
-#[derive(Serialize)]
-struct Report {
-    to: String,
-    /// Where clients read it.
-    public_url: String,
-    files: Vec<File>,
-    totals: Totals,
-}
+use anyhow::Result;
 
 pub fn run(args: &PublishArgs, format: Format) -> Result<Exit> {
     let url = match Dest::parse(&args.to).map_err(|m| Failure::new(ErrorKind::BadDestination, m))? {
@@ -49,20 +27,7 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<Exit> {
             format!("no folder at {}", args.dir.display()),
         ));
     }
-    let mut rels = Vec::new();
-    for e in walkdir::WalkDir::new(&args.dir).sort_by_file_name() {
-        let e = e.map_err(|e| {
-            let io = std::io::Error::other(e.to_string());
-            io_failure("read", &args.dir, &io)
-        })?;
-        if e.file_type().is_file()
-            && let Ok(r) = e.path().strip_prefix(&args.dir)
-        {
-            rels.push(r.to_string_lossy().replace('\\', "/"));
-        }
-    }
-    // bundle.json pins every other file: it goes last.
-    rels.sort_by_key(|r| (r == crate::bundle::manifest::FILE_NAME, r.clone()));
+    let rels = upload_order(&args.dir).map_err(|(dir, e)| io_failure("read", &dir, &e))?;
     let settings = storage_settings(&args.storage, &S3Settings::default());
     let store = Arc::new(open_store(&url, &settings)?);
     let http = net_options(&args.net)?;
@@ -95,36 +60,10 @@ pub fn run(args: &PublishArgs, format: Format) -> Result<Exit> {
         }
         anyhow::Ok(out)
     })?;
-    let mut totals = Totals::default();
-    for f in &files {
-        match f.status {
-            "written" => totals.written += 1,
-            _ => totals.unchanged += 1,
-        }
-    }
-    let report = Report {
-        to: url.to_string(),
-        public_url: store.public_url(""),
-        files,
-        totals,
-    };
+    let report = Report::new(url.to_string(), store.public_url(""), files);
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => {
-            for f in &report.files {
-                if f.status == "written" {
-                    outln!("written   {}", f.path);
-                }
-            }
-            outln!(
-                "{} files to {} ({} written, {} unchanged); clients read it at {}",
-                report.files.len(),
-                report.to,
-                report.totals.written,
-                report.totals.unchanged,
-                report.public_url
-            );
-        }
+        Format::Human => output::human::publish::print(&report),
     }
     Ok(Exit::Ok)
 }

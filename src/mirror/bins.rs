@@ -403,3 +403,17 @@ mod tests {
         assert!(package_globs(&["[oops".into()]).is_err());
     }
 }
+
+/// What `bin sync` reports: keys, then every file, what was pruned, and
+/// the totals (rendered by `output::human::bin`).
+#[derive(Serialize)]
+pub struct Report {
+    pub dest: PathBuf,
+    pub dry_run: bool,
+    /// Where upstream's repo.yaml came from.
+    pub upstream_repo_yaml: String,
+    pub keys: Vec<KeyReport>,
+    pub targets: Vec<TargetReport>,
+    pub pruned: Vec<Pruned>,
+    pub totals: Totals,
+}

@@ -8,12 +8,14 @@
 //! corporate `repo.yaml` as an overlay commit; [`binsync`] copies upstream's
 //! pre-built archives into the company's layout ([`prune`] removes old
 //! versions); [`serve`] serves a tree
-//! over HTTP for small teams, tests and the demo.
+//! over HTTP for small teams, tests and the demo; [`demo`] runs the whole
+//! product end to end on loopback.
 
 pub mod bins;
 pub mod binsync;
 pub mod binsync_s3;
 pub mod db;
+pub mod demo;
 pub mod freshness;
 pub mod index;
 pub mod index_s3;

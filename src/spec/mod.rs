@@ -11,6 +11,7 @@
 //! `upstream_input` finds upstream's repo.yaml, `urls` the URL rules,
 //! `validate` the checks across sections, and `load` runs them in order.
 
+pub mod init;
 mod load;
 mod reader;
 mod sections;

@@ -373,13 +373,12 @@ fn prune_keeps_the_index_version_and_n_previous_ones() {
     assert!(dest.join("zillowe/linux/amd64/README").exists());
 }
 
-#[test]
-fn a_download_cut_off_halfway_resumes_with_range() {
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
-    let (bytes, _) = simple_zpa("hello", &[7u8; 200_000]);
+/// Upstream serving hello 5.0.0 for linux-amd64: its sidecars as they
+/// should be, the archive itself as `archive` says. Returns the server and
+/// the archive's path on it.
+fn serve_hello(bytes: &[u8], archive: Fault) -> (FaultServer, String) {
     let file = "hello-5.0.0-linux-amd64.zpa";
-    let hash = format!("{}  {file}\n", support::sha512_hex(&bytes));
+    let hash = format!("{}  {file}\n", support::sha512_hex(bytes));
     let size = format!("down: {}\ninstall: 1\n", bytes.len());
     let base = format!("/generic/zillowe.hello/5.0.0/{file}");
     let srv = FaultServer::start(vec![
@@ -396,8 +395,18 @@ fn a_download_cut_off_halfway_resumes_with_range() {
             Fault::Ok(b"${pkgstore}/bin/hello".to_vec(), vec![]),
         ),
         (&format!("{base}.sig"), Fault::Ok(b"sig".to_vec(), vec![])),
-        (&base, Fault::CutOnceThenRange(bytes.clone())),
+        (&base, archive),
     ]);
+    (srv, base)
+}
+
+#[test]
+fn a_download_cut_off_halfway_resumes_with_range() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (bytes, _) = simple_zpa("hello", &[7u8; 200_000]);
+    let file = "hello-5.0.0-linux-amd64.zpa";
+    let (srv, base) = serve_hello(&bytes, Fault::CutOnceThenRange(bytes.clone()));
     let yaml = upstream_repo_yaml(h, &srv.url("http", "/generic"));
     let spec = spec(h, &yaml);
     let index = index(h, &[("zillowe", "hello", "5.0.0")]);
@@ -427,26 +436,7 @@ fn a_rate_limited_download_waits_as_retry_after_says() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let (bytes, _) = simple_zpa("hello", &[7u8; 1000]);
-    let file = "hello-5.0.0-linux-amd64.zpa";
-    let hash = format!("{}  {file}\n", support::sha512_hex(&bytes));
-    let size = format!("down: {}\ninstall: 1\n", bytes.len());
-    let base = format!("/generic/zillowe.hello/5.0.0/{file}");
-    let srv = FaultServer::start(vec![
-        (
-            &format!("{base}.hash"),
-            Fault::Ok(hash.into_bytes(), vec![]),
-        ),
-        (
-            &format!("{base}.size"),
-            Fault::Ok(size.into_bytes(), vec![]),
-        ),
-        (
-            &format!("{base}.files"),
-            Fault::Ok(b"${pkgstore}/bin/hello".to_vec(), vec![]),
-        ),
-        (&format!("{base}.sig"), Fault::Ok(b"sig".to_vec(), vec![])),
-        (&base, Fault::RateLimitThenOk(1, 2, bytes.clone())),
-    ]);
+    let (srv, base) = serve_hello(&bytes, Fault::RateLimitThenOk(1, 2, bytes.clone()));
     let yaml = upstream_repo_yaml(h, &srv.url("http", "/generic"));
     let spec = spec(h, &yaml);
     let index = index(h, &[("zillowe", "hello", "5.0.0")]);

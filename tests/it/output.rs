@@ -256,38 +256,13 @@ fn quiet_keeps_data_and_errors_and_drops_logs() {
 /// Starts `serve www`, fetches `/a.txt`, stops it with SIGTERM; returns
 /// its stderr.
 fn serve_one_request(home: &Path, flags: &[&str]) -> String {
-    use std::io::Write;
-    let mut child = support::cmd(home)
-        .args(["serve", "www", "--port", "0"])
-        .args(flags)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut url = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
-    assert!(url.starts_with("http://127.0.0.1:"), "{flags:?}: {url:?}");
-    let port: u16 = url
-        .trim()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut sink = Vec::new();
-    sock.read_to_end(&mut sink).unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut args = vec!["serve", "www", "--port", "0"];
+    args.extend_from_slice(flags);
+    let out = support::serve::one_request(
+        home,
+        &args,
+        "GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(out.status.code(), Some(0));
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

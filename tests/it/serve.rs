@@ -268,45 +268,14 @@ fn index_on_start_writes_metadata_before_serving() {
 
 #[test]
 fn access_log_on_stderr_and_a_clean_stop_on_sigterm() {
-    use std::io::BufRead;
     let home = tempfile::tempdir().unwrap();
     tree(home.path());
-    let mut child = crate::support::cmd(home.path())
-        .args([
-            "serve",
-            home.path().join("www").to_str().unwrap(),
-            "--port",
-            "0",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut url = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
-    let port: u16 = url
-        .trim()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.write_all(
-        format!("HEAD {ZPA} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .unwrap();
-    let mut sink = Vec::new();
-    sock.read_to_end(&mut sink).unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let www = home.path().join("www");
+    let out = crate::support::serve::one_request(
+        home.path(),
+        &["serve", www.to_str().unwrap(), "--port", "0"],
+        &format!("HEAD {ZPA} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
     assert_eq!(out.status.code(), Some(0), "a clean exit on SIGTERM");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -4,9 +4,15 @@
 //! to stderr as `warning:` lines, naming what they are about.
 
 pub mod apply;
+pub mod bin;
+pub mod build;
 pub mod check;
+pub mod db;
+pub mod demo;
 pub mod freshness;
 pub mod index;
+pub mod init;
+pub mod publish;
 pub mod revert;
 pub mod status;
 pub mod sync;

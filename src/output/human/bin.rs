@@ -1,0 +1,94 @@
+//! The `bin sync` report: each key and file (fetched, skipped, to fetch,
+//! failed; warnings as `warning:` lines on stderr naming the file), what
+//! was pruned, then one line of totals.
+
+use crate::mirror::bins::Report;
+use crate::mirror::binsync;
+use crate::output::{self, Style, outln, paint};
+
+pub fn print(report: &Report) {
+    let color = output::stdout_color();
+    for k in &report.keys {
+        match (k.status.as_str(), &k.error) {
+            (_, Some(e)) => outln!(
+                "{} key {}: {}: {}",
+                paint("FAIL   ", Style::Red, color),
+                k.name,
+                e.kind.as_str(),
+                e.message
+            ),
+            ("placed", _) => outln!(
+                "{} key {} → {}",
+                paint("placed ", Style::Green, color),
+                k.name,
+                k.path
+            ),
+            ("would_place", _) => outln!("would place key {} → {}", k.name, k.path),
+            _ => {}
+        }
+    }
+    for t in &report.targets {
+        let what = match t.artifact {
+            binsync::Artifact::Archive => String::new(),
+            binsync::Artifact::Source => " (source)".to_string(),
+            binsync::Artifact::Delta => " (delta)".to_string(),
+        };
+        let label = format!(
+            "{}@{}{}{what}",
+            t.package,
+            t.version,
+            t.platform.map(|p| format!(" {p}")).unwrap_or_default()
+        );
+        for w in &t.warnings {
+            output::warn(format!("{label}: {w}"));
+        }
+        match t.status.as_str() {
+            "downloaded" => outln!(
+                "{} {label} ({} bytes{})",
+                paint("fetched", Style::Green, color),
+                t.bytes,
+                if t.resumed { ", resumed" } else { "" }
+            ),
+            "not_available" => outln!(
+                "{} {label}: not available upstream",
+                paint("skip   ", Style::Dim, color)
+            ),
+            "would_download" => outln!("would fetch {label} → {}", t.path),
+            "failed" => outln!(
+                "{} {label}: {}",
+                paint("FAIL   ", Style::Red, color),
+                t.error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", e.kind.as_str(), e.message))
+                    .unwrap_or_default()
+            ),
+            _ => {}
+        }
+    }
+    for p in &report.pruned {
+        outln!(
+            "{} {}",
+            if report.dry_run {
+                "would prune"
+            } else {
+                "pruned"
+            },
+            p.path
+        );
+    }
+    let t = &report.totals;
+    outln!(
+        "{} files: {} fetched ({} MiB), {} up to date, {} not available upstream, {} failed{}",
+        t.targets,
+        t.downloaded,
+        t.bytes >> 20,
+        t.up_to_date,
+        t.not_available,
+        t.failed,
+        if t.would_download > 0 {
+            format!(", {} to fetch", t.would_download)
+        } else {
+            String::new()
+        }
+    );
+}
