@@ -21,6 +21,9 @@ struct BuildReport {
     warnings: Vec<String>,
     /// Where upstream's repo.yaml came from.
     upstream_repo_yaml: String,
+    /// What `--publish` wrote (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published: Option<crate::mirror::publish::Published>,
 }
 
 #[derive(Serialize)]
@@ -55,6 +58,21 @@ struct CheckReport {
 }
 
 pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
+    if args.check && args.publish.is_some() {
+        return fail(
+            Failure::bad_input(
+                "usage",
+                "--check writes nothing, so there is nothing to --publish",
+            )
+            .hint("run `zoi-mirror build --publish …` without --check"),
+        );
+    }
+    let publish_to = match &args.publish {
+        Some(p) => Some(
+            crate::storage::Dest::parse(p).map_err(|m| Failure::bad_input("bad_destination", m))?,
+        ),
+        None => None,
+    };
     let mut spec = crate::mirror::db::load_spec(
         &args.spec.path,
         args.upstream_repo_yaml.as_deref(),
@@ -115,6 +133,23 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
         );
     }
 
+    // The bundle is on disk whatever happens next: a failed publish says so.
+    let published = match &publish_to {
+        None => None,
+        Some(to) => {
+            let settings = super::storage_settings(&args.storage, &spec.binaries.storage.s3);
+            match crate::mirror::publish::publish_dir(
+                &dir,
+                to,
+                &settings,
+                &crate::net::client::Options::default(),
+                !args.storage.private_bucket,
+            ) {
+                Ok(p) => Some(p),
+                Err(e) => return Err(written_but_not_published(e, &dir)),
+            }
+        }
+    };
     let report = BuildReport {
         bundle_dir: dir.clone(),
         name: spec.extension.name.clone(),
@@ -133,6 +168,7 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
             .collect(),
         warnings: bundle.warnings.clone(),
         upstream_repo_yaml: spec.upstream_origin.to_string(),
+        published,
     };
     match format {
         Format::Json => output::json(&report)?,
@@ -153,9 +189,38 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
                     &f.sha512[..16]
                 );
             }
+            if let Some(p) = &report.published {
+                outln!(
+                    "Published {} files to {} ({} written, {} unchanged); clients read it at {}",
+                    p.files.len(),
+                    p.to,
+                    p.totals.written,
+                    p.totals.unchanged,
+                    p.public_url
+                );
+            }
         }
     }
     Ok(Exit::Ok)
+}
+
+/// A publish failure keeps its kind, exit code and hint; its message says
+/// that the bundle itself was written.
+fn written_but_not_published(e: anyhow::Error, dir: &Path) -> anyhow::Error {
+    match e.downcast::<Failure>() {
+        Ok(mut f) => {
+            f.message = format!(
+                "the bundle was written to {}, but publishing it failed: {}",
+                dir.display(),
+                f.message
+            );
+            f.into()
+        }
+        Err(e) => e.context(format!(
+            "the bundle was written to {}, but publishing it failed",
+            dir.display()
+        )),
+    }
 }
 
 fn diff(path: &str, old: &str, new: &str, old_exists: bool) -> String {

@@ -1,130 +1,53 @@
 //! `zoi-mirror publish DIR --to s3://BUCKET/PREFIX`: a bundle (or any
-//! folder: keys, setup scripts) into the binary host's object storage.
-
-use std::sync::Arc;
+//! folder: keys, setup scripts) into the binary host's object storage
+//! ([`crate::mirror::publish`], which `build --publish` calls too).
 
 use anyhow::Result;
-use serde::Serialize;
 
-use super::{net_options, open_store, storage_settings, store_failure};
+use super::net_options;
 use crate::cli::PublishArgs;
-use crate::error::{Exit, Failure, fail, io_failure};
+use crate::error::{Exit, Failure, fail};
+use crate::mirror::publish::{Published, publish_dir};
 use crate::output::{self, Format, outln};
-use crate::storage::{Dest, Expect, S3Settings};
-
-#[derive(Serialize)]
-struct File {
-    path: String,
-    status: &'static str,
-}
-
-#[derive(Serialize, Default)]
-struct Totals {
-    written: usize,
-    unchanged: usize,
-}
-
-#[derive(Serialize)]
-struct Report {
-    to: String,
-    /// Where clients read it.
-    public_url: String,
-    files: Vec<File>,
-    totals: Totals,
-}
+use crate::storage::{Dest, S3Settings};
 
 pub fn run(args: &PublishArgs, format: Format) -> Result<Exit> {
-    let url = match Dest::parse(&args.to).map_err(|m| Failure::bad_input("bad_destination", m))? {
-        Dest::S3(u) => u,
-        Dest::Local(_) => {
-            return fail(
-                Failure::bad_input("usage", "--to must be s3://BUCKET/PREFIX")
-                    .hint("a folder is published by copying it"),
-            );
-        }
-    };
-    if !args.dir.is_dir() {
-        return fail(Failure::bad_input(
-            "root_missing",
-            format!("no folder at {}", args.dir.display()),
-        ));
+    let to = Dest::parse(&args.to).map_err(|m| Failure::bad_input("bad_destination", m))?;
+    if let Dest::Local(_) = to {
+        return fail(
+            Failure::bad_input("usage", "--to must be s3://BUCKET/PREFIX")
+                .hint("a folder is published by copying it"),
+        );
     }
-    let mut rels = Vec::new();
-    for e in walkdir::WalkDir::new(&args.dir).sort_by_file_name() {
-        let e = e.map_err(|e| {
-            let io = std::io::Error::other(e.to_string());
-            io_failure("read", &args.dir, &io)
-        })?;
-        if e.file_type().is_file()
-            && let Ok(r) = e.path().strip_prefix(&args.dir)
-        {
-            rels.push(r.to_string_lossy().replace('\\', "/"));
-        }
-    }
-    // bundle.json pins every other file: it goes last.
-    rels.sort_by_key(|r| (r == crate::bundle::manifest::FILE_NAME, r.clone()));
-    let settings = storage_settings(&args.storage, &S3Settings::default());
-    let store = Arc::new(open_store(&url, &settings)?);
+    let settings = super::storage_settings(&args.storage, &S3Settings::default());
     let http = net_options(&args.net)?;
-    let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
-    let files = rt.block_on(async {
-        let client = crate::net::client::Http::new(&http)?;
-        store
-            .preflight(&client, !args.storage.private_bucket)
-            .await
-            .map_err(store_failure)?;
-        let mut out = Vec::new();
-        for rel in rels {
-            let path = args.dir.join(&rel);
-            let bytes = std::fs::read(&path).map_err(|e| io_failure("read", &path, &e))?;
-            let same = store
-                .get_small(&rel)
-                .await
-                .map_err(store_failure)?
-                .is_some_and(|(old, _)| old == bytes);
-            if !same {
-                store
-                    .put(&rel, bytes, &Expect::Any, &[])
-                    .await
-                    .map_err(store_failure)?;
-            }
-            out.push(File {
-                path: rel,
-                status: if same { "unchanged" } else { "written" },
-            });
-        }
-        anyhow::Ok(out)
-    })?;
-    let mut totals = Totals::default();
-    for f in &files {
-        match f.status {
-            "written" => totals.written += 1,
-            _ => totals.unchanged += 1,
-        }
-    }
-    let report = Report {
-        to: url.to_string(),
-        public_url: store.public_url(""),
-        files,
-        totals,
-    };
+    let report = publish_dir(
+        &args.dir,
+        &to,
+        &settings,
+        &http,
+        !args.storage.private_bucket,
+    )?;
     match format {
         Format::Json => output::json(&report)?,
-        Format::Human => {
-            for f in &report.files {
-                if f.status == "written" {
-                    outln!("written   {}", f.path);
-                }
-            }
-            outln!(
-                "{} files to {} ({} written, {} unchanged); clients read it at {}",
-                report.files.len(),
-                report.to,
-                report.totals.written,
-                report.totals.unchanged,
-                report.public_url
-            );
-        }
+        Format::Human => human(&report),
     }
     Ok(Exit::Ok)
+}
+
+/// The human lines of a publish.
+fn human(report: &Published) {
+    for f in &report.files {
+        if f.status == "written" {
+            outln!("written   {}", f.path);
+        }
+    }
+    outln!(
+        "{} files to {} ({} written, {} unchanged); clients read it at {}",
+        report.files.len(),
+        report.to,
+        report.totals.written,
+        report.totals.unchanged,
+        report.public_url
+    );
 }

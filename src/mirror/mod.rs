@@ -7,7 +7,8 @@
 //! templates expect. [`db`] mirrors the registry's git repository with the
 //! corporate `repo.yaml` as an overlay commit; [`binsync`] copies upstream's
 //! pre-built archives into the company's layout ([`prune`] removes old
-//! versions); [`serve`] serves a tree
+//! versions); [`publish`] puts a bundle (or keys, setup scripts) where
+//! clients read it, the bucket or a folder; [`serve`] serves a tree
 //! over HTTP for small teams, tests and the demo.
 
 pub mod bins;
@@ -18,6 +19,7 @@ pub mod freshness;
 pub mod index;
 pub mod index_s3;
 pub mod prune;
+pub mod publish;
 pub mod serve;
 pub mod shard;
 pub mod status;

@@ -975,3 +975,132 @@ fn s3_a_storage_table_that_names_no_bucket_is_a_spec_error() {
     );
     assert!(msgs.iter().any(|m| m.contains("bogus")), "{msgs:?}");
 }
+
+// ------------------------------------------------------- build --publish
+
+#[test]
+fn s3_build_publish_puts_the_bundle_in_the_bucket_and_apply_reads_it_from_there() {
+    let sw = Seaweed::start();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let spec = support::example_spec();
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "-c",
+            spec.to_str().unwrap(),
+            "-o",
+            "dist",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let r = zm_s3(h, &sw, &args);
+        assert_no_secret(&r);
+        r
+    };
+    let prefix = "s3://zoi/bundle/acme-mirror-1.2.0";
+    let bundle = h.join("dist/acme-mirror-1.2.0");
+
+    // --check writes nothing, so it cannot publish: a usage error
+    let r = build(&["--check", "--publish", prefix]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["error"]["kind"], "usage");
+    assert!(sw.keys("zoi").is_empty());
+
+    // wrong credentials / endpoint down: publish's kinds and exit codes,
+    // the local bundle still written (and the message says so), nothing in
+    // the bucket
+    for (var, value, kind) in [
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wrong-secret-value-1234".to_string(),
+            "storage_denied",
+        ),
+        (
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", free_port()),
+            "storage_unreachable",
+        ),
+    ] {
+        let _ = fs::remove_dir_all(h.join("dist"));
+        let r = support::run(
+            support::cmd(h)
+                .envs(sw.env())
+                .env(var, &value)
+                .args(["build", "-c", spec.to_str().unwrap(), "-o", "dist"])
+                .args(["--publish", prefix, "--format", "json"]),
+        );
+        assert_no_secret(&r);
+        assert_eq!(r.code, 3, "{kind}: {}\n{}", r.stdout, r.stderr);
+        let err = &r.json()["error"];
+        assert_eq!(err["kind"], kind, "{err}");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("the bundle was written to dist/acme-mirror-1.2.0"),
+            "{err}"
+        );
+        assert!(!err["hint"].as_str().unwrap_or_default().is_empty());
+        assert!(
+            bundle.join("bundle.json").is_file(),
+            "{kind}: bundle on disk"
+        );
+        assert!(sw.keys("zoi").is_empty(), "{kind}: {:?}", sw.keys("zoi"));
+    }
+
+    // the real thing: every file in the bucket, bundle.json last, byte for
+    // byte as on disk, readable anonymously
+    let r = build(&["--publish", prefix]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    let published = &doc["published"];
+    assert_eq!(published["to"], prefix);
+    let files = published["files"].as_array().unwrap();
+    assert_eq!(files.last().unwrap()["path"], "bundle.json", "{published}");
+    assert_eq!(published["totals"]["written"], files.len());
+    for name in [
+        "bundle.json",
+        "setup.sh",
+        "acme-mirror.pkg.lua",
+        "repo.yaml",
+    ] {
+        assert_eq!(
+            sw.get("zoi", &format!("bundle/acme-mirror-1.2.0/{name}")),
+            Some(fs::read(bundle.join(name)).unwrap()),
+            "{name}: anonymous GET gives the built bytes"
+        );
+    }
+    // a second build publishes nothing new
+    let r = build(&["--publish", prefix]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.json()["published"]["totals"]["written"], 0);
+
+    // apply reads the bundle from the bucket, pinned by bundle.json's hash
+    let url = sw.url("zoi", "bundle/acme-mirror-1.2.0/");
+    let pin = support::sha512_file(&bundle.join("bundle.json"));
+    let r = support::run(support::cmd(h).args([
+        "apply", &url, "--sha512", &pin, "--no-zoi", "--format", "json",
+    ]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["changed"], true);
+    let c: support::zoi_types::Config =
+        serde_yaml::from_slice(&fs::read(h.join(".config/zoi/config.yaml")).unwrap()).unwrap();
+    assert_eq!(
+        c.default_registry.unwrap().url,
+        "https://git.acme.example/zoi/zoidberg.git"
+    );
+
+    // a folder works the same way (a web root: other files stay)
+    let root = h.join("www");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("index.html"), "hi").unwrap();
+    let r = build(&["--publish", root.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        fs::read(root.join("bundle.json")).unwrap(),
+        fs::read(bundle.join("bundle.json")).unwrap()
+    );
+    assert!(root.join("setup.sh").is_file() && root.join("index.html").is_file());
+}
