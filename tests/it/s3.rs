@@ -78,8 +78,13 @@ impl Company {
     /// The company's spec (as in trust.rs) with the bucket as the binary
     /// host: clients read keys from the bucket's `pkgs/keys/`.
     fn spec(&self, up: &Upstream) -> PathBuf {
+        self.spec_with(up, |s| s)
+    }
+
+    /// [`Company::spec`], then `more` on the builder.
+    fn spec_with(&self, up: &Upstream, more: impl FnOnce(Spec) -> Spec) -> PathBuf {
         let base = self.base();
-        support::spec::company(
+        let spec = support::spec::company(
             &self.gitd.url("mirror.git"),
             &up.git_url(),
             &self.fpr,
@@ -93,8 +98,8 @@ impl Company {
                 ("name", "acme-registry"),
                 ("url", &format!("{base}/pkgs/keys/acme-registry.asc")),
             ],
-        )
-        .write(self.sb.path())
+        );
+        more(spec).write(self.sb.path())
     }
 
     fn zm<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Run {
@@ -1103,4 +1108,166 @@ fn s3_build_publish_puts_the_bundle_in_the_bucket_and_apply_reads_it_from_there(
         fs::read(bundle.join("bundle.json")).unwrap()
     );
     assert!(root.join("setup.sh").is_file() && root.join("index.html").is_file());
+}
+
+// ------------------------------------------------------ re-signing into S3
+
+#[test]
+fn s3_resigning_streams_through_gpg_and_a_client_trusting_only_the_company_key_installs() {
+    let mut up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec_with(&up, |s| {
+        s.list("binaries.trust", ["acme-registry"])
+            .set("binaries.sign_key", co.fpr.as_str())
+    });
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 0, "db sync: {}", r.stderr);
+
+    let r = co.bin_sync(&spec, &[]);
+    assert_eq!(r.code, 0, "bin sync: {}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    let sigtool = up.package("sigtool");
+    let t = target(&doc, "sigtool", "archive");
+    assert_eq!(t["signature"], "detached", "upstream's verified first");
+    let metadata: Vec<(String, String)> = t["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m[0].as_str().unwrap().into(), m[1].as_str().unwrap().into()))
+        .collect();
+    let sig_at = metadata
+        .iter()
+        .position(|m| *m == ("sig".into(), "resigned".into()));
+    let hash_at = metadata.iter().position(|m| m.0 == "hash");
+    assert!(
+        sig_at.is_some() && sig_at < hash_at && hash_at == Some(metadata.len() - 1),
+        "the company .sig goes up before .hash, .hash last: {t}"
+    );
+    // the .sig in the bucket is the company key's signature of the archive
+    // in the bucket
+    let key = co.archive_key(sigtool);
+    let dl = co.sb.path().join("downloaded");
+    fs::create_dir_all(&dl).unwrap();
+    let (zpa, sig) = (dl.join("a.zpa"), dl.join("a.zpa.sig"));
+    fs::write(&zpa, co.sw.get("zoi", &key).unwrap()).unwrap();
+    fs::write(&sig, co.sw.get("zoi", &format!("{key}.sig")).unwrap()).unwrap();
+    assert_eq!(
+        fs::read(&zpa).unwrap(),
+        fs::read(up.archive_path(sigtool, &host_platform())).unwrap()
+    );
+    assert!(gpg::verifies(&co.gnupg, &sig, &zpa), "company signature");
+    fs::remove_dir_all(&dl).unwrap();
+    // an archive with an embedded manifest.sig is not re-signed, as for a
+    // folder
+    let e = target(&doc, "embedtool", "archive");
+    assert_eq!(e["signature"], "embedded");
+    assert!(
+        e["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("embedded manifest.sig"),
+        "{e}"
+    );
+    // nothing staged on local disk
+    let local: Vec<_> = walk(co.sb.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "zpa" || e == "part"))
+        .collect();
+    assert!(local.is_empty(), "{local:?}");
+    // a second run uploads nothing
+    let before = co.sw.list("zoi");
+    let r = co.bin_sync(&spec, &[]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.json()["totals"]["downloaded"], 0);
+    assert_eq!(co.sw.list("zoi"), before);
+
+    // the company key and the bundle in the same bucket (build --publish)
+    let keys = co.sb.path().join("company-keys");
+    fs::create_dir_all(keys.join("keys")).unwrap();
+    fs::write(
+        keys.join("keys/acme-registry.asc"),
+        gpg::export(&co.gnupg, &co.fpr),
+    )
+    .unwrap();
+    let r = co.zm(&["publish", keys.to_str().unwrap(), "--to", "s3://zoi/pkgs"]);
+    assert_eq!(r.code, 0, "publish keys: {}\n{}", r.stdout, r.stderr);
+    let out = co.sb.path().join("dist");
+    let r = co.zm(&[
+        "build",
+        "-c",
+        spec.to_str().unwrap(),
+        "--work",
+        co.work.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--publish",
+        "s3://zoi/bundle/acme-mirror-1.0.0",
+    ]);
+    assert_eq!(r.code, 0, "build --publish: {}\n{}", r.stdout, r.stderr);
+    assert_no_secret(&r);
+
+    // upstream's host gone; the real zoi, trusting only the company key,
+    // installs the re-signed archive from the bucket; the embedded-signed
+    // one fails in Zoi exactly as warned
+    up.stop_http();
+    let sb = &co.sb;
+    let r = sb.sh(&format!(
+        "zoi-mirror apply {}/bundle/acme-mirror-1.0.0",
+        co.base()
+    ));
+    assert_eq!(r.code, 0, "apply from the bucket");
+    assert_eq!(sb.sh("zoi sync").code, 0, "zoi sync");
+    let r = sb.sh(&format!("zoi install -y {}", sigtool.query()));
+    assert_eq!(r.code, 0, "re-signed archive installs");
+    assert_eq!(
+        sb.sh(&format!("$HOME/.local/bin/{}", sigtool.name))
+            .stdout
+            .trim(),
+        sigtool.output()
+    );
+    let r = sb.sh(&format!(
+        "zoi install -y {}",
+        up.package("embedtool").query()
+    ));
+    assert_ne!(r.code, 0);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("Embedded signature verification failed"),
+        "as bin sync warned"
+    );
+}
+
+#[test]
+fn s3_resigning_with_a_key_gpg_does_not_have_fails_and_leaves_no_object() {
+    let up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec(&up);
+    assert_eq!(co.db_sync(&spec).code, 0);
+    let r = co.bin_sync(
+        &spec,
+        &[
+            "--package",
+            "sigtool",
+            "--sign",
+            "0000000000000000DEADBEEF00000000DEADBEEF",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    let t = target(&doc, "sigtool", "archive");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["error"]["kind"], "signature", "{t}");
+    assert!(
+        t["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpg could not sign"),
+        "{t}"
+    );
+    let left: Vec<String> = co
+        .sw
+        .keys("zoi")
+        .into_iter()
+        .filter(|k| k.contains("sigtool"))
+        .collect();
+    assert!(left.is_empty(), "nothing visible: {left:?}");
 }
