@@ -1271,3 +1271,122 @@ fn s3_resigning_with_a_key_gpg_does_not_have_fails_and_leaves_no_object() {
         .collect();
     assert!(left.is_empty(), "nothing visible: {left:?}");
 }
+
+// ------------------------------------------------- conditional completion
+
+/// A run that verified an archive and is about to make it visible loses to
+/// a writer that placed the object meanwhile: the store refuses the
+/// conditional write (`If-None-Match: *` on the single PUT of a small
+/// archive and on the `CompleteMultipartUpload` of a large one), the run
+/// reports it, and the other writer's object stays. The run is held just
+/// before its write by the test hook (storage's `hold_for_test`), so the
+/// race is decided here, not by timing.
+#[test]
+fn s3_a_verified_upload_never_overwrites_an_object_another_writer_placed_meanwhile() {
+    let sw = Seaweed::start();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let generic = h.join("www/generic");
+    // 12 MiB: a multipart upload; 4 KiB: one PUT
+    let pkgs = [("bigone", 12usize << 20), ("small", 4 << 10)];
+    for (i, (name, len)) in pkgs.iter().enumerate() {
+        let dir = generic.join(format!("core.{name}")).join("1.0.0");
+        fs::create_dir_all(&dir).unwrap();
+        let (bytes, _) = simple_zpa(name, &noise(*len, 40 + i as u64));
+        fs::write(dir.join(format!("{name}-1.0.0-{PLATFORM}.zpa")), bytes).unwrap();
+    }
+    support::zm(h, &["index", generic.to_str().unwrap()]).ok();
+    let srv = Nginx::start(&h.join("www"));
+    let spec = spec_for(
+        h,
+        srv.url("generic").trim_end_matches('/'),
+        &format!("{}/zoi/pkgs", sw.endpoint()),
+    );
+    let index = index_json(h, &[("bigone", "1.0.0"), ("small", "1.0.0")]);
+    let hold = h.join("hold");
+    let ready = |name: &str| {
+        hold.join(format!(
+            "{}.ready",
+            key_of(name, "1.0.0")
+                .trim_start_matches("pkgs/")
+                .replace('/', "_")
+        ))
+    };
+    // Round 1: the objects are absent when the run looks (`If-None-Match:
+    // *`); round 2: they are there, without our .hash, so the run replaces
+    // the ETag it saw (`If-Match`), and they change once more meanwhile.
+    for round in ["theirs", "theirs again"] {
+        let _ = fs::remove_dir_all(&hold);
+        fs::create_dir_all(&hold).unwrap();
+        let child = support::cmd(h)
+            .envs(sw.env())
+            .env("ZOI_MIRROR_TEST_HOLD_FINISH", &hold)
+            .args(["bin", "sync", "-c", spec.to_str().unwrap()])
+            .args([
+                "--index",
+                index.to_str().unwrap(),
+                "--dest",
+                "s3://zoi/pkgs",
+            ])
+            .args(["--format", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !(ready("bigone").exists() && ready("small").exists()) {
+            assert!(
+                start.elapsed().as_secs() < 120,
+                "the run never got to its writes"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // both verified, neither written yet: another writer places both
+        // objects now
+        for (name, _) in pkgs {
+            let key = key_of(name, "1.0.0");
+            assert_ne!(
+                sw.get("zoi", &key),
+                Some(format!("{round} {name}").into_bytes())
+            );
+            sw.put("zoi", &key, format!("{round} {name}").as_bytes());
+        }
+        fs::write(hold.join("go"), b"").unwrap();
+        let r = Run::of(child.wait_with_output().unwrap());
+        assert_no_secret(&r);
+        assert_eq!(r.code, 0, "{round}: {}\n{}", r.stdout, r.stderr);
+        let doc = r.json();
+        for (name, _) in pkgs {
+            let t = target(&doc, name, "archive");
+            assert_eq!(t["status"], "up_to_date", "{round} {name}: {t}");
+            assert!(
+                t["warnings"][0]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("another run wrote this object meanwhile"),
+                "{round} {name}: {t}"
+            );
+            assert_eq!(
+                sw.get("zoi", &key_of(name, "1.0.0")).unwrap(),
+                format!("{round} {name}").into_bytes(),
+                "{round} {name}: the other writer's object stands"
+            );
+            assert!(
+                sw.get("zoi", &format!("{}.hash", key_of(name, "1.0.0")))
+                    .is_none(),
+                "{round} {name}: no .hash of ours next to their object"
+            );
+        }
+    }
+    // without a rival, the next run replaces their objects with upstream's
+    // (If-Match on the ETag it saw) and indexes clean
+    let r = sync_to(h, &sw, &spec, &index, "s3://zoi/pkgs", &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["totals"]["downloaded"], 2);
+    let r = zm_s3(
+        h,
+        &sw,
+        &["index", "--check", "s3://zoi/pkgs", "--format", "json"],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
