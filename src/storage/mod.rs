@@ -838,6 +838,9 @@ impl Upload {
 
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
         self.len += chunk.len() as u64;
+        if self.multipart.is_some() {
+            return self.fill_parts(&chunk).await;
+        }
         self.buf.extend_from_slice(&chunk);
         if self.multipart.is_none() {
             if self.buf.len() <= SINGLE_PUT_MAX {
@@ -859,10 +862,25 @@ impl Upload {
                 parts: Vec::new(),
             });
         }
-        while self.buf.len() >= PART {
-            let rest = self.buf.split_off(PART);
-            let part = std::mem::replace(&mut self.buf, rest);
-            self.send_part(part).await?;
+        let small = std::mem::take(&mut self.buf);
+        self.fill_parts(&small).await
+    }
+
+    /// Appends to the part being filled, sending each as it reaches
+    /// [`PART`]. Every part is one allocation of exactly [`PART`] bytes:
+    /// no doubling as it grows (copies and memory the allocator keeps).
+    async fn fill_parts(&mut self, mut bytes: &[u8]) -> Result<(), StoreError> {
+        while !bytes.is_empty() {
+            if self.buf.capacity() == 0 {
+                self.buf = Vec::with_capacity(PART);
+            }
+            let n = (PART - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.buf.len() == PART {
+                let part = std::mem::take(&mut self.buf);
+                self.send_part(part).await?;
+            }
         }
         Ok(())
     }
