@@ -822,6 +822,15 @@ pub struct BuildArgs {
     /// repeatable, overrides [setup.tools]. Needs [setup].
     #[arg(long = "tool", value_name = "PLATFORM=PATH")]
     pub tools: Vec<String>,
+    /// After a successful build, publish the bundle folder as `zoi-mirror
+    /// publish` does: to `s3://BUCKET/PREFIX` (the bucket that serves the
+    /// archives; settings as for `bin sync`, the spec's [binaries.storage]
+    /// included) or to a folder (a web root). `bundle.json` goes last. Not
+    /// with --check.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX|DIR")]
+    pub publish: Option<PathBuf>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 #[derive(Debug, Args)]

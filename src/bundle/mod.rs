@@ -7,6 +7,7 @@
 
 pub mod load;
 pub mod manifest;
+/// Publishing a bundle folder (or keys, setup scripts) to a bucket or a folder.
 pub mod publish;
 pub mod quote;
 pub mod render;

@@ -21,6 +21,9 @@ pub struct BuildReport {
     pub warnings: Vec<String>,
     /// Where upstream's repo.yaml came from.
     pub upstream_repo_yaml: String,
+    /// What `--publish` wrote (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<crate::bundle::publish::Published>,
 }
 
 #[derive(Serialize)]
@@ -32,7 +35,12 @@ pub struct FileReport {
 
 impl BuildReport {
     /// The report of `bundle`, rendered from `spec`, written to `dir`.
-    pub fn of(dir: &Path, spec: &Spec, bundle: &Bundle) -> BuildReport {
+    pub fn of(
+        dir: &Path,
+        spec: &Spec,
+        bundle: &Bundle,
+        published: Option<crate::bundle::publish::Published>,
+    ) -> BuildReport {
         BuildReport {
             bundle_dir: dir.to_path_buf(),
             name: spec.extension.name.clone(),
@@ -51,6 +59,7 @@ impl BuildReport {
                 .collect(),
             warnings: bundle.warnings.clone(),
             upstream_repo_yaml: spec.upstream_origin.to_string(),
+            published,
         }
     }
 }

@@ -42,7 +42,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     };
     bins::check_format(&spec)?;
     let resign = args.sign.clone().or_else(|| spec.binaries.sign_key.clone());
-    let (dest, s3) = bins::destination(args.dest.as_deref(), &spec, resign.is_some())?;
+    let (dest, s3) = bins::destination(args.dest.as_deref(), &spec)?;
     let store = match s3 {
         None => None,
         Some(url) => {

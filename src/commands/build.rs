@@ -11,6 +11,22 @@ use crate::fsutil;
 use crate::output::{self, Format};
 
 pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
+    if args.check && args.publish.is_some() {
+        return fail(
+            Failure::new(
+                ErrorKind::Usage,
+                "--check writes nothing, so there is nothing to --publish",
+            )
+            .hint("run `zoi-mirror build --publish …` without --check"),
+        );
+    }
+    let publish_to = match &args.publish {
+        Some(p) => Some(
+            crate::storage::Dest::parse(p)
+                .map_err(|m| Failure::new(ErrorKind::BadDestination, m))?,
+        ),
+        None => None,
+    };
     let mut spec = crate::mirror::db::load_spec(
         &args.spec.path,
         args.upstream_repo_yaml.as_deref(),
@@ -71,12 +87,48 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
         );
     }
 
-    let report = BuildReport::of(&dir, &spec, &bundle);
+    // The bundle is on disk whatever happens next: a failed publish says so.
+    let published = match &publish_to {
+        None => None,
+        Some(to) => {
+            let settings = super::storage_settings(&args.storage, &spec.binaries.storage.s3);
+            match crate::bundle::publish::publish_dir(
+                &dir,
+                to,
+                &settings,
+                &crate::net::client::Options::default(),
+                !args.storage.private_bucket,
+            ) {
+                Ok(p) => Some(p),
+                Err(e) => return Err(written_but_not_published(e, &dir)),
+            }
+        }
+    };
+    let report = BuildReport::of(&dir, &spec, &bundle, published);
     match format {
         Format::Json => output::json(&report)?,
         Format::Human => output::human::build::print(&report),
     }
     Ok(Exit::Ok)
+}
+
+/// A publish failure keeps its kind, exit code and hint; its message says
+/// that the bundle itself was written.
+fn written_but_not_published(e: anyhow::Error, dir: &Path) -> anyhow::Error {
+    match e.downcast::<Failure>() {
+        Ok(mut f) => {
+            f.message = format!(
+                "the bundle was written to {}, but publishing it failed: {}",
+                dir.display(),
+                f.message
+            );
+            f.into()
+        }
+        Err(e) => e.context(format!(
+            "the bundle was written to {}, but publishing it failed",
+            dir.display()
+        )),
+    }
 }
 
 fn check(bundle: &bundle::Bundle, dir: &Path, format: Format) -> Result<Exit> {

@@ -212,8 +212,7 @@ pub fn storage_settings(
 /// missing bucket, missing credentials or a bucket clients cannot read;
 /// could not run (exit 3) for a refused or unreachable store.
 pub fn store_failure(e: crate::storage::StoreError) -> anyhow::Error {
-    let hint = e.hint();
-    Failure::new(e.kind, e.message).hint(hint).into()
+    e.into_failure().into()
 }
 
 pub fn open_store(

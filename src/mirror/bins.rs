@@ -113,12 +113,11 @@ fn package_globs(patterns: &[String]) -> Result<globset::GlobSet> {
 }
 
 /// Where `bin sync` writes: `--dest`, else the spec's `[binaries.storage]
-/// url`; with the bucket when that is `s3://…`. Re-signing runs gpg over
-/// the archive on local disk, so it is refused for a bucket.
+/// url`; with the bucket when that is `s3://…` (re-signing works for both:
+/// into a bucket gpg signs the bytes as they stream up).
 pub fn destination(
     flag: Option<&Path>,
     spec: &Spec,
-    resigning: bool,
 ) -> Result<(PathBuf, Option<crate::storage::S3Url>)> {
     let dest: PathBuf = match (flag, &spec.binaries.storage.url) {
         (Some(d), _) => d.to_path_buf(),
@@ -137,10 +136,6 @@ pub fn destination(
         .map_err(|m| Failure::new(ErrorKind::BadDestination, m))?
     {
         crate::storage::Dest::Local(_) => Ok((dest, None)),
-        crate::storage::Dest::S3(_) if resigning => fail(Failure::new(
-            ErrorKind::Usage,
-            "re-signing (--sign, binaries.sign_key) needs the archive on local disk: sync to a folder, or leave re-signing out for s3:// destinations",
-        )),
         crate::storage::Dest::S3(url) => Ok((dest, Some(url))),
     }
 }

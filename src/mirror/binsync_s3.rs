@@ -17,6 +17,13 @@
 //! bucket never overwrite each other's work; otherwise it is aborted and no
 //! object appears. Then the sidecars, `.hash` last (carrying the archive's
 //! ETag as `x-amz-meta-archive-etag`, which `index` reads).
+//!
+//! Re-signing (`--sign KEY`): gpg is one more consumer of the stream
+//! (`gpg --detach-sign` reading stdin), so the company `.sig` covers
+//! exactly the bytes that were verified and uploaded; it goes up after the
+//! archive and before `.hash`. As for a folder, an archive with upstream's
+//! embedded `manifest.sig` is not re-signed (Zoi reads that first), with a
+//! warning.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -118,6 +125,8 @@ enum Verdict {
     Embedded(std::io::Result<Option<crate::zoi::pgp::Embedded>>),
     Detached(Result<usize, crate::zoi::pgp::SigError>),
     Generated(Result<Summary, crate::zoi::archive::ArchiveError>),
+    /// Our own detached signature of the bytes (`--sign`).
+    Signed(Result<Vec<u8>, String>),
 }
 
 /// Consumers of the byte stream, each on a blocking thread behind a
@@ -284,6 +293,9 @@ async fn sync_job(
     if job.artifact == Artifact::Archive && (size_body.is_none() || files_body.is_none()) {
         tee.add(|r| Verdict::Generated(read_archive(r, ArchiveKind::Zpa, &mut |_| {})));
     }
+    if let Some(signer) = opts.resign.clone() {
+        tee.add(move |r| Verdict::Signed(gpg_sign_reader(&signer, r)));
+    }
     let mut upload = store.upload(&key);
     let need_sha256 = matches!(want, Some((true, _)));
     let streamed = stream_into(
@@ -346,11 +358,13 @@ async fn sync_job(
     let mut embedded_seen = None;
     let mut detached_seen = None;
     let mut generated = None;
+    let mut signed = None;
     for v in verdicts {
         match v {
             Verdict::Embedded(e) => embedded_seen = Some(e),
             Verdict::Detached(d) => detached_seen = Some(d),
             Verdict::Generated(g) => generated = Some(g),
+            Verdict::Signed(s) => signed = Some(s),
         }
     }
     if problem.is_none()
@@ -376,6 +390,40 @@ async fn sync_job(
             None
         }
     };
+    // our own signature, when asked for: the verified bytes went through
+    // gpg as they went up (the same signature the folder path makes of the
+    // placed file); as there, an embedded manifest.sig wins in Zoi, so a
+    // company .sig would never be read.
+    let mut sig_out = sig_body.map(|b| (b, "upstream"));
+    if problem.is_none()
+        && let Some(signer) = &opts.resign
+    {
+        if report.signature == Some("embedded") {
+            report.warnings.push(format!(
+                "not re-signed: the archive carries upstream's embedded manifest.sig, which Zoi checks first (a company .sig would never be read); clients must trust upstream's key ({}) for it",
+                opts.verify
+                    .as_ref()
+                    .map(|k| k.iter().map(PublicKey::fingerprint).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            ));
+        } else {
+            match signed {
+                Some(Ok(b)) => sig_out = Some((b, "resigned")),
+                Some(Err(e)) => {
+                    problem = Some(Problem::new(
+                        Kind::Signature,
+                        format!("gpg could not sign with {signer}: {e}; nothing was placed"),
+                    ))
+                }
+                None => {
+                    problem = Some(Problem::new(
+                        Kind::Signature,
+                        format!("gpg did not sign with {signer}; nothing was placed"),
+                    ))
+                }
+            }
+        }
+    }
     if let Some(p) = problem {
         upload.abort().await;
         return failed(report, p);
@@ -407,8 +455,8 @@ async fn sync_job(
         (None, Some(g)) => files.push(("files", g.files_body().into_bytes(), "generated")),
         (None, None) => {}
     }
-    if let Some(b) = sig_body {
-        files.push(("sig", b, "upstream"));
+    if let Some((b, source)) = sig_out {
+        files.push(("sig", b, source));
     }
     if let Some(b) = hash_body {
         files.push(("hash", b, "upstream"));
@@ -428,6 +476,48 @@ async fn sync_job(
     }
     report.status = TargetStatus::Downloaded;
     report
+}
+
+/// `gpg --detach-sign` of the bytes read from `r`, fed to gpg's stdin as
+/// they stream past (nothing staged on disk): the binary signature
+/// `zoi package build --sign` writes. gpg writes the signature only once
+/// its input ends, so stdout is read after; stderr on a thread of its own,
+/// so a chatty gpg never blocks while it is still being fed.
+fn gpg_sign_reader(key: &str, mut r: impl Read) -> Result<Vec<u8>, String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("gpg")
+        .args([
+            "--batch",
+            "--yes",
+            "--detach-sign",
+            "--local-user",
+            key,
+            "--output",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run gpg: {e}"))?;
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // A gpg that gave up early (unknown key) closes its stdin: its exit
+    // status and stderr below say why.
+    let fed = std::io::copy(&mut r, &mut stdin);
+    drop(stdin);
+    let out = child.wait_with_output().map_err(|e| format!("gpg: {e}"))?;
+    let errors = errors.join().unwrap_or_default();
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(errors.trim().to_string());
+    }
+    fed.map_err(|e| format!("feeding gpg: {e}"))?;
+    Ok(out.stdout)
 }
 
 /// The verdict of [`super::binsync`]'s `verify_signature`, from what the

@@ -78,8 +78,13 @@ impl Company {
     /// The company's spec (as in trust.rs) with the bucket as the binary
     /// host: clients read keys from the bucket's `pkgs/keys/`.
     fn spec(&self, up: &Upstream) -> PathBuf {
+        self.spec_with(up, |s| s)
+    }
+
+    /// [`Company::spec`], then `more` on the builder.
+    fn spec_with(&self, up: &Upstream, more: impl FnOnce(Spec) -> Spec) -> PathBuf {
         let base = self.base();
-        support::spec::company(
+        let spec = support::spec::company(
             &self.gitd.url("mirror.git"),
             &up.git_url(),
             &self.fpr,
@@ -93,8 +98,8 @@ impl Company {
                 ("name", "acme-registry"),
                 ("url", &format!("{base}/pkgs/keys/acme-registry.asc")),
             ],
-        )
-        .write(self.sb.path())
+        );
+        more(spec).write(self.sb.path())
     }
 
     fn zm<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Run {
@@ -974,4 +979,414 @@ fn s3_a_storage_table_that_names_no_bucket_is_a_spec_error() {
         "{msgs:?}"
     );
     assert!(msgs.iter().any(|m| m.contains("bogus")), "{msgs:?}");
+}
+
+// ------------------------------------------------------- build --publish
+
+#[test]
+fn s3_build_publish_puts_the_bundle_in_the_bucket_and_apply_reads_it_from_there() {
+    let sw = Seaweed::start();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let spec = support::example_spec();
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "-c",
+            spec.to_str().unwrap(),
+            "-o",
+            "dist",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let r = zm_s3(h, &sw, &args);
+        assert_no_secret(&r);
+        r
+    };
+    let prefix = "s3://zoi/bundle/acme-mirror-1.2.0";
+    let bundle = h.join("dist/acme-mirror-1.2.0");
+
+    // --check writes nothing, so it cannot publish: a usage error
+    let r = build(&["--check", "--publish", prefix]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["error"]["kind"], "usage");
+    assert!(sw.keys("zoi").is_empty());
+
+    // wrong credentials / endpoint down: publish's kinds and exit codes,
+    // the local bundle still written (and the message says so), nothing in
+    // the bucket
+    for (var, value, kind) in [
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wrong-secret-value-1234".to_string(),
+            "storage_denied",
+        ),
+        (
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", free_port()),
+            "storage_unreachable",
+        ),
+    ] {
+        let _ = fs::remove_dir_all(h.join("dist"));
+        let r = support::run(
+            support::cmd(h)
+                .envs(sw.env())
+                .env(var, &value)
+                .args(["build", "-c", spec.to_str().unwrap(), "-o", "dist"])
+                .args(["--publish", prefix, "--format", "json"]),
+        );
+        assert_no_secret(&r);
+        assert_eq!(r.code, 3, "{kind}: {}\n{}", r.stdout, r.stderr);
+        let err = &r.json()["error"];
+        assert_eq!(err["kind"], kind, "{err}");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("the bundle was written to dist/acme-mirror-1.2.0"),
+            "{err}"
+        );
+        assert!(!err["hint"].as_str().unwrap_or_default().is_empty());
+        assert!(
+            bundle.join("bundle.json").is_file(),
+            "{kind}: bundle on disk"
+        );
+        assert!(sw.keys("zoi").is_empty(), "{kind}: {:?}", sw.keys("zoi"));
+    }
+
+    // the real thing: every file in the bucket, bundle.json last, byte for
+    // byte as on disk, readable anonymously
+    let r = build(&["--publish", prefix]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    let published = &doc["published"];
+    assert_eq!(published["to"], prefix);
+    let files = published["files"].as_array().unwrap();
+    assert_eq!(files.last().unwrap()["path"], "bundle.json", "{published}");
+    assert_eq!(published["totals"]["written"], files.len());
+    for name in [
+        "bundle.json",
+        "setup.sh",
+        "acme-mirror.pkg.lua",
+        "repo.yaml",
+    ] {
+        assert_eq!(
+            sw.get("zoi", &format!("bundle/acme-mirror-1.2.0/{name}")),
+            Some(fs::read(bundle.join(name)).unwrap()),
+            "{name}: anonymous GET gives the built bytes"
+        );
+    }
+    // a second build publishes nothing new
+    let r = build(&["--publish", prefix]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.json()["published"]["totals"]["written"], 0);
+
+    // apply reads the bundle from the bucket, pinned by bundle.json's hash
+    let url = sw.url("zoi", "bundle/acme-mirror-1.2.0/");
+    let pin = support::sha512_file(&bundle.join("bundle.json"));
+    let r = support::run(support::cmd(h).args([
+        "apply", &url, "--sha512", &pin, "--no-zoi", "--format", "json",
+    ]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["changed"], true);
+    let c: support::zoi_types::Config =
+        serde_yaml::from_slice(&fs::read(h.join(".config/zoi/config.yaml")).unwrap()).unwrap();
+    assert_eq!(
+        c.default_registry.unwrap().url,
+        "https://git.acme.example/zoi/zoidberg.git"
+    );
+
+    // a folder works the same way (a web root: other files stay)
+    let root = h.join("www");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("index.html"), "hi").unwrap();
+    let r = build(&["--publish", root.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        fs::read(root.join("bundle.json")).unwrap(),
+        fs::read(bundle.join("bundle.json")).unwrap()
+    );
+    assert!(root.join("setup.sh").is_file() && root.join("index.html").is_file());
+}
+
+// ------------------------------------------------------ re-signing into S3
+
+#[test]
+fn s3_resigning_streams_through_gpg_and_a_client_trusting_only_the_company_key_installs() {
+    let mut up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec_with(&up, |s| {
+        s.list("binaries.trust", ["acme-registry"])
+            .set("binaries.sign_key", co.fpr.as_str())
+    });
+    let r = co.db_sync(&spec);
+    assert_eq!(r.code, 0, "db sync: {}", r.stderr);
+
+    let r = co.bin_sync(&spec, &[]);
+    assert_eq!(r.code, 0, "bin sync: {}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    let sigtool = up.package("sigtool");
+    let t = target(&doc, "sigtool", "archive");
+    assert_eq!(t["signature"], "detached", "upstream's verified first");
+    let metadata: Vec<(String, String)> = t["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m[0].as_str().unwrap().into(), m[1].as_str().unwrap().into()))
+        .collect();
+    let sig_at = metadata
+        .iter()
+        .position(|m| *m == ("sig".into(), "resigned".into()));
+    let hash_at = metadata.iter().position(|m| m.0 == "hash");
+    assert!(
+        sig_at.is_some() && sig_at < hash_at && hash_at == Some(metadata.len() - 1),
+        "the company .sig goes up before .hash, .hash last: {t}"
+    );
+    // the .sig in the bucket is the company key's signature of the archive
+    // in the bucket
+    let key = co.archive_key(sigtool);
+    let dl = co.sb.path().join("downloaded");
+    fs::create_dir_all(&dl).unwrap();
+    let (zpa, sig) = (dl.join("a.zpa"), dl.join("a.zpa.sig"));
+    fs::write(&zpa, co.sw.get("zoi", &key).unwrap()).unwrap();
+    fs::write(&sig, co.sw.get("zoi", &format!("{key}.sig")).unwrap()).unwrap();
+    assert_eq!(
+        fs::read(&zpa).unwrap(),
+        fs::read(up.archive_path(sigtool, &host_platform())).unwrap()
+    );
+    assert!(gpg::verifies(&co.gnupg, &sig, &zpa), "company signature");
+    fs::remove_dir_all(&dl).unwrap();
+    // an archive with an embedded manifest.sig is not re-signed, as for a
+    // folder
+    let e = target(&doc, "embedtool", "archive");
+    assert_eq!(e["signature"], "embedded");
+    assert!(
+        e["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("embedded manifest.sig"),
+        "{e}"
+    );
+    // nothing staged on local disk
+    let local: Vec<_> = walk(co.sb.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "zpa" || e == "part"))
+        .collect();
+    assert!(local.is_empty(), "{local:?}");
+    // a second run uploads nothing
+    let before = co.sw.list("zoi");
+    let r = co.bin_sync(&spec, &[]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.json()["totals"]["downloaded"], 0);
+    assert_eq!(co.sw.list("zoi"), before);
+
+    // the company key and the bundle in the same bucket (build --publish)
+    let keys = co.sb.path().join("company-keys");
+    fs::create_dir_all(keys.join("keys")).unwrap();
+    fs::write(
+        keys.join("keys/acme-registry.asc"),
+        gpg::export(&co.gnupg, &co.fpr),
+    )
+    .unwrap();
+    let r = co.zm(&["publish", keys.to_str().unwrap(), "--to", "s3://zoi/pkgs"]);
+    assert_eq!(r.code, 0, "publish keys: {}\n{}", r.stdout, r.stderr);
+    let out = co.sb.path().join("dist");
+    let r = co.zm(&[
+        "build",
+        "-c",
+        spec.to_str().unwrap(),
+        "--work",
+        co.work.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--publish",
+        "s3://zoi/bundle/acme-mirror-1.0.0",
+    ]);
+    assert_eq!(r.code, 0, "build --publish: {}\n{}", r.stdout, r.stderr);
+    assert_no_secret(&r);
+
+    // upstream's host gone; the real zoi, trusting only the company key,
+    // installs the re-signed archive from the bucket; the embedded-signed
+    // one fails in Zoi exactly as warned
+    up.stop_http();
+    let sb = &co.sb;
+    let r = sb.sh(&format!(
+        "zoi-mirror apply {}/bundle/acme-mirror-1.0.0",
+        co.base()
+    ));
+    assert_eq!(r.code, 0, "apply from the bucket");
+    assert_eq!(sb.sh("zoi sync").code, 0, "zoi sync");
+    let r = sb.sh(&format!("zoi install -y {}", sigtool.query()));
+    assert_eq!(r.code, 0, "re-signed archive installs");
+    assert_eq!(
+        sb.sh(&format!("$HOME/.local/bin/{}", sigtool.name))
+            .stdout
+            .trim(),
+        sigtool.output()
+    );
+    let r = sb.sh(&format!(
+        "zoi install -y {}",
+        up.package("embedtool").query()
+    ));
+    assert_ne!(r.code, 0);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("Embedded signature verification failed"),
+        "as bin sync warned"
+    );
+}
+
+#[test]
+fn s3_resigning_with_a_key_gpg_does_not_have_fails_and_leaves_no_object() {
+    let up = Upstream::start();
+    let co = Company::new();
+    let spec = co.spec(&up);
+    assert_eq!(co.db_sync(&spec).code, 0);
+    let r = co.bin_sync(
+        &spec,
+        &[
+            "--package",
+            "sigtool",
+            "--sign",
+            "0000000000000000DEADBEEF00000000DEADBEEF",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    let t = target(&doc, "sigtool", "archive");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["error"]["kind"], "signature", "{t}");
+    assert!(
+        t["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpg could not sign"),
+        "{t}"
+    );
+    let left: Vec<String> = co
+        .sw
+        .keys("zoi")
+        .into_iter()
+        .filter(|k| k.contains("sigtool"))
+        .collect();
+    assert!(left.is_empty(), "nothing visible: {left:?}");
+}
+
+// ------------------------------------------------- conditional completion
+
+/// A run that verified an archive and is about to make it visible loses to
+/// a writer that placed the object meanwhile: the store refuses the
+/// conditional write (`If-None-Match: *` on the single PUT of a small
+/// archive and on the `CompleteMultipartUpload` of a large one), the run
+/// reports it, and the other writer's object stays. The run is held just
+/// before its write by the test hook (storage's `hold_for_test`), so the
+/// race is decided here, not by timing.
+#[test]
+fn s3_a_verified_upload_never_overwrites_an_object_another_writer_placed_meanwhile() {
+    let sw = Seaweed::start();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let generic = h.join("www/generic");
+    // 12 MiB: a multipart upload; 4 KiB: one PUT
+    let pkgs = [("bigone", 12usize << 20), ("small", 4 << 10)];
+    for (i, (name, len)) in pkgs.iter().enumerate() {
+        let dir = generic.join(format!("core.{name}")).join("1.0.0");
+        fs::create_dir_all(&dir).unwrap();
+        let (bytes, _) = simple_zpa(name, &noise(*len, 40 + i as u64));
+        fs::write(dir.join(format!("{name}-1.0.0-{PLATFORM}.zpa")), bytes).unwrap();
+    }
+    support::zm(h, &["index", generic.to_str().unwrap()]).ok();
+    let srv = Nginx::start(&h.join("www"));
+    let spec = spec_for(
+        h,
+        srv.url("generic").trim_end_matches('/'),
+        &format!("{}/zoi/pkgs", sw.endpoint()),
+    );
+    let index = index_json(h, &[("bigone", "1.0.0"), ("small", "1.0.0")]);
+    let hold = h.join("hold");
+    let ready = |name: &str| {
+        hold.join(format!(
+            "{}.ready",
+            key_of(name, "1.0.0")
+                .trim_start_matches("pkgs/")
+                .replace('/', "_")
+        ))
+    };
+    // Round 1: the objects are absent when the run looks (`If-None-Match:
+    // *`); round 2: they are there, without our .hash, so the run replaces
+    // the ETag it saw (`If-Match`), and they change once more meanwhile.
+    for round in ["theirs", "theirs again"] {
+        let _ = fs::remove_dir_all(&hold);
+        fs::create_dir_all(&hold).unwrap();
+        let child = support::cmd(h)
+            .envs(sw.env())
+            .env("ZOI_MIRROR_TEST_HOLD_FINISH", &hold)
+            .args(["bin", "sync", "-c", spec.to_str().unwrap()])
+            .args([
+                "--index",
+                index.to_str().unwrap(),
+                "--dest",
+                "s3://zoi/pkgs",
+            ])
+            .args(["--format", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !(ready("bigone").exists() && ready("small").exists()) {
+            assert!(
+                start.elapsed().as_secs() < 120,
+                "the run never got to its writes"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // both verified, neither written yet: another writer places both
+        // objects now
+        for (name, _) in pkgs {
+            let key = key_of(name, "1.0.0");
+            assert_ne!(
+                sw.get("zoi", &key),
+                Some(format!("{round} {name}").into_bytes())
+            );
+            sw.put("zoi", &key, format!("{round} {name}").as_bytes());
+        }
+        fs::write(hold.join("go"), b"").unwrap();
+        let r = Run::of(child.wait_with_output().unwrap());
+        assert_no_secret(&r);
+        assert_eq!(r.code, 0, "{round}: {}\n{}", r.stdout, r.stderr);
+        let doc = r.json();
+        for (name, _) in pkgs {
+            let t = target(&doc, name, "archive");
+            assert_eq!(t["status"], "up_to_date", "{round} {name}: {t}");
+            assert!(
+                t["warnings"][0]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("another run wrote this object meanwhile"),
+                "{round} {name}: {t}"
+            );
+            assert_eq!(
+                sw.get("zoi", &key_of(name, "1.0.0")).unwrap(),
+                format!("{round} {name}").into_bytes(),
+                "{round} {name}: the other writer's object stands"
+            );
+            assert!(
+                sw.get("zoi", &format!("{}.hash", key_of(name, "1.0.0")))
+                    .is_none(),
+                "{round} {name}: no .hash of ours next to their object"
+            );
+        }
+    }
+    // without a rival, the next run replaces their objects with upstream's
+    // (If-Match on the ETag it saw) and indexes clean
+    let r = sync_to(h, &sw, &spec, &index, "s3://zoi/pkgs", &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["totals"]["downloaded"], 2);
+    let r = zm_s3(
+        h,
+        &sw,
+        &["index", "--check", "s3://zoi/pkgs", "--format", "json"],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }

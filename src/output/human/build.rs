@@ -21,6 +21,16 @@ pub fn print(report: &BuildReport) {
             &f.sha512[..16]
         );
     }
+    if let Some(p) = &report.published {
+        outln!(
+            "Published {} files to {} ({} written, {} unchanged); clients read it at {}",
+            p.files.len(),
+            p.to,
+            p.totals.written,
+            p.totals.unchanged,
+            p.public_url
+        );
+    }
 }
 
 pub fn print_check(report: &CheckReport) {

@@ -1,12 +1,12 @@
 //! The `publish` report: each file written, then one line of totals and
 //! the URL clients read the folder at.
 
-use crate::bundle::publish::Report;
+use crate::bundle::publish::Published;
 use crate::output::outln;
 
-pub fn print(report: &Report) {
+pub fn print(report: &Published) {
     for f in &report.files {
-        if f.status == "written" {
+        if f.status == crate::bundle::publish::FileStatus::Written {
             outln!("written   {}", f.path);
         }
     }
