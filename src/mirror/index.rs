@@ -326,44 +326,41 @@ struct Known {
 }
 
 /// The stat fields whose equality means "the same bytes as when it was
-/// verified" (see the module docs).
+/// verified" (see the module docs): inode, size, mtime and ctime (seconds,
+/// nanoseconds). A tuple, so the list stores it as a short JSON array (a
+/// no-op run over 20,000 archives parses 80,000 of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Stat {
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
+struct Stat(u64, u64, i64, i64, i64, i64);
 
 impl Stat {
     #[cfg(unix)]
     fn of(m: &fs::Metadata) -> Stat {
         use std::os::unix::fs::MetadataExt;
-        Stat {
-            ino: m.ino(),
-            size: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
+        Stat(
+            m.ino(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        )
     }
 
     #[cfg(not(unix))]
     fn of(m: &fs::Metadata) -> Stat {
-        let ns = |t: std::io::Result<SystemTime>| {
-            t.ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or((0, 0), |d| {
-                    (d.as_secs() as i64, i64::from(d.subsec_nanos()))
-                })
-        };
-        Stat {
-            ino: 0,
-            size: m.len(),
-            mtime: ns(m.modified()),
-            // No ctime here: the creation time stands in, and nothing is
-            // recorded (see `Seen::recordable`).
-            ctime: (i64::MAX, 0),
-        }
+        let (secs, nanos) = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or((0, 0), |d| {
+                (d.as_secs() as i64, i64::from(d.subsec_nanos()))
+            });
+        // No ctime here: nothing is ever recorded (see `recordable`).
+        Stat(0, m.len(), secs, nanos, i64::MAX, 0)
+    }
+
+    fn ctime(&self) -> (i64, i64) {
+        (self.4, self.5)
     }
 }
 
@@ -777,8 +774,9 @@ fn recordable(stats: &[Stat; 4], started: SystemTime) -> bool {
     };
     let limit = now.saturating_sub(RACY);
     stats.iter().all(|s| {
-        u64::try_from(s.ctime.0).is_ok_and(|secs| {
-            std::time::Duration::new(secs, u32::try_from(s.ctime.1).unwrap_or(0)) < limit
+        let (secs, nanos) = s.ctime();
+        u64::try_from(secs).is_ok_and(|secs| {
+            std::time::Duration::new(secs, u32::try_from(nanos).unwrap_or(0)) < limit
         })
     })
 }
