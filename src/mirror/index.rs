@@ -469,7 +469,7 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
         .build()
         .context("cannot start the worker threads")?;
     let started = SystemTime::now();
-    let classified: Vec<(Item, Option<Seen>)> = pool.install(|| {
+    let classified: Vec<(Item, Listed)> = pool.install(|| {
         candidates
             .into_par_iter()
             .map(|(path, rel, name, kind)| {
@@ -478,15 +478,32 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
             })
             .collect()
     });
+    // Rewritten only when it would change: in the steady state every
+    // archive is a hit and the list stays as it is.
+    let hits = classified
+        .iter()
+        .filter(|(_, l)| matches!(l, Listed::Hit))
+        .count();
+    let dirty = hits != seen.len() || classified.iter().any(|(_, l)| matches!(l, Listed::New(_)));
     let mut items = Vec::with_capacity(classified.len());
-    let mut new_seen = SeenList::with_capacity(classified.len());
-    for (item, entry) in classified {
-        if let Some(entry) = entry {
-            new_seen.insert(item.rel.clone(), entry);
+    let mut new_seen = SeenList::new();
+    for (item, listed) in classified {
+        if use_seen && dirty {
+            match listed {
+                Listed::Hit => {
+                    if let Some(old) = seen.get(&item.rel) {
+                        new_seen.insert(item.rel.clone(), old.clone());
+                    }
+                }
+                Listed::New(entry) => {
+                    new_seen.insert(item.rel.clone(), *entry);
+                }
+                Listed::No => {}
+            }
         }
         items.push(item);
     }
-    if use_seen && new_seen != seen {
+    if use_seen && dirty {
         save_seen(seen_file.as_deref(), new_seen);
     }
 
@@ -632,9 +649,17 @@ pub fn check_files(root: &Path, rels: &[String], jobs: usize) -> Result<Report> 
     execute(plan, &opts, &|_| {})
 }
 
-/// Decides what to do with one file named like an archive; with the
-/// seen-list entry to keep for it, if it was found fresh (see the module
-/// docs).
+/// Whether an archive goes in the next seen list.
+enum Listed {
+    /// Fresh by its unchanged seen-list entry, kept as it is.
+    Hit,
+    /// Found fresh by reading its metadata: this entry.
+    New(Box<Seen>),
+    No,
+}
+
+/// Decides what to do with one file named like an archive; with whether
+/// it goes in the next seen list (see the module docs).
 #[allow(clippy::too_many_arguments)]
 fn classify(
     path: &Path,
@@ -645,7 +670,7 @@ fn classify(
     opts: &Options,
     seen: Option<&Seen>,
     started: SystemTime,
-) -> (Item, Option<Seen>) {
+) -> (Item, Listed) {
     let mut item = Item {
         rel,
         path: path.to_path_buf(),
@@ -658,7 +683,7 @@ fn classify(
         Ok(entry) => entry,
         Err(failed) => {
             item.action = Action::Fail(failed);
-            None
+            Listed::No
         }
     };
     (item, entry)
@@ -674,7 +699,7 @@ fn inspect(
     opts: &Options,
     seen: Option<&Seen>,
     started: SystemTime,
-) -> Result<Option<Seen>, Failed> {
+) -> Result<Listed, Failed> {
     let unreadable =
         |e: std::io::Error| Failed::new("unreadable", format!("cannot read the file: {e}"));
     let lmeta = fs::symlink_metadata(path).map_err(unreadable)?;
@@ -713,7 +738,7 @@ fn inspect(
     item.size = meta.len();
 
     if opts.check {
-        return Ok(None);
+        return Ok(Listed::No);
     }
     // One stat per metadata file serves both the not-a-file refusal and
     // the freshness test.
@@ -736,7 +761,7 @@ fn inspect(
         sidecars.push((p, md));
     }
     if opts.force {
-        return Ok(None);
+        return Ok(Listed::No);
     }
     let stamp = archive_stamp(&lmeta, meta);
     let mut stats = [Stat::of(meta); 4];
@@ -746,7 +771,7 @@ fn inspect(
             (Some(md), Some(stamp)) if md.is_file() && md.modified().is_ok_and(|t| t >= stamp) => {
                 stats[i + 1] = Stat::of(md);
             }
-            _ => return Ok(None),
+            _ => return Ok(Listed::No),
         }
     }
     if !symlinked
@@ -754,17 +779,21 @@ fn inspect(
         && seen.stats == stats
     {
         item.action = Action::Skip(seen.known.clone());
-        return Ok(Some(seen.clone()));
+        return Ok(Listed::Hit);
     }
     let Some(known) = fresh_bodies(&sidecars, &item.file_name, meta.len()) else {
-        return Ok(None);
+        return Ok(Listed::No);
     };
-    let entry = (!symlinked && recordable(&stats, started)).then(|| Seen {
-        stats,
-        known: known.clone(),
-    });
+    let listed = if !symlinked && recordable(&stats, started) {
+        Listed::New(Box::new(Seen {
+            stats,
+            known: known.clone(),
+        }))
+    } else {
+        Listed::No
+    };
     item.action = Action::Skip(known);
-    Ok(entry)
+    Ok(listed)
 }
 
 /// Whether every ctime is older than [`RACY`] before `started`.
