@@ -18,6 +18,20 @@
 //! threads, largest first so one big archive does not finish alone at the
 //! end.
 //!
+//! Deciding freshness is most of a no-op run, so [`plan`] inspects archives
+//! on the `jobs` threads too, stats each file once, and keeps a *seen list*
+//! (`$XDG_CACHE_HOME/zoi-mirror/index/<root digest>.json`): for every
+//! archive found fresh by reading its metadata, the inode, size, mtime and
+//! ctime of the archive and of its three metadata files at that moment.
+//! When all four stats still match, the metadata bodies are not read again.
+//! The list may only skip reading, never change a verdict: any change to a
+//! file's content or name changes its ctime (which no one can set back), so
+//! a stat that matches means the bytes that were verified. An entry is only
+//! recorded when every ctime is older than [`RACY`] before the run (as git
+//! does for its index): an edit in the same clock tick as our stat could
+//! otherwise leave the ctime we recorded unchanged. Symlinked archives are
+//! never listed. A lost or corrupt list only costs the reads.
+//!
 //! Writes are atomic ([`fsutil::stage`], then [`fsutil::Staged::commit`]:
 //! temporary file, fsync, rename): nginx serving the tree meanwhile hands
 //! out the old file or the new one, never half of one. Workers only stage;
@@ -36,7 +50,7 @@
 //! metadata (a `.hash`, `.size`, `.files` or `.sig` whose archive is gone) is
 //! always reported.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -44,7 +58,8 @@ use std::sync::{Mutex, mpsc};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::error::io_failure;
 use crate::fsutil;
@@ -264,6 +279,19 @@ impl ArchiveResult {
         }
     }
 
+    fn unchanged(path: String, k: Known) -> Self {
+        ArchiveResult {
+            path,
+            status: Status::Unchanged,
+            sha512: Some(k.sha512),
+            down: Some(k.down),
+            install: Some(k.install),
+            files: Some(k.files),
+            problems: Vec::new(),
+            error: None,
+        }
+    }
+
     pub(crate) fn with_summary(path: String, status: Status, s: &Summary) -> Self {
         ArchiveResult {
             path,
@@ -350,8 +378,120 @@ struct Item {
 
 enum Action {
     Read,
-    Skip(Summary),
+    Skip(Known),
     Fail(Failed),
+}
+
+/// What fresh metadata says, as far as the report needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Known {
+    sha512: String,
+    down: u64,
+    install: u64,
+    /// Number of paths in `.files`.
+    files: usize,
+}
+
+/// The stat fields whose equality means "the same bytes as when it was
+/// verified" (see the module docs): inode, size, mtime and ctime (seconds,
+/// nanoseconds). A tuple, so the list stores it as a short JSON array (a
+/// no-op run over 20,000 archives parses 80,000 of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Stat(u64, u64, i64, i64, i64, i64);
+
+impl Stat {
+    #[cfg(unix)]
+    fn of(m: &fs::Metadata) -> Stat {
+        use std::os::unix::fs::MetadataExt;
+        Stat(
+            m.ino(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        )
+    }
+
+    #[cfg(not(unix))]
+    fn of(m: &fs::Metadata) -> Stat {
+        let (secs, nanos) = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or((0, 0), |d| {
+                (d.as_secs() as i64, i64::from(d.subsec_nanos()))
+            });
+        // No ctime here: nothing is ever recorded (see `recordable`).
+        Stat(0, m.len(), secs, nanos, i64::MAX, 0)
+    }
+
+    fn ctime(&self) -> (i64, i64) {
+        (self.4, self.5)
+    }
+}
+
+/// One seen-list entry: the archive's and its `.files`, `.size`, `.hash`
+/// stats when their bodies were verified, and what they said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Seen {
+    stats: [Stat; 4],
+    known: Known,
+}
+
+/// A file whose ctime is this recent may still change within the clock
+/// tick we saw it in; such entries are verified again next run.
+const RACY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The seen list of the tree at `canon_root`, keyed by path relative to ROOT.
+type SeenList = HashMap<String, Seen>;
+
+#[derive(Serialize, Deserialize)]
+struct SeenFile {
+    /// Bumped when the entry format changes; another version is ignored.
+    version: u32,
+    archives: SeenList,
+}
+
+const SEEN_VERSION: u32 = 1;
+
+fn seen_path(canon_root: &Path) -> Option<PathBuf> {
+    let digest = crate::bundle::manifest::sha512_hex(canon_root.as_os_str().as_encoded_bytes());
+    Some(
+        dirs::cache_dir()?
+            .join("zoi-mirror")
+            .join("index")
+            .join(format!("{}.json", &digest[..16])),
+    )
+}
+
+/// The last run's list; empty when there is none or it cannot be used.
+fn load_seen(path: Option<&Path>) -> SeenList {
+    path.and_then(|p| fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<SeenFile>(&b).ok())
+        .filter(|f| f.version == SEEN_VERSION)
+        .map(|f| f.archives)
+        .unwrap_or_default()
+}
+
+/// Best effort: a list that cannot be written only means reading the
+/// metadata again next run, so failures are not reported.
+fn save_seen(path: Option<&Path>, archives: SeenList) {
+    let Some(path) = path else { return };
+    if let Some(dir) = path.parent()
+        && fs::create_dir_all(dir).is_err()
+    {
+        return;
+    }
+    let file = SeenFile {
+        version: SEEN_VERSION,
+        archives,
+    };
+    if let Ok(bytes) = serde_json::to_vec(&file)
+        && let Ok(staged) = fsutil::stage(path, &bytes)
+    {
+        let _ = staged.commit();
+    }
 }
 
 /// Progress notifications from [`execute`], from any worker thread.
@@ -378,56 +518,60 @@ pub fn index_tree(dir: &Path) -> Result<Report> {
 /// Walks `root` and decides what to do with every archive in it.
 pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
     let canon_root = fs::canonicalize(root).map_err(|e| io_failure("read", root, &e))?;
-    let mut items = Vec::new();
+    let mut candidates = Vec::new();
     let mut walk_failures = Vec::new();
     let mut sidecars = Vec::new();
-
-    // Symlinked folders are not descended: the tree they point to is either
-    // inside ROOT (and walked there, with its metadata next to the real
-    // files, which the symlinked URL sees too) or outside, where we do not go.
-    for entry in walkdir::WalkDir::new(root)
-        .follow_links(false)
-        // Siblings share their parent's path up to the name, so comparing
-        // whole paths as bytes orders them exactly by file name, without
-        // `Path::file_name` parsing components on every comparison (that
-        // was 28 % of a no-op run's instructions).
-        .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
-    {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let path = e.path().unwrap_or(root).to_path_buf();
-                if e.depth() == 0 {
-                    let io = e.io_error().map_or_else(
-                        || std::io::Error::other(e.to_string()),
-                        |i| std::io::Error::new(i.kind(), i.to_string()),
-                    );
-                    return Err(io_failure("read", &path, &io).into());
+    let use_seen = !opts.check && !opts.force;
+    let seen_file = use_seen.then(|| seen_path(&canon_root)).flatten();
+    // The list loads on another thread while this one walks.
+    let (seen, walked) = std::thread::scope(|scope| {
+        let loader = scope.spawn(|| load_seen(seen_file.as_deref()));
+        let walked = walk(root, &mut candidates, &mut walk_failures, &mut sidecars);
+        (loader.join().unwrap_or_default(), walked)
+    });
+    walked?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .thread_name(|i| format!("index-plan-{i}"))
+        .build()
+        .context("cannot start the worker threads")?;
+    let started = SystemTime::now();
+    let classified: Vec<(Item, Listed)> = pool.install(|| {
+        candidates
+            .into_par_iter()
+            .map(|(path, rel, name, kind)| {
+                let old = seen.get(&rel);
+                classify(&path, rel, name, kind, &canon_root, opts, old, started)
+            })
+            .collect()
+    });
+    // Rewritten only when it would change: in the steady state every
+    // archive is a hit and the list stays as it is.
+    let hits = classified
+        .iter()
+        .filter(|(_, l)| matches!(l, Listed::Hit))
+        .count();
+    let dirty = hits != seen.len() || classified.iter().any(|(_, l)| matches!(l, Listed::New(_)));
+    let mut items = Vec::with_capacity(classified.len());
+    let mut new_seen = SeenList::new();
+    for (item, listed) in classified {
+        if use_seen && dirty {
+            match listed {
+                Listed::Hit => {
+                    if let Some(old) = seen.get(&item.rel) {
+                        new_seen.insert(item.rel.clone(), old.clone());
+                    }
                 }
-                walk_failures.push(ArchiveResult::failed(
-                    rel_path(root, &path),
-                    Failed::new(UNREADABLE, format!("cannot read this folder: {e}")),
-                ));
-                continue;
+                Listed::New(entry) => {
+                    new_seen.insert(item.rel.clone(), *entry);
+                }
+                Listed::No => {}
             }
-        };
-        if entry.depth() == 0 {
-            continue;
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = rel_path(root, entry.path());
-        if let Some(kind) = ArchiveKind::of_file_name(&name) {
-            items.push(classify(entry.path(), rel, name, kind, &canon_root, opts));
-        } else if let Some((stem, ext)) = name.rsplit_once('.')
-            && SIDECARS.contains(&ext)
-            && ArchiveKind::of_file_name(stem).is_some()
-        {
-            let archive_rel = match rel.rsplit_once('/') {
-                Some((dir, _)) => format!("{dir}/{stem}"),
-                None => stem.to_string(),
-            };
-            sidecars.push((archive_rel, rel));
-        }
+        items.push(item);
+    }
+    if use_seen && dirty {
+        save_seen(seen_file.as_deref(), new_seen);
     }
 
     let present: BTreeSet<&str> = items.iter().map(|i| i.rel.as_str()).collect();
@@ -470,6 +614,68 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
     })
 }
 
+/// An archive-named file the walk found: path, path relative to ROOT, file
+/// name, format.
+type Candidate = (PathBuf, String, String, ArchiveKind);
+
+/// The walk of [`plan`]: archives, unreadable folders, and metadata files
+/// (with the archive they belong to) in file-name order.
+fn walk(
+    root: &Path,
+    candidates: &mut Vec<Candidate>,
+    walk_failures: &mut Vec<ArchiveResult>,
+    sidecars: &mut Vec<(String, String)>,
+) -> Result<()> {
+    // Symlinked folders are not descended: the tree they point to is either
+    // inside ROOT (and walked there, with its metadata next to the real
+    // files, which the symlinked URL sees too) or outside, where we do not go.
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        // Siblings share their parent's path up to the name, so comparing
+        // whole paths as bytes orders them exactly by file name, without
+        // `Path::file_name` parsing components on every comparison (that
+        // was 28 % of a no-op run's instructions).
+        .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
+    {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e.path().unwrap_or(root).to_path_buf();
+                if e.depth() == 0 {
+                    let io = e.io_error().map_or_else(
+                        || std::io::Error::other(e.to_string()),
+                        |i| std::io::Error::new(i.kind(), i.to_string()),
+                    );
+                    return Err(io_failure("read", &path, &io).into());
+                }
+                walk_failures.push(ArchiveResult::failed(
+                    rel_path(root, &path),
+                    Failed::new(UNREADABLE, format!("cannot read this folder: {e}")),
+                ));
+                continue;
+            }
+        };
+        if entry.depth() == 0 {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = rel_path(root, entry.path());
+        if let Some(kind) = ArchiveKind::of_file_name(&name) {
+            candidates.push((entry.into_path(), rel, name, kind));
+        } else if let Some((stem, ext)) = name.rsplit_once('.')
+            && SIDECARS.contains(&ext)
+            && ArchiveKind::of_file_name(stem).is_some()
+        {
+            let archive_rel = match rel.rsplit_once('/') {
+                Some((dir, _)) => format!("{dir}/{stem}"),
+                None => stem.to_string(),
+            };
+            sidecars.push((archive_rel, rel));
+        }
+    }
+    Ok(())
+}
+
 /// The `--check` rules over some archives only (paths relative to `root`,
 /// `/`-separated), e.g. what one sync placed: each is recomputed and
 /// compared with its `.hash`, `.size` and `.files`; a path that is not an
@@ -487,14 +693,17 @@ pub fn check_files(root: &Path, rels: &[String], jobs: usize) -> Result<Report> 
         .filter_map(|rel| {
             let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
             let kind = ArchiveKind::of_file_name(&name)?;
-            Some(classify(
+            let (item, _) = classify(
                 &root.join(rel),
                 rel.clone(),
                 name,
                 kind,
                 &canon_root,
                 &opts,
-            ))
+                None,
+                SystemTime::now(),
+            );
+            Some(item)
         })
         .collect();
     let plan = Plan {
@@ -507,7 +716,18 @@ pub fn check_files(root: &Path, rels: &[String], jobs: usize) -> Result<Report> 
     execute(plan, &opts, &|_| {})
 }
 
-/// Decides what to do with one file named like an archive.
+/// Whether an archive goes in the next seen list.
+enum Listed {
+    /// Fresh by its unchanged seen-list entry, kept as it is.
+    Hit,
+    /// Found fresh by reading its metadata: this entry.
+    New(Box<Seen>),
+    No,
+}
+
+/// Decides what to do with one file named like an archive; with whether
+/// it goes in the next seen list (see the module docs).
+#[allow(clippy::too_many_arguments)]
 fn classify(
     path: &Path,
     rel: String,
@@ -515,7 +735,9 @@ fn classify(
     kind: ArchiveKind,
     canon_root: &Path,
     opts: &Options,
-) -> Item {
+    seen: Option<&Seen>,
+    started: SystemTime,
+) -> (Item, Listed) {
     let mut item = Item {
         rel,
         path: path.to_path_buf(),
@@ -524,19 +746,33 @@ fn classify(
         size: 0,
         action: Action::Read,
     };
-    if let Err(failed) = inspect(&mut item, path, canon_root, opts) {
-        item.action = Action::Fail(failed);
-    }
-    item
+    let entry = match inspect(&mut item, path, canon_root, opts, seen, started) {
+        Ok(entry) => entry,
+        Err(failed) => {
+            item.action = Action::Fail(failed);
+            Listed::No
+        }
+    };
+    (item, entry)
 }
 
 /// Fills in the size and, when fresh metadata already stands beside it,
-/// the skip; an error is why the file cannot be indexed.
-fn inspect(item: &mut Item, path: &Path, canon_root: &Path, opts: &Options) -> Result<(), Failed> {
+/// the skip; an error is why the file cannot be indexed. Each file is
+/// stat'ed once: a no-op run is mostly these stats.
+fn inspect(
+    item: &mut Item,
+    path: &Path,
+    canon_root: &Path,
+    opts: &Options,
+    seen: Option<&Seen>,
+    started: SystemTime,
+) -> Result<Listed, Failed> {
     let unreadable =
         |e: std::io::Error| Failed::new(UNREADABLE, format!("cannot read the file: {e}"));
     let lmeta = fs::symlink_metadata(path).map_err(unreadable)?;
-    if lmeta.file_type().is_symlink() {
+    let symlinked = lmeta.file_type().is_symlink();
+    let target_meta;
+    let meta = if symlinked {
         let target = fs::canonicalize(path).map_err(|e| {
             Failed::new(
                 UNREADABLE,
@@ -552,8 +788,12 @@ fn inspect(item: &mut Item, path: &Path, canon_root: &Path, opts: &Options) -> R
                 ),
             ));
         }
-    }
-    let meta = fs::metadata(path).map_err(unreadable)?;
+        target_meta = fs::metadata(path).map_err(unreadable)?;
+        &target_meta
+    } else {
+        // Not a symlink: what it names is itself.
+        &lmeta
+    };
     if !meta.is_file() {
         let what = if meta.is_dir() {
             "a folder named like an archive"
@@ -565,11 +805,15 @@ fn inspect(item: &mut Item, path: &Path, canon_root: &Path, opts: &Options) -> R
     item.size = meta.len();
 
     if opts.check {
-        return Ok(());
+        return Ok(Listed::No);
     }
+    // One stat per metadata file serves both the not-a-file refusal and
+    // the freshness test.
+    let mut sidecars = Vec::with_capacity(METADATA.len());
     for m in METADATA {
         let p = m.path_for(path);
-        if let Ok(md) = fs::symlink_metadata(&p)
+        let md = fs::symlink_metadata(&p).ok();
+        if let Some(md) = &md
             && !md.is_file()
             && !md.file_type().is_symlink()
         {
@@ -581,13 +825,56 @@ fn inspect(item: &mut Item, path: &Path, canon_root: &Path, opts: &Options) -> R
                 ),
             ));
         }
+        sidecars.push((p, md));
     }
-    if !opts.force
-        && let Some(existing) = fresh_metadata(path, &item.file_name, &lmeta, &meta)
+    if opts.force {
+        return Ok(Listed::No);
+    }
+    let stamp = archive_stamp(&lmeta, meta);
+    let mut stats = [Stat::of(meta); 4];
+    for (i, (_, md)) in sidecars.iter().enumerate() {
+        // Missing, a symlink, or older than the archive: not fresh.
+        match (md, stamp) {
+            (Some(md), Some(stamp)) if md.is_file() && md.modified().is_ok_and(|t| t >= stamp) => {
+                stats[i + 1] = Stat::of(md);
+            }
+            _ => return Ok(Listed::No),
+        }
+    }
+    if !symlinked
+        && let Some(seen) = seen
+        && seen.stats == stats
     {
-        item.action = Action::Skip(existing);
+        item.action = Action::Skip(seen.known.clone());
+        return Ok(Listed::Hit);
     }
-    Ok(())
+    let Some(known) = fresh_bodies(&sidecars, &item.file_name, meta.len()) else {
+        return Ok(Listed::No);
+    };
+    let listed = if !symlinked && recordable(&stats, started) {
+        Listed::New(Box::new(Seen {
+            stats,
+            known: known.clone(),
+        }))
+    } else {
+        Listed::No
+    };
+    item.action = Action::Skip(known);
+    Ok(listed)
+}
+
+/// Whether every ctime is older than [`RACY`] before `started`.
+fn recordable(stats: &[Stat; 4], started: SystemTime) -> bool {
+    let Ok(now) = started.duration_since(std::time::UNIX_EPOCH) else {
+        return false;
+    };
+    let limit = now.saturating_sub(RACY);
+    stats.iter().all(|s| {
+        let (secs, nanos) = s.ctime();
+        u64::try_from(secs).is_ok_and(|secs| {
+            std::time::Duration::new(secs, u32::try_from(nanos).unwrap_or(0)) < limit
+        })
+    })
 }
 
 /// The newest of the archive's mtime and ctime, through and including a
@@ -608,23 +895,18 @@ fn archive_stamp(lmeta: &fs::Metadata, meta: &fs::Metadata) -> Option<SystemTime
     times.into_iter().max()
 }
 
-/// The metadata on disk, if it is fresh for the archive at `path` (see the
-/// module docs); what it says, for the report.
-fn fresh_metadata(
-    path: &Path,
+/// What the `.files`, `.size` and `.hash` (in [`METADATA`] order, already
+/// known to be regular files newer than the archive) say, if it is
+/// consistent with the archive named `file_name` of `down` bytes (see the
+/// module docs).
+fn fresh_bodies(
+    sidecars: &[(PathBuf, Option<fs::Metadata>)],
     file_name: &str,
-    lmeta: &fs::Metadata,
-    meta: &fs::Metadata,
-) -> Option<Summary> {
-    let stamp = archive_stamp(lmeta, meta)?;
+    down: u64,
+) -> Option<Known> {
     let mut bodies = BTreeMap::new();
-    for m in METADATA {
-        let p = m.path_for(path);
-        let md = fs::symlink_metadata(&p).ok()?;
-        if !md.is_file() || md.modified().ok()? < stamp {
-            return None;
-        }
-        bodies.insert(m.extension(), fs::read_to_string(&p).ok()?);
+    for (m, (p, _)) in METADATA.iter().zip(sidecars) {
+        bodies.insert(m.extension(), fs::read_to_string(p).ok()?);
     }
     let hash = &bodies["hash"];
     let sha512 = metadata::parse_hash(hash, Some(file_name)).sha512()?;
@@ -632,22 +914,18 @@ fn fresh_metadata(
         return None;
     }
     let sizes = metadata::parse_size(&bodies["size"])?;
-    if sizes.down != meta.len() || bodies["size"] != metadata::size_body(sizes.down, sizes.install)
-    {
+    if sizes.down != down || bodies["size"] != metadata::size_body(sizes.down, sizes.install) {
         return None;
     }
     let files = &bodies["files"];
     if files.ends_with('\n') {
         return None;
     }
-    Some(Summary {
+    Some(Known {
         sha512,
         down: sizes.down,
         install: sizes.install,
-        files: metadata::parse_files(files)
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
+        files: metadata::parse_files(files).len(),
     })
 }
 
@@ -792,9 +1070,7 @@ fn run_item(
 ) -> ArchiveResult {
     let summary = match item.action {
         Action::Fail(f) => return ArchiveResult::failed(item.rel, f),
-        Action::Skip(existing) => {
-            return ArchiveResult::with_summary(item.rel, Status::Unchanged, &existing);
-        }
+        Action::Skip(known) => return ArchiveResult::unchanged(item.rel, known),
         Action::Read => match read(&item.path, item.kind, on) {
             Ok(s) => s,
             Err(f) => return ArchiveResult::failed(item.rel, f),

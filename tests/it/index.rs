@@ -844,3 +844,77 @@ fn bad_manifest_dest_escaping_the_store() {
         )
     });
 }
+
+/// The seen list (`$XDG_CACHE_HOME/zoi-mirror/index/*.json`) of a run in
+/// `home`, as JSON.
+fn seen_list(home: &Path) -> Value {
+    let dir = home.join(".cache/zoi-mirror/index");
+    let files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("no seen list in {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    serde_json::from_slice(&fs::read(&files[0]).unwrap()).unwrap()
+}
+
+#[test]
+fn seen_list_skips_reading_but_an_edit_in_place_or_a_replaced_archive_is_still_caught() {
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("pkgs");
+    let a_rel = "core/a-1-linux-amd64.zpa";
+    let b_rel = "core/b-1-linux-amd64.zpa";
+    let a = put(&root, a_rel, &simple_zpa("a", b"payload 1").0);
+    let b = put(&root, b_rel, &simple_zpa("b", b"payload 2").0);
+    index(home.path(), &root).run();
+    // Entries are recorded only for files whose ctime is two seconds old
+    // (a later edit in the same clock tick could keep the ctime we saw).
+    std::thread::sleep(Duration::from_millis(2100));
+    let second = index(home.path(), &root).run().json();
+    assert_eq!(status(&second, a_rel), "unchanged");
+    let list = seen_list(home.path());
+    assert!(list["archives"][a_rel].is_object(), "{list:#}");
+    assert!(list["archives"][b_rel].is_object(), "{list:#}");
+
+    // Proof the bodies are not read while every stat matches: a doctored
+    // entry is believed. (Only we write the list; this is the skip.)
+    let path = fs::read_dir(home.path().join(".cache/zoi-mirror/index"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut doctored = list.clone();
+    doctored["archives"][a_rel]["known"]["sha512"] = "0".repeat(128).into();
+    fs::write(&path, serde_json::to_vec(&doctored).unwrap()).unwrap();
+    let third = index(home.path(), &root).run().json();
+    assert_eq!(entry(&third, a_rel)["sha512"], "0".repeat(128).as_str());
+    fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
+
+    // a: its `.size` edited in place to a wrong byte count of the same
+    // width, mtime set back to what it was: only the ctime tells, and it
+    // must.
+    let size = meta_path(&a, "size");
+    let good = read_meta(&a, "size");
+    let old_mtime = mtime(&size);
+    let down = fs::metadata(&a).unwrap().len();
+    let wrong = if down % 10 == 9 { down - 1 } else { down + 1 };
+    let edited = good.replacen(&format!("down: {down}"), &format!("down: {wrong}"), 1);
+    assert!(edited != good && edited.len() == good.len());
+    fs::write(&size, edited).unwrap();
+    filetime::set_file_mtime(&size, filetime::FileTime::from_system_time(old_mtime)).unwrap();
+    // b: replaced by another archive of the same size, mtime set back.
+    let (other, _) = simple_zpa("b", b"payload 3");
+    assert_eq!(other.len() as u64, fs::metadata(&b).unwrap().len());
+    let b_mtime = mtime(&b);
+    let tmp = root.join("core/b.tmp");
+    fs::write(&tmp, &other).unwrap();
+    fs::rename(&tmp, &b).unwrap();
+    filetime::set_file_mtime(&b, filetime::FileTime::from_system_time(b_mtime)).unwrap();
+
+    let fourth = index(home.path(), &root).run().json();
+    assert_eq!(status(&fourth, a_rel), "written", "{fourth:#}");
+    assert_eq!(read_meta(&a, "size"), good);
+    assert_eq!(status(&fourth, b_rel), "written", "{fourth:#}");
+    assert_eq!(entry(&fourth, b_rel)["sha512"], sha512sum(&b).as_str());
+    assert!(read_meta(&b, "hash").starts_with(&sha512sum(&b)));
+}
