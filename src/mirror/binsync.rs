@@ -989,13 +989,7 @@ async fn sync_job(
     let mut sig_out = sig_body.map(|b| (b, "upstream"));
     if let Some(key) = &opts.resign {
         if embedded {
-            report.warnings.push(format!(
-                "not re-signed: the archive carries upstream's embedded manifest.sig, which Zoi checks first (a company .sig would never be read); clients must trust upstream's key ({}) for it",
-                opts.verify
-                    .as_ref()
-                    .map(|k| k.iter().map(PublicKey::fingerprint).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default()
-            ));
+            report.warnings.push(not_resigned_warning(&opts));
         } else {
             match gpg_sign(key, &part).await {
                 Ok(b) => sig_out = Some((b, "resigned")),
@@ -1097,4 +1091,20 @@ mod state_tests {
         let variants: Vec<&str> = TargetStatus::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(documented, variants);
     }
+}
+
+/// Why an archive with an embedded `manifest.sig` is not re-signed (the
+/// folder and the S3 paths say it the same way).
+pub(crate) fn not_resigned_warning(opts: &Options) -> String {
+    format!(
+        "not re-signed: the archive carries upstream's embedded manifest.sig, which Zoi checks first (a company .sig would never be read); clients must trust upstream's key ({}) for it",
+        opts.verify
+            .as_ref()
+            .map(|k| k
+                .iter()
+                .map(PublicKey::fingerprint)
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    )
 }

@@ -399,13 +399,9 @@ async fn sync_job(
         && let Some(signer) = &opts.resign
     {
         if report.signature == Some("embedded") {
-            report.warnings.push(format!(
-                "not re-signed: the archive carries upstream's embedded manifest.sig, which Zoi checks first (a company .sig would never be read); clients must trust upstream's key ({}) for it",
-                opts.verify
-                    .as_ref()
-                    .map(|k| k.iter().map(PublicKey::fingerprint).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default()
-            ));
+            report
+                .warnings
+                .push(super::binsync::not_resigned_warning(&opts));
         } else {
             match signed {
                 Some(Ok(b)) => sig_out = Some((b, "resigned")),

@@ -227,15 +227,7 @@ fn s3_bin_sync_streams_into_seaweedfs_and_the_real_zoi_installs_from_it() {
     ]);
     assert_eq!(r.code, 0, "build: {}", r.stderr);
     let bundle = out.join("acme-mirror-1.0.0");
-    let keys = co.sb.path().join("company-keys");
-    fs::create_dir_all(keys.join("keys")).unwrap();
-    fs::write(
-        keys.join("keys/acme-registry.asc"),
-        gpg::export(&co.gnupg, &co.fpr),
-    )
-    .unwrap();
-    let r = co.zm(&["publish", keys.to_str().unwrap(), "--to", "s3://zoi/pkgs"]);
-    assert_eq!(r.code, 0, "publish keys: {}\n{}", r.stdout, r.stderr);
+    publish_company_key(&co);
     let r = co.zm(&[
         "publish",
         bundle.to_str().unwrap(),
@@ -1182,15 +1174,7 @@ fn s3_resigning_streams_through_gpg_and_a_client_trusting_only_the_company_key_i
     assert_eq!(co.sw.list("zoi"), before);
 
     // the company key and the bundle in the same bucket (build --publish)
-    let keys = co.sb.path().join("company-keys");
-    fs::create_dir_all(keys.join("keys")).unwrap();
-    fs::write(
-        keys.join("keys/acme-registry.asc"),
-        gpg::export(&co.gnupg, &co.fpr),
-    )
-    .unwrap();
-    let r = co.zm(&["publish", keys.to_str().unwrap(), "--to", "s3://zoi/pkgs"]);
-    assert_eq!(r.code, 0, "publish keys: {}\n{}", r.stdout, r.stderr);
+    publish_company_key(&co);
     let out = co.sb.path().join("dist");
     let r = co.zm(&[
         "build",
@@ -1389,4 +1373,18 @@ fn s3_a_verified_upload_never_overwrites_an_object_another_writer_placed_meanwhi
         &["index", "--check", "s3://zoi/pkgs", "--format", "json"],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// Puts the company key at `keys/acme-registry.asc` in the bucket, with
+/// `publish`, where the generated extension says clients fetch it.
+fn publish_company_key(co: &Company) {
+    let keys = co.sb.path().join("company-keys");
+    fs::create_dir_all(keys.join("keys")).unwrap();
+    fs::write(
+        keys.join("keys/acme-registry.asc"),
+        gpg::export(&co.gnupg, &co.fpr),
+    )
+    .unwrap();
+    let r = co.zm(&["publish", keys.to_str().unwrap(), "--to", "s3://zoi/pkgs"]);
+    assert_eq!(r.code, 0, "publish keys: {}\n{}", r.stdout, r.stderr);
 }
