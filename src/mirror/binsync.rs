@@ -1076,6 +1076,22 @@ pub async fn run(
     reports
 }
 
+/// Why an archive with an embedded `manifest.sig` is not re-signed (the
+/// folder and the S3 paths say it the same way).
+pub(crate) fn not_resigned_warning(opts: &Options) -> String {
+    format!(
+        "not re-signed: the archive carries upstream's embedded manifest.sig, which Zoi checks first (a company .sig would never be read); clients must trust upstream's key ({}) for it",
+        opts.verify
+            .as_ref()
+            .map(|k| k
+                .iter()
+                .map(PublicKey::fingerprint)
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    )
+}
+
 #[cfg(test)]
 mod state_tests {
     use super::TargetStatus;
@@ -1091,20 +1107,4 @@ mod state_tests {
         let variants: Vec<&str> = TargetStatus::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(documented, variants);
     }
-}
-
-/// Why an archive with an embedded `manifest.sig` is not re-signed (the
-/// folder and the S3 paths say it the same way).
-pub(crate) fn not_resigned_warning(opts: &Options) -> String {
-    format!(
-        "not re-signed: the archive carries upstream's embedded manifest.sig, which Zoi checks first (a company .sig would never be read); clients must trust upstream's key ({}) for it",
-        opts.verify
-            .as_ref()
-            .map(|k| k
-                .iter()
-                .map(PublicKey::fingerprint)
-                .collect::<Vec<_>>()
-                .join(", "))
-            .unwrap_or_default()
-    )
 }
