@@ -58,13 +58,17 @@ fn the_json_of_every_command_over_the_shipped_example_is_unchanged() {
         ("apply_bad_bundle", vec!["apply", "nowhere", "--no-zoi"]),
     ];
     let mut all = String::new();
-    for (label, mut args) in steps {
+    // Runs one step with --format json and appends its exit code and JSON.
+    let mut record = |label: &str, mut args: Vec<&str>| {
         args.extend(["--format", "json"]);
         let r = zm(h, &args);
         let line = args
             .join(" ")
             .replace(spec, "[REPO]/examples/acme/mirror.toml");
         all.push_str(&format!("== {label}: {line}\n{}\n", stable(h, &r)));
+    };
+    for (label, args) in steps {
+        record(label, args);
     }
     // index and index --check over a small tree in the example's layout
     let pkgs = h.join("pkgs");
@@ -82,13 +86,7 @@ fn the_json_of_every_command_over_the_shipped_example_is_unchanged() {
         ("index_again", vec!["index", "pkgs"]),
         ("index_check", vec!["index", "pkgs", "--check"]),
     ] {
-        let mut args = args;
-        args.extend(["--format", "json"]);
-        let r = zm(h, &args);
-        let line = args
-            .join(" ")
-            .replace(spec, "[REPO]/examples/acme/mirror.toml");
-        all.push_str(&format!("== {label}: {line}\n{}\n", stable(h, &r)));
+        record(label, args);
     }
     insta::assert_snapshot!("json_over_the_shipped_example", all);
 }
