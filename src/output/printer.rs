@@ -148,17 +148,36 @@ pub fn prompt(text: &str) {
 
 /// Prints one JSON document on stdout (pretty, with a final newline).
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    let mut buf = Vec::with_capacity(1 << 12);
+    // Streamed in 64 KiB chunks rather than rendered whole first: a check
+    // of 400,000 URLs is a document of hundreds of MB, which would
+    // otherwise sit in memory next to the report it was made from.
+    let mut out = io::BufWriter::with_capacity(1 << 16, Stdout);
     if redact::any() {
         let mut v = serde_json::to_value(value)?;
         redact::redact_json(&mut v);
-        serde_json::to_writer_pretty(&mut buf, &v)?;
+        serde_json::to_writer_pretty(&mut out, &v)?;
     } else {
-        serde_json::to_writer_pretty(&mut buf, value)?;
+        serde_json::to_writer_pretty(&mut out, value)?;
     }
-    buf.push(b'\n');
-    write_stdout(&buf);
+    out.write_all(b"\n")?;
+    out.flush()?;
     Ok(())
+}
+
+/// stdout as an [`io::Write`] that follows the printer's rules: a closed
+/// pipe or a failed write is noted (for [`finish`]) and the rest dropped,
+/// never an error for the serialiser to abort on.
+struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write_stdout(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The end of a run: flushes stdout and turns a lost write (other than a
