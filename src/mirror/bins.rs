@@ -265,10 +265,8 @@ pub fn mirror_to_store(
     progress: impl Fn(u64, u64),
 ) -> Result<(Outcome, Vec<Pruned>)> {
     use crate::mirror::binsync_s3;
-    let store_failure = |e: crate::storage::StoreError| -> anyhow::Error {
-        let hint = e.hint();
-        Failure::new(e.kind, e.message).hint(hint).into()
-    };
+    let store_failure =
+        |e: crate::storage::StoreError| -> anyhow::Error { e.into_failure().into() };
     let upstream_keys: Vec<(String, String)> = upstream
         .pgp
         .iter()

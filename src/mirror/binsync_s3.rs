@@ -44,7 +44,7 @@ use crate::net::prober::Prober;
 use crate::net::problem::{Kind, Problem};
 use crate::net::reply::status_problem;
 use crate::net::retry::{Failed, Retry, retry_after_of};
-use crate::storage::{ARCHIVE_ETAG_META, Expect, Put, Store, StoreError};
+use crate::storage::{ARCHIVE_ETAG_META, ChannelReader, Expect, Put, Store, StoreError};
 use crate::zoi::archive::{ArchiveKind, Summary, read_archive};
 use crate::zoi::metadata;
 use crate::zoi::pgp::PublicKey;
@@ -97,27 +97,6 @@ pub async fn sync_keys(
         reports.push(r);
     }
     (reports, parsed)
-}
-
-/// A blocking reader over chunks sent from the async side.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
 }
 
 /// What the verifier threads found.

@@ -9,7 +9,6 @@
 //! recomputes and compares byte for byte, writing nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,29 +19,9 @@ use super::index::{
     Status, Totals, describe_difference,
 };
 use super::index::{FailedKind, ProblemKind, UNREADABLE};
-use crate::storage::{ARCHIVE_ETAG_META, Entry, Expect, Store, StoreError};
+use crate::storage::{ARCHIVE_ETAG_META, ChannelReader, Entry, Expect, Store, StoreError};
 use crate::zoi::archive::{ArchiveKind, Summary, read_archive};
 use crate::zoi::metadata;
-
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
-}
 
 fn store_failed(e: StoreError) -> Failed {
     let kind = if matches!(
