@@ -46,6 +46,9 @@ use crate::error::ErrorKind;
 use crate::net::client::Http;
 use crate::net::reply::xml_code;
 
+mod parts;
+use parts::PartPool;
+
 /// A destination as given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
@@ -222,9 +225,7 @@ pub struct Entry {
     pub last_modified: i64,
 }
 
-/// Part size of multipart uploads (S3's minimum): at most three parts'
-/// worth (one filling, two in flight) is in memory per file.
-pub const PART: usize = 5 << 20;
+pub use parts::PART;
 /// The largest object written in one PUT (buffered whole: no more memory
 /// than a multipart upload's parts, and one request instead of five).
 pub const SINGLE_PUT_MAX: usize = 8 << 20;
@@ -250,6 +251,8 @@ pub struct Store {
     /// path-style, else `https://<bucket>.<host>`.
     pub public_base: String,
     secrets: Vec<String>,
+    /// The buffers of this store's multipart uploads.
+    parts: Arc<PartPool>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -387,16 +390,15 @@ impl Store {
                 ),
             ));
         }
-        // Over TLS the payload needs no SHA-256 of its own in the
-        // signature (the transport protects it, and every archive's SHA-512
-        // is checked against upstream's anyway): one hash pass less per
-        // byte. AWS_UNSIGNED_PAYLOAD decides when set.
+        // Over TLS, or over loopback, the payload needs no SHA-256 of its
+        // own in the signature: nothing on the way can change the bytes,
+        // and every archive's SHA-512 is checked against upstream's before
+        // it is completed anyway. One hash pass less per byte, on both
+        // ends (the store checks the SHA-256 it is sent). Over plain http
+        // to another host the payload is signed. AWS_UNSIGNED_PAYLOAD
+        // decides when set.
         if env("AWS_UNSIGNED_PAYLOAD").is_none() {
-            b = b.with_unsigned_payload(
-                endpoint
-                    .as_deref()
-                    .is_none_or(|e| e.starts_with("https://")),
-            );
+            b = b.with_unsigned_payload(transport_protected(endpoint.as_deref()));
         }
         let mut client_options = ClientOptions::new()
             .with_allow_http(allow_http)
@@ -460,6 +462,7 @@ impl Store {
             url: url.clone(),
             public_base,
             secrets,
+            parts: Arc::default(),
         })
     }
 
@@ -733,6 +736,23 @@ impl Store {
     }
 }
 
+/// Whether nothing between this machine and `endpoint` can alter a
+/// request: TLS (AWS itself when there is no endpoint), or a loopback
+/// address.
+fn transport_protected(endpoint: Option<&str>) -> bool {
+    let Some(e) = endpoint else { return true };
+    let Ok(u) = url::Url::parse(e) else {
+        return false;
+    };
+    match (u.scheme(), u.host()) {
+        ("https", _) => true,
+        (_, Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        (_, Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        (_, Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),
+        (_, None) => false,
+    }
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().trim().to_string()
 }
@@ -882,12 +902,13 @@ impl Upload {
     }
 
     /// Appends to the part being filled, sending each as it reaches
-    /// [`PART`]. Every part is one allocation of exactly [`PART`] bytes:
-    /// no doubling as it grows (copies and memory the allocator keeps).
+    /// [`PART`]. Every part is a buffer of exactly [`PART`] bytes from the
+    /// store's [`PartPool`]: no doubling as it grows, and no allocation per
+    /// part (see the pool for the memory the allocator would keep).
     async fn fill_parts(&mut self, mut bytes: &[u8]) -> Result<(), StoreError> {
         while !bytes.is_empty() {
             if self.buf.capacity() == 0 {
-                self.buf = Vec::with_capacity(PART);
+                self.buf = self.store.parts.take();
             }
             let n = (PART - self.buf.len()).min(bytes.len());
             self.buf.extend_from_slice(&bytes[..n]);
@@ -909,10 +930,9 @@ impl Upload {
         let idx = m.parts.len();
         m.parts.push(None);
         let (s3, key, id) = (self.store.s3.clone(), m.key.clone(), m.id.clone());
+        let body = PartPool::freeze(&self.store.parts, part);
         m.in_flight.spawn(async move {
-            let r = s3
-                .put_part(&key, &id, idx, PutPayload::from(Bytes::from(part)))
-                .await;
+            let r = s3.put_part(&key, &id, idx, PutPayload::from(body)).await;
             (idx, r)
         });
         Ok(())
@@ -1104,6 +1124,24 @@ mod tests {
         assert!(Dest::parse(Path::new("s3://Bad_Bucket/x")).is_err());
         assert!(Dest::parse(Path::new("s3://zoi/a/../b")).is_err());
         assert!(Dest::parse(Path::new("s3://zoi/a//b")).is_err());
+    }
+
+    #[test]
+    fn the_payload_is_signed_unless_tls_or_loopback_protects_it() {
+        for (endpoint, protected) in [
+            (None, true),
+            (Some("https://s3.example.com"), true),
+            (Some("http://127.0.0.1:8333"), true),
+            (Some("http://127.3.4.5:8333"), true),
+            (Some("http://[::1]:8333"), true),
+            (Some("http://LocalHost:8333/"), true),
+            (Some("http://10.0.0.5:8333"), false),
+            (Some("http://s3.corp.example"), false),
+            (Some("http://localhost.corp.example"), false),
+            (Some("not a url"), false),
+        ] {
+            assert_eq!(transport_protected(endpoint), protected, "{endpoint:?}");
+        }
     }
 
     #[test]
