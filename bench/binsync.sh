@@ -19,47 +19,14 @@ big_mb=${BIG_MB:-512}
 . bench/lib.sh
 require nginx curl
 
-gen() { # set-name count size-bytes
-    python3 - "$work" "$1" "$2" "$3" <<'PY'
-import hashlib, json, os, sys
-work, name, n, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-pkgs = {}
-block = os.urandom(1 << 20)
-for i in range(n):
-    pkg, version = f"{name}{i:04d}", "1.0.0"
-    d = os.path.join(work, "www", "generic", f"bench.{pkg}", version)
-    os.makedirs(d, exist_ok=True)
-    fn = f"{pkg}-{version}-linux-amd64.zpa"
-    h = hashlib.sha512()
-    with open(os.path.join(d, fn), "wb") as f:
-        left = size
-        seed = hashlib.sha512(fn.encode()).digest()
-        while left > 0:
-            chunk = (seed + block)[: min(left, len(block) + 64)]
-            f.write(chunk); h.update(chunk); left -= len(chunk)
-    open(os.path.join(d, fn + ".hash"), "w").write(f"{h.hexdigest()}  {fn}\n")
-    open(os.path.join(d, fn + ".size"), "w").write(f"down: {size}\ninstall: {size}\n")
-    open(os.path.join(d, fn + ".files"), "w").write("${pkgstore}/bin/" + pkg)
-    pkgs[f"@bench/{pkg}"] = {"repo": "bench", "repo_type": "official", "version": version, "epoch": 0,
-        "revision": "1", "description": "b", "sub_packages": [], "main_sub_packages": [], "vuln": [], "dependencies": None}
-json.dump({"version": "2", "packages": pkgs}, open(os.path.join(work, f"{name}.json"), "w"))
-with open(os.path.join(work, f"{name}.urls"), "w") as u:
-    for p in pkgs:
-        pkg = p.split("/")[1]
-        base = f"/generic/bench.{pkg}/1.0.0/{pkg}-1.0.0-linux-amd64.zpa"
-        for s in ("", ".hash", ".size", ".files"):
-            u.write(base + s + "\n")
-PY
-}
 echo "generating $count archives ($total_mb MiB) and $big x $big_mb MiB ..." >&2
-gen mid "$count" $(( total_mb * 1048576 / count ))
-gen big "$big" $(( big_mb * 1048576 ))
+gen_archives mid "$count" $(( total_mb * 1048576 / count ))
+gen_archives big "$big" $(( big_mb * 1048576 ))
 
 start_nginx "$work/www"
 port=$nginx_port
 
-sed "s#https://gitlab.com/api/v4/projects/71125308/packages/generic#http://127.0.0.1:$port/generic#" \
-    ../shared/fixtures/zoidberg/repo.yaml | sed '/^pgp:$/,/^[a-z]/{/^pgp:$/d;/^  /d}' > "$work/upstream.yaml"
+upstream_yaml "$port" > "$work/upstream.yaml"
 write_spec "url = 'https://git.example.invalid/z.git'
 upstream_repo_yaml = '$work/upstream.yaml'
 [[registry.tiers]]

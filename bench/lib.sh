@@ -79,3 +79,49 @@ $1
 $2
 TOML
 }
+
+# gen_archives SET COUNT SIZE : COUNT archives of SIZE bytes each under
+# $work/www/generic in Zoidberg's `{id}` layout (`bench.SET0000`, ...),
+# with their .hash/.size/.files, a packages.json index at $work/SET.json
+# and the list of their URL paths (archive and sidecars) at $work/SET.urls
+gen_archives() { # set-name count size-bytes
+    python3 - "$work" "$1" "$2" "$3" <<'PY'
+import hashlib, json, os, sys
+work, name, n, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+pkgs = {}
+block = os.urandom(1 << 20)
+for i in range(n):
+    pkg, version = f"{name}{i:04d}", "1.0.0"
+    d = os.path.join(work, "www", "generic", f"bench.{pkg}", version)
+    os.makedirs(d, exist_ok=True)
+    fn = f"{pkg}-{version}-linux-amd64.zpa"
+    h = hashlib.sha512()
+    with open(os.path.join(d, fn), "wb") as f:
+        left = size
+        seed = hashlib.sha512(fn.encode()).digest()
+        while left > 0:
+            chunk = (seed + block)[: min(left, len(block) + 64)]
+            f.write(chunk); h.update(chunk); left -= len(chunk)
+    open(os.path.join(d, fn + ".hash"), "w").write(f"{h.hexdigest()}  {fn}\n")
+    open(os.path.join(d, fn + ".size"), "w").write(f"down: {size}\ninstall: {size}\n")
+    open(os.path.join(d, fn + ".files"), "w").write("${pkgstore}/bin/" + pkg)
+    pkgs[f"@bench/{pkg}"] = {"repo": "bench", "repo_type": "official", "version": version, "epoch": 0,
+        "revision": "1", "description": "b", "sub_packages": [], "main_sub_packages": [], "vuln": [], "dependencies": None}
+json.dump({"version": "2", "packages": pkgs}, open(os.path.join(work, f"{name}.json"), "w"))
+with open(os.path.join(work, f"{name}.urls"), "w") as u:
+    for p in pkgs:
+        pkg = p.split("/")[1]
+        base = f"/generic/bench.{pkg}/1.0.0/{pkg}-1.0.0-linux-amd64.zpa"
+        for s in ("", ".hash", ".size", ".files"):
+            u.write(base + s + "\n")
+PY
+}
+
+# upstream_yaml PORT : Zoidberg's own repo.yaml with its archive links on
+# the loopback nginx at PORT, and without its `pgp:` keys (bench archives
+# are unsigned, and nothing may reach upstream's real key server)
+upstream_yaml() {
+    sed "s#https://gitlab.com/api/v4/projects/71125308/packages/generic#http://127.0.0.1:$1/generic#" \
+        ../shared/fixtures/zoidberg/repo.yaml \
+        | awk '/^[a-z]/ { skip = ($0 ~ /^pgp:/) } !skip'
+}

@@ -188,20 +188,10 @@ pub fn mirror(
     http_opts: &client::Options,
     progress: impl Fn(u64, u64),
 ) -> Result<Outcome> {
-    let upstream_keys: Vec<(String, String)> = upstream
-        .pgp
-        .iter()
-        .map(|k| (k.name.clone(), k.key.clone()))
-        .collect();
+    let upstream_keys = upstream_keys(upstream);
     let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     rt.block_on(async {
-        let client = client::Http::new(http_opts)?;
-        let prober = Arc::new(Prober::new(
-            client,
-            run.concurrency * 4,
-            run.concurrency * 4,
-            run.retries,
-        ));
+        let prober = prober(run, http_opts)?;
         let (keys, parsed) = binsync::sync_keys(
             &prober,
             &upstream_keys,
@@ -216,6 +206,27 @@ pub fn mirror(
         let targets = binsync::run(prober, opts, run.concurrency, progress).await;
         anyhow::Ok(Outcome { keys, targets })
     })
+}
+
+/// Upstream's `pgp:` keys as (name, URL or inline key).
+fn upstream_keys(upstream: &RepoYaml) -> Vec<(String, String)> {
+    upstream
+        .pgp
+        .iter()
+        .map(|k| (k.name.clone(), k.key.clone()))
+        .collect()
+}
+
+/// The prober a run fetches with: a few requests per job in flight (the
+/// archive and its sidecars), the run's retries.
+fn prober(run: &Run, http_opts: &client::Options) -> Result<Arc<Prober>> {
+    let client = client::Http::new(http_opts)?;
+    Ok(Arc::new(Prober::new(
+        client,
+        run.concurrency * 4,
+        run.concurrency * 4,
+        run.retries,
+    )))
 }
 
 /// What clients will verify with: with `binaries.trust` (and no
@@ -267,20 +278,10 @@ pub fn mirror_to_store(
     use crate::mirror::binsync_s3;
     let store_failure =
         |e: crate::storage::StoreError| -> anyhow::Error { e.into_failure().into() };
-    let upstream_keys: Vec<(String, String)> = upstream
-        .pgp
-        .iter()
-        .map(|k| (k.name.clone(), k.key.clone()))
-        .collect();
+    let upstream_keys = upstream_keys(upstream);
     let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     rt.block_on(async {
-        let client = client::Http::new(http_opts)?;
-        let prober = Arc::new(Prober::new(
-            client,
-            run.concurrency * 4,
-            run.concurrency * 4,
-            run.retries,
-        ));
+        let prober = prober(run, http_opts)?;
         store
             .preflight(&prober.http, extra.require_public)
             .await

@@ -38,7 +38,7 @@ use crate::net::problem::{Kind, Problem};
 use crate::net::reply::status_problem;
 use crate::net::retry::{Failed, Retry, retry_after_of};
 use crate::runtime::blocking;
-use crate::zoi::archive::{ArchiveKind, read_archive};
+use crate::zoi::archive::{ArchiveKind, Summary, read_archive};
 use crate::zoi::index::PackageRef;
 use crate::zoi::layout::{archive_path, folder};
 use crate::zoi::metadata;
@@ -553,10 +553,8 @@ pub fn jobs(opts: &Options) -> Vec<Job> {
     out
 }
 
-/// Checks the freshly downloaded `part` the way Zoi will: the embedded
-/// `manifest.sig` first (archives only; a bad one is fatal), else the
-/// detached signature. Returns how it verified, and whether an embedded
-/// signature is present.
+/// Checks the freshly downloaded `part` the way Zoi will (see [`judge`]).
+/// Returns how it verified, and whether an embedded signature is present.
 fn verify_signature(
     job: &Job,
     part: &Path,
@@ -564,6 +562,35 @@ fn verify_signature(
     keys: &[PublicKey],
     sig_url: &str,
 ) -> Result<(&'static str, bool), Problem> {
+    let embedded = (job.artifact == Artifact::Archive).then(|| {
+        std::fs::File::open(part)
+            .and_then(zstd::Decoder::new)
+            .and_then(crate::zoi::pgp::embedded_signature)
+    });
+    let refs: Vec<&PublicKey> = keys.iter().collect();
+    let how = judge(
+        job.artifact,
+        embedded,
+        || sig.map(|sig| crate::zoi::pgp::verify_detached_file(part, sig, &refs)),
+        keys,
+        sig_url,
+    )?;
+    Ok((how, how == "embedded"))
+}
+
+/// The signature verdict on a downloaded target, the way Zoi reaches it:
+/// an archive's embedded `manifest.sig` first (a bad one is fatal, with no
+/// fallback), else the detached signature, which must then exist. Both
+/// backends call it: the folder with what it reads back from the file, S3
+/// with what its verifier threads saw of the stream. `detached` is only
+/// asked for when there is no embedded signature.
+pub(crate) fn judge(
+    artifact: Artifact,
+    embedded: Option<std::io::Result<Option<crate::zoi::pgp::Embedded>>>,
+    detached: impl FnOnce() -> Option<Result<usize, crate::zoi::pgp::SigError>>,
+    keys: &[PublicKey],
+    sig_url: &str,
+) -> Result<&'static str, Problem> {
     let refs: Vec<&PublicKey> = keys.iter().collect();
     let names = || {
         keys.iter()
@@ -571,19 +598,16 @@ fn verify_signature(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if job.artifact == Artifact::Archive {
-        let embedded = std::fs::File::open(part)
-            .and_then(zstd::Decoder::new)
-            .and_then(crate::zoi::pgp::embedded_signature)
-            .map_err(|e| {
-                Problem::new(
-                    Kind::Signature,
-                    format!("cannot read the archive for its embedded manifest.sig: {e}"),
-                )
-            })?;
+    if artifact == Artifact::Archive {
+        let embedded = embedded.unwrap_or(Ok(None)).map_err(|e| {
+            Problem::new(
+                Kind::Signature,
+                format!("cannot read the archive for its embedded manifest.sig: {e}"),
+            )
+        })?;
         if let Some((manifest, msig)) = embedded {
             return match crate::zoi::pgp::verify_detached(&manifest, &msig, &refs) {
-                Ok(_) => Ok(("embedded", true)),
+                Ok(_) => Ok("embedded"),
                 Err(e) => Err(Problem::new(
                     Kind::Signature,
                     format!(
@@ -594,7 +618,7 @@ fn verify_signature(
             };
         }
     }
-    let Some(sig) = sig else {
+    let Some(detached) = detached() else {
         return Err(Problem::new(
             Kind::Signature,
             format!(
@@ -603,24 +627,90 @@ fn verify_signature(
             ),
         ));
     };
-    crate::zoi::pgp::verify_detached_file(part, sig, &refs)
-        .map(|_| ("detached", false))
-        .map_err(|e| {
-            Problem::new(
-                Kind::Signature,
-                format!(
-                    "{} does not verify against upstream's keys ({}): {e}; nothing was placed",
-                    crate::net::redact::redact(sig_url),
-                    names()
-                ),
-            )
-        })
+    detached.map(|_| "detached").map_err(|e| {
+        Problem::new(
+            Kind::Signature,
+            format!(
+                "{} does not verify against upstream's keys ({}): {e}; nothing was placed",
+                crate::net::redact::redact(sig_url),
+                names()
+            ),
+        )
+    })
 }
 
-/// `gpg --detach-sign` of `file` with `key`: the same binary signature
-/// `zoi package build --sign` writes.
-async fn gpg_sign(key: &str, file: &Path) -> Result<Vec<u8>, Problem> {
-    let out = tokio::process::Command::new("gpg")
+/// What the received bytes must match before they are placed: upstream's
+/// `.hash` (`got` is the digest of the kind it names) and `.size`'s
+/// `down:`. The same words for both backends.
+pub(crate) fn check_received(
+    want: &Option<(bool, String)>,
+    got: &str,
+    len: u64,
+    size_body: Option<&[u8]>,
+) -> Option<Problem> {
+    if let Some((_, want)) = want
+        && got != want
+    {
+        return Some(Problem::new(
+            Kind::HashMismatch,
+            format!(
+                "downloaded {len} bytes with SHA-512 {got}, but upstream's .hash says {want}; nothing was placed"
+            ),
+        ));
+    }
+    let sizes = size_body.and_then(|b| metadata::parse_size(&String::from_utf8_lossy(b)));
+    match sizes {
+        Some(s) if s.down != len => Some(Problem::new(
+            Kind::SizeMismatch,
+            format!(
+                "downloaded {len} bytes, but upstream's .size says down: {}; nothing was placed",
+                s.down
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// The sidecars placed after an archive, in order, `.hash` last (a `.hash`
+/// never names a file that is not there yet), each with where it came
+/// from: upstream's, else generated from the archive as `index` would,
+/// and the signature (upstream's or ours).
+pub(crate) fn sidecar_files(
+    sidecars: Sidecars,
+    generated: Option<&Summary>,
+    sig_out: Option<(Vec<u8>, &'static str)>,
+    hash_body: Option<Vec<u8>>,
+) -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let mut files = Vec::new();
+    match (sidecars.size, generated) {
+        (Some(b), _) => files.push(("size", b, "upstream")),
+        (None, Some(g)) => files.push(("size", g.size_body().into_bytes(), "generated")),
+        (None, None) => {}
+    }
+    match (sidecars.files, generated) {
+        (Some(b), _) => files.push(("files", b, "upstream")),
+        (None, Some(g)) => files.push(("files", g.files_body().into_bytes(), "generated")),
+        (None, None) => {}
+    }
+    if let Some((b, source)) = sig_out {
+        files.push(("sig", b, source));
+    }
+    if let Some(b) = hash_body {
+        files.push(("hash", b, "upstream"));
+    }
+    files
+}
+
+/// `gpg --detach-sign` of the bytes read from `r`, fed to gpg's stdin as
+/// they come (for S3, as the verified stream goes up: nothing staged on
+/// disk): the binary signature `zoi package build --sign` writes. gpg
+/// writes the signature only once its input ends, so stdout is read after;
+/// stderr on a thread of its own, so a chatty gpg never blocks while it is
+/// still being fed.
+pub(crate) fn gpg_sign_reader(key: &str, mut r: impl std::io::Read) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("gpg")
         .args([
             "--batch",
             "--yes",
@@ -630,21 +720,42 @@ async fn gpg_sign(key: &str, file: &Path) -> Result<Vec<u8>, Problem> {
             "--output",
             "-",
         ])
-        .arg(file)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| Problem::new(Kind::Signature, format!("cannot run gpg: {e}")))?;
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run gpg: {e}"))?;
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // A gpg that gave up early (unknown key) closes its stdin: its exit
+    // status and stderr below say why.
+    let fed = std::io::copy(&mut r, &mut stdin);
+    drop(stdin);
+    let out = child.wait_with_output().map_err(|e| format!("gpg: {e}"))?;
+    let errors = errors.join().unwrap_or_default();
     if !out.status.success() || out.stdout.is_empty() {
-        return Err(Problem::new(
-            Kind::Signature,
-            format!(
-                "gpg could not sign with {key}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
+        return Err(errors.trim().to_string());
     }
+    fed.map_err(|e| format!("feeding gpg: {e}"))?;
     Ok(out.stdout)
+}
+
+/// [`gpg_sign_reader`] of the placed-to-be `file`.
+fn gpg_sign(key: &str, file: &Path) -> Result<Vec<u8>, Problem> {
+    std::fs::File::open(file)
+        .map_err(|e| format!("{}: {e}", file.display()))
+        .and_then(|f| gpg_sign_reader(key, f))
+        .map_err(|e| {
+            Problem::new(
+                Kind::Signature,
+                format!("gpg could not sign with {key}: {e}"),
+            )
+        })
 }
 
 /// A target's report before anything is known: `failed` until a step says
@@ -908,37 +1019,9 @@ async fn sync_job(
         },
         _ => got,
     };
-    if let Some((_, want)) = &want
-        && got != *want
-    {
+    if let Some(p) = check_received(&want, &got, len, size_body.as_deref()) {
         let _ = std::fs::remove_file(&part);
-        return failed(
-            report,
-            Problem::new(
-                Kind::HashMismatch,
-                format!(
-                    "downloaded {len} bytes with SHA-512 {got}, but upstream's .hash says {want}; nothing was placed"
-                ),
-            ),
-        );
-    }
-    let sizes = size_body
-        .as_deref()
-        .and_then(|b| metadata::parse_size(&String::from_utf8_lossy(b)));
-    if let Some(s) = sizes
-        && s.down != len
-    {
-        let _ = std::fs::remove_file(&part);
-        return failed(
-            report,
-            Problem::new(
-                Kind::SizeMismatch,
-                format!(
-                    "downloaded {len} bytes, but upstream's .size says down: {}; nothing was placed",
-                    s.down
-                ),
-            ),
-        );
+        return failed(report, p);
     }
 
     // 5. upstream's signature, as Zoi will verify it
@@ -991,7 +1074,7 @@ async fn sync_job(
         if embedded {
             report.warnings.push(not_resigned_warning(&opts));
         } else {
-            match gpg_sign(key, &part).await {
+            match blocking(|| gpg_sign(key, &part)) {
                 Ok(b) => sig_out = Some((b, "resigned")),
                 Err(p) => {
                     let _ = std::fs::remove_file(&part);
@@ -1013,24 +1096,12 @@ async fn sync_job(
             ),
         );
     }
-    let mut files: Vec<(&str, Vec<u8>, &'static str)> = Vec::new();
-    match (size_body, &generated) {
-        (Some(b), _) => files.push(("size", b, "upstream")),
-        (None, Some(g)) => files.push(("size", g.size_body().into_bytes(), "generated")),
-        (None, None) => {}
-    }
-    match (files_body, &generated) {
-        (Some(b), _) => files.push(("files", b, "upstream")),
-        (None, Some(g)) => files.push(("files", g.files_body().into_bytes(), "generated")),
-        (None, None) => {}
-    }
-    if let Some((b, source)) = sig_out {
-        files.push(("sig", b, source));
-    }
-    if let Some(b) = hash_body {
-        files.push(("hash", b, "upstream"));
-    }
-    for (ext, bytes, source) in files {
+    let sidecars = Sidecars {
+        size: size_body,
+        files: files_body,
+        sig: None,
+    };
+    for (ext, bytes, source) in sidecar_files(sidecars, generated.as_ref(), sig_out, hash_body) {
         if let Err(e) = crate::fsutil::atomic_write(&meta_path(&archive, ext), &bytes) {
             return failed(report, Problem::new(Kind::Connect, format!("{e:#}")));
         }
@@ -1048,19 +1119,36 @@ pub async fn run(
     concurrency: usize,
     progress: impl Fn(u64, u64),
 ) -> Vec<TargetReport> {
+    run_all(opts, concurrency, progress, move |opts, job, bytes| {
+        sync_job(prober.clone(), opts, job, bytes)
+    })
+    .await
+}
+
+/// Runs `sync_one` for every job of `opts`, `concurrency` at once, each on
+/// a task of its own (so hashing and verifying spread over the cores), and
+/// returns the reports sorted by package, version, artifact and platform.
+/// Both backends drive their jobs with it.
+pub(crate) async fn run_all<F, Fut>(
+    opts: Options,
+    concurrency: usize,
+    progress: impl Fn(u64, u64),
+    sync_one: F,
+) -> Vec<TargetReport>
+where
+    F: Fn(Arc<Options>, Job, Arc<AtomicU64>) -> Fut,
+    Fut: std::future::Future<Output = TargetReport> + Send + 'static,
+{
     let all = jobs(&opts);
     let opts = Arc::new(opts);
     let bytes = Arc::new(AtomicU64::new(0));
     let done = AtomicU64::new(0);
-    let mut reports: Vec<TargetReport> = futures::stream::iter(all.into_iter().map(|job| {
-        let (prober, opts, bytes) = (prober.clone(), opts.clone(), bytes.clone());
-        async move {
-            tokio::spawn(sync_job(prober, opts, job, bytes))
-                .await
-                .expect("sync task")
-        }
-    }))
+    let mut reports: Vec<TargetReport> = futures::stream::iter(
+        all.into_iter()
+            .map(|job| tokio::spawn(sync_one(opts.clone(), job, bytes.clone()))),
+    )
     .buffer_unordered(concurrency.max(1))
+    .map(|joined| joined.expect("sync task"))
     .inspect(|_| {
         progress(
             bytes.load(Ordering::Relaxed),

@@ -25,7 +25,6 @@
 //! embedded `manifest.sig` is not re-signed (Zoi reads that first), with a
 //! warning.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -35,8 +34,9 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::binsync::{
-    Artifact, Job, KeyReport, Options, Sidecars, TargetReport, failed, fetch_keys, jobs,
-    new_report, stored_hash_current, upstream_hash, upstream_sidecars, would_download,
+    Artifact, Job, KeyReport, Options, Sidecars, TargetReport, check_received, failed, fetch_keys,
+    gpg_sign_reader, judge, new_report, run_all, sidecar_files, stored_hash_current, upstream_hash,
+    upstream_sidecars, would_download,
 };
 use super::binsync::{KeyStatus, TargetStatus};
 use crate::net::classify::classify;
@@ -46,7 +46,6 @@ use crate::net::reply::status_problem;
 use crate::net::retry::{Failed, Retry, retry_after_of};
 use crate::storage::{ARCHIVE_ETAG_META, ChannelReader, Expect, Put, Store, StoreError};
 use crate::zoi::archive::{ArchiveKind, Summary, read_archive};
-use crate::zoi::metadata;
 use crate::zoi::pgp::PublicKey;
 
 fn store_problem(e: StoreError) -> Problem {
@@ -166,33 +165,10 @@ pub async fn run(
     concurrency: usize,
     progress: impl Fn(u64, u64),
 ) -> Vec<TargetReport> {
-    let all = jobs(&opts);
-    let opts = Arc::new(opts);
-    let bytes = Arc::new(AtomicU64::new(0));
-    let done = AtomicU64::new(0);
-    let mut reports: Vec<TargetReport> = futures::stream::iter(all.into_iter().map(|job| {
-        let (prober, opts, bytes, store) =
-            (prober.clone(), opts.clone(), bytes.clone(), store.clone());
-        async move {
-            tokio::spawn(sync_job(prober, opts, store, job, bytes))
-                .await
-                .expect("sync task")
-        }
-    }))
-    .buffer_unordered(concurrency.max(1))
-    .inspect(|_| {
-        progress(
-            bytes.load(Ordering::Relaxed),
-            done.fetch_add(1, Ordering::Relaxed) + 1,
-        )
+    run_all(opts, concurrency, progress, move |opts, job, bytes| {
+        sync_job(prober.clone(), opts, store.clone(), job, bytes)
     })
-    .collect()
-    .await;
-    reports.sort_by(|a, b| {
-        (&a.package, &a.version, a.artifact, a.platform)
-            .cmp(&(&b.package, &b.version, b.artifact, b.platform))
-    });
-    reports
+    .await
 }
 
 fn key_of(rel: &std::path::Path) -> String {
@@ -306,32 +282,7 @@ async fn sync_job(
         Some((true, _)) => sha256,
         _ => sha512,
     };
-    let mut problem = None;
-    if let Some((_, want)) = &want
-        && got != *want
-    {
-        problem = Some(Problem::new(
-            Kind::HashMismatch,
-            format!(
-                "downloaded {len} bytes with SHA-512 {got}, but upstream's .hash says {want}; nothing was placed"
-            ),
-        ));
-    }
-    let sizes = size_body
-        .as_deref()
-        .and_then(|b| metadata::parse_size(&String::from_utf8_lossy(b)));
-    if problem.is_none()
-        && let Some(s) = sizes
-        && s.down != len
-    {
-        problem = Some(Problem::new(
-            Kind::SizeMismatch,
-            format!(
-                "downloaded {len} bytes, but upstream's .size says down: {}; nothing was placed",
-                s.down
-            ),
-        ));
-    }
+    let mut problem = check_received(&want, &got, len, size_body.as_deref());
 
     // 5. the signature, as Zoi will verify it
     let mut embedded_seen = None;
@@ -349,7 +300,13 @@ async fn sync_job(
     if problem.is_none()
         && let Some(keys) = &opts.verify
     {
-        match judge(job.artifact, embedded_seen, detached_seen, keys, &urls.pgp) {
+        match judge(
+            job.artifact,
+            embedded_seen,
+            || detached_seen,
+            keys,
+            &urls.pgp,
+        ) {
             Ok(how) => report.signature = Some(how),
             Err(p) => problem = Some(p),
         }
@@ -419,24 +376,12 @@ async fn sync_job(
     };
 
     // 7. the sidecars, .hash last
-    let mut files: Vec<(&str, Vec<u8>, &'static str)> = Vec::new();
-    match (size_body, &generated) {
-        (Some(b), _) => files.push(("size", b, "upstream")),
-        (None, Some(g)) => files.push(("size", g.size_body().into_bytes(), "generated")),
-        (None, None) => {}
-    }
-    match (files_body, &generated) {
-        (Some(b), _) => files.push(("files", b, "upstream")),
-        (None, Some(g)) => files.push(("files", g.files_body().into_bytes(), "generated")),
-        (None, None) => {}
-    }
-    if let Some((b, source)) = sig_out {
-        files.push(("sig", b, source));
-    }
-    if let Some(b) = hash_body {
-        files.push(("hash", b, "upstream"));
-    }
-    for (ext, bytes, source) in files {
+    let sidecars = Sidecars {
+        size: size_body,
+        files: files_body,
+        sig: None,
+    };
+    for (ext, bytes, source) in sidecar_files(sidecars, generated.as_ref(), sig_out, hash_body) {
         let meta = match (&etag, ext) {
             (Some(t), "hash") => vec![(ARCHIVE_ETAG_META, t.clone())],
             _ => Vec::new(),
@@ -451,105 +396,6 @@ async fn sync_job(
     }
     report.status = TargetStatus::Downloaded;
     report
-}
-
-/// `gpg --detach-sign` of the bytes read from `r`, fed to gpg's stdin as
-/// they stream past (nothing staged on disk): the binary signature
-/// `zoi package build --sign` writes. gpg writes the signature only once
-/// its input ends, so stdout is read after; stderr on a thread of its own,
-/// so a chatty gpg never blocks while it is still being fed.
-fn gpg_sign_reader(key: &str, mut r: impl Read) -> Result<Vec<u8>, String> {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("gpg")
-        .args([
-            "--batch",
-            "--yes",
-            "--detach-sign",
-            "--local-user",
-            key,
-            "--output",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run gpg: {e}"))?;
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    // A gpg that gave up early (unknown key) closes its stdin: its exit
-    // status and stderr below say why.
-    let fed = std::io::copy(&mut r, &mut stdin);
-    drop(stdin);
-    let out = child.wait_with_output().map_err(|e| format!("gpg: {e}"))?;
-    let errors = errors.join().unwrap_or_default();
-    if !out.status.success() || out.stdout.is_empty() {
-        return Err(errors.trim().to_string());
-    }
-    fed.map_err(|e| format!("feeding gpg: {e}"))?;
-    Ok(out.stdout)
-}
-
-/// The verdict of [`super::binsync`]'s `verify_signature`, from what the
-/// threads saw.
-fn judge(
-    artifact: Artifact,
-    embedded: Option<std::io::Result<Option<crate::zoi::pgp::Embedded>>>,
-    detached: Option<Result<usize, crate::zoi::pgp::SigError>>,
-    keys: &[PublicKey],
-    sig_url: &str,
-) -> Result<&'static str, Problem> {
-    let refs: Vec<&PublicKey> = keys.iter().collect();
-    let names = || {
-        keys.iter()
-            .map(PublicKey::fingerprint)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if artifact == Artifact::Archive {
-        let embedded = embedded.unwrap_or(Ok(None)).map_err(|e| {
-            Problem::new(
-                Kind::Signature,
-                format!("cannot read the archive for its embedded manifest.sig: {e}"),
-            )
-        })?;
-        if let Some((manifest, msig)) = embedded {
-            return match crate::zoi::pgp::verify_detached(&manifest, &msig, &refs) {
-                Ok(_) => Ok("embedded"),
-                Err(e) => Err(Problem::new(
-                    Kind::Signature,
-                    format!(
-                        "the embedded manifest.sig does not verify against upstream's keys ({}): {e}; Zoi fails on it with no fallback, so nothing was placed",
-                        names()
-                    ),
-                )),
-            };
-        }
-    }
-    let Some(detached) = detached else {
-        return Err(Problem::new(
-            Kind::Signature,
-            format!(
-                "upstream declares signing keys but publishes no signature at {}; clients that verify would refuse it, so nothing was placed",
-                crate::net::redact::redact(sig_url)
-            ),
-        ));
-    };
-    detached.map(|_| "detached").map_err(|e| {
-        Problem::new(
-            Kind::Signature,
-            format!(
-                "{} does not verify against upstream's keys ({}): {e}; nothing was placed",
-                crate::net::redact::redact(sig_url),
-                names()
-            ),
-        )
-    })
 }
 
 /// Streams `url` into `upload` and `tee`, resuming with `Range` after an
