@@ -374,10 +374,10 @@ pub enum BinCommand {
     /// JSON: `{dest, keys: [{name, url, path, fingerprint, status, error}],
     /// targets: [{package, version, platform, artifact: archive|source|delta,
     /// status: downloaded|up_to_date|not_available|would_download|failed,
-    /// path, bytes, resumed, signature, metadata: [[file, upstream|generated|
-    /// resigned]], warnings, error}], pruned: [{path, version}], totals:
-    /// {targets, downloaded, up_to_date, not_available, failed, bytes,
-    /// pruned}}`.
+    /// path, bytes, resumed, signature: embedded|detached|unverified,
+    /// metadata: [[file, upstream|generated|resigned]], warnings, error}],
+    /// pruned: [{path, version}], totals: {targets, downloaded, up_to_date,
+    /// not_available, failed, bytes, pruned}}`.
     Sync(BinSyncArgs),
 }
 

@@ -84,6 +84,30 @@ pub enum Artifact {
     Delta,
 }
 
+string_enum! {
+    /// How a target's signature was verified.
+    pub enum SignatureCheck {
+        /// The archive's embedded `manifest.sig`.
+        Embedded = "embedded",
+        /// The detached `.sig`.
+        Detached = "detached",
+        /// Not verified: upstream declares no keys, or `--allow-unsigned`.
+        Unverified = "unverified",
+    }
+}
+
+string_enum! {
+    /// Where a metadata file placed next to a target came from.
+    pub enum MetaSource {
+        /// Upstream's own file.
+        Upstream = "upstream",
+        /// Generated from the archive, as `index` would.
+        Generated = "generated",
+        /// Our signature (`--sign`).
+        Resigned = "resigned",
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
     pub package: String,
@@ -97,15 +121,12 @@ pub struct TargetReport {
     pub bytes: u64,
     /// Resumed with `Range` after an interruption.
     pub resumed: bool,
-    /// How the file's signature was verified: `embedded` (the archive's
-    /// manifest.sig), `detached` (the .sig), `unverified` (upstream declares
-    /// no keys, or --allow-unsigned).
+    /// How the file's signature was verified.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub signature: Option<&'static str>,
-    /// Metadata written from upstream's files (`upstream`), generated
-    /// (`generated`) or signed by us (`resigned`), per file.
+    pub signature: Option<SignatureCheck>,
+    /// Where each metadata file written came from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub metadata: Vec<(String, &'static str)>,
+    pub metadata: Vec<(String, MetaSource)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -561,7 +582,7 @@ fn verify_signature(
     sig: Option<&[u8]>,
     keys: &[PublicKey],
     sig_url: &str,
-) -> Result<(&'static str, bool), Problem> {
+) -> Result<(SignatureCheck, bool), Problem> {
     let embedded = (job.artifact == Artifact::Archive).then(|| {
         std::fs::File::open(part)
             .and_then(zstd::Decoder::new)
@@ -575,7 +596,7 @@ fn verify_signature(
         keys,
         sig_url,
     )?;
-    Ok((how, how == "embedded"))
+    Ok((how, how == SignatureCheck::Embedded))
 }
 
 /// The signature verdict on a downloaded target, the way Zoi reaches it:
@@ -590,7 +611,7 @@ pub(crate) fn judge(
     detached: impl FnOnce() -> Option<Result<usize, crate::zoi::pgp::SigError>>,
     keys: &[PublicKey],
     sig_url: &str,
-) -> Result<&'static str, Problem> {
+) -> Result<SignatureCheck, Problem> {
     let refs: Vec<&PublicKey> = keys.iter().collect();
     let names = || {
         keys.iter()
@@ -607,7 +628,7 @@ pub(crate) fn judge(
         })?;
         if let Some((manifest, msig)) = embedded {
             return match crate::zoi::pgp::verify_detached(&manifest, &msig, &refs) {
-                Ok(_) => Ok("embedded"),
+                Ok(_) => Ok(SignatureCheck::Embedded),
                 Err(e) => Err(Problem::new(
                     Kind::Signature,
                     format!(
@@ -627,7 +648,7 @@ pub(crate) fn judge(
             ),
         ));
     };
-    detached.map(|_| "detached").map_err(|e| {
+    detached.map(|_| SignatureCheck::Detached).map_err(|e| {
         Problem::new(
             Kind::Signature,
             format!(
@@ -678,25 +699,27 @@ pub(crate) fn check_received(
 pub(crate) fn sidecar_files(
     sidecars: Sidecars,
     generated: Option<&Summary>,
-    sig_out: Option<(Vec<u8>, &'static str)>,
+    sig_out: Option<(Vec<u8>, MetaSource)>,
     hash_body: Option<Vec<u8>>,
-) -> Vec<(&'static str, Vec<u8>, &'static str)> {
+) -> Vec<(&'static str, Vec<u8>, MetaSource)> {
     let mut files = Vec::new();
     match (sidecars.size, generated) {
-        (Some(b), _) => files.push(("size", b, "upstream")),
-        (None, Some(g)) => files.push(("size", g.size_body().into_bytes(), "generated")),
+        (Some(b), _) => files.push(("size", b, MetaSource::Upstream)),
+        (None, Some(g)) => files.push(("size", g.size_body().into_bytes(), MetaSource::Generated)),
         (None, None) => {}
     }
     match (sidecars.files, generated) {
-        (Some(b), _) => files.push(("files", b, "upstream")),
-        (None, Some(g)) => files.push(("files", g.files_body().into_bytes(), "generated")),
+        (Some(b), _) => files.push(("files", b, MetaSource::Upstream)),
+        (None, Some(g)) => {
+            files.push(("files", g.files_body().into_bytes(), MetaSource::Generated))
+        }
         (None, None) => {}
     }
     if let Some((b, source)) = sig_out {
         files.push(("sig", b, source));
     }
     if let Some(b) = hash_body {
-        files.push(("hash", b, "upstream"));
+        files.push(("hash", b, MetaSource::Upstream));
     }
     files
 }
@@ -1039,7 +1062,7 @@ async fn sync_job(
                 }
             }
         }
-        None => report.signature = Some("unverified"),
+        None => report.signature = Some(SignatureCheck::Unverified),
     }
 
     // 6. metadata upstream lacks is generated as `index` would (archives)
@@ -1069,13 +1092,13 @@ async fn sync_job(
         };
 
     // 7. our own signature, when asked for
-    let mut sig_out = sig_body.map(|b| (b, "upstream"));
+    let mut sig_out = sig_body.map(|b| (b, MetaSource::Upstream));
     if let Some(key) = &opts.resign {
         if embedded {
             report.warnings.push(not_resigned_warning(&opts));
         } else {
             match blocking(|| gpg_sign(key, &part)) {
-                Ok(b) => sig_out = Some((b, "resigned")),
+                Ok(b) => sig_out = Some((b, MetaSource::Resigned)),
                 Err(p) => {
                     let _ = std::fs::remove_file(&part);
                     return failed(report, p);
@@ -1182,7 +1205,7 @@ pub(crate) fn not_resigned_warning(opts: &Options) -> String {
 
 #[cfg(test)]
 mod state_tests {
-    use super::TargetStatus;
+    use super::{MetaSource, SignatureCheck, TargetStatus};
 
     /// `bin sync --help` documents the target statuses scripts match on.
     #[test]
@@ -1193,6 +1216,17 @@ mod state_tests {
             "status: ",
         );
         let variants: Vec<&str> = TargetStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(documented, variants);
+    }
+
+    #[test]
+    fn bin_sync_help_lists_every_signature_check_and_metadata_source() {
+        let help = include_str!("../cli.rs");
+        let documented = crate::documented_values(help, "targets: [{package", "signature: ");
+        let variants: Vec<&str> = SignatureCheck::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(documented, variants);
+        let documented = crate::documented_values(help, "targets: [{package", "[[file, ");
+        let variants: Vec<&str> = MetaSource::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(documented, variants);
     }
 }

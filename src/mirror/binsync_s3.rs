@@ -38,7 +38,7 @@ use super::binsync::{
     gpg_sign_reader, judge, new_report, run_all, sidecar_files, stored_hash_current, upstream_hash,
     upstream_sidecars, would_download,
 };
-use super::binsync::{KeyStatus, TargetStatus};
+use super::binsync::{KeyStatus, MetaSource, SignatureCheck, TargetStatus};
 use crate::net::classify::classify;
 use crate::net::prober::Prober;
 use crate::net::problem::{Kind, Problem};
@@ -311,7 +311,7 @@ async fn sync_job(
             Err(p) => problem = Some(p),
         }
     } else if opts.verify.is_none() {
-        report.signature = Some("unverified");
+        report.signature = Some(SignatureCheck::Unverified);
     }
     let generated = match generated {
         None => None,
@@ -330,17 +330,17 @@ async fn sync_job(
     // gpg as they went up (the same signature the folder path makes of the
     // placed file); as there, an embedded manifest.sig wins in Zoi, so a
     // company .sig would never be read.
-    let mut sig_out = sig_body.map(|b| (b, "upstream"));
+    let mut sig_out = sig_body.map(|b| (b, MetaSource::Upstream));
     if problem.is_none()
         && let Some(signer) = &opts.resign
     {
-        if report.signature == Some("embedded") {
+        if report.signature == Some(SignatureCheck::Embedded) {
             report
                 .warnings
                 .push(super::binsync::not_resigned_warning(&opts));
         } else {
             match signed {
-                Some(Ok(b)) => sig_out = Some((b, "resigned")),
+                Some(Ok(b)) => sig_out = Some((b, MetaSource::Resigned)),
                 Some(Err(e)) => {
                     problem = Some(Problem::new(
                         Kind::Signature,
