@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::mirror::status::{Beacon, Stamp, Time, ago};
+use crate::mirror::status::{Beacon, Stamp, SyncOutcome, Time, ago};
 use crate::net::redact::{redact, scrub};
 
 #[derive(Debug, Clone)]
@@ -215,7 +215,7 @@ pub fn check(o: &Options) -> Result<Report, String> {
         problems: Vec::new(),
         warnings: Vec::new(),
     };
-    if beacon.last_run.outcome == "not_published" {
+    if beacon.last_run.outcome == SyncOutcome::NotPublished.as_str() {
         warnings.push(format!(
             "the latest run ({}) did not publish: {} file(s) could not be placed",
             beacon.last_run.finished.utc,

@@ -189,7 +189,9 @@ fn status_context(beacon: Option<&status::Beacon>, now: status::Time) -> minijin
     let run = &b.last_run;
     // The failures clients face (published partial), else the latest run's.
     let failures: Vec<minijinja::Value> = match &b.published {
-        Some(p) if run.outcome != "not_published" => p.failures.iter().map(gap).collect(),
+        Some(p) if run.outcome != status::SyncOutcome::NotPublished.as_str() => {
+            p.failures.iter().map(gap).collect()
+        }
         _ => run.failures.iter().map(gap).collect(),
     };
     let published = b.published.as_ref().map(|p| {

@@ -144,10 +144,25 @@ pub struct Published {
     pub duration_ms: u64,
 }
 
+string_enum! {
+    /// What a `sync` run published (`sync --help` lists these; the beacon's
+    /// `last_run.outcome` records the same strings).
+    pub enum SyncOutcome {
+        /// The new index, with every file it names.
+        Published = "published",
+        /// The new index with files missing (`--allow-partial`).
+        PublishedPartial = "published_partial",
+        /// Nothing: the registry stays at its previous state.
+        NotPublished = "not_published",
+    }
+}
+
 /// What the latest run did, published or not.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LastRun {
-    /// `published`, `published_partial` or `not_published`.
+    /// A [`SyncOutcome`], kept as its string: the beacon is read back (by
+    /// `status`, `freshness`, `serve`), maybe one another version wrote,
+    /// and an outcome this version does not know must still load.
     pub outcome: String,
     pub upstream_tip: String,
     pub started: Stamp,
@@ -342,7 +357,7 @@ pub fn metrics(beacon: Option<&Beacon>) -> String {
         "1 when the latest sync run published its index.",
         vec![(
             String::new(),
-            f64::from(u8::from(run.outcome != "not_published")),
+            f64::from(u8::from(run.outcome != SyncOutcome::NotPublished.as_str())),
         )],
     );
     metric(

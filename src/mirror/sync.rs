@@ -79,18 +79,8 @@ string_enum! {
     }
 }
 
-string_enum! {
-    /// What a `sync` run published (`sync --help` lists these; the beacon's
-    /// `last_run.outcome` records the same strings).
-    pub enum SyncOutcome {
-        /// The new index, with every file it names.
-        Published = "published",
-        /// The new index with files missing (`--allow-partial`).
-        PublishedPartial = "published_partial",
-        /// Nothing: the registry stays at its previous state.
-        NotPublished = "not_published",
-    }
-}
+/// Defined with the beacon that records it (status reads it back).
+pub use crate::mirror::status::SyncOutcome;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
