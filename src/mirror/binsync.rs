@@ -773,12 +773,15 @@ fn gpg_sign(key: &str, file: &Path) -> Result<Vec<u8>, Problem> {
     std::fs::File::open(file)
         .map_err(|e| format!("{}: {e}", file.display()))
         .and_then(|f| gpg_sign_reader(key, f))
-        .map_err(|e| {
-            Problem::new(
-                Kind::Signature,
-                format!("gpg could not sign with {key}: {e}"),
-            )
-        })
+        .map_err(|e| sign_failed(key, &e))
+}
+
+/// How a failed `--sign` is reported, by both backends.
+pub(crate) fn sign_failed(key: &str, why: &str) -> Problem {
+    Problem::new(
+        Kind::Signature,
+        format!("gpg could not sign with {key}: {why}; nothing was placed"),
+    )
 }
 
 /// A target's report before anything is known: `failed` until a step says

@@ -35,8 +35,8 @@ use sha2::{Digest, Sha256, Sha512};
 
 use super::binsync::{
     Artifact, Job, KeyReport, Options, Sidecars, TargetReport, check_received, failed, fetch_keys,
-    gpg_sign_reader, judge, new_report, run_all, sidecar_files, stored_hash_current, upstream_hash,
-    upstream_sidecars, would_download,
+    gpg_sign_reader, judge, new_report, run_all, sidecar_files, sign_failed, stored_hash_current,
+    upstream_hash, upstream_sidecars, would_download,
 };
 use super::binsync::{KeyStatus, MetaSource, SignatureCheck, TargetStatus};
 use crate::net::classify::classify;
@@ -341,18 +341,8 @@ async fn sync_job(
         } else {
             match signed {
                 Some(Ok(b)) => sig_out = Some((b, MetaSource::Resigned)),
-                Some(Err(e)) => {
-                    problem = Some(Problem::new(
-                        Kind::Signature,
-                        format!("gpg could not sign with {signer}: {e}; nothing was placed"),
-                    ))
-                }
-                None => {
-                    problem = Some(Problem::new(
-                        Kind::Signature,
-                        format!("gpg did not sign with {signer}; nothing was placed"),
-                    ))
-                }
+                Some(Err(e)) => problem = Some(sign_failed(signer, &e)),
+                None => problem = Some(sign_failed(signer, "gpg never ran")),
             }
         }
     }

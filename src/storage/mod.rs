@@ -738,19 +738,40 @@ impl Store {
 
 /// Whether nothing between this machine and `endpoint` can alter a
 /// request: TLS (AWS itself when there is no endpoint), or a loopback
-/// address.
+/// address reached directly. A plain-http request goes through the proxy
+/// of `HTTP_PROXY`/`ALL_PROXY` (reqwest's system proxy, which exempts only
+/// what `NO_PROXY` names, loopback included), maybe on another machine: so
+/// loopback counts only with no proxy set, or one `NO_PROXY` exempts the
+/// host from (an exact name in the list, or `*`).
 fn transport_protected(endpoint: Option<&str>) -> bool {
+    transport_protected_with(endpoint, &|name| std::env::var(name).ok())
+}
+
+fn transport_protected_with(endpoint: Option<&str>, var: &dyn Fn(&str) -> Option<String>) -> bool {
     let Some(e) = endpoint else { return true };
     let Ok(u) = url::Url::parse(e) else {
         return false;
     };
-    match (u.scheme(), u.host()) {
-        ("https", _) => true,
+    let loopback = match (u.scheme(), u.host()) {
+        ("https", _) => return true,
         (_, Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
         (_, Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
         (_, Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),
         (_, None) => false,
-    }
+    };
+    let set = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
+    };
+    let proxied = set(&["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]).is_some();
+    let host = u.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    let exempt = set(&["NO_PROXY", "no_proxy"]).is_some_and(|list| {
+        list.split(',')
+            .map(|h| h.trim().trim_matches(['[', ']']))
+            .any(|h| h == "*" || h.eq_ignore_ascii_case(host))
+    });
+    loopback && (!proxied || exempt)
 }
 
 fn first_line(s: &str) -> String {
@@ -1140,8 +1161,45 @@ mod tests {
             (Some("http://localhost.corp.example"), false),
             (Some("not a url"), false),
         ] {
-            assert_eq!(transport_protected(endpoint), protected, "{endpoint:?}");
+            assert_eq!(
+                transport_protected_with(endpoint, &|_| None),
+                protected,
+                "{endpoint:?}"
+            );
         }
+        // Through a proxy, loopback is only protected if NO_PROXY exempts it.
+        let env = |proxy: &'static str, no_proxy: &'static str| {
+            move |n: &str| match n {
+                "HTTP_PROXY" => Some(proxy.to_string()),
+                "NO_PROXY" => Some(no_proxy.to_string()),
+                _ => None,
+            }
+        };
+        let local = Some("http://127.0.0.1:8333");
+        assert!(!transport_protected_with(
+            local,
+            &env("http://proxy:3128", "")
+        ));
+        assert!(!transport_protected_with(
+            local,
+            &env("http://proxy:3128", "localhost")
+        ));
+        assert!(transport_protected_with(
+            local,
+            &env("http://proxy:3128", "localhost, 127.0.0.1")
+        ));
+        assert!(transport_protected_with(
+            local,
+            &env("http://proxy:3128", "*")
+        ));
+        assert!(transport_protected_with(local, &env("", "")));
+        let v6 = Some("http://[::1]:8333");
+        assert!(transport_protected_with(
+            v6,
+            &env("http://proxy:3128", "::1")
+        ));
+        let tls = Some("https://s3.example.com");
+        assert!(transport_protected_with(tls, &env("http://proxy:3128", "")));
     }
 
     #[test]
