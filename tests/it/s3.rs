@@ -688,6 +688,56 @@ fn s3_shards_fill_one_bucket_together_and_prune_removes_old_versions() {
     assert!(keys.contains(&key_of("alpha", "1.0.0")));
 }
 
+/// Over loopback (every other test here) the payload's SHA-256 is left out
+/// of the signature; over plain http to another host it is signed. That
+/// path, forced with `AWS_UNSIGNED_PAYLOAD=false`, writes the same objects:
+/// a one-PUT archive and a multipart one, each part signed.
+#[test]
+fn s3_a_signed_payload_uploads_single_and_multipart_archives_alike() {
+    let sw = Seaweed::start();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let generic = h.join("www/generic");
+    let pkgs = [("bigone", 12usize << 20), ("small", 4 << 10)];
+    for (i, (name, len)) in pkgs.iter().enumerate() {
+        let dir = generic.join(format!("core.{name}")).join("1.0.0");
+        fs::create_dir_all(&dir).unwrap();
+        let (bytes, _) = simple_zpa(name, &noise(*len, 70 + i as u64));
+        fs::write(dir.join(format!("{name}-1.0.0-{PLATFORM}.zpa")), bytes).unwrap();
+    }
+    support::zm(h, &["index", generic.to_str().unwrap()]).ok();
+    let srv = Nginx::start(&h.join("www"));
+    let spec = spec_for(
+        h,
+        srv.url("generic").trim_end_matches('/'),
+        &format!("{}/zoi/pkgs", sw.endpoint()),
+    );
+    let index = index_json(h, &[("bigone", "1.0.0"), ("small", "1.0.0")]);
+    let r = support::run(
+        support::cmd(h)
+            .envs(sw.env())
+            .env("AWS_UNSIGNED_PAYLOAD", "false")
+            .args(["bin", "sync", "-c", spec.to_str().unwrap()])
+            .args(["--index", index.to_str().unwrap()])
+            .args(["--dest", "s3://zoi/pkgs", "--format", "json"]),
+    );
+    assert_no_secret(&r);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["totals"]["downloaded"], 2, "{}", r.stdout);
+    for (name, _) in pkgs {
+        let key = key_of(name, "1.0.0");
+        let upstream = fs::read(
+            generic
+                .join(format!("core.{name}/1.0.0"))
+                .join(format!("{name}-1.0.0-{PLATFORM}.zpa")),
+        )
+        .unwrap();
+        assert_eq!(sw.get("zoi", &key).unwrap(), upstream, "{name}");
+    }
+    let r = zm_s3(h, &sw, &["index", "--check", "s3://zoi/pkgs"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
 #[test]
 fn s3_index_writes_metadata_next_to_archives_in_the_bucket_and_skips_fresh_ones() {
     let sw = Seaweed::start();
