@@ -68,6 +68,15 @@ pub enum Command {
     /// atomic. A bad archive is reported and skipped (nothing is written for
     /// it); the run goes on.
     ///
+    /// To skip re-reading the metadata of unchanged archives, a local ROOT's
+    /// run keeps a *seen list* in the user's cache,
+    /// `$XDG_CACHE_HOME/zoi-mirror/index/<digest of ROOT>.seen` (about 300
+    /// bytes per archive; ~/.cache when XDG_CACHE_HOME is unset): each
+    /// archive's and its metadata files' inode, size, mtime and ctime when
+    /// they were last verified. It only ever saves reads (any change to a
+    /// file changes its ctime); deleting it is always safe. --no-cache
+    /// neither reads nor writes it; --check and --force do not use it.
+    ///
     /// With --format json, stdout is one document: `root`, `check`,
     /// `archives` (per archive: `path` relative to ROOT, `status`
     /// written|unchanged|ok|mismatch|error, `sha512`, `down`, `install`,
@@ -866,6 +875,10 @@ pub struct IndexArgs {
     /// Re-read and rewrite every archive, even those whose metadata is fresh.
     #[arg(long)]
     pub force: bool,
+    /// Neither read nor write the seen list in the user's cache (see
+    /// above): every run reads the metadata of every archive.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Archives read in parallel [default: one per core].
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<std::num::NonZeroUsize>,

@@ -37,6 +37,7 @@ pub fn run(args: &IndexArgs, format: Format) -> Result<Exit> {
         force: args.force,
         check: args.check,
         lint,
+        seen_list: !args.no_cache,
     };
 
     let started = Instant::now();
@@ -81,6 +82,7 @@ fn run_s3(args: &IndexArgs, format: Format) -> Result<Exit> {
         force: args.force,
         check: args.check,
         lint,
+        seen_list: !args.no_cache,
     };
     let started = Instant::now();
     let bar = progress::bar(Kind::BytesUnknownTotal, None, format);

@@ -19,8 +19,11 @@
 //! end.
 //!
 //! Deciding freshness is most of a no-op run, so [`plan`] inspects archives
-//! on the `jobs` threads too, stats each file once, and keeps a *seen list*
-//! (`$XDG_CACHE_HOME/zoi-mirror/index/<root digest>.json`): for every
+//! on the `jobs` threads too, a folder's run of archives at a time, stats
+//! each file once and by name relative to its open folder (not by full
+//! path), and keeps a *seen list* ([`seen`], unless
+//! [`Options::seen_list`] is off:
+//! `$XDG_CACHE_HOME/zoi-mirror/index/<root digest>.seen`): for every
 //! archive found fresh by reading its metadata, the inode, size, mtime and
 //! ctime of the archive and of its three metadata files at that moment.
 //! When all four stats still match, the metadata bodies are not read again.
@@ -50,22 +53,24 @@
 //! metadata (a `.hash`, `.size`, `.files` or `.sig` whose archive is gone) is
 //! always reported.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::io_failure;
 use crate::fsutil;
 use crate::zoi::archive::{self, ArchiveError, ArchiveKind, Summary};
 use crate::zoi::layout::Layout;
 use crate::zoi::metadata;
+
+mod seen;
+use seen::SeenList;
 
 /// The metadata files, in the order they are written: `.hash` last, so a
 /// run cut short never leaves an archive that looks fresh.
@@ -118,6 +123,9 @@ pub struct Options {
     /// Recompute and compare; write nothing.
     pub check: bool,
     pub lint: Option<Lint>,
+    /// Keep the seen list (see the module docs) in the user's cache: read
+    /// it, and write it when it changed. Off: neither.
+    pub seen_list: bool,
 }
 
 /// The layout lint's settings.
@@ -383,7 +391,7 @@ enum Action {
 }
 
 /// What fresh metadata says, as far as the report needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Known {
     sha512: String,
     down: u64,
@@ -394,9 +402,8 @@ struct Known {
 
 /// The stat fields whose equality means "the same bytes as when it was
 /// verified" (see the module docs): inode, size, mtime and ctime (seconds,
-/// nanoseconds). A tuple, so the list stores it as a short JSON array (a
-/// no-op run over 20,000 archives parses 80,000 of them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stat(u64, u64, i64, i64, i64, i64);
 
 impl Stat {
@@ -433,7 +440,7 @@ impl Stat {
 
 /// One seen-list entry: the archive's and its `.files`, `.size`, `.hash`
 /// stats when their bodies were verified, and what they said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
     stats: [Stat; 4],
     known: Known,
@@ -442,57 +449,6 @@ struct Seen {
 /// A file whose ctime is this recent may still change within the clock
 /// tick we saw it in; such entries are verified again next run.
 const RACY: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The seen list of the tree at `canon_root`, keyed by path relative to ROOT.
-type SeenList = HashMap<String, Seen>;
-
-#[derive(Serialize, Deserialize)]
-struct SeenFile {
-    /// Bumped when the entry format changes; another version is ignored.
-    version: u32,
-    archives: SeenList,
-}
-
-const SEEN_VERSION: u32 = 1;
-
-fn seen_path(canon_root: &Path) -> Option<PathBuf> {
-    let digest = crate::bundle::manifest::sha512_hex(canon_root.as_os_str().as_encoded_bytes());
-    Some(
-        dirs::cache_dir()?
-            .join("zoi-mirror")
-            .join("index")
-            .join(format!("{}.json", &digest[..16])),
-    )
-}
-
-/// The last run's list; empty when there is none or it cannot be used.
-fn load_seen(path: Option<&Path>) -> SeenList {
-    path.and_then(|p| fs::read(p).ok())
-        .and_then(|b| serde_json::from_slice::<SeenFile>(&b).ok())
-        .filter(|f| f.version == SEEN_VERSION)
-        .map(|f| f.archives)
-        .unwrap_or_default()
-}
-
-/// Best effort: a list that cannot be written only means reading the
-/// metadata again next run, so failures are not reported.
-fn save_seen(path: Option<&Path>, archives: SeenList) {
-    let Some(path) = path else { return };
-    if let Some(dir) = path.parent()
-        && fs::create_dir_all(dir).is_err()
-    {
-        return;
-    }
-    let file = SeenFile {
-        version: SEEN_VERSION,
-        archives,
-    };
-    if let Ok(bytes) = serde_json::to_vec(&file)
-        && let Ok(staged) = fsutil::stage(path, &bytes)
-    {
-        let _ = staged.commit();
-    }
-}
 
 /// Progress notifications from [`execute`], from any worker thread.
 pub enum Event<'a> {
@@ -510,6 +466,7 @@ pub fn index_tree(dir: &Path) -> Result<Report> {
         force: false,
         check: false,
         lint: None,
+        seen_list: true,
     };
     let plan = plan(dir, &opts)?;
     execute(plan, &opts, &|_| {})
@@ -518,33 +475,67 @@ pub fn index_tree(dir: &Path) -> Result<Report> {
 /// Walks `root` and decides what to do with every archive in it.
 pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
     let canon_root = fs::canonicalize(root).map_err(|e| io_failure("read", root, &e))?;
-    let mut candidates = Vec::new();
-    let mut walk_failures = Vec::new();
-    let mut sidecars = Vec::new();
-    let use_seen = !opts.check && !opts.force;
-    let seen_file = use_seen.then(|| seen_path(&canon_root)).flatten();
-    // The list loads on another thread while this one walks.
-    let (seen, walked) = std::thread::scope(|scope| {
-        let loader = scope.spawn(|| load_seen(seen_file.as_deref()));
-        let walked = walk(root, &mut candidates, &mut walk_failures, &mut sidecars);
-        (loader.join().unwrap_or_default(), walked)
-    });
-    walked?;
+    let use_seen = opts.seen_list && !opts.check && !opts.force;
+    let seen_file = use_seen.then(|| seen::path(&canon_root)).flatten();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .thread_name(|i| format!("index-plan-{i}"))
         .build()
         .context("cannot start the worker threads")?;
     let started = SystemTime::now();
-    let classified: Vec<(Item, Listed)> = pool.install(|| {
-        candidates
-            .into_par_iter()
-            .map(|(path, rel, name, kind)| {
-                let old = seen.get(&rel);
-                classify(&path, rel, name, kind, &canon_root, opts, old, started)
-            })
-            .collect()
+    let seen = OnceLock::new();
+    let done = Mutex::new(Vec::new());
+    let mut walked = Walked::default();
+    // Three things at once: this thread walks; each run of archives of one
+    // folder it finds goes to the pool right away to be stat'ed (relative
+    // to the folder, opened once: a stat by full path walks every component
+    // again, which was half of a no-op run's kernel time); and the seen list
+    // loads on a thread of its own, the pool waiting for it only if the
+    // first run comes sooner.
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Set even if loading panics: the pool waits for it.
+            let _guard = SetOnDrop(&seen);
+            let _ = seen.set(SeenList::load(seen_file.as_deref()));
+        });
+        pool.in_place_scope(|s| {
+            let mut seq = 0;
+            walk(
+                root,
+                &mut walked,
+                &mut |dir: &Path, chunk: Vec<Candidate>| {
+                    let (n, dir, seen, done, canon_root) =
+                        (seq, dir.to_path_buf(), &seen, &done, &canon_root);
+                    seq += 1;
+                    s.spawn(move |_| {
+                        let folder = Folder::open(&dir);
+                        let seen: &SeenList = seen.wait();
+                        let out: Vec<(Item, Listed)> = chunk
+                            .into_iter()
+                            .map(|c| {
+                                let old = seen.get(&c.rel);
+                                classify(c, &folder, canon_root, opts, old, started)
+                            })
+                            .collect();
+                        if let Ok(mut d) = done.lock() {
+                            d.push((n, out));
+                        }
+                    });
+                },
+            )
+        })
     });
+    result?;
+    let seen = seen.into_inner().unwrap_or_default();
+    let mut done = done
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+    done.sort_unstable_by_key(|(n, _)| *n);
+    let classified: Vec<(Item, Listed)> = done.into_iter().flat_map(|(_, c)| c).collect();
+    let Walked {
+        failures: walk_failures,
+        orphans,
+    } = walked;
     // Rewritten only when it would change: in the steady state every
     // archive is a hit and the list stays as it is.
     let hits = classified
@@ -553,33 +544,27 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
         .count();
     let dirty = hits != seen.len() || classified.iter().any(|(_, l)| matches!(l, Listed::New(_)));
     let mut items = Vec::with_capacity(classified.len());
-    let mut new_seen = SeenList::new();
+    let mut new_seen = Vec::new();
     for (item, listed) in classified {
         if use_seen && dirty {
             match listed {
                 Listed::Hit => {
                     if let Some(old) = seen.get(&item.rel) {
-                        new_seen.insert(item.rel.clone(), old.clone());
+                        new_seen.push((item.rel.clone(), old));
                     }
                 }
-                Listed::New(entry) => {
-                    new_seen.insert(item.rel.clone(), *entry);
-                }
+                Listed::New(entry) => new_seen.push((item.rel.clone(), *entry)),
                 Listed::No => {}
             }
         }
         items.push(item);
     }
     if use_seen && dirty {
-        save_seen(seen_file.as_deref(), new_seen);
+        seen::save(
+            seen_file.as_deref(),
+            new_seen.iter().map(|(rel, s)| (rel.as_str(), s)),
+        );
     }
-
-    let present: BTreeSet<&str> = items.iter().map(|i| i.rel.as_str()).collect();
-    let orphans = sidecars
-        .iter()
-        .filter(|(archive, _)| !present.contains(archive.as_str()))
-        .map(|(_, rel)| rel.clone())
-        .collect();
 
     let mut layout_problems = Vec::new();
     if let Some(lint) = &opts.lint {
@@ -614,18 +599,52 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Plan> {
     })
 }
 
-/// An archive-named file the walk found: path, path relative to ROOT, file
-/// name, format.
-type Candidate = (PathBuf, String, String, ArchiveKind);
+/// Sets the seen list to an empty one when dropped before it was set.
+struct SetOnDrop<'a>(&'a OnceLock<SeenList>);
 
-/// The walk of [`plan`]: archives, unreadable folders, and metadata files
-/// (with the archive they belong to) in file-name order.
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.set(SeenList::default());
+    }
+}
+
+/// An archive-named file the walk found.
+struct Candidate {
+    path: PathBuf,
+    /// Relative to ROOT, `/`-separated.
+    rel: String,
+    file_name: String,
+    kind: ArchiveKind,
+}
+
+/// Archives of one folder handed on together, at most this many (so one
+/// huge folder still spreads over every job).
+const CHUNK: usize = 256;
+
+/// What the walk of [`plan`] found besides archives, in walk order
+/// (file-name order in each folder, depth first).
+#[derive(Default)]
+struct Walked {
+    /// Folders that could not be read.
+    failures: Vec<ArchiveResult>,
+    /// Metadata files (and `.sig`) whose archive is not there, relative to
+    /// ROOT.
+    orphans: Vec<String>,
+}
+
+/// Walks `root`, handing each run of archives of one folder to `on_run`
+/// (with the folder) in walk order.
 fn walk(
     root: &Path,
-    candidates: &mut Vec<Candidate>,
-    walk_failures: &mut Vec<ArchiveResult>,
-    sidecars: &mut Vec<(String, String)>,
+    out: &mut Walked,
+    on_run: &mut dyn FnMut(&Path, Vec<Candidate>),
 ) -> Result<()> {
+    // The folder entered at each depth, with the raw names of its archives
+    // so far (in name order).
+    let mut stack: Vec<(PathBuf, Names)> = Vec::new();
+    // The run being gathered, and the depth of its folder.
+    let mut run: Vec<Candidate> = Vec::new();
+    let mut run_depth = 0;
     // Symlinked folders are not descended: the tree they point to is either
     // inside ROOT (and walked there, with its metadata next to the real
     // files, which the symlinked URL sees too) or outside, where we do not go.
@@ -648,32 +667,99 @@ fn walk(
                     );
                     return Err(io_failure("read", &path, &io).into());
                 }
-                walk_failures.push(ArchiveResult::failed(
+                out.failures.push(ArchiveResult::failed(
                     rel_path(root, &path),
                     Failed::new(UNREADABLE, format!("cannot read this folder: {e}")),
                 ));
                 continue;
             }
         };
-        if entry.depth() == 0 {
+        let depth = entry.depth();
+        if entry.file_type().is_dir() {
+            // Entered next (a symlink to a folder is not `is_dir` here);
+            // the run of its parent (if any) may go on after its subtree.
+            if depth <= run_depth && !run.is_empty() {
+                on_run(&stack[run_depth - 1].0, std::mem::take(&mut run));
+            }
+            stack.truncate(depth);
+            stack.push((entry.path().to_path_buf(), Names::default()));
+        }
+        if depth == 0 {
             continue;
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = rel_path(root, entry.path());
+        let name = entry.file_name().to_string_lossy();
         if let Some(kind) = ArchiveKind::of_file_name(&name) {
-            candidates.push((entry.into_path(), rel, name, kind));
+            if !run.is_empty() && (run_depth != depth || run.len() == CHUNK) {
+                on_run(&stack[run_depth - 1].0, std::mem::take(&mut run));
+            }
+            let Some((_, archives)) = stack.get_mut(depth - 1) else {
+                continue;
+            };
+            archives.push(entry.file_name().as_encoded_bytes());
+            let file_name = name.into_owned();
+            run_depth = depth;
+            run.push(Candidate {
+                rel: rel_path(root, entry.path()),
+                path: entry.into_path(),
+                file_name,
+                kind,
+            });
         } else if let Some((stem, ext)) = name.rsplit_once('.')
             && SIDECARS.contains(&ext)
             && ArchiveKind::of_file_name(stem).is_some()
         {
-            let archive_rel = match rel.rsplit_once('/') {
-                Some((dir, _)) => format!("{dir}/{stem}"),
-                None => stem.to_string(),
-            };
-            sidecars.push((archive_rel, rel));
+            // Its archive, if there, is a sibling listed before it (a name
+            // sorts before the same name plus a suffix): found by a binary
+            // search of this folder's archives so far, on the raw names
+            // the walk sorted (a lossy name may sort elsewhere).
+            let raw = entry.file_name().as_encoded_bytes();
+            let raw_stem = &raw[..raw.len() - ext.len() - 1];
+            let present = stack
+                .get(depth - 1)
+                .is_some_and(|(_, archives)| archives.contains(raw_stem));
+            if !present {
+                out.orphans.push(rel_path(root, entry.path()));
+            }
         }
     }
+    if !run.is_empty() {
+        on_run(&stack[run_depth - 1].0, run);
+    }
     Ok(())
+}
+
+/// File names, added in ascending byte order, in one buffer.
+#[derive(Default)]
+struct Names {
+    bytes: Vec<u8>,
+    /// Where each name ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Names {
+    fn push(&mut self, name: &[u8]) {
+        self.bytes.extend_from_slice(name);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    /// Binary search: the names are in order.
+    fn contains(&self, name: &[u8]) -> bool {
+        let (mut lo, mut hi) = (0, self.ends.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.get(mid).cmp(name) {
+                std::cmp::Ordering::Equal => return true,
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        false
+    }
 }
 
 /// The `--check` rules over some archives only (paths relative to `root`,
@@ -686,6 +772,7 @@ pub fn check_files(root: &Path, rels: &[String], jobs: usize) -> Result<Report> 
         force: false,
         check: true,
         lint: None,
+        seen_list: false,
     };
     let canon_root = fs::canonicalize(root).map_err(|e| io_failure("read", root, &e))?;
     let items = rels
@@ -693,11 +780,15 @@ pub fn check_files(root: &Path, rels: &[String], jobs: usize) -> Result<Report> 
         .filter_map(|rel| {
             let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
             let kind = ArchiveKind::of_file_name(&name)?;
-            let (item, _) = classify(
-                &root.join(rel),
-                rel.clone(),
-                name,
+            let candidate = Candidate {
+                path: root.join(rel),
+                rel: rel.clone(),
+                file_name: name,
                 kind,
+            };
+            let (item, _) = classify(
+                candidate,
+                &Folder::none(),
                 &canon_root,
                 &opts,
                 None,
@@ -727,26 +818,23 @@ enum Listed {
 
 /// Decides what to do with one file named like an archive; with whether
 /// it goes in the next seen list (see the module docs).
-#[allow(clippy::too_many_arguments)]
 fn classify(
-    path: &Path,
-    rel: String,
-    file_name: String,
-    kind: ArchiveKind,
+    c: Candidate,
+    dir: &Folder,
     canon_root: &Path,
     opts: &Options,
-    seen: Option<&Seen>,
+    seen: Option<Seen>,
     started: SystemTime,
 ) -> (Item, Listed) {
     let mut item = Item {
-        rel,
-        path: path.to_path_buf(),
-        file_name,
-        kind,
+        rel: c.rel,
+        path: c.path,
+        file_name: c.file_name,
+        kind: c.kind,
         size: 0,
         action: Action::Read,
     };
-    let entry = match inspect(&mut item, path, canon_root, opts, seen, started) {
+    let entry = match inspect(&mut item, dir, canon_root, opts, seen, started) {
         Ok(entry) => entry,
         Err(failed) => {
             item.action = Action::Fail(failed);
@@ -756,22 +844,147 @@ fn classify(
     (item, entry)
 }
 
+/// The folder an archive is in, open so its files are stat'ed by name
+/// (`fstatat`) rather than by full path. Without it (it could not be
+/// opened, or not on unix) they are stat'ed by path: the same answers.
+struct Folder(#[cfg(unix)] Option<File>);
+
+impl Folder {
+    fn open(path: &Path) -> Folder {
+        #[cfg(unix)]
+        return Folder(File::open(path).ok());
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            Folder()
+        }
+    }
+
+    fn none() -> Folder {
+        #[cfg(unix)]
+        return Folder(None);
+        #[cfg(not(unix))]
+        Folder()
+    }
+
+    /// `lstat` of `<file>` (`suffix` empty) or `<file>.<suffix>`, `file`
+    /// being a file in this folder.
+    fn lstat(&self, file: &Path, suffix: &str) -> std::io::Result<FileMeta> {
+        #[cfg(unix)]
+        if let (Some(dir), Some(name)) = (&self.0, file.file_name()) {
+            use std::os::unix::ffi::OsStrExt;
+            let mut buf = Vec::with_capacity(name.len() + 1 + suffix.len());
+            buf.extend_from_slice(name.as_bytes());
+            if !suffix.is_empty() {
+                buf.push(b'.');
+                buf.extend_from_slice(suffix.as_bytes());
+            }
+            let st = nix::sys::stat::fstatat(
+                dir,
+                buf.as_slice(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(std::io::Error::from)?;
+            return Ok(FileMeta::of_stat(&st));
+        }
+        let md = if suffix.is_empty() {
+            fs::symlink_metadata(file)?
+        } else {
+            let mut p = file.as_os_str().to_os_string();
+            p.push(".");
+            p.push(suffix);
+            fs::symlink_metadata(p)?
+        };
+        Ok(FileMeta::of(&md))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    /// A FIFO, socket or device.
+    Other,
+}
+
+/// What [`inspect`] needs of one stat.
+#[derive(Debug, Clone, Copy)]
+struct FileMeta {
+    kind: FileKind,
+    stat: Stat,
+}
+
+impl FileMeta {
+    fn of(m: &fs::Metadata) -> FileMeta {
+        let t = m.file_type();
+        let kind = if t.is_symlink() {
+            FileKind::Symlink
+        } else if t.is_dir() {
+            FileKind::Dir
+        } else if t.is_file() {
+            FileKind::File
+        } else {
+            FileKind::Other
+        };
+        FileMeta {
+            kind,
+            stat: Stat::of(m),
+        }
+    }
+
+    /// The same fields [`Stat::of`] takes from `fs::Metadata` (std's stat
+    /// is this `struct stat`), so entries do not depend on which was used.
+    #[cfg(unix)]
+    // The fields' integer types differ between unix platforms.
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    fn of_stat(st: &nix::sys::stat::FileStat) -> FileMeta {
+        use nix::libc;
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => FileKind::File,
+            libc::S_IFDIR => FileKind::Dir,
+            libc::S_IFLNK => FileKind::Symlink,
+            _ => FileKind::Other,
+        };
+        FileMeta {
+            kind,
+            stat: Stat(
+                st.st_ino as u64,
+                st.st_size as u64,
+                st.st_mtime as i64,
+                st.st_mtime_nsec as i64,
+                st.st_ctime as i64,
+                st.st_ctime_nsec as i64,
+            ),
+        }
+    }
+
+    fn is_file(&self) -> bool {
+        self.kind == FileKind::File
+    }
+
+    /// (seconds, nanoseconds) since the epoch.
+    fn mtime(&self) -> (i64, i64) {
+        (self.stat.2, self.stat.3)
+    }
+}
+
 /// Fills in the size and, when fresh metadata already stands beside it,
 /// the skip; an error is why the file cannot be indexed. Each file is
 /// stat'ed once: a no-op run is mostly these stats.
 fn inspect(
     item: &mut Item,
-    path: &Path,
+    dir: &Folder,
     canon_root: &Path,
     opts: &Options,
-    seen: Option<&Seen>,
+    seen: Option<Seen>,
     started: SystemTime,
 ) -> Result<Listed, Failed> {
     let unreadable =
         |e: std::io::Error| Failed::new(UNREADABLE, format!("cannot read the file: {e}"));
-    let lmeta = fs::symlink_metadata(path).map_err(unreadable)?;
-    let symlinked = lmeta.file_type().is_symlink();
-    let target_meta;
+    let path = item.path.as_path();
+    let lmeta = dir.lstat(path, "").map_err(unreadable)?;
+    let symlinked = lmeta.kind == FileKind::Symlink;
     let meta = if symlinked {
         let target = fs::canonicalize(path).map_err(|e| {
             Failed::new(
@@ -788,56 +1001,50 @@ fn inspect(
                 ),
             ));
         }
-        target_meta = fs::metadata(path).map_err(unreadable)?;
-        &target_meta
+        FileMeta::of(&fs::metadata(path).map_err(unreadable)?)
     } else {
         // Not a symlink: what it names is itself.
-        &lmeta
+        lmeta
     };
     if !meta.is_file() {
-        let what = if meta.is_dir() {
+        let what = if meta.kind == FileKind::Dir {
             "a folder named like an archive"
         } else {
             "not a regular file (a FIFO, socket or device)"
         };
         return Err(Failed::new(FailedKind::NotAFile, what));
     }
-    item.size = meta.len();
+    item.size = meta.stat.1;
 
     if opts.check {
         return Ok(Listed::No);
     }
     // One stat per metadata file serves both the not-a-file refusal and
     // the freshness test.
-    let mut sidecars = Vec::with_capacity(METADATA.len());
-    for m in METADATA {
-        let p = m.path_for(path);
-        let md = fs::symlink_metadata(&p).ok();
-        if let Some(md) = &md
-            && !md.is_file()
-            && !md.file_type().is_symlink()
+    let mut sidecars = [None; METADATA.len()];
+    for (m, md) in METADATA.iter().zip(&mut sidecars) {
+        *md = dir.lstat(path, m.extension()).ok();
+        if let Some(md) = md
+            && !matches!(md.kind, FileKind::File | FileKind::Symlink)
         {
             return Err(Failed::new(
                 FailedKind::MetadataNotFile,
                 format!(
                     "{} exists and is not a regular file; remove it so the metadata can be written",
-                    p.display()
+                    m.path_for(path).display()
                 ),
             ));
         }
-        sidecars.push((p, md));
     }
     if opts.force {
         return Ok(Listed::No);
     }
-    let stamp = archive_stamp(&lmeta, meta);
-    let mut stats = [Stat::of(meta); 4];
-    for (i, (_, md)) in sidecars.iter().enumerate() {
+    let stamp = archive_stamp(&lmeta, &meta);
+    let mut stats = [meta.stat; 4];
+    for (i, md) in sidecars.iter().enumerate() {
         // Missing, a symlink, or older than the archive: not fresh.
-        match (md, stamp) {
-            (Some(md), Some(stamp)) if md.is_file() && md.modified().is_ok_and(|t| t >= stamp) => {
-                stats[i + 1] = Stat::of(md);
-            }
+        match md {
+            Some(md) if md.is_file() && md.mtime() >= stamp => stats[i + 1] = md.stat,
             _ => return Ok(Listed::No),
         }
     }
@@ -845,10 +1052,10 @@ fn inspect(
         && let Some(seen) = seen
         && seen.stats == stats
     {
-        item.action = Action::Skip(seen.known.clone());
+        item.action = Action::Skip(seen.known);
         return Ok(Listed::Hit);
     }
-    let Some(known) = fresh_bodies(&sidecars, &item.file_name, meta.len()) else {
+    let Some(known) = fresh_bodies(path, &item.file_name, meta.stat.1) else {
         return Ok(Listed::No);
     };
     let listed = if !symlinked && recordable(&stats, started) {
@@ -877,36 +1084,23 @@ fn recordable(stats: &[Stat; 4], started: SystemTime) -> bool {
     })
 }
 
-/// The newest of the archive's mtime and ctime, through and including a
-/// symlink naming it.
-fn archive_stamp(lmeta: &fs::Metadata, meta: &fs::Metadata) -> Option<SystemTime> {
-    let mut times = vec![lmeta.modified().ok()?, meta.modified().ok()?];
+/// The newest of the archive's mtime and ctime (on unix: elsewhere there
+/// is no ctime), through and including a symlink naming it, as (seconds,
+/// nanoseconds).
+fn archive_stamp(lmeta: &FileMeta, meta: &FileMeta) -> (i64, i64) {
+    let stamp = lmeta.mtime().max(meta.mtime());
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        for m in [lmeta, meta] {
-            let ctime = std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(
-                u64::try_from(m.ctime()).ok()?,
-                u32::try_from(m.ctime_nsec()).ok()?,
-            ))?;
-            times.push(ctime);
-        }
-    }
-    times.into_iter().max()
+    let stamp = stamp.max(lmeta.stat.ctime()).max(meta.stat.ctime());
+    stamp
 }
-
 /// What the `.files`, `.size` and `.hash` (in [`METADATA`] order, already
 /// known to be regular files newer than the archive) say, if it is
 /// consistent with the archive named `file_name` of `down` bytes (see the
 /// module docs).
-fn fresh_bodies(
-    sidecars: &[(PathBuf, Option<fs::Metadata>)],
-    file_name: &str,
-    down: u64,
-) -> Option<Known> {
+fn fresh_bodies(archive: &Path, file_name: &str, down: u64) -> Option<Known> {
     let mut bodies = BTreeMap::new();
-    for (m, (p, _)) in METADATA.iter().zip(sidecars) {
-        bodies.insert(m.extension(), fs::read_to_string(p).ok()?);
+    for m in METADATA {
+        bodies.insert(m.extension(), fs::read_to_string(m.path_for(archive)).ok()?);
     }
     let hash = &bodies["hash"];
     let sha512 = metadata::parse_hash(hash, Some(file_name)).sha512()?;

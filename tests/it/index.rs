@@ -686,6 +686,17 @@ fn layout_lint_and_orphans() {
         "core/linux/amd64/0.9/t-0.9-linux-amd64.zpa.sig",
         b"x",
     );
+    // ... and next to a live archive, named to sort before and after it
+    // and its own metadata.
+    let beside = [
+        "core/linux/amd64/1.0.0/s-1.0.0-linux-amd64.zpa.size",
+        "core/linux/amd64/1.0.0/t-1.0.0-linux-amd64.zp.hash",
+        "core/linux/amd64/1.0.0/t-1.0.0-linux-amd64.zpa.zpa.files",
+        "core/linux/amd64/1.0.0/u-1.0.0-linux-amd64.zpa.sig",
+    ];
+    for rel in beside {
+        put(&root, rel, b"x");
+    }
     // Not orphans: unrelated files.
     put(&root, "core/README.txt", b"hi");
     put(&root, "core/t-1.0.0.zsa.sig", b"x");
@@ -714,7 +725,10 @@ fn layout_lint_and_orphans() {
         doc["orphans"],
         serde_json::json!([
             "core/linux/amd64/0.9/t-0.9-linux-amd64.zpa.hash",
-            "core/linux/amd64/0.9/t-0.9-linux-amd64.zpa.sig"
+            "core/linux/amd64/0.9/t-0.9-linux-amd64.zpa.sig",
+            beside[0],
+            beside[2],
+            beside[3],
         ])
     );
     // Checking: the same findings fail the run.
@@ -727,6 +741,9 @@ fn layout_lint_and_orphans() {
     fs::remove_dir_all(root.join("core/linux/amd64/1.0.1")).unwrap();
     fs::remove_dir_all(root.join("core/linux/arm64")).unwrap();
     fs::remove_dir_all(root.join("core/linux/amd64/0.9")).unwrap();
+    for rel in beside {
+        fs::remove_file(root.join(rel)).unwrap();
+    }
     index(home.path(), &root).args(&args).run();
 }
 
@@ -845,50 +862,81 @@ fn bad_manifest_dest_escaping_the_store() {
     });
 }
 
-/// The seen list (`$XDG_CACHE_HOME/zoi-mirror/index/*.json`) of a run in
-/// `home`, as JSON.
-fn seen_list(home: &Path) -> Value {
+/// The seen list (`$XDG_CACHE_HOME/zoi-mirror/index/*.seen`) of a run in
+/// `home`: its path (the only file there) and bytes.
+fn seen_list(home: &Path) -> (PathBuf, Vec<u8>) {
     let dir = home.join(".cache/zoi-mirror/index");
     let files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("no seen list in {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
-    serde_json::from_slice(&fs::read(&files[0]).unwrap()).unwrap()
+    assert_eq!(files[0].extension().unwrap(), "seen", "{files:?}");
+    let bytes = fs::read(&files[0]).unwrap();
+    (files[0].clone(), bytes)
+}
+
+/// Where `needle` starts in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `list` with the raw SHA-512 `sha512` (hex) replaced by zeros, and its
+/// checksum (the xxh3 of everything after the 32-byte header, at 24..32)
+/// made to match again: a list only we could have written, that lies.
+fn doctored(list: &[u8], sha512: &str) -> Vec<u8> {
+    let raw = hex::decode(sha512).unwrap();
+    let at = find(list, &raw).expect("the archive's SHA-512 is in the list");
+    let mut out = list.to_vec();
+    out[at..at + 64].fill(0);
+    let sum = xxhash_rust::xxh3::xxh3_64(&out[32..]);
+    out[24..32].copy_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// Two archives indexed, then indexed again two seconds later (entries
+/// are recorded only for files whose ctime is two seconds old: a later
+/// edit in the same clock tick could keep the ctime we saw), so the list
+/// holds both.
+fn listed_tree(home: &Path) -> (PathBuf, [(&'static str, PathBuf); 2]) {
+    let root = home.join("pkgs");
+    let a_rel = "core/a-1-linux-amd64.zpa";
+    let b_rel = "core/b-1-linux-amd64.zpa";
+    let a = put(&root, a_rel, &simple_zpa("a", b"payload 1").0);
+    let b = put(&root, b_rel, &simple_zpa("b", b"payload 2").0);
+    index(home, &root).run();
+    // Right after the writes, found fresh by reading, but too young to list
+    // (git's racy rule).
+    let young = index(home, &root).run().json();
+    assert_eq!(status(&young, a_rel), "unchanged");
+    let listed = home.join(".cache/zoi-mirror/index");
+    assert!(
+        !listed.exists(),
+        "{:?}",
+        fs::read_dir(&listed).unwrap().collect::<Vec<_>>()
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let second = index(home, &root).run().json();
+    assert_eq!(status(&second, a_rel), "unchanged");
+    let (_, list) = seen_list(home);
+    for rel in [a_rel, b_rel] {
+        assert!(find(&list, rel.as_bytes()).is_some(), "{rel} not listed");
+    }
+    (root, [(a_rel, a), (b_rel, b)])
 }
 
 #[test]
 fn seen_list_skips_reading_but_an_edit_in_place_or_a_replaced_archive_is_still_caught() {
     let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("pkgs");
-    let a_rel = "core/a-1-linux-amd64.zpa";
-    let b_rel = "core/b-1-linux-amd64.zpa";
-    let a = put(&root, a_rel, &simple_zpa("a", b"payload 1").0);
-    let b = put(&root, b_rel, &simple_zpa("b", b"payload 2").0);
-    index(home.path(), &root).run();
-    // Entries are recorded only for files whose ctime is two seconds old
-    // (a later edit in the same clock tick could keep the ctime we saw).
-    std::thread::sleep(Duration::from_millis(2100));
-    let second = index(home.path(), &root).run().json();
-    assert_eq!(status(&second, a_rel), "unchanged");
-    let list = seen_list(home.path());
-    assert!(list["archives"][a_rel].is_object(), "{list:#}");
-    assert!(list["archives"][b_rel].is_object(), "{list:#}");
+    let (root, [(a_rel, a), (b_rel, b)]) = listed_tree(home.path());
+    let (path, list) = seen_list(home.path());
 
     // Proof the bodies are not read while every stat matches: a doctored
     // entry is believed. (Only we write the list; this is the skip.)
-    let path = fs::read_dir(home.path().join(".cache/zoi-mirror/index"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut doctored = list.clone();
-    doctored["archives"][a_rel]["known"]["sha512"] = "0".repeat(128).into();
-    fs::write(&path, serde_json::to_vec(&doctored).unwrap()).unwrap();
+    fs::write(&path, doctored(&list, &sha512sum(&a))).unwrap();
     let third = index(home.path(), &root).run().json();
     assert_eq!(entry(&third, a_rel)["sha512"], "0".repeat(128).as_str());
-    fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
+    fs::write(&path, &list).unwrap();
 
     // a: its `.size` edited in place to a wrong byte count of the same
     // width, mtime set back to what it was: only the ctime tells, and it
@@ -917,4 +965,97 @@ fn seen_list_skips_reading_but_an_edit_in_place_or_a_replaced_archive_is_still_c
     assert_eq!(status(&fourth, b_rel), "written", "{fourth:#}");
     assert_eq!(entry(&fourth, b_rel)["sha512"], sha512sum(&b).as_str());
     assert!(read_meta(&b, "hash").starts_with(&sha512sum(&b)));
+}
+
+/// A list that cannot be used (damaged, of another version or format,
+/// unreadable) is ignored: the metadata is read again, the run succeeds,
+/// and a list that can be written is written anew.
+#[test]
+fn a_damaged_old_or_unreadable_seen_list_is_ignored() {
+    let home = tempfile::tempdir().unwrap();
+    let (root, [(a_rel, a), _]) = listed_tree(home.path());
+    let (path, list) = seen_list(home.path());
+    let real = sha512sum(&a);
+    // Each is the lying list of the test above, spoilt: believed, it
+    // would show zeros for `a`.
+    let lying = doctored(&list, &real);
+    let mut flipped = lying.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    let mut other_version = lying.clone();
+    other_version[16] = 1;
+    let cases = [
+        ("a flipped bit", flipped),
+        ("cut short", lying[..lying.len() - 1].to_vec()),
+        ("another version", other_version),
+        ("not a list", b"{\"version\": 2}".to_vec()),
+        ("empty", Vec::new()),
+    ];
+    for (what, bytes) in cases {
+        fs::write(&path, &bytes).unwrap();
+        let doc = index(home.path(), &root).run().json();
+        assert_eq!(status(&doc, a_rel), "unchanged", "{what}: {doc:#}");
+        assert_eq!(entry(&doc, a_rel)["sha512"], real.as_str(), "{what}");
+        assert_eq!(seen_list(home.path()).1, list, "{what}: not rewritten");
+    }
+
+    // The JSON list of earlier releases (version 1, `<digest>.json`), with
+    // the current stats and a lie: never read, and removed once the new
+    // list is written.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let stat = |p: &Path| {
+            let m = fs::metadata(p).unwrap();
+            serde_json::json!([
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec()
+            ])
+        };
+        let old = path.with_extension("json");
+        let entry_v1 = serde_json::json!({
+            "stats": [stat(&a), stat(&meta_path(&a, "files")), stat(&meta_path(&a, "size")), stat(&meta_path(&a, "hash"))],
+            "known": {"sha512": "0".repeat(128), "down": 1, "install": 1, "files": 1},
+        });
+        let v1 = serde_json::json!({"version": 1, "archives": {a_rel: entry_v1}});
+        fs::write(&old, serde_json::to_vec(&v1).unwrap()).unwrap();
+        fs::remove_file(&path).unwrap();
+        let doc = index(home.path(), &root).run().json();
+        assert_eq!(entry(&doc, a_rel)["sha512"], real.as_str());
+        assert!(!old.exists(), "the old list is left behind");
+        assert_eq!(seen_list(home.path()).1, list);
+    }
+
+    // Unreadable and unwritable: a folder where the list goes.
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    let doc = index(home.path(), &root).run().json();
+    assert_eq!(status(&doc, a_rel), "unchanged", "{doc:#}");
+    assert_eq!(entry(&doc, a_rel)["sha512"], real.as_str());
+    assert!(path.is_dir());
+}
+
+#[test]
+fn no_cache_neither_reads_nor_writes_the_seen_list() {
+    let home = tempfile::tempdir().unwrap();
+    let (root, [(a_rel, a), _]) = listed_tree(home.path());
+    let (path, list) = seen_list(home.path());
+    let real = sha512sum(&a);
+    let lying = doctored(&list, &real);
+    fs::write(&path, &lying).unwrap();
+    // Not read: the lie is not believed.
+    let doc = index(home.path(), &root).arg("--no-cache").run().json();
+    assert_eq!(status(&doc, a_rel), "unchanged", "{doc:#}");
+    assert_eq!(entry(&doc, a_rel)["sha512"], real.as_str());
+    assert_eq!(fs::read(&path).unwrap(), lying);
+    // Not written: without the flag this run would record both archives
+    // (their ctimes are old enough now).
+    fs::remove_file(&path).unwrap();
+    index(home.path(), &root).arg("--no-cache").run();
+    assert!(!path.exists());
+    index(home.path(), &root).run();
+    assert_eq!(seen_list(home.path()).1, list);
 }
