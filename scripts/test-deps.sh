@@ -22,6 +22,8 @@ have curl || need="$need curl ca-certificates"
 have shellcheck || need="$need shellcheck"
 have sha512sum || need="$need coreutils"
 have runuser || need="$need util-linux"
+# apply's flush order is checked on its real system calls
+have strace || need="$need strace"
 # the status page is checked in a real headless browser
 have chromium || need="$need chromium"
 

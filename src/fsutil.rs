@@ -18,22 +18,70 @@ use anyhow::{Context, Result};
 /// new file gets 0644 minus the umask, like `fs::write` (a config Zoi
 /// reads as another user, metadata nginx serves).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    // A symlinked file (dotfile managers) is written where it points, so the
-    // link survives.
-    let resolved;
-    let path = match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            resolved = fs::canonicalize(path)
-                .with_context(|| format!("cannot resolve {}", path.display()))?;
-            resolved.as_path()
-        }
-        _ => path,
-    };
-    let staged = stage(path, bytes)?;
+    let path = through_link(path)?;
+    let staged = stage(&path, bytes)?;
     let dir = staged.dir().to_path_buf();
     staged.commit()?;
     sync_dir(&dir);
     Ok(())
+}
+
+/// Where a write to `path` lands: a symlinked file (dotfile managers) is
+/// written where it points, so the link survives.
+fn through_link(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path)
+            .map(std::borrow::Cow::Owned)
+            .with_context(|| format!("cannot resolve {}", path.display())),
+        _ => Ok(std::borrow::Cow::Borrowed(path)),
+    }
+}
+
+/// [`atomic_write`] in three steps, for a caller that makes several files
+/// durable at once: this stages the bytes (through a symlink, with an
+/// existing target's permissions and owner already on the temporary file);
+/// the caller flushes [`Staged::file`] with [`sync_together`], then calls
+/// [`Staged::rename_flushed`] and syncs [`Staged::dir`].
+pub fn stage_replacement(path: &Path, bytes: &[u8]) -> Result<Staged> {
+    let path = through_link(path)?;
+    let staged = stage(&path, bytes)?;
+    // Before the flush, so the flush covers the mode and owner too.
+    take_target_metadata(staged.tmp.path(), &staged.target)?;
+    Ok(staged)
+}
+
+/// Flushes every file in `files` (data and inode) and every directory in
+/// `dirs` (its entries) to disk, all at once: each flush waits for the
+/// disk's write cache, and flushes issued together are merged by the block
+/// layer into about one wait instead of one each. An error flushing a file
+/// is returned (its bytes must not be relied on); directories are best
+/// effort, like [`sync_dir`].
+pub fn sync_together(files: &[&fs::File], dirs: &[&Path]) -> std::io::Result<()> {
+    let dir_handles: Vec<fs::File> = if cfg!(unix) {
+        dirs.iter().filter_map(|d| fs::File::open(d).ok()).collect()
+    } else {
+        Vec::new()
+    };
+    let mut jobs: Vec<(&fs::File, bool)> = files.iter().map(|f| (*f, true)).collect();
+    jobs.extend(dir_handles.iter().map(|d| (d, false)));
+    let Some((first, rest)) = jobs.split_first() else {
+        return Ok(());
+    };
+    let flush = |(f, must): (&fs::File, bool)| match f.sync_all() {
+        Err(e) if must => Err(e),
+        _ => Ok(()),
+    };
+    std::thread::scope(|s| {
+        let others: Vec<_> = rest.iter().map(|j| s.spawn(move || flush(*j))).collect();
+        let mut result = flush(*first);
+        for h in others {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("flush panicked")));
+            result = result.and(r);
+        }
+        result
+    })
 }
 
 /// Removes the temporary files [`stage`] made for `path` that a killed run
@@ -142,26 +190,46 @@ impl Staged {
     /// the caller has called [`sync_dir`] on [`Staged::dir`], once for all
     /// the files it committed there.
     pub fn commit(self) -> Result<()> {
-        let Staged { tmp, target } = self;
-        tmp.as_file()
+        self.tmp
+            .as_file()
             .sync_all()
-            .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-        if let Ok(meta) = fs::metadata(&target) {
-            fs::set_permissions(tmp.path(), meta.permissions())
-                .with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::MetadataExt;
-                // Only root can give a file away; for anyone else the new file
-                // already has the right owner when they owned the old one.
-                let _ = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()));
-            }
-        }
+            .with_context(|| format!("cannot write {}", self.tmp.path().display()))?;
+        take_target_metadata(self.tmp.path(), &self.target)?;
+        self.rename_flushed()
+    }
+
+    /// The temporary file, to flush with [`sync_together`].
+    pub fn file(&self) -> &fs::File {
+        self.tmp.as_file()
+    }
+
+    /// Renames a file staged by [`stage_replacement`] over the target, once
+    /// the caller has flushed [`Staged::file`]: renaming first could leave
+    /// the target empty after a power cut.
+    pub fn rename_flushed(self) -> Result<()> {
+        let Staged { tmp, target } = self;
         tmp.persist(&target)
             .map_err(|e| e.error)
             .with_context(|| format!("cannot replace {}", target.display()))?;
         Ok(())
     }
+}
+
+/// Gives the temporary file `tmp` an existing `target`'s permissions (and,
+/// on Unix, owner and group, where we are allowed to set them).
+fn take_target_metadata(tmp: &Path, target: &Path) -> Result<()> {
+    if let Ok(meta) = fs::metadata(target) {
+        fs::set_permissions(tmp, meta.permissions())
+            .with_context(|| format!("cannot set permissions on {}", tmp.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // Only root can give a file away; for anyone else the new file
+            // already has the right owner when they owned the old one.
+            let _ = std::os::unix::fs::chown(tmp, Some(meta.uid()), Some(meta.gid()));
+        }
+    }
+    Ok(())
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -322,6 +390,41 @@ mod tests {
         // A dropped stage leaves nothing behind.
         drop(stage(&dir.path().join("other"), b"z").unwrap());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_staged_replacement_lands_only_when_renamed_and_keeps_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.yaml");
+        fs::write(&p, "old").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let other = stage(&dir.path().join("state.json"), b"{}").unwrap();
+        let staged = stage_replacement(&p, b"new").unwrap();
+        // A directory that is gone is skipped: directory flushes are best
+        // effort.
+        sync_together(
+            &[staged.file(), other.file()],
+            &[dir.path(), &dir.path().join("gone")],
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "old");
+        staged.rename_flushed().unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        drop(other);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        sync_together(&[], &[]).unwrap();
     }
 
     #[test]

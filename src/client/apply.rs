@@ -31,13 +31,13 @@ use serde_yaml::{Mapping, Value};
 
 use super::config_file::{
     Current, Edits, backup, create_dirs, ensure_writable, give_to_invoking_user, new_file_text,
-    read_current, splice, unified_diff, write_config,
+    read_current, splice, stage_config, unified_diff, write_config,
 };
 use super::state::{self, KeyState, State};
 use super::target::{Scope, Target, layout_name, resolve_target};
 use super::{failpoint, lock, merge, yamledit, zoi_cli};
 use crate::bundle::load::Loaded;
-use crate::error::{ErrorKind, Failure, fail};
+use crate::error::{ErrorKind, Failure, fail, io_failure};
 use crate::fsutil;
 use crate::zoi::config::{Config, LEGACY_REQUIRED_BOOLS};
 use crate::zoi::extension::Change;
@@ -670,6 +670,30 @@ struct Execution<'a> {
 
 /// Carries the plan out, in the order that keeps every crash safe, and
 /// records the backup and how to undo the run in `report`.
+///
+/// A kill leaves the page cache intact, so what it can interrupt is the
+/// order of the steps (the failpoints). A power cut can also lose any write
+/// not yet flushed to disk, so the flushes are ordered too. Each flush waits
+/// for the disk's write cache (most of a local apply's time), so the ones
+/// that need no order between them are issued together
+/// ([`fsutil::sync_together`]: about one wait for the lot):
+///
+/// 1. the backup's bytes and the staged state's bytes. The state is renamed
+///    only after: renaming first could, after a power cut, replace a good
+///    state (with the user's original values) by an empty file.
+/// 2. the state directory (the state's new name) and the config directory
+///    (the backup's name), with the new config's bytes. All of it before the
+///    config is replaced: a power cut after the replacement must find the
+///    original values recorded and the backup in place, and the new text
+///    whole, never an empty or half-written config.
+/// 3. the config directory again, after the rename: a run that says it
+///    applied is still applied after a power cut (a lost rename would leave
+///    the old config, which is safe, but not what the user was told).
+///
+/// That is three waits where separate file and directory flushes for the
+/// state and the config took four (and the backup was not flushed at all).
+/// The final state write of an upgrade (below) keeps its own two: it must
+/// not reach the disk before the config it describes.
 fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
     let scope = x.scope;
     let existed = x.edits.existed;
@@ -707,8 +731,35 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
         }
     }
     create_dirs(x.state_path, scope)?;
-    state::write(x.state_path, &staged_state, scope)?;
+    let state_tmp = state::stage(x.state_path, &staged_state)?;
+    // Flush 1 (see above).
+    let backup_file = match &report.backup {
+        Some(b) => Some(open_to_flush(b).map_err(|e| io_failure("write", b, &e))?),
+        None => None,
+    };
+    let mut files = vec![state_tmp.file()];
+    files.extend(backup_file.as_ref());
+    fsutil::sync_together(&files, &[]).map_err(|e| io_failure("write", x.state_path, &e))?;
+    let state_dir = state_tmp.dir().to_path_buf();
+    state::rename_flushed(state_tmp, scope)?;
+    // A kill here leaves the same files as one after flush 2: the page
+    // cache survives it.
     failpoint("after-state");
+
+    // Flush 2. Without Zoi the new text is staged now, to be flushed with
+    // the rest; with Zoi it is written after Zoi rewrote the file.
+    let config_tmp = if touches && x.zoi_run.is_none() {
+        Some(stage_config(x.config_path, &x.edits.new_text, scope)?)
+    } else {
+        None
+    };
+    let config_dir = x.config_path.parent().unwrap_or(Path::new("."));
+    let mut dirs = vec![state_dir.as_path()];
+    if report.backup.is_some() {
+        dirs.push(config_dir);
+    }
+    let files: Vec<&std::fs::File> = config_tmp.iter().map(|c| c.file()).collect();
+    fsutil::sync_together(&files, &dirs).map_err(|e| io_failure("write", x.config_path, &e))?;
 
     if let (Some(zoi), Some(run)) = (x.zoi, x.zoi_run) {
         let restore = |why: String| -> anyhow::Error {
@@ -744,8 +795,11 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
         failpoint("after-zoi");
     }
 
-    if touches {
-        write_config(x.config_path, &x.edits.new_text, scope)?;
+    // Flush 3 (in `finish` and `write_config`).
+    match config_tmp {
+        Some(c) => c.finish()?,
+        None if touches => write_config(x.config_path, &x.edits.new_text, scope)?,
+        None => {}
     }
     failpoint("after-config");
     if staged_state != *x.new_state {
@@ -753,6 +807,16 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
     }
     failpoint("after-final-state");
     Ok(())
+}
+
+/// The backup, opened to flush it (Windows flushes only a writable handle;
+/// Unix any, and the backup of a file owned by another user may not be
+/// writable for us).
+fn open_to_flush(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(cfg!(windows))
+        .open(path)
 }
 
 /// What one apply run changed, to put back (`apply --rollback-on-fail`):

@@ -349,18 +349,66 @@ pub(super) fn write_config(path: &Path, text: &str, scope: Scope) -> Result<()> 
     let existed = path.exists();
     create_dirs(path, scope)?;
     if let Err(e) = fsutil::atomic_write(path, text.as_bytes()) {
-        let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
-        let f = match io {
-            Some(io) => io_failure("write", path, io),
-            None => Failure::new(
-                ErrorKind::Io,
-                format!("cannot write {}: {e:#}", path.display()),
-            ),
-        };
-        return fail(f);
+        return Err(write_failure(path, &e));
     }
     if !existed {
         give_to_invoking_user(path, scope);
     }
     Ok(())
+}
+
+/// A failed write of `path` as exit 3, naming the file.
+fn write_failure(path: &Path, e: &anyhow::Error) -> anyhow::Error {
+    let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
+    match io {
+        Some(io) => io_failure("write", path, io),
+        None => Failure::new(
+            ErrorKind::Io,
+            format!("cannot write {}: {e:#}", path.display()),
+        ),
+    }
+    .into()
+}
+
+/// [`write_config`] in two halves, so the caller can flush the new text
+/// together with other files ([`fsutil::sync_together`]): the text staged
+/// next to the config, not yet visible.
+pub(super) struct StagedConfig {
+    staged: fsutil::Staged,
+    path: PathBuf,
+    existed: bool,
+    scope: Scope,
+}
+
+pub(super) fn stage_config(path: &Path, text: &str, scope: Scope) -> Result<StagedConfig> {
+    let existed = path.exists();
+    create_dirs(path, scope)?;
+    let staged =
+        fsutil::stage_replacement(path, text.as_bytes()).map_err(|e| write_failure(path, &e))?;
+    Ok(StagedConfig {
+        staged,
+        path: path.to_path_buf(),
+        existed,
+        scope,
+    })
+}
+
+impl StagedConfig {
+    pub(super) fn file(&self) -> &std::fs::File {
+        self.staged.file()
+    }
+
+    /// Replaces the config, once [`StagedConfig::file`] was flushed, and
+    /// flushes the rename.
+    pub(super) fn finish(self) -> Result<()> {
+        let dir = self.staged.dir().to_path_buf();
+        self.staged
+            .rename_flushed()
+            .map_err(|e| write_failure(&self.path, &e))?;
+        fsutil::sync_dir(&dir);
+        if !self.existed {
+            give_to_invoking_user(&self.path, self.scope);
+        }
+        Ok(())
+    }
 }

@@ -9,6 +9,9 @@
 //! - a timestamped backup is taken, the state needed for revert is written
 //!   first, and the config is replaced atomically (temp file, fsync,
 //!   rename), so a crash at any point leaves the old file or the new one;
+//!   the backup and the state are on disk before the config is replaced,
+//!   so a power cut cannot lose them either (`apply`'s `execute` says which
+//!   flush guards what);
 //! - one lock per state directory serialises concurrent runs.
 //!
 //! One idea per file: `target` (which file: scope, layout, paths),

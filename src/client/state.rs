@@ -84,18 +84,44 @@ pub fn encode(state: &State) -> Result<Vec<u8>> {
     Ok(v)
 }
 
+/// [`write`] in two halves, for a caller that flushes the state together
+/// with other files ([`fsutil::sync_together`]): the bytes staged next to
+/// `path`, not yet visible.
+pub(super) fn stage(path: &Path, st: &State) -> Result<fsutil::Staged> {
+    fsutil::stage_replacement(path, &encode(st)?).map_err(|e| write_failure(path, &e).into())
+}
+
+/// Renames a [`stage`]d state, once its file was flushed, over `path`; the
+/// caller flushes the directory. A new state is given to the invoking user
+/// under `sudo`.
+pub(super) fn rename_flushed(staged: fsutil::Staged, scope: Scope) -> Result<()> {
+    let path = staged.target().to_path_buf();
+    let existed = path.exists();
+    staged
+        .rename_flushed()
+        .map_err(|e| write_failure(&path, &e))?;
+    finish_write(&path, existed, scope);
+    Ok(())
+}
+
+fn finish_write(path: &Path, existed: bool, scope: Scope) {
+    if !existed {
+        super::config_file::give_to_invoking_user(path, scope);
+    }
+}
+
+fn write_failure(path: &Path, e: &anyhow::Error) -> Failure {
+    Failure::new(
+        ErrorKind::Io,
+        format!("cannot write state {}: {e:#}", path.display()),
+    )
+}
+
 /// Replaces the state file at `path` (atomic; a new one is given to the
 /// invoking user under `sudo`).
 pub(super) fn write(path: &Path, st: &State, scope: Scope) -> Result<()> {
     let existed = path.exists();
-    fsutil::atomic_write(path, &encode(st)?).map_err(|e| {
-        Failure::new(
-            ErrorKind::Io,
-            format!("cannot write state {}: {e:#}", path.display()),
-        )
-    })?;
-    if !existed {
-        super::config_file::give_to_invoking_user(path, scope);
-    }
+    fsutil::atomic_write(path, &encode(st)?).map_err(|e| write_failure(path, &e))?;
+    finish_write(path, existed, scope);
     Ok(())
 }

@@ -787,6 +787,137 @@ fn a_crash_at_any_point_leaves_the_old_or_the_new_file_and_a_rerun_recovers() {
     }
 }
 
+/// What a power cut could lose is what was not flushed, so the flushes are
+/// ordered (client/apply.rs `execute`): watched with strace, the real
+/// system calls of a real run. Each flush must have returned before the
+/// rename that relies on it, and the config's rename is flushed before the
+/// run ends.
+#[test]
+fn every_rename_waits_for_the_flushes_a_power_cut_would_need() {
+    let strace = support::which("strace")
+        .expect("strace is needed to watch apply's flushes (scripts/test-deps.sh installs it)");
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, "# mine\nrepos: [extra]\n").unwrap();
+    let log = home.path().join("strace.log");
+    // Our binary under strace, with the environment `cmd` gives it.
+    let c = cmd(home.path());
+    let bin = c.get_program().to_owned();
+    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = c
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+        .collect();
+    let mut traced = std::process::Command::new(strace);
+    traced
+        .env_clear()
+        .current_dir(home.path())
+        .args(["-f", "-qq", "-y", "-o"])
+        .arg(&log)
+        .args(["-e", "trace=fsync,fdatasync,rename,renameat,renameat2"])
+        .arg(bin)
+        .args(["apply", BUNDLE, "--no-zoi"]);
+    for (k, v) in envs {
+        if let Some(v) = v {
+            traced.env(k, v);
+        }
+    }
+    let r = run(&mut traced);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Events in the order they happened: a flush counts when it returned
+    // (threads: `<unfinished ...>`, then `<... fsync resumed>`), a rename
+    // when it was made.
+    let text = fs::read_to_string(&log).unwrap();
+    let mut pending: std::collections::HashMap<String, String> = Default::default();
+    let mut events: Vec<(&str, String)> = Vec::new();
+    let fd_path = |line: &str| -> String {
+        let start = line.find('<').unwrap() + 1;
+        let end = line[start..].find('>').unwrap() + start;
+        line[start..end].to_string()
+    };
+    for line in text.lines() {
+        let (pid, call) = line.split_once(' ').unwrap();
+        let call = call.trim_start();
+        if call.starts_with("<... fsync resumed>") || call.starts_with("<... fdatasync resumed>") {
+            assert!(call.ends_with("= 0"), "{line}");
+            events.push(("flushed", pending.remove(pid).unwrap()));
+        } else if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
+            if call.ends_with("<unfinished ...>") {
+                pending.insert(pid.to_string(), fd_path(call));
+            } else {
+                assert!(call.ends_with("= 0"), "{line}");
+                events.push(("flushed", fd_path(call)));
+            }
+        } else if call.starts_with("rename") {
+            assert!(call.ends_with("= 0"), "{line}");
+            // renameat(AT_FDCWD, "from", AT_FDCWD, "to") = 0
+            let quoted: Vec<&str> = call.split('"').collect();
+            events.push(("renamed", quoted[3].to_string()));
+        }
+    }
+    let at = |what: &str, pred: &dyn Fn(&str) -> bool| -> Vec<usize> {
+        events
+            .iter()
+            .enumerate()
+            .filter(|(_, (k, p))| *k == what && pred(p))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let state = home
+        .path()
+        .join(".local/state/zoi-mirror/acme-mirror.user.json");
+    let state_s = state.to_string_lossy().into_owned();
+    let state_dir = state.parent().unwrap().to_string_lossy().into_owned();
+    let cfg_s = cfg.to_string_lossy().into_owned();
+    let cfg_dir = cfg.parent().unwrap().to_string_lossy().into_owned();
+    let state_renamed = at("renamed", &|p| p == state_s)[0];
+    let cfg_renamed = at("renamed", &|p| p == cfg_s)[0];
+    let first = |pred: &dyn Fn(&str) -> bool, what: &str| -> usize {
+        *at("flushed", pred)
+            .first()
+            .unwrap_or_else(|| panic!("{what} is never flushed:\n{text}"))
+    };
+    let state_tmp = first(
+        &|p| p.contains("/.acme-mirror.user.json.") && p.ends_with(".tmp"),
+        "the staged state",
+    );
+    let backup = first(
+        &|p| p.contains("config.yaml.zoi-mirror-") && p.ends_with(".bak"),
+        "the backup",
+    );
+    let cfg_tmp = first(
+        &|p| p.contains("/.config.yaml.") && p.ends_with(".tmp"),
+        "the staged config",
+    );
+    let state_dir_flushed = first(&|p| p == state_dir, "the state directory");
+    let cfg_dir_flushes = at("flushed", &|p| p == cfg_dir);
+    assert!(
+        state_tmp < state_renamed,
+        "the state's bytes before its name:\n{text}"
+    );
+    assert!(
+        backup < cfg_renamed,
+        "the backup's bytes before the config is replaced:\n{text}"
+    );
+    assert!(
+        state_renamed < state_dir_flushed && state_dir_flushed < cfg_renamed,
+        "the state's name before the config is replaced:\n{text}"
+    );
+    assert!(
+        cfg_tmp < cfg_renamed,
+        "the config's bytes before its name:\n{text}"
+    );
+    assert!(
+        cfg_dir_flushes.iter().any(|i| *i < cfg_renamed),
+        "the backup's name before the config is replaced:\n{text}"
+    );
+    assert!(
+        cfg_dir_flushes.iter().any(|i| *i > cfg_renamed),
+        "the config's new name before the run ends:\n{text}"
+    );
+}
+
 #[test]
 fn real_kills_during_apply_never_leave_a_torn_file() {
     let original = "# mine\nrepos: [extra]\n";
