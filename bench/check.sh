@@ -9,7 +9,8 @@
 #   - lychee, when installed (`cargo install lychee`)
 #   - wrk on one metadata URL: nginx's ceiling on this machine
 # and prints URLs/s, the ratios and zoi-mirror's peak RSS.
-# Targets: >= 1.5x the best peer and >= 50 % of the wrk ceiling.
+# Targets: >= 1.5x the best peer, >= 50 % of the wrk ceiling, peak RSS
+# <= 40 MiB.
 #
 #   bench/check.sh [N]    (default 5000)
 set -euo pipefail
@@ -100,6 +101,8 @@ one=$(sed -n 2p "$work/urls.txt")
 wrk -t2 -c64 -d5s "$one" > "$work/wrk.txt"
 wrk_rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
 
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -n "$t_lychee" ] || echo "lychee: not installed (cargo install lychee), not compared"
 python3 - "$urls" "$t_zm" "$t_curl" "${t_lychee:-}" "$wrk_rps" "$rss_zm" <<'PY'
 import sys
 urls = int(sys.argv[1]); t_zm, t_curl = float(sys.argv[2]), float(sys.argv[3])
@@ -114,5 +117,5 @@ print(f"{'wrk ceiling (1 URL)':<20} {wrk:>10.0f}")
 best_peer = max(r for n, r in rows[1:])
 print(f"zoi-mirror / best peer: {rate(t_zm) / best_peer:.2f}x (target >= 1.5x)")
 print(f"zoi-mirror / wrk ceiling: {100 * rate(t_zm) / wrk:.0f} % (target >= 50 %)")
-print(f"zoi-mirror peak RSS: {rss / 1024:.1f} MiB")
+print(f"zoi-mirror peak RSS: {rss / 1024:.1f} MiB (target <= 40 MiB)")
 PY

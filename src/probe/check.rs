@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use super::git::{self, PkgLuas};
-use super::report::{CheckKind, Counts, RegistryCheck, Report, TargetCheck, UrlCheck};
+use super::report::{
+    CheckKind, Counts, RegistryCheck, Report, Row, TargetCheck, Targets, UrlCheck, row_url,
+};
 use crate::net::prober::{Method, Prober};
 use crate::net::problem::{Kind, Problem};
 use crate::net::reply::{Reply, status_problem};
@@ -313,21 +315,28 @@ fn judge_signature(
     })
 }
 
+/// Checks `packages[pkg]` on `platform`. Targets name their package by its
+/// place in the plan's list rather than each holding a copy.
 async fn check_target(
     prober: Arc<Prober>,
     plan: Arc<Plan>,
     store: Arc<super::trust::Store>,
-    link: PkgLink,
-    pkg: PackageRef,
+    packages: Arc<[PackageRef]>,
+    pkg_at: u32,
     platform: Platform,
 ) -> (TargetCheck, Vec<UrlCheck>) {
+    let pkg = &packages[pkg_at as usize];
+    let link = plan
+        .link
+        .as_ref()
+        .expect("targets are planned only with a pkg link");
     let coords = Coordinates {
         name: &pkg.name,
         repo: &pkg.repo,
         version: &pkg.version,
         platform,
     };
-    let urls = archive_urls(&link, &coords);
+    let urls = archive_urls(link, &coords);
     let file_name = urls.file_name().to_string();
 
     let archive_f = check_archive(&prober, CheckKind::Archive, &urls.archive);
@@ -527,13 +536,23 @@ async fn check_target(
     }
 
     let ok = out.iter().all(|c| c.ok);
+    // Kept as rows, without the URLs: the report builds them again from
+    // the link by the same rule (`row_url`). Room for judge_in_registry's.
+    let mut rows = Vec::with_capacity(out.len() + 1);
+    for c in out {
+        debug_assert_eq!(
+            c.url,
+            crate::net::redact::redact(row_url(c.kind, &urls, None)),
+            "row_url names the URL check_target checked"
+        );
+        rows.push(Row::new(c));
+    }
     (
         TargetCheck {
-            package: format!("@{}/{}", pkg.repo, pkg.name),
-            version: pkg.version.clone(),
+            pkg: pkg_at,
             platform,
             ok,
-            urls: out,
+            urls: rows,
         },
         fallbacks,
     )
@@ -559,6 +578,7 @@ async fn check_registry(
     store: &super::trust::Store,
     role: &str,
     url: &str,
+    any_packages: bool,
 ) -> (RegistryCheck, Option<Result<PkgLuas, String>>) {
     let mut c = UrlCheck::new(CheckKind::Git, url);
     let probe = if url.starts_with("http://") || url.starts_with("https://") {
@@ -576,9 +596,7 @@ async fn check_registry(
     let mut checks = vec![c];
     let verify = !plan.authorities.is_empty();
     let mut index: Option<Result<PkgLuas, String>> = None;
-    if role == "main"
-        && checks[0].ok
-        && (plan.registry_content.is_some() || verify || !plan.packages.is_empty())
+    if role == "main" && checks[0].ok && (plan.registry_content.is_some() || verify || any_packages)
     {
         let t = Instant::now();
         let snap = git::head_snapshot(url, plan.git_timeout).await;
@@ -652,28 +670,28 @@ async fn check_registry(
 /// A target against the registry at HEAD: `zoi install @tier/name`
 /// resolves `<tier>/<name>/<name>.pkg.lua` in its clone (not
 /// packages.json), and installs the version that file gives.
-fn judge_in_registry(t: &mut TargetCheck, pkg_luas: &Result<PkgLuas, String>, url: &str) {
+fn judge_in_registry(
+    t: &mut TargetCheck,
+    pkg: &PackageRef,
+    pkg_luas: &Result<PkgLuas, String>,
+    url: &str,
+) {
     let mut c = UrlCheck::new(CheckKind::Registry, url);
-    let (repo, name) = t
-        .package
-        .trim_start_matches('@')
-        .rsplit_once('/')
-        .unwrap_or_default();
+    let (repo, name) = (pkg.repo.as_str(), pkg.name.as_str());
     match pkg_luas {
         Err(e) => c.warnings.push(format!("cannot look into the registry: {e}")),
         Ok(files) => match files.get(&(repo.to_string(), name.to_string())) {
             None => c.fail(Problem::new(
                 Kind::NotInRegistry,
                 format!(
-                    "the registry has no {repo}/{name}/{name}.pkg.lua at HEAD: `zoi install {}` cannot find it, whatever the binary host has",
-                    t.package
+                    "the registry has no {repo}/{name}/{name}.pkg.lua at HEAD: `zoi install @{repo}/{name}` cannot find it, whatever the binary host has"
                 ),
             )),
-            Some(Some(v)) if *v != t.version => c.fail(Problem::new(
+            Some(Some(v)) if *v != pkg.version => c.fail(Problem::new(
                 Kind::NotInRegistry,
                 format!(
                     "the registry's {repo}/{name}/{name}.pkg.lua says version {v}, not {}: that is the version Zoi installs",
-                    t.version
+                    pkg.version
                 ),
             )),
             Some(_) => {}
@@ -682,17 +700,21 @@ fn judge_in_registry(t: &mut TargetCheck, pkg_luas: &Result<PkgLuas, String>, ur
     if !c.ok {
         t.ok = false;
     }
-    t.urls.push(c);
+    t.urls.push(Row::new(c));
 }
 
 /// Runs the plan. `progress` is called once per finished target.
 pub async fn run(
     prober: Arc<Prober>,
-    plan: Plan,
+    mut plan: Plan,
     concurrency: usize,
     progress: impl Fn(),
 ) -> Report {
     let start = Instant::now();
+    // The packages move to one shared list that targets (and the report)
+    // name by place: no copy per target.
+    let packages: Arc<[PackageRef]> = std::mem::take(&mut plan.packages).into();
+    let any_packages = !packages.is_empty();
     let plan = Arc::new(plan);
 
     // The keys first: both the registry's HEAD and the archives are
@@ -713,52 +735,63 @@ pub async fn run(
     let registry_f = futures::future::join_all(
         plan.git
             .iter()
-            .map(|(role, url)| check_registry(&prober, &plan, &store, role, url)),
+            .map(|(role, url)| check_registry(&prober, &plan, &store, role, url, any_packages)),
     );
 
-    let targets: Vec<(PackageRef, Platform)> = match &plan.link {
-        Some(_) => plan
-            .packages
-            .iter()
-            .flat_map(|p| plan.platforms.iter().map(move |pl| (p.clone(), *pl)))
-            .collect(),
-        None => Vec::new(),
+    // Package-major, each package on every platform; planned one at a
+    // time as the stream pulls, not listed first.
+    let n_platforms = plan.platforms.len();
+    let n_targets = match &plan.link {
+        Some(_) => packages.len() * n_platforms,
+        None => 0,
     };
-    let link = plan.link.clone();
-    let targets_f = futures::stream::iter(targets.into_iter().map(|(pkg, pl)| {
-        let (prober, plan, link, store) = (
+    let mut list = Vec::with_capacity(n_targets);
+    let mut fallbacks = Vec::new();
+    let targets_f = futures::stream::iter((0..n_targets).map(|i| {
+        let (prober, plan, store, packages) = (
             prober.clone(),
             plan.clone(),
-            link.clone().expect("link"),
             store.clone(),
+            packages.clone(),
         );
+        let pkg_at = u32::try_from(i / n_platforms).expect("fewer than 2^32 packages");
+        let platform = plan.platforms[i % n_platforms];
         async move {
-            let r = tokio::spawn(check_target(prober, plan, store, link, pkg, pl)).await;
+            let r = tokio::spawn(check_target(
+                prober, plan, store, packages, pkg_at, platform,
+            ))
+            .await;
             r.expect("target task")
         }
     }))
     .buffer_unordered(concurrency.max(1))
-    .inspect(|_| progress())
-    .collect::<Vec<_>>();
+    .for_each(|(t, f)| {
+        list.push(t);
+        fallbacks.extend(f);
+        progress();
+        std::future::ready(())
+    });
 
     let hosts_f = futures::future::join_all(plan.hosts.iter().map(|h| check_host(&prober, h)));
-    let (registry, hosts, results) = tokio::join!(registry_f, hosts_f, targets_f);
-    let mut packages = Vec::with_capacity(results.len());
-    let mut fallbacks = Vec::new();
-    for (t, f) in results {
-        packages.push(t);
-        fallbacks.extend(f);
-    }
+    let (registry, hosts, ()) = tokio::join!(registry_f, hosts_f, targets_f);
     let (registry, indexes): (Vec<RegistryCheck>, Vec<_>) = registry.into_iter().unzip();
+    let mut registry_url = None;
     if let (Some(Some(index)), Some(main)) = (indexes.first(), registry.first())
         && main.role == "main"
     {
-        for t in &mut packages {
-            judge_in_registry(t, index, &main.url);
+        for t in &mut list {
+            judge_in_registry(t, &packages[t.pkg as usize], index, &main.url);
         }
+        registry_url = Some(main.url.clone());
     }
-    packages.sort_by(|a, b| {
-        (&a.package, &a.version, a.platform).cmp(&(&b.package, &b.version, b.platform))
+    // By package id (`@repo/name`, as bytes: the order of the strings the
+    // report shows), version and platform.
+    list.sort_by(|a, b| {
+        let (pa, pb) = (&packages[a.pkg as usize], &packages[b.pkg as usize]);
+        package_id(pa)
+            .cmp(package_id(pb))
+            .then_with(|| pa.version.cmp(&pb.version))
+            .then(a.platform.cmp(&b.platform))
     });
 
     let mut counts = Counts::default();
@@ -767,21 +800,26 @@ pub async fn run(
         .flat_map(|r| r.checks.iter())
         .chain(keys.iter())
         .chain(hosts.iter())
-        .chain(packages.iter().flat_map(|p| p.urls.iter()));
-    for c in all {
+        .map(|c| (c.ok, c.error.as_ref(), c.warnings.len()))
+        .chain(
+            list.iter()
+                .flat_map(|t| t.urls.iter())
+                .map(|r| (r.ok, r.error(), r.warnings().len())),
+        );
+    for (ok, error, warnings) in all {
         counts.urls += 1;
-        counts.warnings += c.warnings.len();
-        if c.ok {
+        counts.warnings += warnings;
+        if ok {
             counts.ok += 1;
         } else {
             counts.failed += 1;
-            if let Some(e) = &c.error {
+            if let Some(e) = error {
                 *counts.by_kind.entry(e.kind).or_default() += 1;
             }
         }
     }
-    counts.targets = packages.len();
-    counts.targets_failed = packages.iter().filter(|p| !p.ok).count();
+    counts.targets = list.len();
+    counts.targets_failed = list.iter().filter(|t| !t.ok).count();
     counts.fallbacks_failed = fallbacks.iter().filter(|f| !f.ok).count();
 
     Report {
@@ -789,11 +827,25 @@ pub async fn run(
         registry,
         keys,
         hosts,
-        packages,
+        packages: Targets {
+            packages,
+            link: plan.link.clone(),
+            registry_url,
+            list,
+        },
         fallbacks,
         counts,
         elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
     }
+}
+
+/// A package's id (`@repo/name`) as bytes, compared as the string is.
+fn package_id(p: &PackageRef) -> impl Iterator<Item = u8> + '_ {
+    b"@".iter()
+        .chain(p.repo.as_bytes())
+        .chain(b"/")
+        .chain(p.name.as_bytes())
+        .copied()
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub fn print(r: &Report) {
             warn(format!("key {}: {w}", k.url));
         }
     }
-    for t in &r.packages {
+    for t in r.packages.iter() {
         let label = format!("{}@{} {}", t.package, t.version, t.platform);
         if t.ok {
             outln!("{ok} {label}");
