@@ -127,12 +127,12 @@ export XDG_CACHE_HOME=$work/cache
 # records them), and the steady state is the run after it; both are shown.
 sleep 2.1
 touch "$work/stamp"
-read -r t_first rss_first < <(timed "$work/idx0.out" "$bin" index "$work/iroot")
+read -r t_first rss_first _ < <(timed "$work/idx0.out" "$bin" index "$work/iroot")
 # The steady state and its peer, each best of INDEX_RUNS (default 3),
 # interleaved, so a burst of load on a shared machine hits both alike.
 t_idx=; t_find=; t_nc=
 for _ in $(seq "${INDEX_RUNS:-3}"); do
-    read -r t r < <(timed "$work/idx.out" "$bin" index "$work/iroot")
+    read -r t r _ < <(timed "$work/idx.out" "$bin" index "$work/iroot")
     if [ -z "$t_idx" ] || python3 -c "import sys; sys.exit(not $t < $t_idx)"; then t_idx=$t; rss_idx=$r; fi
     read -r t _ < <(timed "$work/find.out" find "$work/iroot" -name '*.zpa' -newer "$work/stamp")
     if [ -z "$t_find" ] || python3 -c "import sys; sys.exit(not $t < $t_find)"; then t_find=$t; fi
@@ -190,7 +190,7 @@ name = 'bench'" \
 platforms = ['linux-amd64']"
 sync_args=(bin sync -c "$work/mirror.toml" --index "$work/sync.json" --dest "$work/sdest" --concurrency 16 --allow-unsigned --format json)
 "$bin" "${sync_args[@]}" > "$work/sync1.json" || true
-read -r t_sync rss_sync < <(timed "$work/sync2.json" "$bin" "${sync_args[@]}")
+read -r t_sync rss_sync _ < <(timed "$work/sync2.json" "$bin" "${sync_args[@]}")
 sed "s#^#http://127.0.0.1:$port#" "$work/sync.urls" > "$work/sync.full"
 read -r t_curl _ < <(timed "$work/curl.out" sh -c "xargs -P 16 -n 1 curl -sI -o /dev/null < '$work/sync.full'")
 python3 - "$sync_n" "$t_sync" "$rss_sync" "$t_curl" "$work/sync1.json" "$work/sync2.json" <<'PY'
