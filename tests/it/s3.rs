@@ -688,21 +688,21 @@ fn s3_shards_fill_one_bucket_together_and_prune_removes_old_versions() {
     assert!(keys.contains(&key_of("alpha", "1.0.0")));
 }
 
-/// Over loopback (every other test here) the payload's SHA-256 is left out
-/// of the signature; over plain http to another host it is signed. That
-/// path, forced with `AWS_UNSIGNED_PAYLOAD=false`, writes the same objects:
-/// a one-PUT archive and a multipart one, each part signed.
-#[test]
-fn s3_a_signed_payload_uploads_single_and_multipart_archives_alike() {
-    let sw = Seaweed::start();
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
+/// Upstream for the upload paths: `bigone` (12 MiB: a multipart upload)
+/// and `small` (4 KiB: one PUT), of noise seeded with `seed`, indexed and
+/// served by nginx; the spec points the binary host at the bucket.
+#[allow(clippy::type_complexity)]
+fn big_and_small(
+    h: &Path,
+    sw: &Seaweed,
+    seed: u64,
+) -> ([(&'static str, usize); 2], PathBuf, Nginx, PathBuf, PathBuf) {
     let generic = h.join("www/generic");
     let pkgs = [("bigone", 12usize << 20), ("small", 4 << 10)];
     for (i, (name, len)) in pkgs.iter().enumerate() {
         let dir = generic.join(format!("core.{name}")).join("1.0.0");
         fs::create_dir_all(&dir).unwrap();
-        let (bytes, _) = simple_zpa(name, &noise(*len, 70 + i as u64));
+        let (bytes, _) = simple_zpa(name, &noise(*len, seed + i as u64));
         fs::write(dir.join(format!("{name}-1.0.0-{PLATFORM}.zpa")), bytes).unwrap();
     }
     support::zm(h, &["index", generic.to_str().unwrap()]).ok();
@@ -713,6 +713,19 @@ fn s3_a_signed_payload_uploads_single_and_multipart_archives_alike() {
         &format!("{}/zoi/pkgs", sw.endpoint()),
     );
     let index = index_json(h, &[("bigone", "1.0.0"), ("small", "1.0.0")]);
+    (pkgs, generic, srv, spec, index)
+}
+
+/// Over loopback (every other test here) the payload's SHA-256 is left out
+/// of the signature; over plain http to another host it is signed. That
+/// path, forced with `AWS_UNSIGNED_PAYLOAD=false`, writes the same objects:
+/// a one-PUT archive and a multipart one, each part signed.
+#[test]
+fn s3_a_signed_payload_uploads_single_and_multipart_archives_alike() {
+    let sw = Seaweed::start();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (pkgs, generic, _srv, spec, index) = big_and_small(h, &sw, 70);
     let r = support::run(
         support::cmd(h)
             .envs(sw.env())
@@ -1320,23 +1333,7 @@ fn s3_a_verified_upload_never_overwrites_an_object_another_writer_placed_meanwhi
     let sw = Seaweed::start();
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let generic = h.join("www/generic");
-    // 12 MiB: a multipart upload; 4 KiB: one PUT
-    let pkgs = [("bigone", 12usize << 20), ("small", 4 << 10)];
-    for (i, (name, len)) in pkgs.iter().enumerate() {
-        let dir = generic.join(format!("core.{name}")).join("1.0.0");
-        fs::create_dir_all(&dir).unwrap();
-        let (bytes, _) = simple_zpa(name, &noise(*len, 40 + i as u64));
-        fs::write(dir.join(format!("{name}-1.0.0-{PLATFORM}.zpa")), bytes).unwrap();
-    }
-    support::zm(h, &["index", generic.to_str().unwrap()]).ok();
-    let srv = Nginx::start(&h.join("www"));
-    let spec = spec_for(
-        h,
-        srv.url("generic").trim_end_matches('/'),
-        &format!("{}/zoi/pkgs", sw.endpoint()),
-    );
-    let index = index_json(h, &[("bigone", "1.0.0"), ("small", "1.0.0")]);
+    let (pkgs, _generic, _srv, spec, index) = big_and_small(h, &sw, 40);
     let hold = h.join("hold");
     let ready = |name: &str| {
         hold.join(format!(
