@@ -2,7 +2,8 @@
 //! need not read 60,000 small metadata files again (the rules of what may
 //! be recorded and when an entry counts are in the parent's module docs).
 //!
-//! A file of fixed-width binary records rather than JSON: a no-op run over
+//! A file of binary records (a length-prefixed path, then a fixed-width
+//! tail) rather than JSON: a no-op run over
 //! 20,000 archives loads the whole list, and parsing 9.5 MB of JSON into
 //! maps of strings was a third of that run. Here loading is one read, one
 //! checksum and one small integer map; an entry is decoded only when its
