@@ -152,14 +152,15 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     // of 400,000 URLs is a document of hundreds of MB, which would
     // otherwise sit in memory next to the report it was made from.
     let mut out = io::BufWriter::with_capacity(1 << 16, Stdout);
-    if redact::any() {
-        let mut v = serde_json::to_value(value)?;
-        redact::redact_json(&mut v);
-        serde_json::to_writer_pretty(&mut out, &v)?;
+    // Secrets are redacted in the stream itself, for the same reason.
+    if let Some(mut r) = redact::redacting(&mut out) {
+        serde_json::to_writer_pretty(&mut r, value)?;
+        r.write_all(b"\n")?;
+        r.finish()?;
     } else {
         serde_json::to_writer_pretty(&mut out, value)?;
+        out.write_all(b"\n")?;
     }
-    out.write_all(b"\n")?;
     out.flush()?;
     Ok(())
 }

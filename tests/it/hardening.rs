@@ -393,6 +393,51 @@ fn a_server_echoing_the_secret_never_gets_it_printed() {
     }
 }
 
+/// Redacting a secret must not change the document's shape: the JSON is
+/// redacted as it streams out, in the serialiser's key order, exactly as
+/// an unredacted run prints it.
+#[test]
+fn a_registered_secret_leaves_the_json_in_its_usual_order() {
+    let body = b"archive".to_vec();
+    let hash = format!(
+        "{}  echo-1.0.0-linux-amd64.zpa\n",
+        support::sha512_hex(&body)
+    );
+    let srv = FaultServer::start(vec![
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa.hash",
+            Fault::Ok(hash.into_bytes(), vec![]),
+        ),
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa.size",
+            Fault::Ok(b"down: 7\ninstall: 7\n".to_vec(), vec![]),
+        ),
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa",
+            Fault::Ok(body, vec![("Accept-Ranges".into(), "bytes".into())]),
+        ),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let ry = repo_yaml_with_size(home.path(), &srv.url("http", ""));
+    let keys = |extra: &[&str]| {
+        let r = check_pkg(home.path(), &ry)
+            .args(["--format", "json"])
+            .args(extra)
+            .run();
+        let keys: Vec<String> = regex::Regex::new(r#""([a-z_]+)":"#)
+            .unwrap()
+            .captures_iter(&r.stdout)
+            .map(|c| c[1].to_string())
+            .collect();
+        assert!(keys.len() > 10, "{}", r.stdout);
+        keys
+    };
+    assert_eq!(
+        keys(&["--header", "Authorization: Bearer order-token-5150"]),
+        keys(&[])
+    );
+}
+
 #[test]
 fn a_truncated_body_is_its_own_kind_with_a_fitting_hint() {
     let body = b"archive".to_vec();
