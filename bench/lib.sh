@@ -125,3 +125,32 @@ upstream_yaml() {
         ../shared/fixtures/zoidberg/repo.yaml \
         | awk '/^[a-z]/ { skip = ($0 ~ /^pgp:/) } !skip'
 }
+
+# hash_floor SET : seconds `openssl dgst -sha512` (the fastest SHA-512 on
+# this machine) takes over SET's archives, one process per file and as
+# many at once as there are cores, from the page cache: the wall time no
+# verifying sync of SET can beat here, however fast its download
+hash_floor() {
+    grep '\.zpa$' "$work/$1.urls" | sed "s#^#$work/www#" > "$work/$1.files-list"
+    xargs -a "$work/$1.files-list" cat > /dev/null
+    /usr/bin/time -f '%e' -o "$work/t.floor" xargs -a "$work/$1.files-list" -P "$(nproc)" -n 1 \
+        openssl dgst -sha512 > /dev/null
+    cat "$work/t.floor"
+}
+
+# group_cpu PGID : CPU-seconds (user + system) used so far by the live
+# processes of process group PGID (a server started with setsid)
+group_cpu() {
+    python3 - "$1" <<'PY'
+import os, sys
+group, ticks = int(sys.argv[1]), 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    if int(f[2]) == group:
+        ticks += int(f[11]) + int(f[12])
+print(ticks / os.sysconf("SC_CLK_TCK"))
+PY
+}
