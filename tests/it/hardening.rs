@@ -320,6 +320,30 @@ fn the_auth_header_never_reaches_a_cache_mirror_on_another_host() {
     );
 }
 
+/// The upstream of `echo` 1.0.0 for linux-amd64: its archive and `.size`
+/// served as they are, its `.hash` (the right line) through `hash_fault`.
+fn echo_upstream(hash_fault: impl FnOnce(Vec<u8>) -> Fault) -> FaultServer {
+    let body = b"archive".to_vec();
+    let hash = format!(
+        "{}  echo-1.0.0-linux-amd64.zpa\n",
+        support::sha512_hex(&body)
+    );
+    FaultServer::start(vec![
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa.hash",
+            hash_fault(hash.into_bytes()),
+        ),
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa.size",
+            Fault::Ok(b"down: 7\ninstall: 7\n".to_vec(), vec![]),
+        ),
+        (
+            "/echo/echo-1.0.0-linux-amd64.zpa",
+            Fault::Ok(body, vec![("Accept-Ranges".into(), "bytes".into())]),
+        ),
+    ])
+}
+
 /// A repo.yaml whose link has `.hash` and `.size` templates on `base`.
 fn repo_yaml_with_size(dir: &Path, base: &str) -> String {
     let p = dir.join("repo.yaml");
@@ -398,25 +422,7 @@ fn a_server_echoing_the_secret_never_gets_it_printed() {
 /// an unredacted run prints it.
 #[test]
 fn a_registered_secret_leaves_the_json_in_its_usual_order() {
-    let body = b"archive".to_vec();
-    let hash = format!(
-        "{}  echo-1.0.0-linux-amd64.zpa\n",
-        support::sha512_hex(&body)
-    );
-    let srv = FaultServer::start(vec![
-        (
-            "/echo/echo-1.0.0-linux-amd64.zpa.hash",
-            Fault::Ok(hash.into_bytes(), vec![]),
-        ),
-        (
-            "/echo/echo-1.0.0-linux-amd64.zpa.size",
-            Fault::Ok(b"down: 7\ninstall: 7\n".to_vec(), vec![]),
-        ),
-        (
-            "/echo/echo-1.0.0-linux-amd64.zpa",
-            Fault::Ok(body, vec![("Accept-Ranges".into(), "bytes".into())]),
-        ),
-    ]);
+    let srv = echo_upstream(|hash| Fault::Ok(hash, vec![]));
     let home = tempfile::tempdir().unwrap();
     let ry = repo_yaml_with_size(home.path(), &srv.url("http", ""));
     let keys = |extra: &[&str]| {
@@ -440,25 +446,7 @@ fn a_registered_secret_leaves_the_json_in_its_usual_order() {
 
 #[test]
 fn a_truncated_body_is_its_own_kind_with_a_fitting_hint() {
-    let body = b"archive".to_vec();
-    let hash = format!(
-        "{}  echo-1.0.0-linux-amd64.zpa\n",
-        support::sha512_hex(&body)
-    );
-    let srv = FaultServer::start(vec![
-        (
-            "/echo/echo-1.0.0-linux-amd64.zpa.hash",
-            Fault::Truncate(hash.into_bytes()),
-        ),
-        (
-            "/echo/echo-1.0.0-linux-amd64.zpa.size",
-            Fault::Ok(b"down: 7\ninstall: 7\n".to_vec(), vec![]),
-        ),
-        (
-            "/echo/echo-1.0.0-linux-amd64.zpa",
-            Fault::Ok(body, vec![("Accept-Ranges".into(), "bytes".into())]),
-        ),
-    ]);
+    let srv = echo_upstream(Fault::Truncate);
     let home = tempfile::tempdir().unwrap();
     let ry = repo_yaml_with_size(home.path(), &srv.url("http", ""));
     let doc = check_pkg(home.path(), &ry)
