@@ -31,14 +31,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 
 use super::binsync::{
     Artifact, Job, KeyReport, Options, Sidecars, TargetReport, check_received, failed, fetch_keys,
     gpg_sign_reader, judge, new_report, run_all, sidecar_files, sign_failed, stored_hash_current,
     upstream_hash, upstream_sidecars, would_download,
 };
-use super::binsync::{KeyStatus, MetaSource, SignatureCheck, TargetStatus};
+use super::binsync::{KeyStatus, MetaSource, Sha512Ctx, SignatureCheck, TargetStatus};
 use crate::net::classify::classify;
 use crate::net::prober::Prober;
 use crate::net::problem::{Kind, Problem};
@@ -400,7 +400,7 @@ async fn stream_into(
     tee: &mut Tee,
     bytes_seen: &AtomicU64,
 ) -> Result<(String, String, u64, bool), Problem> {
-    let mut sha512 = Sha512::new();
+    let mut sha512 = Sha512Ctx::new();
     let mut sha256 = Sha256::new();
     let mut have = 0u64;
     let mut resumed = false;
@@ -480,7 +480,7 @@ async fn stream_into(
         match result {
             Ok(()) => {
                 return Ok((
-                    hex::encode(sha512.finalize()),
+                    sha512.finish_hex(),
                     hex::encode(sha256.finalize()),
                     have,
                     resumed,
