@@ -30,6 +30,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 "$bin" build -c examples/acme/mirror.toml -o "$work/dist" >/dev/null
+# Both contenders wait on the disk (apply's flushes, either one's new
+# directories and files): write out what earlier work left dirty first, or
+# a bench run right after one that wrote GiBs measures that writeback.
+sync
 bundle="$work/dist/acme-mirror-1.2.0"
 cat > "$work/user.yaml" <<'YAML'
 # a user's config with comments and unrelated settings
