@@ -1011,5 +1011,58 @@ mod tests {
             ..Reply::default()
         };
         assert!(looks_like_html(&r));
+        // Judged on the lossy text when the head is not UTF-8, as before.
+        let r = Reply {
+            status: 200,
+            body: b" \n<HTML><p>\xff</p>".to_vec(),
+            ..Reply::default()
+        };
+        assert!(looks_like_html(&r));
+        let r = Reply {
+            status: 200,
+            body: b"\xff<html>".to_vec(),
+            ..Reply::default()
+        };
+        assert!(!looks_like_html(&r));
+        let r = Reply {
+            status: 200,
+            body: format!("{}  f.zpa\n", "a".repeat(128)).into_bytes(),
+            ..Reply::default()
+        };
+        assert!(!looks_like_html(&r));
+    }
+
+    /// A sidecar's `Url` made from the archive's is the one a full parse
+    /// gives, and anything the shortcut cannot vouch for is parsed whole.
+    #[test]
+    fn sidecar_urls_are_what_a_full_parse_gives() {
+        for (archive, sidecar) in [
+            ("http://127.0.0.1:8080/p/a-1.0-linux-amd64.zpa", ".hash"),
+            ("https://h.example/p/%20x/a.zpa", ".size"),
+            ("https://h.example/p/dir/", ".files"),
+            ("https://u:pw@h.example/a.zpa", ".hash"),
+            // Not canonical, a query, a fragment, a suffix that is not
+            // plain: parsed whole.
+            ("HTTPS://H.example/a/b/../a.zpa", ".hash"),
+            ("https://h.example/a.zpa?sig=1", ".hash"),
+            ("https://h.example/a.zpa#x", ".hash"),
+            ("https://h.example/a.zpa", "/../x"),
+            ("https://h.example/a.zpa", ".h%41sh"),
+            ("https://h.example/a.zpa", "."),
+            ("not a url", ".hash"),
+        ] {
+            let text = format!("{archive}{sidecar}");
+            let base = Target::new(archive);
+            let got = Target::beside(&text, &base);
+            assert_eq!(got.text, text);
+            assert_eq!(got.parsed, url::Url::parse(&text), "{text}");
+        }
+        // Not a suffix of the archive's URL at all.
+        let base = Target::new("https://h.example/a.zpa");
+        let got = Target::beside("https://other.example/a.zpa.hash", &base);
+        assert_eq!(
+            got.parsed,
+            url::Url::parse("https://other.example/a.zpa.hash")
+        );
     }
 }
