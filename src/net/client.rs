@@ -135,13 +135,16 @@ impl Http {
         extra: &[(reqwest::header::HeaderName, String)],
         timeout: Option<Duration>,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let mut url = url.clone();
+        // The URL of a redirect being followed; until then `url` itself
+        // (reqwest takes its URL by value: one copy per request, no more).
+        let mut hop: Option<url::Url> = None;
         let mut hops = 0;
         loop {
-            let mut req = self
-                .client
-                .request(method.clone(), url.clone())
-                .headers(self.headers_for(&url));
+            let at = hop.as_ref().unwrap_or(url);
+            let mut req = self.client.request(method.clone(), at.clone());
+            if !self.headers.is_empty() {
+                req = req.headers(self.headers_for(at));
+            }
             for (k, v) in extra {
                 req = req.header(k.clone(), v.as_str());
             }
@@ -153,10 +156,10 @@ impl Http {
                 .then(|| resp.headers().get(reqwest::header::LOCATION))
                 .flatten()
                 .and_then(|l| l.to_str().ok())
-                .and_then(|l| url.join(l).ok());
+                .and_then(|l| at.join(l).ok());
             match next {
                 Some(n) => {
-                    url = n;
+                    hop = Some(n);
                     hops += 1;
                 }
                 None => return Ok(resp),

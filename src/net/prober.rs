@@ -7,7 +7,6 @@
 //! Connection reuse comes from sharing one `reqwest::Client` (keep-alive
 //! pools, HTTP/2 over TLS when the server offers it via ALPN).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,7 +39,11 @@ pub struct Outcome {
 pub struct Prober {
     pub http: Http,
     global: Arc<Semaphore>,
-    per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// One gate per `(host, port)`. A list, not a map: a check talks to a
+    /// handful of hosts (registry, keys, the binary host, cache mirrors),
+    /// and a scan of a few entries costs less per request than hashing a
+    /// `host:port` string built for the lookup.
+    per_host: Mutex<Vec<(String, u16, Arc<Semaphore>)>>,
     per_host_limit: usize,
     retries: u32,
 }
@@ -50,22 +53,22 @@ impl Prober {
         Prober {
             http,
             global: Arc::new(Semaphore::new(concurrency.max(1))),
-            per_host: Mutex::new(HashMap::new()),
+            per_host: Mutex::new(Vec::new()),
             per_host_limit: per_host.max(1),
             retries,
         }
     }
 
     fn host_gate(&self, url: &url::Url) -> Arc<Semaphore> {
-        let key = format!(
-            "{}:{}",
-            url.host_str().unwrap_or_default(),
-            url.port_or_known_default().unwrap_or(0)
-        );
-        let mut map = self.per_host.lock().expect("per-host map");
-        map.entry(key)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_host_limit)))
-            .clone()
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(0);
+        let mut gates = self.per_host.lock().expect("per-host gates");
+        if let Some((_, _, gate)) = gates.iter().find(|(h, p, _)| *p == port && h == host) {
+            return gate.clone();
+        }
+        let gate = Arc::new(Semaphore::new(self.per_host_limit));
+        gates.push((host.to_string(), port, gate.clone()));
+        gate
     }
 
     async fn once(&self, url: &url::Url, method: Method) -> Result<Reply, Failed> {
@@ -83,21 +86,18 @@ impl Prober {
             .await
             .map_err(|e| Failed::from(classify(&e)))?;
         let headers = resp.headers();
-        let header = |name: reqwest::header::HeaderName| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        // Borrowed: only the two kept as text are copied out.
+        let header =
+            |name: reqwest::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let mut reply = Reply {
             status: resp.status().as_u16(),
-            content_type: header(reqwest::header::CONTENT_TYPE),
+            content_type: header(reqwest::header::CONTENT_TYPE).map(str::to_string),
             content_length: header(reqwest::header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
             range_total: header(reqwest::header::CONTENT_RANGE)
                 .and_then(|v| v.rsplit('/').next().and_then(|t| t.trim().parse().ok())),
             accept_ranges: header(reqwest::header::ACCEPT_RANGES)
                 .is_some_and(|v| v.contains("bytes")),
-            location: header(reqwest::header::LOCATION),
+            location: header(reqwest::header::LOCATION).map(str::to_string),
             body: Vec::new(),
         };
         let status = reply.status;

@@ -76,23 +76,89 @@ fn looks_like_html(r: &Reply) -> bool {
     {
         return true;
     }
-    let head: String = String::from_utf8_lossy(&r.body[..r.body.len().min(512)])
-        .trim_start()
-        .to_ascii_lowercase();
-    head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")
+    let head = &r.body[..r.body.len().min(512)];
+    let starts_like_html = |text: &str| {
+        let text = text.trim_start().as_bytes();
+        ["<!doctype html", "<html", "<head"].iter().any(|p| {
+            text.get(..p.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(p.as_bytes()))
+        })
+    };
+    // Every metadata reply comes through here: read UTF-8 in place, and
+    // copy only a head that is not (the lossy form is what is judged).
+    match std::str::from_utf8(head) {
+        Ok(text) => starts_like_html(text),
+        Err(_) => starts_like_html(&String::from_utf8_lossy(head)),
+    }
+}
+
+/// A URL to request: as the report names it, and parsed (once, for every
+/// attempt and method it is asked with).
+struct Target<'a> {
+    text: &'a str,
+    parsed: Result<url::Url, url::ParseError>,
+}
+
+impl<'a> Target<'a> {
+    fn new(text: &'a str) -> Self {
+        Target {
+            text,
+            parsed: url::Url::parse(text),
+        }
+    }
+
+    /// `text`, which is often `base`'s text with a plain suffix (a target's
+    /// `.hash`, `.size`, `.files`): then `base`'s parsed form with the suffix
+    /// added to its path, which skips parsing the scheme and host again.
+    /// It is the `Url` a full parse gives when `base` is already in parsed
+    /// (canonical) form, with a path and no query or fragment, and the
+    /// suffix is a dot and letters or digits: nothing a parser encodes,
+    /// splits or resolves as `.`/`..`.
+    fn beside(text: &'a str, base: &Target<'_>) -> Self {
+        let plain = |s: &str| {
+            s.strip_prefix('.').is_some_and(|rest| {
+                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+        };
+        if let Ok(b) = &base.parsed
+            && let Some(suffix) = text.strip_prefix(base.text)
+            && plain(suffix)
+            && b.as_str() == base.text
+            && b.query().is_none()
+            && b.fragment().is_none()
+            && !b.cannot_be_a_base()
+        {
+            let mut u = b.clone();
+            u.set_path(&format!("{}{suffix}", b.path()));
+            debug_assert_eq!(Ok(&u), url::Url::parse(text).as_ref(), "{text}");
+            return Target {
+                text,
+                parsed: Ok(u),
+            };
+        }
+        Target::new(text)
+    }
 }
 
 /// Sends `method` to `url`, adding attempts, latency and status to `c`;
 /// `None` when no response came (the problem is recorded on `c`).
-async fn request(prober: &Prober, c: &mut UrlCheck, url: &str, method: Method) -> Option<Reply> {
-    let Ok(u) = url::Url::parse(url) else {
+async fn request(
+    prober: &Prober,
+    c: &mut UrlCheck,
+    url: &Target<'_>,
+    method: Method,
+) -> Option<Reply> {
+    let Ok(u) = &url.parsed else {
         c.fail(Problem::new(
             Kind::NotFound,
-            format!("{} is not a valid URL", crate::net::redact::redact(url)),
+            format!(
+                "{} is not a valid URL",
+                crate::net::redact::redact(url.text)
+            ),
         ));
         return None;
     };
-    let out = prober.send(&u, method).await;
+    let out = prober.send(u, method).await;
     c.attempts += out.attempts;
     c.latency_ms += out.latency.as_secs_f64() * 1000.0;
     match out.result {
@@ -112,11 +178,11 @@ async fn request(prober: &Prober, c: &mut UrlCheck, url: &str, method: Method) -
 async fn fetch_metadata(
     prober: &Prober,
     kind: CheckKind,
-    url: &str,
+    url: Target<'_>,
     max: usize,
 ) -> (UrlCheck, Option<String>) {
-    let mut c = UrlCheck::new(kind, url);
-    let Some(reply) = request(prober, &mut c, url, Method::Get(max)).await else {
+    let mut c = UrlCheck::new(kind, url.text);
+    let Some(reply) = request(prober, &mut c, &url, Method::Get(max)).await else {
         return (c, None);
     };
     if let Some(p) = status_problem(&reply) {
@@ -210,8 +276,12 @@ fn judge_files(c: &mut UrlCheck, body: &str) {
 
 /// HEAD the archive (a one-byte ranged GET where HEAD is refused), and make
 /// sure byte ranges are served. Returns the archive's length.
-async fn check_archive(prober: &Prober, kind: CheckKind, url: &str) -> (UrlCheck, Option<u64>) {
-    let mut c = UrlCheck::new(kind, url);
+async fn check_archive(
+    prober: &Prober,
+    kind: CheckKind,
+    url: &Target<'_>,
+) -> (UrlCheck, Option<u64>) {
+    let mut c = UrlCheck::new(kind, url.text);
     let Some(head) = request(prober, &mut c, url, Method::Head).await else {
         return (c, None);
     };
@@ -339,21 +409,33 @@ async fn check_target(
     let urls = archive_urls(link, &coords);
     let file_name = urls.file_name().to_string();
 
-    let archive_f = check_archive(&prober, CheckKind::Archive, &urls.archive);
+    let archive_url = Target::new(&urls.archive);
+    let (hash_url, size_url, files_url) = (
+        urls.hash
+            .as_deref()
+            .map(|u| Target::beside(u, &archive_url)),
+        urls.size
+            .as_deref()
+            .map(|u| Target::beside(u, &archive_url)),
+        urls.files
+            .as_deref()
+            .map(|u| Target::beside(u, &archive_url)),
+    );
+    let archive_f = check_archive(&prober, CheckKind::Archive, &archive_url);
     let hash_f = async {
-        match &urls.hash {
+        match hash_url {
             Some(u) => Some(fetch_metadata(&prober, CheckKind::Hash, u, 64 << 10).await),
             None => None,
         }
     };
     let size_f = async {
-        match &urls.size {
+        match size_url {
             Some(u) => Some(fetch_metadata(&prober, CheckKind::Size, u, 64 << 10).await),
             None => None,
         }
     };
     let files_f = async {
-        match &urls.files {
+        match files_url {
             Some(u) => Some(fetch_metadata(&prober, CheckKind::Files, u, 32 << 20).await),
             None => None,
         }
@@ -367,7 +449,7 @@ async fn check_target(
         let mut c = UrlCheck::new(CheckKind::Pgp, &urls.pgp);
         let mut body = Err(None);
         for cand in mirror_candidates(&urls.pgp, &plan.cache_mirrors) {
-            body = match request(&prober, &mut c, &cand, Method::Get(1 << 20)).await {
+            body = match request(&prober, &mut c, &Target::new(&cand), Method::Get(1 << 20)).await {
                 None => Err(c.error.take().map(|e| Problem::new(e.kind, e.message))),
                 Some(r) => match status_problem(&r) {
                     Some(p) => Err(Some(p)),
@@ -527,12 +609,14 @@ async fn check_target(
 
     // cache_mirrors candidates for the archive, reported apart.
     let mut fallbacks = Vec::new();
-    for cand in mirror_candidates(&urls.archive, &plan.cache_mirrors)
-        .into_iter()
-        .skip(1)
-    {
-        let (c, _) = check_archive(&prober, CheckKind::Archive, &cand).await;
-        fallbacks.push(c);
+    if !plan.cache_mirrors.is_empty() {
+        for cand in mirror_candidates(&urls.archive, &plan.cache_mirrors)
+            .into_iter()
+            .skip(1)
+        {
+            let (c, _) = check_archive(&prober, CheckKind::Archive, &Target::new(&cand)).await;
+            fallbacks.push(c);
+        }
     }
 
     let ok = out.iter().all(|c| c.ok);
@@ -562,13 +646,8 @@ async fn check_target(
 /// well be 403 or 404 without listings).
 async fn check_host(prober: &Prober, url: &str) -> UrlCheck {
     let mut c = UrlCheck::new(CheckKind::Host, url);
-    request(
-        prober,
-        &mut c,
-        &format!("{}/", url.trim_end_matches('/')),
-        Method::Head,
-    )
-    .await;
+    let root = format!("{}/", url.trim_end_matches('/'));
+    request(prober, &mut c, &Target::new(&root), Method::Head).await;
     c
 }
 
@@ -747,6 +826,8 @@ pub async fn run(
     };
     let mut list = Vec::with_capacity(n_targets);
     let mut fallbacks = Vec::new();
+    let one_thread = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread;
     let targets_f = futures::stream::iter((0..n_targets).map(|i| {
         let (prober, plan, store, packages) = (
             prober.clone(),
@@ -756,12 +837,17 @@ pub async fn run(
         );
         let pkg_at = u32::try_from(i / n_platforms).expect("fewer than 2^32 packages");
         let platform = plan.platforms[i % n_platforms];
-        async move {
-            let r = tokio::spawn(check_target(
-                prober, plan, store, packages, pkg_at, platform,
-            ))
-            .await;
-            r.expect("target task")
+        let target = check_target(prober, plan, store, packages, pkg_at, platform);
+        // On one thread a task per target buys nothing but a move of its
+        // future into the task and a wake-up through the join handle: the
+        // stream polls the target itself. Across cores (`--deep`), each
+        // target is a task, so they hash in parallel.
+        if one_thread {
+            futures::future::Either::Left(target)
+        } else {
+            futures::future::Either::Right(async move {
+                tokio::spawn(target).await.expect("target task")
+            })
         }
     }))
     .buffer_unordered(concurrency.max(1))
@@ -785,14 +871,22 @@ pub async fn run(
         registry_url = Some(main.url.clone());
     }
     // By package id (`@repo/name`, as bytes: the order of the strings the
-    // report shows), version and platform.
-    list.sort_by(|a, b| {
-        let (pa, pb) = (&packages[a.pkg as usize], &packages[b.pkg as usize]);
-        package_id(pa)
-            .cmp(package_id(pb))
-            .then_with(|| pa.version.cmp(&pb.version))
-            .then(a.platform.cmp(&b.platform))
-    });
+    // report shows), version and platform. The packages are ranked in that
+    // order once (equal ones alike), so the targets, a package's platforms
+    // times as many, sort on integers.
+    let by_id = |a: &PackageRef, b: &PackageRef| {
+        package_id(a)
+            .cmp(package_id(b))
+            .then_with(|| a.version.cmp(&b.version))
+    };
+    let mut order: Vec<usize> = (0..packages.len()).collect();
+    order.sort_by(|&a, &b| by_id(&packages[a], &packages[b]));
+    let mut rank = vec![0u32; packages.len()];
+    for k in 1..order.len() {
+        let step = by_id(&packages[order[k - 1]], &packages[order[k]]).is_ne();
+        rank[order[k]] = rank[order[k - 1]] + u32::from(step);
+    }
+    list.sort_by_key(|t| (rank[t.pkg as usize], t.platform));
 
     let mut counts = Counts::default();
     let all = registry
@@ -917,5 +1011,58 @@ mod tests {
             ..Reply::default()
         };
         assert!(looks_like_html(&r));
+        // Judged on the lossy text when the head is not UTF-8, as before.
+        let r = Reply {
+            status: 200,
+            body: b" \n<HTML><p>\xff</p>".to_vec(),
+            ..Reply::default()
+        };
+        assert!(looks_like_html(&r));
+        let r = Reply {
+            status: 200,
+            body: b"\xff<html>".to_vec(),
+            ..Reply::default()
+        };
+        assert!(!looks_like_html(&r));
+        let r = Reply {
+            status: 200,
+            body: format!("{}  f.zpa\n", "a".repeat(128)).into_bytes(),
+            ..Reply::default()
+        };
+        assert!(!looks_like_html(&r));
+    }
+
+    /// A sidecar's `Url` made from the archive's is the one a full parse
+    /// gives, and anything the shortcut cannot vouch for is parsed whole.
+    #[test]
+    fn sidecar_urls_are_what_a_full_parse_gives() {
+        for (archive, sidecar) in [
+            ("http://127.0.0.1:8080/p/a-1.0-linux-amd64.zpa", ".hash"),
+            ("https://h.example/p/%20x/a.zpa", ".size"),
+            ("https://h.example/p/dir/", ".files"),
+            ("https://u:pw@h.example/a.zpa", ".hash"),
+            // Not canonical, a query, a fragment, a suffix that is not
+            // plain: parsed whole.
+            ("HTTPS://H.example/a/b/../a.zpa", ".hash"),
+            ("https://h.example/a.zpa?sig=1", ".hash"),
+            ("https://h.example/a.zpa#x", ".hash"),
+            ("https://h.example/a.zpa", "/../x"),
+            ("https://h.example/a.zpa", ".h%41sh"),
+            ("https://h.example/a.zpa", "."),
+            ("not a url", ".hash"),
+        ] {
+            let text = format!("{archive}{sidecar}");
+            let base = Target::new(archive);
+            let got = Target::beside(&text, &base);
+            assert_eq!(got.text, text);
+            assert_eq!(got.parsed, url::Url::parse(&text), "{text}");
+        }
+        // Not a suffix of the archive's URL at all.
+        let base = Target::new("https://h.example/a.zpa");
+        let got = Target::beside("https://other.example/a.zpa.hash", &base);
+        assert_eq!(
+            got.parsed,
+            url::Url::parse("https://other.example/a.zpa.hash")
+        );
     }
 }

@@ -91,40 +91,71 @@ impl Coordinates<'_> {
     /// one of the template's own, so one pass gives the same string.
     /// `None` otherwise, and the chain decides.
     fn expand_one_pass(&self, template: &str) -> Option<String> {
-        let braced = |v: &str| v.contains(['{', '}']);
+        // Bytes, not chars: braces are ASCII, so every offset found is a
+        // char boundary, and a byte scan is what five templates per target
+        // (twice: checked, then reported) can afford.
+        let brace = |b: u8| matches!(b, b'{' | b'}');
         let (os, arch) = (self.platform.os.as_str(), self.platform.arch.as_str());
         if [self.name, self.repo, self.version, os, arch]
             .into_iter()
-            .any(braced)
+            .any(|v| v.bytes().any(brace))
         {
             return None;
         }
         let mut out = String::with_capacity(template.len() + 64);
         let mut rest = template;
-        while let Some(i) = rest.find('{') {
+        while let Some(i) = rest.bytes().position(brace) {
+            // A `}` of no placeholder: the chain decides.
+            if rest.as_bytes()[i] == b'}' {
+                return None;
+            }
             out.push_str(&rest[..i]);
             let after = &rest[i + 1..];
-            let j = after.find('}')?;
+            let j = after.bytes().position(|b| b == b'}')?;
             match &after[..j] {
                 "os" => out.push_str(os),
                 "arch" => out.push_str(arch),
                 "version" => out.push_str(self.version),
                 "repo" => out.push_str(self.repo),
                 "name" => out.push_str(self.name),
-                "id" => out.push_str(&self.id()),
-                "platform" => out.push_str(&self.platform.to_string()),
+                // Written in place (as `id` and `Platform`'s `Display`
+                // spell them): `check` expands five templates per target.
+                "id" => {
+                    if !self.repo.is_empty() {
+                        for part in self.repo.split('/') {
+                            out.push_str(part);
+                            out.push('.');
+                        }
+                    }
+                    out.push_str(self.name);
+                }
+                "platform" => {
+                    out.push_str(os);
+                    out.push('-');
+                    out.push_str(arch);
+                }
                 _ => return None,
             }
             rest = &after[j + 1..];
         }
+        // Nothing braced is left: the values hold none, and every brace of
+        // the template was a known placeholder's.
         out.push_str(rest);
-        (!braced(&out)).then_some(out)
+        Some(out)
     }
 
     /// `{name}-{version}-{platform}.zpa`, the name Zoi appends to a
     /// directory URL and searches for in `pkg_dirs`.
     pub fn archive_file_name(&self, ext: &str) -> String {
-        format!("{}-{}-{}.{ext}", self.name, self.version, self.platform)
+        // Pushed, not formatted: every target's URLs are built with it.
+        let (os, arch) = (self.platform.os.as_str(), self.platform.arch.as_str());
+        let mut out = String::with_capacity(
+            self.name.len() + self.version.len() + os.len() + arch.len() + ext.len() + 4,
+        );
+        for part in [self.name, "-", self.version, "-", os, "-", arch, ".", ext] {
+            out.push_str(part);
+        }
+        out
     }
 }
 
@@ -163,24 +194,37 @@ mod tests {
             ("a{b", "1.0", "{name}/{version}"),
             ("x", "nam", "{{version}e}"),
             ("x", "1", "plain}"),
+            ("x", "1", "{name}}{version}"),
+            ("x", "1", "{na{me}/{version}"),
+            ("x", "1", "{name}/{version"),
+            ("x", "1", "{name}/{id}/{platform}/{}"),
+            ("x", "", "{id}-{platform}"),
         ] {
-            let c = Coordinates {
-                name,
-                repo: "community/tools",
-                version,
-                platform: "linux-amd64".parse().unwrap(),
-            };
-            let platform = c.platform.to_string();
-            let chain = t
-                .replace("{os}", c.platform.os.as_str())
-                .replace("{arch}", c.platform.arch.as_str())
-                .replace("{version}", c.version)
-                .replace("{repo}", c.repo)
-                .replace("{name}", c.name)
-                .replace("{id}", &c.id())
-                .replace("{platform}", &platform);
-            assert_eq!(c.expand(t), chain, "{t}");
+            for repo in ["community/tools", "", "a//b/"] {
+                let c = Coordinates {
+                    name,
+                    repo,
+                    version,
+                    platform: "linux-amd64".parse().unwrap(),
+                };
+                let platform = c.platform.to_string();
+                let chain = t
+                    .replace("{os}", c.platform.os.as_str())
+                    .replace("{arch}", c.platform.arch.as_str())
+                    .replace("{version}", c.version)
+                    .replace("{repo}", c.repo)
+                    .replace("{name}", c.name)
+                    .replace("{id}", &c.id())
+                    .replace("{platform}", &platform);
+                assert_eq!(c.expand(t), chain, "{t}");
+                if let Some(one) = c.expand_one_pass(t) {
+                    assert_eq!(one, chain, "one pass: {t}");
+                }
+            }
         }
+        // The common case takes the one pass.
+        let t = "https://h/{repo}/{os}/{arch}/{version}/{name}-{version}-{platform}.zpa?{id}";
+        assert!(c("hello", "community/tools").expand_one_pass(t).is_some());
     }
 
     #[test]
