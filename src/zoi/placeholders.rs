@@ -70,9 +70,14 @@ impl Coordinates<'_> {
 
     /// Expands `template` exactly as Zoi's `resolve_url_placeholders`.
     pub fn expand(&self, template: &str) -> String {
-        if let Some(out) = self.expand_one_pass(template) {
-            return out;
-        }
+        self.expand_one_pass(template)
+            .unwrap_or_else(|| self.expand_by_replaces(template))
+    }
+
+    /// Zoi's own way (`resolve_url_placeholders`): each placeholder replaced
+    /// in turn, in its order, so a value holding another placeholder is
+    /// expanded again by the later replaces, as in Zoi.
+    fn expand_by_replaces(&self, template: &str) -> String {
         let platform = self.platform.to_string();
         template
             .replace("{os}", self.platform.os.as_str())
@@ -207,15 +212,7 @@ mod tests {
                     version,
                     platform: "linux-amd64".parse().unwrap(),
                 };
-                let platform = c.platform.to_string();
-                let chain = t
-                    .replace("{os}", c.platform.os.as_str())
-                    .replace("{arch}", c.platform.arch.as_str())
-                    .replace("{version}", c.version)
-                    .replace("{repo}", c.repo)
-                    .replace("{name}", c.name)
-                    .replace("{id}", &c.id())
-                    .replace("{platform}", &platform);
+                let chain = c.expand_by_replaces(t);
                 assert_eq!(c.expand(t), chain, "{t}");
                 if let Some(one) = c.expand_one_pass(t) {
                     assert_eq!(one, chain, "one pass: {t}");
