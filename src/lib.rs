@@ -113,6 +113,24 @@ pub(crate) fn documented_values(text: &str, after: &str, label: &str) -> Vec<Str
         .collect()
 }
 
+/// Asserts that the values [`documented_values`] finds are `names`, in
+/// their order (an enum's `ALL`, spelt by `as_str`).
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_documents<'a>(
+    text: &str,
+    after: &str,
+    label: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) {
+    let names: Vec<&str> = names.into_iter().collect();
+    assert_eq!(
+        documented_values(text, after, label),
+        names,
+        "{label:?} after {after:?}"
+    );
+}
+
 /// Rendering bundles: templates, quoting, bundle.json.
 pub mod bundle;
 /// clap definitions for every command.

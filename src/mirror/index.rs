@@ -1417,12 +1417,18 @@ mod state_tests {
     /// `index --help` documents the statuses and kinds scripts match on.
     #[test]
     fn index_help_lists_every_status_and_problem_kind() {
-        let statuses = crate::documented_values(HELP, "(per archive:", "`status` ");
-        let variants: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(statuses, variants);
-        let kinds = crate::documented_values(HELP, "problems` = [{", "`kind` ");
-        let variants: Vec<&str> = ProblemKind::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(kinds, variants);
+        crate::assert_documents(
+            HELP,
+            "(per archive:",
+            "`status` ",
+            Status::ALL.iter().map(|s| s.as_str()),
+        );
+        crate::assert_documents(
+            HELP,
+            "problems` = [{",
+            "`kind` ",
+            ProblemKind::ALL.iter().map(|k| k.as_str()),
+        );
     }
 
     #[test]

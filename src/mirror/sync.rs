@@ -351,11 +351,17 @@ mod state_tests {
     /// `sync --help` documents the outcomes and verify statuses.
     #[test]
     fn sync_help_lists_every_outcome_and_verify_status() {
-        let outcomes = crate::documented_values(HELP, "upstream_repo_yaml, dest,", "outcome: ");
-        let variants: Vec<&str> = SyncOutcome::ALL.iter().map(|o| o.as_str()).collect();
-        assert_eq!(outcomes, variants);
-        let statuses = crate::documented_values(HELP, "verified: [{path", "status: ");
-        let variants: Vec<&str> = VerifyStatus::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(statuses, variants);
+        crate::assert_documents(
+            HELP,
+            "upstream_repo_yaml, dest,",
+            "outcome: ",
+            SyncOutcome::ALL.iter().map(|o| o.as_str()),
+        );
+        crate::assert_documents(
+            HELP,
+            "verified: [{path",
+            "status: ",
+            VerifyStatus::ALL.iter().map(|s| s.as_str()),
+        );
     }
 }
