@@ -16,7 +16,8 @@ use futures::StreamExt;
 
 use super::git::{self, PkgLuas};
 use super::report::{
-    CheckKind, Counts, RegistryCheck, Report, Row, TargetCheck, Targets, UrlCheck, row_url,
+    CheckKind, Counts, Finished, RegistryCheck, Report, Row, TargetCheck, Targets, UrlCheck,
+    row_url,
 };
 use crate::net::prober::{Method, Prober};
 use crate::net::problem::{Kind, Problem};
@@ -394,7 +395,7 @@ async fn check_target(
     packages: Arc<[PackageRef]>,
     pkg_at: u32,
     platform: Platform,
-) -> (TargetCheck, Vec<UrlCheck>) {
+) -> (Finished, Vec<UrlCheck>) {
     let pkg = &packages[pkg_at as usize];
     let link = plan
         .link
@@ -621,8 +622,8 @@ async fn check_target(
 
     let ok = out.iter().all(|c| c.ok);
     // Kept as rows, without the URLs: the report builds them again from
-    // the link by the same rule (`row_url`). Room for judge_in_registry's.
-    let mut rows = Vec::with_capacity(out.len() + 1);
+    // the link by the same rule (`row_url`).
+    let mut rows = Vec::with_capacity(out.len());
     for c in out {
         debug_assert_eq!(
             c.url,
@@ -632,11 +633,11 @@ async fn check_target(
         rows.push(Row::new(c));
     }
     (
-        TargetCheck {
+        Finished {
             pkg: pkg_at,
             platform,
             ok,
-            urls: rows,
+            rows,
         },
         fallbacks,
     )
@@ -776,10 +777,7 @@ fn judge_in_registry(
             Some(_) => {}
         },
     }
-    if !c.ok {
-        t.ok = false;
-    }
-    t.urls.push(Row::new(c));
+    t.judged(Row::new(c));
 }
 
 /// Runs the plan. `progress` is called once per finished target.
@@ -824,7 +822,7 @@ pub async fn run(
         Some(_) => packages.len() * n_platforms,
         None => 0,
     };
-    let mut list = Vec::with_capacity(n_targets);
+    let mut targets = Targets::new(packages.clone(), plan.link.clone(), n_targets);
     let mut fallbacks = Vec::new();
     let one_thread = tokio::runtime::Handle::current().runtime_flavor()
         == tokio::runtime::RuntimeFlavor::CurrentThread;
@@ -852,7 +850,7 @@ pub async fn run(
     }))
     .buffer_unordered(concurrency.max(1))
     .for_each(|(t, f)| {
-        list.push(t);
+        targets.keep(t);
         fallbacks.extend(f);
         progress();
         std::future::ready(())
@@ -861,14 +859,13 @@ pub async fn run(
     let hosts_f = futures::future::join_all(plan.hosts.iter().map(|h| check_host(&prober, h)));
     let (registry, hosts, ()) = tokio::join!(registry_f, hosts_f, targets_f);
     let (registry, indexes): (Vec<RegistryCheck>, Vec<_>) = registry.into_iter().unzip();
-    let mut registry_url = None;
     if let (Some(Some(index)), Some(main)) = (indexes.first(), registry.first())
         && main.role == "main"
     {
-        for t in &mut list {
+        for t in &mut targets.list {
             judge_in_registry(t, &packages[t.pkg as usize], index, &main.url);
         }
-        registry_url = Some(main.url.clone());
+        targets.registry_url = Some(main.url.clone());
     }
     // By package id (`@repo/name`, as bytes: the order of the strings the
     // report shows), version and platform. The packages are ranked in that
@@ -886,7 +883,9 @@ pub async fn run(
         let step = by_id(&packages[order[k - 1]], &packages[order[k]]).is_ne();
         rank[order[k]] = rank[order[k - 1]] + u32::from(step);
     }
-    list.sort_by_key(|t| (rank[t.pkg as usize], t.platform));
+    targets
+        .list
+        .sort_by_key(|t| (rank[t.pkg as usize], t.platform));
 
     let mut counts = Counts::default();
     let all = registry
@@ -896,8 +895,10 @@ pub async fn run(
         .chain(hosts.iter())
         .map(|c| (c.ok, c.error.as_ref(), c.warnings.len()))
         .chain(
-            list.iter()
-                .flat_map(|t| t.urls.iter())
+            targets
+                .list
+                .iter()
+                .flat_map(|t| targets.rows(t))
                 .map(|r| (r.ok, r.error(), r.warnings().len())),
         );
     for (ok, error, warnings) in all {
@@ -912,8 +913,8 @@ pub async fn run(
             }
         }
     }
-    counts.targets = list.len();
-    counts.targets_failed = list.iter().filter(|t| !t.ok).count();
+    counts.targets = targets.len();
+    counts.targets_failed = targets.list.iter().filter(|t| !t.ok).count();
     counts.fallbacks_failed = fallbacks.iter().filter(|f| !f.ok).count();
 
     Report {
@@ -921,12 +922,7 @@ pub async fn run(
         registry,
         keys,
         hosts,
-        packages: Targets {
-            packages,
-            link: plan.link.clone(),
-            registry_url,
-            list,
-        },
+        packages: targets,
         fallbacks,
         counts,
         elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
