@@ -84,6 +84,30 @@ pub fn sync_together(files: &[&fs::File], dirs: &[&Path]) -> std::io::Result<()>
     })
 }
 
+/// Starts writing `len` bytes of `file` from `offset` on to disk, and
+/// returns without waiting for them (Linux's `sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`; nothing elsewhere). A download calls it as it
+/// goes, so the disk writes while the rest arrives and the flush it ends
+/// with finds little left: otherwise the kernel holds a whole big archive
+/// dirty in memory and the flush writes all of it only then. No error is
+/// returned: this only hurries writes that the final flush checks.
+pub fn start_writeback(file: &fs::File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: the descriptor is `file`'s, open for as long as it is
+        // borrowed here, and the call takes no pointer.
+        let _ = unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
 /// Removes the temporary files [`stage`] made for `path` that a killed run
 /// left behind (`.<name>.XXXXXX.tmp` next to it, owned by the current
 /// user). Call it only while holding the lock that serialises writers of

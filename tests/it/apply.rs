@@ -794,35 +794,18 @@ fn a_crash_at_any_point_leaves_the_old_or_the_new_file_and_a_rerun_recovers() {
 /// run ends.
 #[test]
 fn every_rename_waits_for_the_flushes_a_power_cut_would_need() {
-    let strace = support::which("strace")
-        .expect("strace is needed to watch apply's flushes (scripts/test-deps.sh installs it)");
     let home = home_with_bundle();
     let cfg = user_cfg(home.path());
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     fs::write(&cfg, "# mine\nrepos: [extra]\n").unwrap();
     let log = home.path().join("strace.log");
-    // Our binary under strace, with the environment `cmd` gives it.
-    let c = cmd(home.path());
-    let bin = c.get_program().to_owned();
-    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = c
-        .get_envs()
-        .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
-        .collect();
-    let mut traced = std::process::Command::new(strace);
-    traced
-        .env_clear()
-        .current_dir(home.path())
-        .args(["-f", "-qq", "-y", "-o"])
-        .arg(&log)
-        .args(["-e", "trace=fsync,fdatasync,rename,renameat,renameat2"])
-        .arg(bin)
-        .args(["apply", BUNDLE, "--no-zoi"]);
-    for (k, v) in envs {
-        if let Some(v) = v {
-            traced.env(k, v);
-        }
-    }
-    let r = run(&mut traced);
+    let mut c = cmd(home.path());
+    c.args(["apply", BUNDLE, "--no-zoi"]);
+    let r = run(&mut support::under_strace(
+        &c,
+        &log,
+        "fsync,fdatasync,rename,renameat,renameat2",
+    ));
     assert_eq!(r.code, 0, "{}", r.stderr);
 
     // Events in the order they happened: a flush counts when it returned

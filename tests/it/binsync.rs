@@ -545,3 +545,95 @@ fn the_auth_header_goes_to_upstream_and_not_to_a_redirect_target() {
         "the token must not follow a redirect to another host:\n{at_store}"
     );
 }
+
+/// A big archive is written to disk as it arrives, not all at the flush
+/// that ends its download: watched with strace, `sync_file_range` starts
+/// the writing of each 8 MiB of the `.part` file, in order and from its
+/// start, before that flush.
+#[test]
+fn a_big_download_is_written_out_as_it_arrives() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let www = h.join("www");
+    let generic = www.join("generic");
+    let dir = generic.join("zillowe.hello/5.0.0");
+    fs::create_dir_all(&dir).unwrap();
+    // 24 MiB that zstd cannot shrink (xorshift), so the archive is as big.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let payload: Vec<u8> = (0..(24 << 20) / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    let (bytes, _) = simple_zpa("hello", &payload);
+    fs::write(dir.join("hello-5.0.0-linux-amd64.zpa"), &bytes).unwrap();
+    assert_eq!(zm(h, &["index", generic.to_str().unwrap()]).code, 0);
+    let srv = Nginx::start(&www);
+    let yaml = upstream_repo_yaml(h, &srv.url("generic"));
+    let spec = Spec::minimal()
+        .inline(
+            "extension.maintainer",
+            &[("name", "IT"), ("email", "it@acme.example")],
+        )
+        .set("registry.upstream_repo_yaml", yaml.display().to_string())
+        .list("binaries.platforms", ["linux-amd64"])
+        .write(h);
+    let index = index(h, &[("zillowe", "hello", "5.0.0")]);
+    let dest = h.join("dest");
+    let log = h.join("strace.log");
+    let mut c = support::cmd(h);
+    c.args(["bin", "sync", "-c"])
+        .arg(&spec)
+        .arg("--index")
+        .arg(&index)
+        .arg("--dest")
+        .arg(&dest);
+    let r = support::run(&mut support::under_strace(
+        &c,
+        &log,
+        "sync_file_range,fsync,fdatasync",
+    ));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+    let text = fs::read_to_string(&log).unwrap();
+    let part = ".hello-5.0.0-linux-amd64.zpa.part>";
+    let mut started = Vec::new();
+    let mut flushed_after = None;
+    for line in text.lines().filter(|l| l.contains(part)) {
+        if let Some(args) = line.split("sync_file_range(").nth(1) {
+            // sync_file_range(5</…/.x.zpa.part>, 0, 8388608, SYNC_FILE_RANGE_WRITE) = 0
+            let fields: Vec<&str> = args.split(", ").collect();
+            assert_eq!(fields[3], "SYNC_FILE_RANGE_WRITE) = 0", "{line}");
+            let (at, len): (u64, u64) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+            assert!(
+                flushed_after.is_none(),
+                "written out after the flush:\n{text}"
+            );
+            started.push((at, len));
+        } else if line.contains("fsync(") || line.contains("fdatasync(") {
+            flushed_after.get_or_insert(started.len());
+        }
+    }
+    assert!(
+        flushed_after.is_some(),
+        "the .part is never flushed:\n{text}"
+    );
+    let mut next = 0;
+    for &(at, len) in &started {
+        assert_eq!(at, next, "in order, from the start: {started:?}");
+        assert!(len >= 8 << 20, "8 MiB at a time: {started:?}");
+        next = at + len;
+    }
+    assert!(
+        next + (8 << 20) > bytes.len() as u64,
+        "all but the last 8 MiB of {} bytes written out before the flush: {started:?}",
+        bytes.len()
+    );
+    assert_eq!(
+        fs::read(dest.join("zillowe/linux/amd64/5.0.0/hello-5.0.0-linux-amd64.zpa")).unwrap(),
+        bytes
+    );
+}

@@ -113,6 +113,31 @@ pub fn zm(home: &Path, args: &[&str]) -> Run {
     run(cmd(home).args(args))
 }
 
+/// `c` under `strace -f -qq -y -e trace=CALLS -o LOG`: the same program,
+/// arguments, directory and environment (`c`'s alone, as [`cmd`] clears
+/// the rest), so a test reads the real system calls of a real run.
+pub fn under_strace(c: &Command, log: &Path, calls: &str) -> Command {
+    let strace = which("strace")
+        .expect("strace is needed to watch system calls (scripts/test-deps.sh installs it)");
+    let mut traced = Command::new(strace);
+    traced
+        .env_clear()
+        .args(["-f", "-qq", "-y", "-o"])
+        .arg(log)
+        .args(["-e", &format!("trace={calls}")])
+        .arg(c.get_program())
+        .args(c.get_args());
+    if let Some(dir) = c.get_current_dir() {
+        traced.current_dir(dir);
+    }
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            traced.env(k, v);
+        }
+    }
+    traced
+}
+
 /// Where `tool` is on PATH (`command -v`), if it is.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let out = Command::new("sh")
