@@ -85,7 +85,8 @@ pub fn sync_together(files: &[&fs::File], dirs: &[&Path]) -> std::io::Result<()>
 }
 
 /// Starts writing `len` bytes of `file` from `offset` on to disk, and
-/// returns without waiting for them (Linux's `sync_file_range` with
+/// returns without waiting for them to get there, only (briefly) for the
+/// writes to be queued (Linux's `sync_file_range` with
 /// `SYNC_FILE_RANGE_WRITE`; nothing elsewhere). A download calls it as it
 /// goes, so the disk writes while the rest arrives and the flush it ends
 /// with finds little left: otherwise the kernel holds a whole big archive

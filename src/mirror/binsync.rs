@@ -425,7 +425,8 @@ async fn download(
                 let mut stream = resp.bytes_stream();
                 // Written out as it arrives, WRITEBACK_STEP at a time, not
                 // all at the final flush (2 x 512 MiB here: 2.2 s, not 2.5).
-                let mut written_from = 0;
+                // (A resumed download's earlier bytes went out before.)
+                let mut written_from = have;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| classify(&e))?;
                     file.write_all(&chunk).map_err(io)?;

@@ -256,13 +256,15 @@ impl Targets {
         }
     }
 
-    /// Keeps a finished target, its rows moved into the one list. The first
-    /// one sizes that list for all (every target of a plan has as many
-    /// rows), so it is not grown by doubling, and copied, 20 times.
+    /// Keeps a finished target, its rows moved into the one list. That list
+    /// is sized for the targets still to come, at the most rows one has had
+    /// (a plan's targets differ only in rows a failure skips, such as
+    /// `--deep`'s), so it is not grown by doubling, and copied, 20 times.
     pub(crate) fn keep(&mut self, t: Finished) {
-        if self.rows.capacity() == 0 {
+        if self.rows.capacity() - self.rows.len() < t.rows.len() {
+            let to_come = self.list.capacity().saturating_sub(self.list.len()).max(1);
             self.rows
-                .reserve_exact(t.rows.len() * self.list.capacity().max(1));
+                .reserve_exact(t.rows.len().saturating_mul(to_come));
         }
         let first = u32::try_from(self.rows.len()).expect("fewer than 2^32 rows");
         let len = u32::try_from(t.rows.len()).expect("fewer than 2^32 rows");

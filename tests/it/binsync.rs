@@ -604,9 +604,15 @@ fn a_big_download_is_written_out_as_it_arrives() {
     let mut flushed_after = None;
     for line in text.lines().filter(|l| l.contains(part)) {
         if let Some(args) = line.split("sync_file_range(").nth(1) {
-            // sync_file_range(5</…/.x.zpa.part>, 0, 8388608, SYNC_FILE_RANGE_WRITE) = 0
+            // sync_file_range(5</…/.x.zpa.part>, 0, 8388608, SYNC_FILE_RANGE_WRITE) = 0,
+            // or `… SYNC_FILE_RANGE_WRITE <unfinished ...>` while another
+            // thread's call is logged (its `resumed` line names no file).
             let fields: Vec<&str> = args.split(", ").collect();
-            assert_eq!(fields[3], "SYNC_FILE_RANGE_WRITE) = 0", "{line}");
+            assert!(
+                fields[3] == "SYNC_FILE_RANGE_WRITE) = 0"
+                    || fields[3] == "SYNC_FILE_RANGE_WRITE <unfinished ...>",
+                "{line}"
+            );
             let (at, len): (u64, u64) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
             assert!(
                 flushed_after.is_none(),
@@ -621,10 +627,14 @@ fn a_big_download_is_written_out_as_it_arrives() {
         flushed_after.is_some(),
         "the .part is never flushed:\n{text}"
     );
+    // 8 MiB at a time (and a chunk more at most), not all at once at the end.
     let mut next = 0;
     for &(at, len) in &started {
         assert_eq!(at, next, "in order, from the start: {started:?}");
-        assert!(len >= 8 << 20, "8 MiB at a time: {started:?}");
+        assert!(
+            (8 << 20..9 << 20).contains(&len),
+            "8 MiB at a time: {started:?}"
+        );
         next = at + len;
     }
     assert!(
