@@ -333,7 +333,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub publish_extension: bool,
     /// Downloads at once.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one::<usize>)]
     pub concurrency: usize,
     /// Retries after a 5xx, 429, reset or timeout (downloads resume).
     #[arg(long, value_name = "N", default_value_t = 3)]
@@ -466,7 +466,7 @@ pub struct BinSyncArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Downloads at once.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one::<usize>)]
     pub concurrency: usize,
     /// Retries after a 5xx, 429, reset or timeout (downloads resume).
     #[arg(long, value_name = "N", default_value_t = 3)]
@@ -566,7 +566,7 @@ pub struct NetArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub connect_timeout: u64,
     /// Seconds allowed per request (Zoi allows 60).
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = at_least_one::<u64>)]
     pub timeout: u64,
 }
 
@@ -588,10 +588,10 @@ pub struct CheckScopeArgs {
     #[arg(long)]
     pub deep: bool,
     /// Requests in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = at_least_one::<usize>)]
     pub concurrency: usize,
     /// Requests in flight at once to one host.
-    #[arg(long, value_name = "N", default_value_t = 32)]
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = at_least_one::<usize>)]
     pub per_host: usize,
     /// Retries after a 5xx, 429, reset or timeout (exponential backoff with
     /// jitter; Retry-After honoured).
@@ -899,6 +899,21 @@ pub struct IndexArgs {
 // The library's enums stay free of clap: the words are parsed here.
 
 /// `--format human|json`.
+/// A number that must be at least 1 (`--concurrency`, `--per-host`,
+/// `--timeout`): 0 would wait for ever, be taken as 1, or fail every
+/// request, and none of those is what was asked.
+fn at_least_one<T>(s: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialEq + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    match s.parse::<T>() {
+        Ok(n) if n == T::from(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(["human", "json"]).map(|s| match s.as_str() {

@@ -67,13 +67,24 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     let link = bins::archive_link(&upstream)?;
     // The header is for the host the archives come from, and nowhere else.
     http.allow_headers_for(&link.url);
-    let index_bytes = match &args.index {
-        Some(src) => read_file_or_url("packages.json", src, &http)?,
-        None => db::cached_file(&work, &spec.registry.branch, "packages.json")?,
+    let (index_bytes, index_source) = match &args.index {
+        Some(src) => (
+            read_file_or_url("packages.json", src, &http)?,
+            crate::net::redact::redact(src),
+        ),
+        None => (
+            db::cached_file(&work, &spec.registry.branch, "packages.json")?,
+            format!(
+                "packages.json of {} in {}",
+                spec.registry.branch,
+                work.display()
+            ),
+        ),
     };
     let mut targets = bins::select(
         &spec,
         &index_bytes,
+        &index_source,
         &bins::Filter {
             tiers: args.tiers.clone(),
             packages: args.packages.clone(),

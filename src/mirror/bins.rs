@@ -18,7 +18,7 @@ use crate::net::client;
 use crate::net::prober::Prober;
 use crate::spec::Spec;
 use crate::zoi::archive::ArchiveKind;
-use crate::zoi::index::{self, PackageRef};
+use crate::zoi::index::PackageRef;
 use crate::zoi::platform::Platform;
 use crate::zoi::repo::{PkgLink, RepoYaml};
 
@@ -62,10 +62,10 @@ pub fn archive_link(upstream: &RepoYaml) -> Result<PkgLink> {
 pub fn select(
     spec: &Spec,
     index_bytes: &[u8],
+    index_source: &str,
     filter: &Filter,
 ) -> Result<Vec<(PackageRef, Platform)>> {
-    let packages =
-        index::parse(index_bytes).map_err(|e| Failure::new(ErrorKind::IndexInvalid, e))?;
+    let packages = crate::probe::plan::index_packages(index_bytes, index_source)?;
     for p in &filter.platforms {
         if !spec.binaries.platforms.contains(p) {
             return fail(
@@ -188,6 +188,9 @@ pub fn mirror(
     http_opts: &client::Options,
     progress: impl Fn(u64, u64),
 ) -> Result<Outcome> {
+    if !run.dry_run {
+        writable_dir(&run.dest)?;
+    }
     let upstream_keys = upstream_keys(upstream);
     let rt = crate::runtime::new(crate::runtime::Threads::PerCore)?;
     rt.block_on(async {
@@ -206,6 +209,28 @@ pub fn mirror(
         let targets = binsync::run(prober, opts, run.concurrency, progress).await;
         anyhow::Ok(Outcome { keys, targets })
     })
+}
+
+/// A folder destination is checked before anything is fetched, as a bucket
+/// is ([`mirror_to_store`]): made if missing, then a file created in it and
+/// removed. A file, a symlink loop or a folder this user cannot write ends
+/// the run here (exit 3), not as a failed download of every target.
+fn writable_dir(dest: &Path) -> Result<()> {
+    std::fs::create_dir_all(dest)
+        .and_then(|()| {
+            tempfile::Builder::new()
+                .prefix(".zoi-mirror-probe")
+                .tempfile_in(dest)
+        })
+        .map(drop)
+        .map_err(|e| {
+            Failure::new(
+                ErrorKind::Io,
+                format!("cannot write into the destination {}: {e}", dest.display()),
+            )
+            .hint("give --dest a folder this user can write (it is made if missing)")
+            .into()
+        })
 }
 
 /// Upstream's `pgp:` keys as (name, URL or inline key).

@@ -143,7 +143,11 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
             .hint("is it a Zoi registry? sync mirrors the packages its index names"),
         );
     };
-    let targets = bins::select(&spec, &index_bytes, &bins::Filter::default())?;
+    let what = format!(
+        "upstream {}'s packages.json at {tip}",
+        redact(&prepared.opts.upstream)
+    );
+    let targets = bins::select(&spec, &index_bytes, &what, &bins::Filter::default())?;
     let run = bins::Run {
         dest: o.dest.clone(),
         targets,

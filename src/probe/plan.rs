@@ -223,6 +223,16 @@ fn trusted_keys(c: &Config) -> Option<Vec<String>> {
         .map(|s| s.trusted_keys.clone())
 }
 
+/// Every package of the index `bytes`, read from `what` (a file, a URL, the
+/// registry's copy), which a failure names.
+pub fn index_packages(bytes: &[u8], what: &str) -> Result<Vec<PackageRef>> {
+    Ok(index::parse(bytes).map_err(|e| {
+        Failure::new(ErrorKind::IndexInvalid, format!("{what}: {e}")).hint(
+            "give a registry's packages.json (index v2, as `zoi-mirror db sync` fetches it), as a file or an http(s) URL",
+        )
+    })?)
+}
+
 /// `--package` references plus every package of `--index` (bytes).
 pub fn packages(refs: &[String], index: Option<(&[u8], &str)>) -> Result<Vec<PackageRef>> {
     let mut out = Vec::new();
@@ -230,9 +240,7 @@ pub fn packages(refs: &[String], index: Option<(&[u8], &str)>) -> Result<Vec<Pac
         out.push(PackageRef::parse(r).map_err(|e| Failure::new(ErrorKind::Usage, e))?);
     }
     if let Some((bytes, what)) = index {
-        let list = index::parse(bytes)
-            .map_err(|e| Failure::new(ErrorKind::IndexInvalid, format!("{what}: {e}")))?;
-        out.extend(list);
+        out.extend(index_packages(bytes, what)?);
     }
     out.sort();
     out.dedup();

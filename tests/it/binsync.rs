@@ -486,6 +486,36 @@ fn bad_bin_sync_input() {
         "{}",
         r.stderr
     );
+    // An index that is not one: named, with a hint.
+    let bad = h.join("notjson.json");
+    fs::write(&bad, "{nope").unwrap();
+    let r = bin_sync(h, &u.spec, &bad, &h.join("d"), &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("{}: not a packages.json", bad.display()))
+            && r.stderr.contains("hint: give a registry's packages.json"),
+        "{}",
+        r.stderr
+    );
+    // A destination that cannot be written: exit 3 before anything is
+    // fetched (not a "connect" failure per target), and the file is kept.
+    let file = h.join("a-file");
+    fs::write(&file, "mine").unwrap();
+    let r = bin_sync(h, &u.spec, &u.index, &file, &[]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot write into the destination {}",
+            file.display()
+        )) && r
+            .stderr
+            .contains("hint: give --dest a folder this user can write"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("connect"), "{}", r.stdout);
+    assert_eq!(fs::read_to_string(&file).unwrap(), "mine");
 }
 
 #[test]

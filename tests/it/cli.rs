@@ -147,6 +147,28 @@ fn an_unknown_shell_is_a_usage_error() {
         .run();
 }
 
+/// Counts and timeouts of 0 are refused up front (they were taken as 1, or
+/// failed every request), before any spec, index or network is read.
+#[test]
+fn a_zero_count_or_timeout_is_a_usage_error() {
+    let home = tempfile::tempdir().unwrap();
+    for (command, flag) in [
+        ("bin sync", "--concurrency"),
+        ("bin sync", "--timeout"),
+        ("check", "--concurrency"),
+        ("check", "--per-host"),
+    ] {
+        zm_cmd(home.path())
+            .args(command.split(' '))
+            .args([flag, "0"])
+            .expect_status(2)
+            .expect_stderr_contains(format!("for '{flag} <"))
+            .expect_stderr_contains("must be at least 1")
+            .expect_stdout("")
+            .run();
+    }
+}
+
 /// Renders roff with the real man (or groff): (text, warnings).
 fn render_roff(roff_file: &Path) -> (String, String) {
     let out = if installed("man") {
