@@ -456,7 +456,9 @@ pub struct BinSyncArgs {
     /// Only these of the spec's platforms; repeatable.
     #[arg(long = "platform", value_name = "OS-ARCH")]
     pub platforms: Vec<crate::zoi::platform::Platform>,
-    /// Remove archives of versions no longer in the index.
+    /// Remove archives of versions no longer in the index, but not for a
+    /// package and platform whose index version failed or is not
+    /// published upstream.
     #[arg(long)]
     pub prune: bool,
     /// With --prune: keep this many previous versions for rollbacks.

@@ -136,7 +136,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
         None => {
             let outcome = bins::mirror(&spec, &upstream, opts, &run, &http, show)?;
             let pruned = if args.prune {
-                bins::prune(&run, &spec.binaries.layout, args.keep)?
+                bins::prune(&run, &spec.binaries.layout, args.keep, &outcome)?
             } else {
                 Vec::new()
             };

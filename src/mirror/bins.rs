@@ -327,9 +327,13 @@ pub fn mirror_to_store(
         if let Some(keep) = extra.prune {
             let listing = store.list().await.map_err(store_failure)?;
             let files = listing.iter().map(|e| PathBuf::from(&e.rel));
-            for (path, version) in
-                prune::candidates_in(files, &spec.binaries.layout, &run.targets, keep)
-            {
+            for (path, version) in prune::candidates_in(
+                files,
+                &spec.binaries.layout,
+                &run.targets,
+                &prune::held(&targets),
+                keep,
+            ) {
                 let rel = path.to_string_lossy().replace('\\', "/");
                 if !run.dry_run {
                     binsync_s3::remove_archive(&store, &rel)
@@ -344,10 +348,12 @@ pub fn mirror_to_store(
 }
 
 /// Removes the archives of versions no longer in the index beyond the
-/// `keep` newest (only reported with `dry_run`).
-pub fn prune(run: &Run, layout: &str, keep: usize) -> Result<Vec<Pruned>> {
+/// `keep` newest (only reported with `dry_run`), but for the targets
+/// `outcome` did not place ([`prune::held`]).
+pub fn prune(run: &Run, layout: &str, keep: usize, outcome: &Outcome) -> Result<Vec<Pruned>> {
+    let held = prune::held(&outcome.targets);
     let mut pruned = Vec::new();
-    for (path, version) in prune::candidates(&run.dest, layout, &run.targets, keep) {
+    for (path, version) in prune::candidates(&run.dest, layout, &run.targets, &held, keep) {
         if !run.dry_run {
             prune::remove_archive(&path)
                 .map_err(|e| crate::error::io_failure("remove", &path, &e))?;

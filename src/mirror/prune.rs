@@ -6,12 +6,15 @@
 //! string order). Only archives sitting exactly where the layout
 //! ([`crate::zoi::layout`]) puts them are candidates, and whatever a target
 //! currently lives at never is, so nothing else in the tree is touched.
+//! A package and platform whose index version is not in place after the
+//! run (its download failed, or upstream does not publish it) keeps all
+//! its archives: an older version is then the newest the mirror has.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::binsync::meta_path;
+use super::binsync::{Artifact, TargetReport, TargetStatus, meta_path};
 use crate::zoi::index::PackageRef;
 use crate::zoi::layout::archive_path;
 use crate::zoi::platform::Platform;
@@ -22,6 +25,26 @@ pub struct Pruned {
     pub version: String,
 }
 
+/// The packages (`@repo/name`) and platforms whose archives are all kept:
+/// their index version is not in place after the run.
+pub type Held = std::collections::HashSet<(String, Platform)>;
+
+/// [`Held`] from what a run did: every archive target that was not
+/// downloaded, already up to date or (`--dry-run`) would be downloaded.
+pub fn held(reports: &[TargetReport]) -> Held {
+    reports
+        .iter()
+        .filter(|r| r.artifact == Artifact::Archive)
+        .filter(|r| {
+            !matches!(
+                r.status,
+                TargetStatus::Downloaded | TargetStatus::UpToDate | TargetStatus::WouldDownload
+            )
+        })
+        .filter_map(|r| Some((r.package.clone(), r.platform?)))
+        .collect()
+}
+
 /// Versions of the synced packages other than the index version, beyond
 /// the `keep` newest, with their metadata. Only archives sitting exactly
 /// where the layout puts them are considered, so nothing else in the tree
@@ -30,6 +53,7 @@ pub fn candidates(
     dest: &Path,
     layout: &str,
     targets: &[(PackageRef, Platform)],
+    held: &Held,
     keep: usize,
 ) -> Vec<(PathBuf, String)> {
     let files = walkdir::WalkDir::new(dest)
@@ -37,7 +61,7 @@ pub fn candidates(
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
         .filter_map(|e| e.path().strip_prefix(dest).ok().map(Path::to_path_buf));
-    let mut out: Vec<(PathBuf, String)> = candidates_in(files, layout, targets, keep)
+    let mut out: Vec<(PathBuf, String)> = candidates_in(files, layout, targets, held, keep)
         .into_iter()
         .map(|(p, v)| (dest.join(p), v))
         .collect();
@@ -51,6 +75,7 @@ pub fn candidates_in(
     files: impl IntoIterator<Item = PathBuf>,
     layout: &str,
     targets: &[(PackageRef, Platform)],
+    held: &Held,
     keep: usize,
 ) -> Vec<(PathBuf, String)> {
     // Whatever a target currently lives at is never a candidate, whatever
@@ -102,7 +127,10 @@ pub fn candidates_in(
         }
     }
     let mut out = Vec::new();
-    for (_, mut versions) in found {
+    for ((repo, name, pl), mut versions) in found {
+        if held.contains(&(format!("@{repo}/{name}"), pl)) {
+            continue;
+        }
         versions.sort_by(|a, b| compare_versions(&b.0, &a.0));
         out.extend(versions.into_iter().skip(keep).map(|(v, p)| (p, v)));
     }
@@ -152,10 +180,19 @@ mod tests {
             version: version.into(),
         };
         let targets = [(p("foo", "2.0"), pl), (p("foo-bar", "1.0"), pl)];
-        let got = candidates(d.path(), "{repo}/{os}/{arch}", &targets, 0);
+        let got = candidates(d.path(), "{repo}/{os}/{arch}", &targets, &Held::new(), 0);
         assert_eq!(
             got,
             [(dir.join("foo-1.0-linux-amd64.zpa"), "1.0".to_string())]
+        );
+        // foo's index version did not make it: all its archives stay, and
+        // foo-bar's are still its own.
+        let held = Held::from([("@core/foo".to_string(), pl)]);
+        assert!(candidates(d.path(), "{repo}/{os}/{arch}", &targets, &held, 0).is_empty());
+        let held = Held::from([("@core/foo".to_string(), "macos-arm64".parse().unwrap())]);
+        assert_eq!(
+            candidates(d.path(), "{repo}/{os}/{arch}", &targets, &held, 0).len(),
+            1
         );
     }
 

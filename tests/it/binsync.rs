@@ -340,9 +340,31 @@ fn prune_keeps_the_index_version_and_n_previous_ones() {
         fs::write(format!("{}.hash", f.display()), b"x").unwrap();
     }
     fs::write(dest.join("zillowe/linux/amd64/README"), b"keep me").unwrap();
+    // zls's index version is gone from upstream for linux-amd64: the two
+    // older ones the host has are then all it has, and both stay.
+    for v in ["0.9.0", "1.0.0"] {
+        fs::create_dir_all(old_dir(v)).unwrap();
+        fs::write(old_dir(v).join(format!("zls-{v}-linux-amd64.zpa")), b"old").unwrap();
+    }
+    for f in fs::read_dir(u.generic.join("zillowe.zls/1.1.1")).unwrap() {
+        let f = f.unwrap().path();
+        if f.to_string_lossy().contains("linux-amd64") {
+            fs::remove_file(f).unwrap();
+        }
+    }
     let r = bin_sync(h, &u.spec, &u.index, &dest, &["--prune", "--keep", "1"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let doc = r.json();
+    assert_eq!(
+        status_of(&doc, "@zillowe/zls", "linux-amd64"),
+        "not_available"
+    );
+    for v in ["0.9.0", "1.0.0"] {
+        assert!(
+            old_dir(v).join(format!("zls-{v}-linux-amd64.zpa")).exists(),
+            "zls {v} kept"
+        );
+    }
     let pruned: Vec<&str> = doc["pruned"]
         .as_array()
         .unwrap()
