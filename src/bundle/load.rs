@@ -92,8 +92,14 @@ pub fn open(
     let (dir, tmp) = match &source {
         Source::Dir(d) => {
             if !d.is_dir() {
+                // A file, a symlink loop, a missing path: each said as it is.
+                let what = match std::fs::metadata(d) {
+                    Ok(_) => "is not a directory".to_string(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => "not found".to_string(),
+                    Err(e) => format!("cannot be read: {e}"),
+                };
                 return fail(
-                    bad(ErrorKind::BundleMissing, format!("bundle directory {} not found", d.display()))
+                    bad(ErrorKind::BundleMissing, format!("bundle directory {} {what}", d.display()))
                         .hint("pass the directory `zoi-mirror build` wrote (DIR/<name>-<version>) or its http(s) URL"),
                 );
             }

@@ -517,6 +517,16 @@ fn malformed_inputs_fail_with_their_message_and_exit_code_and_change_nothing() {
             "bundle directory dist/acme-mirror-1.2.0 not found",
         ),
         (
+            "the bundle path is a file",
+            Box::new(|h: &Path| {
+                fs::remove_dir_all(h.join(BUNDLE)).unwrap();
+                fs::write(h.join(BUNDLE), "not a bundle").unwrap();
+                vec![]
+            }),
+            2,
+            "bundle directory dist/acme-mirror-1.2.0 is not a directory",
+        ),
+        (
             "a bundle URL that 404s",
             Box::new(move |_: &Path| vec!["--bundle-url".into(), missing_url.clone()]),
             1,
