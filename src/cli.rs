@@ -386,7 +386,9 @@ pub enum BinCommand {
     /// path, bytes, resumed, signature: embedded|detached|unverified,
     /// metadata: [[file, upstream|generated|resigned]], warnings, error}],
     /// pruned: [{path, version}], totals: {targets, downloaded, up_to_date,
-    /// not_available, failed, bytes, pruned}}`.
+    /// not_available, failed, bytes, pruned}}`. An `error.kind` is one of
+    /// `check --help`'s, `signature`, or `io`: writing on this machine
+    /// failed (never retried).
     Sync(BinSyncArgs),
 }
 

@@ -213,9 +213,8 @@ pub async fn sync_keys(
             {
                 Ok(()) => KeyStatus::Placed,
                 Err(e) => {
-                    r.error = Some(
-                        Problem::new(Kind::Connect, format!("{}: {e:#}", path.display())).into(),
-                    );
+                    r.error =
+                        Some(Problem::new(Kind::Io, format!("{}: {e:#}", path.display())).into());
                     KeyStatus::Failed
                 }
             }
@@ -353,7 +352,7 @@ async fn download(
     retries: u32,
     bytes_seen: &AtomicU64,
 ) -> Result<(String, u64, bool), Problem> {
-    let io = |e: std::io::Error| Problem::new(Kind::Connect, format!("{}: {e}", part.display()));
+    let io = |e: std::io::Error| Problem::new(Kind::Io, format!("{}: {e}", part.display()));
     // Bytes already on disk from an interrupted run are hashed first.
     let mut hasher = Sha512Ctx::new();
     let mut have = 0u64;
@@ -1028,7 +1027,7 @@ async fn sync_job(
     {
         return failed(
             report,
-            Problem::new(Kind::Connect, format!("{}: {e}", dir.display())),
+            Problem::new(Kind::Io, format!("{}: {e}", dir.display())),
         );
     }
     let part = part_path(&archive);
@@ -1063,7 +1062,7 @@ async fn sync_job(
                 let _ = std::fs::remove_file(&part);
                 return failed(
                     report,
-                    Problem::new(Kind::Connect, format!("{}: {e}", part.display())),
+                    Problem::new(Kind::Io, format!("{}: {e}", part.display())),
                 );
             }
         },
@@ -1140,10 +1139,7 @@ async fn sync_job(
         let _ = std::fs::remove_file(&part);
         return failed(
             report,
-            Problem::new(
-                Kind::Connect,
-                format!("cannot place {}: {e}", archive.display()),
-            ),
+            Problem::new(Kind::Io, format!("cannot place {}: {e}", archive.display())),
         );
     }
     let sidecars = Sidecars {
@@ -1153,7 +1149,7 @@ async fn sync_job(
     };
     for (ext, bytes, source) in sidecar_files(sidecars, generated.as_ref(), sig_out, hash_body) {
         if let Err(e) = crate::fsutil::atomic_write(&meta_path(&archive, ext), &bytes) {
-            return failed(report, Problem::new(Kind::Connect, format!("{e:#}")));
+            return failed(report, Problem::new(Kind::Io, format!("{e:#}")));
         }
         report.metadata.push((ext.to_string(), source));
     }

@@ -55,6 +55,9 @@ string_enum! {
         /// A package `check` was asked about has no `.pkg.lua` in the registry
         /// at HEAD (or another version there): `zoi install` resolves from it.
         NotInRegistry = "not_in_registry",
+        /// `bin sync`: writing on this machine failed (the destination's
+        /// disk, its permissions), not the network; never retried.
+        Io = "io",
     }
 }
 
@@ -139,6 +142,9 @@ impl Kind {
             Kind::NotInRegistry => {
                 "the mirror's registry (at HEAD) does not carry that package at that version: run `zoi-mirror db sync`, or check the package and version"
             }
+            Kind::Io => {
+                "writing on this machine failed (a full disk, permissions, a read-only mount): fix that and run again; nothing half-written was placed"
+            }
             Kind::RegistryUnsigned => {
                 "`zoi sync` aborts \"Registry commit is not signed\": sign the overlay with registry.signing_key (`zoi-mirror db sync`) using a key among the authorities"
             }
@@ -188,7 +194,7 @@ mod state_tests {
     use std::collections::BTreeSet;
 
     /// `check --help` lists every kind a check can report: all of them but
-    /// `signature`, which only bin sync reports.
+    /// `signature` and `io`, which only bin sync reports.
     #[test]
     fn check_help_lists_every_problem_kind_check_reports() {
         let help: String = include_str!("../cli.rs")
@@ -206,7 +212,7 @@ mod state_tests {
             .collect();
         let kinds: BTreeSet<&str> = Kind::ALL
             .iter()
-            .filter(|&&k| k != Kind::Signature)
+            .filter(|&&k| k != Kind::Signature && k != Kind::Io)
             .map(|k| k.as_str())
             .collect();
         assert_eq!(documented, kinds);

@@ -538,6 +538,30 @@ fn bad_bin_sync_input() {
     );
     assert!(!r.stdout.contains("connect"), "{}", r.stdout);
     assert_eq!(fs::read_to_string(&file).unwrap(), "mine");
+    // A file where one archive's folder goes: that target fails as `io`
+    // (this machine, not the network), and the others are placed.
+    let dest = h.join("d2");
+    fs::create_dir_all(dest.join("zillowe/linux/amd64")).unwrap();
+    fs::write(dest.join("zillowe/linux/amd64/5.0.0"), "in the way").unwrap();
+    let r = bin_sync(h, &u.spec, &u.index, &dest, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc = r.json();
+    let hello = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["package"] == "@zillowe/hello" && t["platform"] == "linux-amd64")
+        .unwrap();
+    assert_eq!(hello["status"], "failed", "{hello}");
+    assert_eq!(hello["error"]["kind"], "io", "{hello}");
+    assert!(
+        hello["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("writing on this machine failed"),
+        "{hello}"
+    );
+    assert_eq!(status_of(&doc, "@zillowe/zls", "linux-amd64"), "downloaded");
 }
 
 #[test]
