@@ -96,14 +96,21 @@ fn bin_sync(home: &Path, spec: &Path, index: &Path, dest: &Path, extra: &[&str])
     zm(home, &args)
 }
 
-fn status_of(doc: &Value, package: &str, platform: &str) -> String {
+/// The report's target for `package` on `platform`.
+fn target_of<'a>(doc: &'a Value, package: &str, platform: &str) -> &'a Value {
     doc["targets"]
         .as_array()
         .unwrap()
         .iter()
         .find(|t| t["package"] == package && t["platform"] == platform)
-        .map(|t| t["status"].as_str().unwrap().to_string())
         .unwrap_or_else(|| panic!("{package} {platform} missing"))
+}
+
+fn status_of(doc: &Value, package: &str, platform: &str) -> String {
+    target_of(doc, package, platform)["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 struct Upstream {
@@ -302,12 +309,7 @@ fn an_archive_not_matching_upstreams_hash_is_not_placed() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     let doc = r.json();
     assert_eq!(status_of(&doc, "@zillowe/zls", "linux-amd64"), "failed");
-    let t = doc["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["package"] == "@zillowe/zls" && t["platform"] == "linux-amd64")
-        .unwrap();
+    let t = target_of(&doc, "@zillowe/zls", "linux-amd64");
     assert_eq!(t["error"]["kind"], "hash_mismatch");
     let dir = dest.join("zillowe/linux/amd64/1.1.1");
     assert!(!dir.join("zls-1.1.1-linux-amd64.zpa").exists());
@@ -546,12 +548,7 @@ fn bad_bin_sync_input() {
     let r = bin_sync(h, &u.spec, &u.index, &dest, &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let doc = r.json();
-    let hello = doc["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["package"] == "@zillowe/hello" && t["platform"] == "linux-amd64")
-        .unwrap();
+    let hello = target_of(&doc, "@zillowe/hello", "linux-amd64");
     assert_eq!(hello["status"], "failed", "{hello}");
     assert_eq!(hello["error"]["kind"], "io", "{hello}");
     assert!(
