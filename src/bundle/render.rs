@@ -38,10 +38,18 @@ pub fn environment() -> Environment<'static> {
 }
 
 /// Pages served to people (HTML, escaped as HTML), by name.
-const PAGES: &[(&str, &str)] = &[(
-    "status.html",
-    include_str!("../../templates/status.html.j2"),
-)];
+const PAGES: &[(&str, &str)] = &[
+    (
+        "status.html",
+        include_str!("../../templates/status.html.j2"),
+    ),
+    // A folder's listing: names HTML-escaped, and percent-encoded in the
+    // link, so a name holding `#`, `?` or `%` still links to itself.
+    (
+        "listing.html",
+        include_str!("../../templates/listing.html.j2"),
+    ),
+];
 
 /// The environment for HTML pages: strict undefined as everywhere, and
 /// every value HTML-escaped (beacon fields come from upstream's index).

@@ -132,13 +132,6 @@ fn percent_decode(s: &str) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn listing(dir: &Path, uri_path: &str) -> Response {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -154,16 +147,11 @@ fn listing(dir: &Path, uri_path: &str) -> Response {
         })
         .unwrap_or_default();
     names.sort();
-    let mut body = format!(
-        "<!DOCTYPE html>\n<title>{0}</title>\n<h1>{0}</h1>\n<ul>\n",
-        html_escape(uri_path)
-    );
-    for n in names {
-        let e = html_escape(&n);
-        body.push_str(&format!("<li><a href=\"{e}\">{e}</a></li>\n"));
+    let ctx = minijinja::context! { path => uri_path, names => names };
+    match crate::bundle::render::render_page("listing.html", ctx) {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n")).into_response(),
     }
-    body.push_str("</ul>\n");
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 /// The context of the status page, from the beacon (`None`: none yet).

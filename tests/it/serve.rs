@@ -194,8 +194,37 @@ fn nothing_outside_the_directory_is_served_and_no_listings() {
     let s = Serve::start(home.path(), &home.path().join("www"), &["--list"]);
     let r = raw(&s, "GET", "/core/", &[]);
     assert_eq!(r.status, 200);
-    assert!(String::from_utf8_lossy(&r.body).contains("linux/"));
+    assert!(String::from_utf8_lossy(&r.body).contains("<a href=\"linux/\">"));
     assert_eq!(raw(&s, "GET", "/%2e%2e/", &[]).status, 404);
+}
+
+#[test]
+fn a_listing_links_every_name_to_itself_and_escapes_it() {
+    let home = tempfile::tempdir().unwrap();
+    let www = home.path().join("www");
+    std::fs::create_dir_all(www.join("sub dir")).unwrap();
+    for name in ["a#1.zpa", "b?2.zpa", "c%3.zpa", "<d>&\"e\".zpa"] {
+        std::fs::write(www.join(name), b"x").unwrap();
+    }
+    let s = Serve::start(home.path(), &www, &["--list"]);
+    let r = raw(&s, "GET", "/", &[]);
+    assert_eq!(r.status, 200);
+    let body = String::from_utf8_lossy(&r.body);
+    for (href, text) in [
+        ("a%231.zpa", "a#1.zpa"),
+        ("b%3F2.zpa", "b?2.zpa"),
+        ("c%253.zpa", "c%3.zpa"),
+        ("%3Cd%3E%26%22e%22.zpa", "&lt;d&gt;&amp;&quot;e&quot;.zpa"),
+        ("sub%20dir/", "sub dir&#x2f;"),
+    ] {
+        assert!(
+            body.contains(&format!("<li><a href=\"{href}\">{text}</a></li>")),
+            "{href}: {body}"
+        );
+    }
+    // and each link fetches what it names
+    assert_eq!(raw(&s, "GET", "/a%231.zpa", &[]).status, 200);
+    assert_eq!(raw(&s, "GET", "/c%253.zpa", &[]).status, 200);
 }
 
 fn vm_hwm_kib(pid: u32) -> u64 {
