@@ -20,6 +20,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "demo-package.pkg.lua",
         include_str!("../../templates/demo-package.pkg.lua.j2"),
     ),
+    (
+        "demo-package.sh",
+        include_str!("../../templates/demo-package.sh.j2"),
+    ),
 ];
 
 pub fn environment() -> Environment<'static> {

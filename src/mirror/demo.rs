@@ -51,7 +51,8 @@ pub struct DemoReport {
 /// A small but real `.zpa`: manifest.json (v2), one pool file, the
 /// package's `.pkg.lua`, zstd-compressed tar.
 fn sample_zpa(name: &str, version: &str, repo: &str) -> Result<Vec<u8>> {
-    let script = format!("#!/bin/sh\necho '{name} {version} from the company mirror'\n");
+    let ctx = minijinja::context! { name => name, version => version, repo => repo };
+    let script = crate::bundle::render::render("demo-package.sh", ctx.clone())?;
     let hash = format!("sha256-{}", hex::encode(Sha256::digest(script.as_bytes())));
     let manifest = serde_json::json!({
         "version": "2",
@@ -61,9 +62,8 @@ fn sample_zpa(name: &str, version: &str, repo: &str) -> Result<Vec<u8>> {
             "dirs": [{ "path": "${pkgstore}/bin", "mode": 493 }]
         }}}}
     });
-    let lua = format!(
-        "metadata({{ name = \"{name}\", repo = \"{repo}\", version = \"{version}\", description = \"demo package\", maintainer = {{ name = \"ACME IT\", email = \"it@acme.example\" }}, types = {{ \"pre-compiled\" }} }})\n"
-    );
+    // The same package script the registry serves for it.
+    let lua = crate::bundle::render::render("demo-package.pkg.lua", ctx)?;
     let mut tar = tar::Builder::new(Vec::new());
     let mut add = |path: &str, data: &[u8], mode: u32| -> std::io::Result<()> {
         let mut h = tar::Header::new_gnu();
