@@ -155,6 +155,8 @@ pub struct StatusReport {
 struct ReadLayer {
     info: LayerInfo,
     layer: Layer,
+    /// What `info.problem` is, decided where it is found.
+    problem_kind: Option<TrapKind>,
 }
 
 fn read_layer(name: LayerName, path: &Path) -> ReadLayer {
@@ -164,20 +166,27 @@ fn read_layer(name: LayerName, path: &Path) -> ReadLayer {
         exists: path.exists(),
         problem: None,
     };
+    let mut problem_kind = None;
     let layer = match std::fs::read_to_string(path) {
         Err(_) => Layer::absent(),
         Ok(text) => match Layer::from_text(&text) {
             Ok(l) => {
                 info.problem = l.discarded.clone();
+                problem_kind = info.problem.is_some().then_some(TrapKind::LayerDiscarded);
                 l
             }
             Err(e) => {
                 info.problem = Some(format!("YAML syntax error: {e}"));
+                problem_kind = Some(TrapKind::LayerSyntaxError);
                 Layer::absent()
             }
         },
     };
-    ReadLayer { info, layer }
+    ReadLayer {
+        info,
+        layer,
+        problem_kind,
+    }
 }
 
 fn yaml<T: Serialize>(t: &T) -> Value {
@@ -228,14 +237,10 @@ pub fn status(
 
     let mut traps = Vec::new();
     for l in [&sys, &usr, &prj] {
-        if let Some(p) = &l.info.problem {
-            let syntax = p.starts_with("YAML syntax error");
+        if let (Some(p), Some(kind)) = (&l.info.problem, l.problem_kind) {
+            let syntax = kind == TrapKind::LayerSyntaxError;
             traps.push(Trap {
-                kind: if syntax {
-                    TrapKind::LayerSyntaxError
-                } else {
-                    TrapKind::LayerDiscarded
-                },
+                kind,
                 severity: Severity::Error,
                 message: if syntax {
                     format!(

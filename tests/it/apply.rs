@@ -692,6 +692,19 @@ fn status_reports_sync_drift_deciding_layer_and_traps() {
     assert_eq!(setting(&doc, "repos")["ok"], false);
     fs::write(&cfg, &good).unwrap();
 
+    // broken YAML is told apart from a discarded layer
+    fs::write(&cfg, format!("{good}repos: [unclosed\n")).unwrap();
+    let doc = status(home.path()).expect_status(1).run().json();
+    let kinds: Vec<&str> = doc["traps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"layer_syntax_error"), "{doc}");
+    assert!(!kinds.contains(&"layer_discarded"), "{doc}");
+    fs::write(&cfg, &good).unwrap();
+
     // a repos list in the system layer with a lock drops our tiers
     let root = home.path().join("r");
     fs::create_dir_all(root.join("etc/zoi")).unwrap();
