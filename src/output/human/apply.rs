@@ -1,7 +1,7 @@
 //! The `apply` report: the diff of a dry run, or what changed and how to
 //! revert it.
 
-use crate::client::ApplyReport;
+use crate::client::{ApplyReport, ZoiAction};
 use crate::output::{Style, info, out, outln, paint, stdout_color, warn};
 
 pub fn print(r: &ApplyReport) {
@@ -44,11 +44,11 @@ pub fn print(r: &ApplyReport) {
             outln!("  backup: {}", b.display());
         }
     }
-    match r.zoi.action.as_str() {
-        "added" => info("zoi: extension registered (`zoi extension add`)"),
-        "replaced" => info("zoi: the previously registered version was replaced"),
-        "already_registered" => info("zoi: extension already registered"),
-        _ => {
+    match r.zoi.action {
+        ZoiAction::Added => info("zoi: extension registered (`zoi extension add`)"),
+        ZoiAction::Replaced => info("zoi: the previously registered version was replaced"),
+        ZoiAction::AlreadyRegistered => info("zoi: extension already registered"),
+        ZoiAction::Skipped | ZoiAction::NotUsed => {
             if let Some(why) = &r.zoi.reason {
                 info(format!("zoi: {why}"));
             }

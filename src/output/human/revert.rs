@@ -1,7 +1,7 @@
 //! The `revert` report: the diff of a dry run, or each key restored or
 //! kept.
 
-use crate::client::RevertReport;
+use crate::client::{RevertAction, RevertReport};
 use crate::output::{Style, info, out, outln, paint, stdout_color, warn};
 
 pub fn print(r: &RevertReport) {
@@ -22,18 +22,18 @@ pub fn print(r: &RevertReport) {
                 .unwrap_or_default()
         );
         for k in &r.keys {
-            match k.action.as_str() {
-                "restored" => outln!(
+            match k.action {
+                RevertAction::Restored => outln!(
                     "  {:<17} restored to {}",
                     k.key,
                     super::compact(k.after.as_ref())
                 ),
-                "kept" => outln!(
+                RevertAction::Kept => outln!(
                     "  {:<17} kept {} (you changed it after apply)",
                     k.key,
                     super::compact(k.now.as_ref())
                 ),
-                _ => {}
+                RevertAction::Unchanged => {}
             }
         }
         if let Some(b) = &r.backup {
