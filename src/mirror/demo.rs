@@ -251,7 +251,11 @@ pub fn run(
         },
     ];
     let registry_path = dir.join("registry.git");
-    let registry_url = format!("file://{}", registry_path.display());
+    // Percent-encoded (a TMPDIR with a space is a valid URL this way; git
+    // and Zoi decode it).
+    let registry_url = url::Url::from_file_path(&registry_path)
+        .map_err(|()| anyhow::anyhow!("{}: not an absolute path", registry_path.display()))?
+        .to_string();
     let spec_text = demo_spec(&base, &registry_url, &platforms)?;
     let spec_path = dir.join("mirror.toml");
     std::fs::write(&spec_path, &spec_text)?;

@@ -26,21 +26,21 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     out
 }
 
-fn demo(path_env: &str) {
+/// The demo with `TMPDIR` in `sub` of a fresh temp dir.
+fn demo(path_env: &str, sub: &str) {
     let home = tempfile::tempdir().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    let top = tempfile::tempdir().unwrap();
+    let tmp = top.path().join(sub);
+    std::fs::create_dir_all(&tmp).unwrap();
     let r = run(cmd(home.path())
         .args(["demo", "--format", "json"])
-        .env("TMPDIR", tmp.path())
+        .env("TMPDIR", &tmp)
         .env("PATH", path_env));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let doc = r.json();
     assert_eq!(doc["ok"], true, "{doc}");
     let dir = doc["dir"].as_str().unwrap().to_string();
-    assert!(
-        Path::new(&dir).starts_with(tmp.path()),
-        "{dir} is not in TMPDIR"
-    );
+    assert!(Path::new(&dir).starts_with(&tmp), "{dir} is not in TMPDIR");
     for step in [
         "serve", "archives", "build", "registry", "apply", "check", "status", "stop",
     ] {
@@ -72,11 +72,17 @@ fn demo(path_env: &str) {
 
 #[test]
 fn demo_runs_end_to_end_and_stays_in_its_temp_dir() {
-    demo(&std::env::var("PATH").unwrap());
+    demo(&std::env::var("PATH").unwrap(), "");
+}
+
+#[test]
+fn demo_runs_in_a_temp_dir_whose_path_has_a_space() {
+    // The registry's file:// URL is percent-encoded, as a URL must be.
+    demo(&std::env::var("PATH").unwrap(), "my temp");
 }
 
 #[test]
 fn demo_runs_without_any_other_program() {
     // no git, no curl, nothing: the registry step is skipped, all else runs
-    demo("/nonexistent");
+    demo("/nonexistent", "");
 }
