@@ -193,7 +193,9 @@ error_kinds! {
     RepoYamlInvalid = "repo_yaml_invalid" => BadInput,
     /// `check`: the machine has no synced registry and none is configured.
     NotSynced = "not_synced" => BadInput,
-    /// A package index (`--index`, upstream's index) cannot be parsed.
+    /// A package index (`--index`, upstream's index) cannot be parsed, or
+    /// names a package in a way Zoi does not (a key other than
+    /// `@<repo>/<name>`, a name, tier or version that cannot be a path).
     IndexInvalid = "index_invalid" => BadInput,
     // --- db sync, bin sync, index, publish, serve ---
     /// `bin sync`: the spec's archives are `pkg.tar.zst`, which upstream

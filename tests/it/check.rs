@@ -659,6 +659,46 @@ fn bad_check_input_is_exit_2() {
     assert!(r.stderr.contains("run `zoi sync`"), "{}", r.stderr);
 }
 
+/// An index key Zoi would not write (`@<repo>/<name>` for its entry's
+/// repo) refuses the index, naming the key: it was read as `@core/x` (and
+/// `@core/passwd`) before.
+#[test]
+fn an_index_key_that_is_not_repo_slash_name_is_refused_naming_it() {
+    let home = tempfile::tempdir().unwrap();
+    fs::write(home.path().join("r.yaml"), "name: a\ndescription: b\n").unwrap();
+    for key in ["@core/../x", "@core//etc/passwd"] {
+        let idx = home.path().join("packages.json");
+        fs::write(
+            &idx,
+            serde_json::json!({"version": "2", "packages": {key: {"repo": "core", "version": "1.0.0"}}})
+                .to_string(),
+        )
+        .unwrap();
+        let r = zm(
+            home.path(),
+            &[
+                "check",
+                "--repo-yaml",
+                "r.yaml",
+                "--index",
+                "packages.json",
+                "--platform",
+                "linux-amd64",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(r.code, 2, "{key}: {}\n{}", r.stdout, r.stderr);
+        let doc = r.json();
+        assert_eq!(doc["error"]["kind"], "index_invalid", "{doc}");
+        let msg = doc["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("package key {key:?} is not @core/<name>")),
+            "{msg}"
+        );
+    }
+}
+
 #[test]
 fn apply_verify_passes_or_rolls_back() {
     let home = tempfile::tempdir().unwrap();
