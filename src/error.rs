@@ -138,7 +138,7 @@ error_kinds! {
     /// 5/4`, a `--header` without a colon, a `--platform` the spec does not
     /// serve, a malformed `--sha512`).
     Usage = "usage" => BadInput,
-    /// The spec file (`-c mirror.toml`) does not exist.
+    /// The spec file (`-c mirror.toml`) does not exist, or is a directory.
     SpecMissing = "spec_missing" => BadInput,
     /// The spec has problems; each is in `diagnostics` as file:line:col.
     SpecInvalid = "spec_invalid" => BadInput,

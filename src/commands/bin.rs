@@ -25,7 +25,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     // `registry.upstream_repo_yaml`, else the `db sync` cache.
     let spec = match &args.upstream_repo_yaml {
         Some(src) if src.starts_with("http://") || src.starts_with("https://") => {
-            let bytes = read_file_or_url("upstream repo.yaml", src, &http)?;
+            let bytes = read_file_or_url("upstream repo.yaml", "repo.yaml", src, &http)?;
             spec::load(
                 &args.spec.path,
                 &spec::UpstreamInput::Bytes {
@@ -69,7 +69,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     http.allow_headers_for(&link.url);
     let (index_bytes, index_source) = match &args.index {
         Some(src) => (
-            read_file_or_url("packages.json", src, &http)?,
+            read_file_or_url("packages.json", "packages.json", src, &http)?,
             crate::net::redact::redact(src),
         ),
         None => (

@@ -29,7 +29,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
         }
         p
     } else if let Some(r) = &args.repo_yaml {
-        let bytes = read_file_or_url("repo.yaml", r, &http)?;
+        let bytes = read_file_or_url("repo.yaml", "repo.yaml", r, &http)?;
         let mut p = plan::from_repo_yaml(&bytes, r, args.branch.clone())?;
         p.platforms = Platform::host().into_iter().collect();
         p
@@ -87,7 +87,12 @@ pub fn fill_scope(
     http: &crate::net::client::Options,
 ) -> Result<()> {
     let index = match &scope.index {
-        Some(src) => Some(read_file_or_url("packages.json", src, http)?),
+        Some(src) => Some(read_file_or_url(
+            "packages.json",
+            "packages.json",
+            src,
+            http,
+        )?),
         None => None,
     };
     p.packages = plan::packages(

@@ -168,8 +168,15 @@ pub fn print_warnings(warnings: &[String]) {
     }
 }
 
-/// Reads a local file or downloads an http(s) URL.
-pub fn read_file_or_url(what: &str, source: &str, http: &client::Options) -> Result<Vec<u8>> {
+/// Reads a local file or downloads an http(s) URL. `file_name` is what
+/// the file is usually called (`packages.json`), for the hint when a
+/// directory is given ([`crate::fsutil::read_input`]).
+pub fn read_file_or_url(
+    what: &str,
+    file_name: &str,
+    source: &str,
+    http: &client::Options,
+) -> Result<Vec<u8>> {
     if source.starts_with("http://") || source.starts_with("https://") {
         let url = url::Url::parse(source)
             .map_err(|e| Failure::new(ErrorKind::Usage, format!("{what} {source}: {e}")))?;
@@ -181,13 +188,13 @@ pub fn read_file_or_url(what: &str, source: &str, http: &client::Options) -> Res
             .into()
         });
     }
-    std::fs::read(source).map_err(|e| {
-        Failure::new(
-            ErrorKind::Usage,
-            format!("cannot read {what} {source}: {e}"),
-        )
-        .into()
-    })
+    crate::fsutil::read_input(
+        what,
+        std::path::Path::new(source),
+        file_name,
+        ErrorKind::Usage,
+        &format!("give the path of a {file_name}, or an http(s) URL"),
+    )
 }
 
 /// The S3 settings: each flag over the spec's `[binaries.storage]`.

@@ -135,7 +135,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<PackageRef>, String> {
 /// (`zoi-purl` `resolve_purl_with_db`: `@{repo}/{name}`, exact match). The
 /// name's characters are [`PackageRef::problem`]'s to judge.
 fn key_name<'a>(key: &'a str, repo: &str) -> Option<&'a str> {
-    let name = key.strip_prefix('@')?.strip_prefix(repo)?.strip_prefix('/')?;
+    let name = key
+        .strip_prefix('@')?
+        .strip_prefix(repo)?
+        .strip_prefix('/')?;
     (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
@@ -201,7 +204,8 @@ mod tests {
         ] {
             let err = parse(idx(key, repo).as_bytes()).expect_err(key);
             assert!(
-                err.contains(&format!("package key {key:?}")) && err.contains(&format!("@{repo}/<name>")),
+                err.contains(&format!("package key {key:?}"))
+                    && err.contains(&format!("@{repo}/<name>")),
                 "{key}: {err}"
             );
         }

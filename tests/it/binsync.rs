@@ -522,6 +522,23 @@ fn bad_bin_sync_input() {
         "{}",
         r.stderr
     );
+    // A directory for the index: bad input (2), said as it is; `-c DIR` is
+    // the same mistake, same answer (it was exit 3).
+    let r = bin_sync(h, &u.spec, h, &h.join("d"), &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let doc = r.json();
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+    assert_eq!(
+        doc["error"]["message"],
+        format!("packages.json {} is a directory, not a file", h.display())
+    );
+    assert_eq!(
+        doc["error"]["hint"],
+        format!("pass the file itself: {}", u.index.display())
+    );
+    let r = bin_sync(h, h, &u.index, &h.join("d"), &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.json()["error"]["kind"], "spec_missing");
     // A destination that cannot be written: exit 3 before anything is
     // fetched (not a "connect" failure per target), and the file is kept.
     let file = h.join("a-file");

@@ -635,7 +635,7 @@ fn bad_check_input_is_exit_2() {
     let r = zm(home.path(), &["check", "--repo-yaml", "missing.yaml"]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("cannot read repo.yaml missing.yaml"),
+        r.stderr.contains("repo.yaml missing.yaml not found"),
         "{}",
         r.stderr
     );
