@@ -13,6 +13,10 @@ Exit codes:
   2  bad input or usage (malformed spec, config, bundle, flag)
   3  could not run (I/O, permissions, lock held)
 
+Inputs: a FILE|URL is an http(s) URL, a file:// URL or a path (any other
+scheme:// is exit 2). A missing file, or a directory given for a file, is
+exit 2; a file that is there but cannot be read is exit 3.
+
 Output: data on stdout (one JSON document with --format json), logs,
 warnings and progress on stderr. -q/--quiet keeps only data and errors;
 --no-progress (or ZOI_MIRROR_NO_PROGRESS=1) never draws a bar. NO_COLOR is
@@ -439,7 +443,9 @@ pub struct BinSyncArgs {
     pub shard: Option<String>,
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Upstream's packages.json (default: from the `db sync` cache).
+    /// Upstream's packages.json (default: from the `db sync` cache): a
+    /// path, a file:// URL or an http(s) URL. A key other than
+    /// `@<repo>/<name>` for its entry's repo refuses it (index_invalid).
     #[arg(long, value_name = "FILE|URL")]
     pub index: Option<String>,
     /// Upstream's repo.yaml (default: registry.upstream_repo_yaml, else the
@@ -580,7 +586,9 @@ pub struct CheckScopeArgs {
     /// A package to check, `@tier/name@version`; repeatable.
     #[arg(long = "package", value_name = "@TIER/NAME@VERSION")]
     pub packages: Vec<String>,
-    /// Check every package of a packages.json (v2) at its index version.
+    /// Check every package of a packages.json (v2) at its index version: a
+    /// path, a file:// URL or an http(s) URL. A key other than
+    /// `@<repo>/<name>` for its entry's repo refuses it (index_invalid).
     #[arg(long, value_name = "FILE|URL")]
     pub index: Option<String>,
     /// A platform (`linux-amd64`, …); repeatable. Default: the platforms the

@@ -168,33 +168,32 @@ pub fn print_warnings(warnings: &[String]) {
     }
 }
 
-/// Reads a local file or downloads an http(s) URL. `file_name` is what
-/// the file is usually called (`packages.json`), for the hint when a
-/// directory is given ([`crate::fsutil::read_input`]).
+/// Reads a local file (a path or a `file://` URL) or downloads an http(s)
+/// URL; any other URL scheme is a usage error ([`crate::net::source`]).
+/// `file_name` is what the file is usually called (`packages.json`), for
+/// the hint when a directory is given ([`crate::fsutil::read_input`]).
 pub fn read_file_or_url(
     what: &str,
     file_name: &str,
     source: &str,
     http: &client::Options,
 ) -> Result<Vec<u8>> {
-    if source.starts_with("http://") || source.starts_with("https://") {
-        let url = url::Url::parse(source)
-            .map_err(|e| Failure::new(ErrorKind::Usage, format!("{what} {source}: {e}")))?;
-        return client::fetch_blocking(http, &url).map_err(|e| {
+    match crate::net::source::parse(what, source)? {
+        crate::net::source::Input::Url(url) => client::fetch_blocking(http, &url).map_err(|e| {
             Failure::new(
                 ErrorKind::Download,
                 format!("cannot download {what} {}: {e:#}", redact(source)),
             )
             .into()
-        });
+        }),
+        crate::net::source::Input::Path(path) => crate::fsutil::read_input(
+            what,
+            &path,
+            file_name,
+            ErrorKind::Usage,
+            &format!("give the path of a {file_name}, or an http(s) URL"),
+        ),
     }
-    crate::fsutil::read_input(
-        what,
-        std::path::Path::new(source),
-        file_name,
-        ErrorKind::Usage,
-        &format!("give the path of a {file_name}, or an http(s) URL"),
-    )
 }
 
 /// The S3 settings: each flag over the spec's `[binaries.storage]`.
