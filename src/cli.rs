@@ -564,7 +564,8 @@ pub struct NetArgs {
     #[arg(long = "ca-cert", value_name = "FILE")]
     pub ca_certs: Vec<PathBuf>,
     /// Extra request header `Name: value` (e.g. an Authorization token);
-    /// repeatable. Never printed. Also read from ZOI_MIRROR_HEADER.
+    /// repeatable. Never printed. Also read from ZOI_MIRROR_HEADER. One
+    /// without a colon, a name or with control characters is exit 2.
     #[arg(
         long = "header",
         value_name = "NAME: VALUE",

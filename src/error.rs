@@ -135,8 +135,8 @@ macro_rules! error_kinds {
 error_kinds! {
     // --- usage and the spec ---
     /// A flag or argument is malformed or contradicts another (`--shard
-    /// 5/4`, a `--header` without a colon, a `--platform` the spec does not
-    /// serve, a malformed `--sha512`).
+    /// 5/4`, a `--header` without a colon or a name, a `--platform` the spec
+    /// does not serve, a malformed `--sha512`).
     Usage = "usage" => BadInput,
     /// The spec file (`-c mirror.toml`) does not exist, or is a directory.
     SpecMissing = "spec_missing" => BadInput,

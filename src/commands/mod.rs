@@ -73,8 +73,17 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
             );
         };
         let (name, value) = (name.trim(), value.trim());
-        // A value is a secret from here on: never printed, whatever echoes it.
-        crate::output::register_secret(value);
+        // No HTTP request can carry a header without a name (RFC 9110: a
+        // name is one or more token characters).
+        if name.is_empty() {
+            return fail(
+                Failure::new(
+                    ErrorKind::Usage,
+                    "a --header has no name before its `:` (value not shown)",
+                )
+                .hint("give the header's name, e.g. --header 'Authorization: Bearer …'"),
+            );
+        }
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return fail(
                 Failure::new(
@@ -91,11 +100,16 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
             return fail(
                 Failure::new(
                     ErrorKind::Usage,
-                    format!("the value of --header {name} is not a valid HTTP header value (not shown)"),
+                    format!("the value of --header {name} is not a valid HTTP header value (value not shown)"),
                 )
                 .hint("a header value cannot contain control characters or line breaks; check how it was pasted"),
             );
         }
+        // A value is a secret from here on: never printed, whatever echoes
+        // it. Registered once the header is known to be sent: a refused one
+        // is never sent, and its value (which may be an everyday word) must
+        // not blank out words of the refusal ("value not shown").
+        crate::output::register_secret(value);
         headers.push((name.to_string(), value.to_string()));
     }
     Ok(client::Options {
