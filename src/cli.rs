@@ -392,7 +392,8 @@ pub enum BinCommand {
     /// pruned: [{path, version}], totals: {targets, downloaded, up_to_date,
     /// not_available, failed, bytes, pruned}}`. An `error.kind` is one of
     /// `check --help`'s, `signature`, or `io`: writing on this machine
-    /// failed (never retried).
+    /// failed (never retried). A worker that panics (a bug) ends the run as
+    /// `internal`, exit 3, once the other targets are done.
     Sync(BinSyncArgs),
 }
 

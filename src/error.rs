@@ -246,7 +246,8 @@ error_kinds! {
     /// Any other store failure.
     StorageError = "storage_error" => CouldNotRun,
     // --- everything else ---
-    /// An error no layer classified (an unexpected OS or library failure);
+    /// An error no layer classified (an unexpected OS or library failure,
+    /// or a bug in zoi-mirror such as a `bin sync` worker that panicked);
     /// "could not run" is the conservative answer for a script.
     Internal = "internal" => CouldNotRun,
 }
