@@ -13,6 +13,10 @@ Exit codes:
   2  bad input or usage (malformed spec, config, bundle, flag)
   3  could not run (I/O, permissions, lock held)
 
+Inputs: a FILE|URL is an http(s) URL, a file:// URL or a path (any other
+scheme:// is exit 2). A missing file, or a directory given for a file, is
+exit 2; a file that is there but cannot be read is exit 3.
+
 Output: data on stdout (one JSON document with --format json), logs,
 warnings and progress on stderr. -q/--quiet keeps only data and errors;
 --no-progress (or ZOI_MIRROR_NO_PROGRESS=1) never draws a bar. NO_COLOR is
@@ -388,7 +392,8 @@ pub enum BinCommand {
     /// pruned: [{path, version}], totals: {targets, downloaded, up_to_date,
     /// not_available, failed, bytes, pruned}}`. An `error.kind` is one of
     /// `check --help`'s, `signature`, or `io`: writing on this machine
-    /// failed (never retried).
+    /// failed (never retried). A worker that panics (a bug) ends the run as
+    /// `internal`, exit 3, once the other targets are done.
     Sync(BinSyncArgs),
 }
 
@@ -439,7 +444,9 @@ pub struct BinSyncArgs {
     pub shard: Option<String>,
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Upstream's packages.json (default: from the `db sync` cache).
+    /// Upstream's packages.json (default: from the `db sync` cache): a
+    /// path, a file:// URL or an http(s) URL. A key other than
+    /// `@<repo>/<name>` for its entry's repo refuses it (index_invalid).
     #[arg(long, value_name = "FILE|URL")]
     pub index: Option<String>,
     /// Upstream's repo.yaml (default: registry.upstream_repo_yaml, else the
@@ -558,7 +565,8 @@ pub struct NetArgs {
     #[arg(long = "ca-cert", value_name = "FILE")]
     pub ca_certs: Vec<PathBuf>,
     /// Extra request header `Name: value` (e.g. an Authorization token);
-    /// repeatable. Never printed. Also read from ZOI_MIRROR_HEADER.
+    /// repeatable. Never printed. Also read from ZOI_MIRROR_HEADER. One
+    /// without a colon, a name or with control characters is exit 2.
     #[arg(
         long = "header",
         value_name = "NAME: VALUE",
@@ -580,7 +588,9 @@ pub struct CheckScopeArgs {
     /// A package to check, `@tier/name@version`; repeatable.
     #[arg(long = "package", value_name = "@TIER/NAME@VERSION")]
     pub packages: Vec<String>,
-    /// Check every package of a packages.json (v2) at its index version.
+    /// Check every package of a packages.json (v2) at its index version: a
+    /// path, a file:// URL or an http(s) URL. A key other than
+    /// `@<repo>/<name>` for its entry's repo refuses it (index_invalid).
     #[arg(long, value_name = "FILE|URL")]
     pub index: Option<String>,
     /// A platform (`linux-amd64`, …); repeatable. Default: the platforms the

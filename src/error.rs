@@ -135,10 +135,10 @@ macro_rules! error_kinds {
 error_kinds! {
     // --- usage and the spec ---
     /// A flag or argument is malformed or contradicts another (`--shard
-    /// 5/4`, a `--header` without a colon, a `--platform` the spec does not
-    /// serve, a malformed `--sha512`).
+    /// 5/4`, a `--header` without a colon or a name, a `--platform` the spec
+    /// does not serve, a malformed `--sha512`).
     Usage = "usage" => BadInput,
-    /// The spec file (`-c mirror.toml`) does not exist.
+    /// The spec file (`-c mirror.toml`) does not exist, or is a directory.
     SpecMissing = "spec_missing" => BadInput,
     /// The spec has problems; each is in `diagnostics` as file:line:col.
     SpecInvalid = "spec_invalid" => BadInput,
@@ -193,7 +193,9 @@ error_kinds! {
     RepoYamlInvalid = "repo_yaml_invalid" => BadInput,
     /// `check`: the machine has no synced registry and none is configured.
     NotSynced = "not_synced" => BadInput,
-    /// A package index (`--index`, upstream's index) cannot be parsed.
+    /// A package index (`--index`, upstream's index) cannot be parsed, or
+    /// names a package in a way Zoi does not (a key other than
+    /// `@<repo>/<name>`, a name, tier or version that cannot be a path).
     IndexInvalid = "index_invalid" => BadInput,
     // --- db sync, bin sync, index, publish, serve ---
     /// `bin sync`: the spec's archives are `pkg.tar.zst`, which upstream
@@ -244,7 +246,8 @@ error_kinds! {
     /// Any other store failure.
     StorageError = "storage_error" => CouldNotRun,
     // --- everything else ---
-    /// An error no layer classified (an unexpected OS or library failure);
+    /// An error no layer classified (an unexpected OS or library failure,
+    /// or a bug in zoi-mirror such as a `bin sync` worker that panicked);
     /// "could not run" is the conservative answer for a script.
     Internal = "internal" => CouldNotRun,
 }

@@ -6,12 +6,60 @@
 //! flushed to disk, and the file is renamed over the target, which POSIX
 //! guarantees to be atomic. A reader sees the old file or the new one, never
 //! half of either.
+//!
+//! Reading goes the other way, with one rule for every file a user names
+//! ([`read_input`]).
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+
+use crate::error::{ErrorKind, Failure, io_failure};
+
+/// Reads a file the user named (`-c mirror.toml`, `--index FILE`, …) — the
+/// `what` (`spec file`, `packages.json`) whose usual name is `file_name` —
+/// with one rule for every such file, after `error.rs`'s contract:
+///
+/// - no such path (or a path through a file): bad input, kind `missing`
+///   (exit 2), "… not found" with `hint`;
+/// - a directory: bad input, kind `missing` (exit 2), "… is a directory,
+///   not a file", with a hint naming `DIR/<file_name>`;
+/// - there, but unreadable (permissions, an I/O error): `io` (exit 3).
+pub fn read_input(
+    what: &str,
+    path: &Path,
+    file_name: &str,
+    missing: ErrorKind,
+    hint: &str,
+) -> Result<Vec<u8>> {
+    use std::io::ErrorKind as E;
+    let err = match fs::read(path) {
+        Ok(bytes) => return Ok(bytes),
+        Err(e) => e,
+    };
+    let failure = if matches!(err.kind(), E::IsADirectory) || path.is_dir() {
+        let inside = path.join(file_name);
+        Failure::new(
+            missing,
+            format!("{what} {} is a directory, not a file", path.display()),
+        )
+        .hint(if inside.is_file() {
+            format!("pass the file itself: {}", inside.display())
+        } else {
+            format!(
+                "pass the file itself (e.g. {}), not its folder",
+                inside.display()
+            )
+        })
+    } else if matches!(err.kind(), E::NotFound | E::NotADirectory) {
+        Failure::new(missing, format!("{what} {} not found", path.display())).hint(hint)
+    } else {
+        io_failure(&format!("read {what}"), path, &err)
+    };
+    Err(failure.into())
+}
 
 /// Writes `bytes` to `path` atomically. An existing file's permissions (and,
 /// on Unix, owner and group, where we are allowed to set them) are kept; a
@@ -325,6 +373,50 @@ pub fn replace_dir_with(target: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A missing path and a directory are bad input (the kind given, exit
+    /// 2), each said as it is; the hint for a directory names the file in it.
+    #[test]
+    fn read_input_says_missing_and_directory_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let failure = |p: &Path| {
+            let e =
+                read_input("packages.json", p, "packages.json", ErrorKind::Usage, "h").unwrap_err();
+            let f = e.downcast::<Failure>().unwrap();
+            assert_eq!(f.kind, ErrorKind::Usage, "{}", f.message);
+            (f.message, f.hint.unwrap_or_default())
+        };
+        let (m, h) = failure(&dir.path().join("nope.json"));
+        assert!(m.ends_with("nope.json not found") && h == "h", "{m} / {h}");
+        let (m, _) = failure(&dir.path().join("nope/deeper.json"));
+        assert!(m.ends_with("not found"), "{m}");
+        let file = dir.path().join("f");
+        fs::write(&file, "x").unwrap();
+        let (m, _) = failure(&file.join("under-a-file.json"));
+        assert!(m.ends_with("not found"), "{m}");
+        let (m, h) = failure(dir.path());
+        assert_eq!(
+            m,
+            format!(
+                "packages.json {} is a directory, not a file",
+                dir.path().display()
+            )
+        );
+        assert!(h.contains("packages.json), not its folder"), "{h}");
+        fs::write(dir.path().join("packages.json"), "{}").unwrap();
+        let (_, h) = failure(dir.path());
+        assert_eq!(
+            h,
+            format!(
+                "pass the file itself: {}",
+                dir.path().join("packages.json").display()
+            )
+        );
+        assert_eq!(
+            read_input("x", &file, "x", ErrorKind::Usage, "h").unwrap(),
+            b"x"
+        );
+    }
 
     #[cfg(unix)]
     #[test]

@@ -21,17 +21,19 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn parse(s: &str) -> Source {
-        if (s.starts_with("http://") || s.starts_with("https://"))
-            && let Ok(mut u) = url::Url::parse(s)
-        {
-            if !u.path().ends_with('/') {
-                let p = format!("{}/", u.path());
-                u.set_path(&p);
+    /// A directory (a path or a `file://` URL) or an http(s) URL; any
+    /// other URL scheme is a usage error ([`crate::net::source`]).
+    pub fn parse(s: &str) -> Result<Source, Failure> {
+        Ok(match crate::net::source::parse("bundle", s)? {
+            crate::net::source::Input::Url(mut u) => {
+                if !u.path().ends_with('/') {
+                    let p = format!("{}/", u.path());
+                    u.set_path(&p);
+                }
+                Source::Url(u)
             }
-            return Source::Url(u);
-        }
-        Source::Dir(PathBuf::from(s))
+            crate::net::source::Input::Path(p) => Source::Dir(p),
+        })
     }
 
     pub fn display(&self) -> String {

@@ -9,12 +9,17 @@ use crate::mirror::bins::{self, Report, Totals};
 use crate::mirror::binsync;
 use crate::mirror::db;
 use crate::mirror::shard::Shard;
+use crate::net::source::{self, Input};
 use crate::output::{self, Format};
 use crate::spec;
 use crate::zoi::repo::RepoYaml;
 
 pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     let mut http = net_options(&args.net)?;
+    if let Some(src) = &args.index {
+        // Refused before anything runs, not when it is read.
+        source::parse("packages.json", src)?;
+    }
     for src in [&args.index, &args.upstream_repo_yaml]
         .into_iter()
         .flatten()
@@ -23,22 +28,23 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     }
     // Upstream's repo.yaml: the file or URL given, else the spec's
     // `registry.upstream_repo_yaml`, else the `db sync` cache.
-    let spec = match &args.upstream_repo_yaml {
-        Some(src) if src.starts_with("http://") || src.starts_with("https://") => {
-            let bytes = read_file_or_url("upstream repo.yaml", src, &http)?;
+    let upstream_repo_yaml = match &args.upstream_repo_yaml {
+        Some(src) => Some(source::parse("upstream repo.yaml", src)?),
+        None => None,
+    };
+    let spec = match &upstream_repo_yaml {
+        Some(Input::Url(url)) => {
+            let bytes = read_file_or_url("upstream repo.yaml", "repo.yaml", url.as_str(), &http)?;
             spec::load(
                 &args.spec.path,
                 &spec::UpstreamInput::Bytes {
-                    origin: format!("URL {}", crate::net::redact::redact(src)),
+                    origin: format!("URL {}", crate::net::redact::redact(url.as_str())),
                     bytes,
                 },
             )?
         }
-        explicit => db::load_spec(
-            &args.spec.path,
-            explicit.as_deref().map(std::path::Path::new),
-            args.work.as_deref(),
-        )?,
+        Some(Input::Path(p)) => db::load_spec(&args.spec.path, Some(p), args.work.as_deref())?,
+        None => db::load_spec(&args.spec.path, None, args.work.as_deref())?,
     };
     bins::check_format(&spec)?;
     let resign = args.sign.clone().or_else(|| spec.binaries.sign_key.clone());
@@ -69,7 +75,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     http.allow_headers_for(&link.url);
     let (index_bytes, index_source) = match &args.index {
         Some(src) => (
-            read_file_or_url("packages.json", src, &http)?,
+            read_file_or_url("packages.json", "packages.json", src, &http)?,
             crate::net::redact::redact(src),
         ),
         None => (

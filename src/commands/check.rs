@@ -14,6 +14,16 @@ use crate::zoi::platform::Platform;
 
 pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
     let mut http = net_options(&args.net)?;
+    // A URL scheme nothing here reads is refused before anything runs.
+    for (what, src) in [
+        ("bundle", &args.bundle),
+        ("repo.yaml", &args.repo_yaml),
+        ("packages.json", &args.scope.index),
+    ] {
+        if let Some(src) = src {
+            crate::net::source::parse(what, src)?;
+        }
+    }
     for src in [&args.bundle, &args.repo_yaml, &args.scope.index]
         .into_iter()
         .flatten()
@@ -21,7 +31,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
         http.allow_headers_for(src);
     }
     let mut p = if let Some(b) = &args.bundle {
-        let bundle = load::open(Source::parse(b), args.sha512.as_deref(), &http)?;
+        let bundle = load::open(Source::parse(b)?, args.sha512.as_deref(), &http)?;
         print_warnings(&bundle.warnings);
         let mut p = plan::from_bundle(&bundle)?;
         if !args.registry_content {
@@ -29,7 +39,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
         }
         p
     } else if let Some(r) = &args.repo_yaml {
-        let bytes = read_file_or_url("repo.yaml", r, &http)?;
+        let bytes = read_file_or_url("repo.yaml", "repo.yaml", r, &http)?;
         let mut p = plan::from_repo_yaml(&bytes, r, args.branch.clone())?;
         p.platforms = Platform::host().into_iter().collect();
         p
@@ -87,7 +97,12 @@ pub fn fill_scope(
     http: &crate::net::client::Options,
 ) -> Result<()> {
     let index = match &scope.index {
-        Some(src) => Some(read_file_or_url("packages.json", src, http)?),
+        Some(src) => Some(read_file_or_url(
+            "packages.json",
+            "packages.json",
+            src,
+            http,
+        )?),
         None => None,
     };
     p.packages = plan::packages(

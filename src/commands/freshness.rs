@@ -14,7 +14,7 @@ pub fn run(args: &CheckArgs, format: Format) -> Result<Exit> {
     let mut http = net_options(&args.net)?;
     let src = args.beacon.clone().unwrap_or_default();
     http.allow_headers_for(&src);
-    let beacon = read_file_or_url("beacon", &src, &http)?;
+    let beacon = read_file_or_url("beacon", "zoi-mirror-status.json", &src, &http)?;
     let report = freshness::check(&freshness::Options {
         beacon_source: crate::net::redact::redact(&src),
         beacon,

@@ -73,8 +73,17 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
             );
         };
         let (name, value) = (name.trim(), value.trim());
-        // A value is a secret from here on: never printed, whatever echoes it.
-        crate::output::register_secret(value);
+        // No HTTP request can carry a header without a name (RFC 9110: a
+        // name is one or more token characters).
+        if name.is_empty() {
+            return fail(
+                Failure::new(
+                    ErrorKind::Usage,
+                    "a --header has no name before its `:` (value not shown)",
+                )
+                .hint("give the header's name, e.g. --header 'Authorization: Bearer …'"),
+            );
+        }
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return fail(
                 Failure::new(
@@ -91,11 +100,16 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
             return fail(
                 Failure::new(
                     ErrorKind::Usage,
-                    format!("the value of --header {name} is not a valid HTTP header value (not shown)"),
+                    format!("the value of --header {name} is not a valid HTTP header value (value not shown)"),
                 )
                 .hint("a header value cannot contain control characters or line breaks; check how it was pasted"),
             );
         }
+        // A value is a secret from here on: never printed, whatever echoes
+        // it. Registered once the header is known to be sent: a refused one
+        // is never sent, and its value (which may be an everyday word) must
+        // not blank out words of the refusal ("value not shown").
+        crate::output::register_secret(value);
         headers.push((name.to_string(), value.to_string()));
     }
     Ok(client::Options {
@@ -168,26 +182,32 @@ pub fn print_warnings(warnings: &[String]) {
     }
 }
 
-/// Reads a local file or downloads an http(s) URL.
-pub fn read_file_or_url(what: &str, source: &str, http: &client::Options) -> Result<Vec<u8>> {
-    if source.starts_with("http://") || source.starts_with("https://") {
-        let url = url::Url::parse(source)
-            .map_err(|e| Failure::new(ErrorKind::Usage, format!("{what} {source}: {e}")))?;
-        return client::fetch_blocking(http, &url).map_err(|e| {
+/// Reads a local file (a path or a `file://` URL) or downloads an http(s)
+/// URL; any other URL scheme is a usage error ([`crate::net::source`]).
+/// `file_name` is what the file is usually called (`packages.json`), for
+/// the hint when a directory is given ([`crate::fsutil::read_input`]).
+pub fn read_file_or_url(
+    what: &str,
+    file_name: &str,
+    source: &str,
+    http: &client::Options,
+) -> Result<Vec<u8>> {
+    match crate::net::source::parse(what, source)? {
+        crate::net::source::Input::Url(url) => client::fetch_blocking(http, &url).map_err(|e| {
             Failure::new(
                 ErrorKind::Download,
                 format!("cannot download {what} {}: {e:#}", redact(source)),
             )
             .into()
-        });
-    }
-    std::fs::read(source).map_err(|e| {
-        Failure::new(
+        }),
+        crate::net::source::Input::Path(path) => crate::fsutil::read_input(
+            what,
+            &path,
+            file_name,
             ErrorKind::Usage,
-            format!("cannot read {what} {source}: {e}"),
-        )
-        .into()
-    })
+            &format!("give the path of a {file_name}, or an http(s) URL"),
+        ),
+    }
 }
 
 /// The S3 settings: each flag over the spec's `[binaries.storage]`.

@@ -12,7 +12,7 @@ use crate::output::{self, Format};
 pub fn run(args: &StatusArgs, format: Format) -> Result<Exit> {
     let mut http = net_options(&args.net)?;
     http.allow_headers_for(&args.bundle);
-    let bundle = load::open(Source::parse(&args.bundle), args.sha512.as_deref(), &http)?;
+    let bundle = load::open(Source::parse(&args.bundle)?, args.sha512.as_deref(), &http)?;
     super::print_warnings(&bundle.warnings);
     let (env, zoi) = machine(&args.machine)?;
     let r = status::status(

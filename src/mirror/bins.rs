@@ -206,7 +206,7 @@ pub fn mirror(
         if !upstream_keys.is_empty() && !run.allow_unsigned {
             opts.verify = Some(verifying_keys(spec, &opts, &keys, parsed));
         }
-        let targets = binsync::run(prober, opts, run.concurrency, progress).await;
+        let targets = binsync::run(prober, opts, run.concurrency, progress).await?;
         anyhow::Ok(Outcome { keys, targets })
     })
 }
@@ -322,7 +322,8 @@ pub fn mirror_to_store(
         if !upstream_keys.is_empty() && !run.allow_unsigned {
             opts.verify = Some(verifying_keys(spec, &opts, &keys, parsed));
         }
-        let targets = binsync_s3::run(prober, opts, store.clone(), run.concurrency, progress).await;
+        let targets =
+            binsync_s3::run(prober, opts, store.clone(), run.concurrency, progress).await?;
         let mut pruned = Vec::new();
         if let Some(keep) = extra.prune {
             let listing = store.list().await.map_err(store_failure)?;

@@ -32,6 +32,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::Digest;
 
+use crate::error::{ErrorKind, Failure};
 use crate::net::classify::classify;
 use crate::net::prober::{Method, Prober};
 use crate::net::problem::{Kind, Problem};
@@ -445,7 +446,13 @@ async fn download(
             drop(tx);
             // What arrived is on disk and hashed, even when the stream broke:
             // a retry continues from there.
-            hasher = blocking(|| hash_thread.join()).expect("hash thread");
+            // A hash thread that panicked is a bug, not a failed download:
+            // its panic goes on to this job's task, which `run_all` turns
+            // into the run's `internal` failure.
+            hasher = match blocking(|| hash_thread.join()) {
+                Ok(h) => h,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
             streamed?;
             file.sync_all().map_err(io)?;
             Ok(true)
@@ -457,6 +464,21 @@ async fn download(
             Err(failed) => retry.next(failed).await?,
         }
     }
+}
+
+/// The `.size`/`.files` summary of a downloaded archive, as `index` makes
+/// it, for when upstream has none. The part file not opening is this
+/// machine's failure (`io`), not the network's; an archive that cannot be
+/// indexed is upstream's (`malformed_metadata`).
+fn index_part(part: &Path) -> Result<Summary, Problem> {
+    let f = std::fs::File::open(part)
+        .map_err(|e| Problem::new(Kind::Io, format!("cannot read {}: {e}", part.display())))?;
+    read_archive(f, ArchiveKind::Zpa, &mut |_| {}).map_err(|e| {
+        Problem::new(
+            Kind::MalformedMetadata,
+            format!("cannot index the archive: {e}"),
+        )
+    })
 }
 
 /// How much of a download is left dirty before its writing to disk is
@@ -1094,23 +1116,11 @@ async fn sync_job(
     // 6. metadata upstream lacks is generated as `index` would (archives)
     let generated =
         if job.artifact == Artifact::Archive && (size_body.is_none() || files_body.is_none()) {
-            match blocking(|| {
-                std::fs::File::open(&part).map(|f| read_archive(f, ArchiveKind::Zpa, &mut |_| {}))
-            }) {
-                Ok(Ok(s)) => Some(s),
-                Ok(Err(e)) => {
+            match blocking(|| index_part(&part)) {
+                Ok(s) => Some(s),
+                Err(p) => {
                     let _ = std::fs::remove_file(&part);
-                    return failed(
-                        report,
-                        Problem::new(
-                            Kind::MalformedMetadata,
-                            format!("cannot index the archive: {e}"),
-                        ),
-                    );
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(&part);
-                    return failed(report, Problem::new(Kind::Connect, e.to_string()));
+                    return failed(report, p);
                 }
             }
         } else {
@@ -1164,7 +1174,7 @@ pub async fn run(
     opts: Options,
     concurrency: usize,
     progress: impl Fn(u64, u64),
-) -> Vec<TargetReport> {
+) -> Result<Vec<TargetReport>, Failure> {
     run_all(opts, concurrency, progress, move |opts, job, bytes| {
         sync_job(prober.clone(), opts, job, bytes)
     })
@@ -1175,12 +1185,18 @@ pub async fn run(
 /// a task of its own (so hashing and verifying spread over the cores), and
 /// returns the reports sorted by package, version, artifact and platform.
 /// Both backends drive their jobs with it.
+///
+/// A job whose task panicked (it, or a hashing or verifying thread of its
+/// own) is a bug in zoi-mirror, neither the network's nor upstream's: the
+/// other jobs run to their end (each file is placed whole or not at all),
+/// then the run fails as `internal` (exit 3) naming the targets, rather
+/// than report a target as failed for a reason it does not have.
 pub(crate) async fn run_all<F, Fut>(
     opts: Options,
     concurrency: usize,
     progress: impl Fn(u64, u64),
     sync_one: F,
-) -> Vec<TargetReport>
+) -> Result<Vec<TargetReport>, Failure>
 where
     F: Fn(Arc<Options>, Job, Arc<AtomicU64>) -> Fut,
     Fut: std::future::Future<Output = TargetReport> + Send + 'static,
@@ -1189,25 +1205,81 @@ where
     let opts = Arc::new(opts);
     let bytes = Arc::new(AtomicU64::new(0));
     let done = AtomicU64::new(0);
-    let mut reports: Vec<TargetReport> = futures::stream::iter(
-        all.into_iter()
-            .map(|job| tokio::spawn(sync_one(opts.clone(), job, bytes.clone()))),
-    )
-    .buffer_unordered(concurrency.max(1))
-    .map(|joined| joined.expect("sync task"))
-    .inspect(|_| {
-        progress(
-            bytes.load(Ordering::Relaxed),
-            done.fetch_add(1, Ordering::Relaxed) + 1,
+    let joined: Vec<Result<TargetReport, String>> =
+        futures::stream::iter(all.into_iter().map(|job| {
+            let what = job_label(&job);
+            let task = tokio::spawn(sync_one(opts.clone(), job, bytes.clone()));
+            async move {
+                task.await
+                    .map_err(|e| format!("{what}: {}", join_error_text(e)))
+            }
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .inspect(|_| {
+            progress(
+                bytes.load(Ordering::Relaxed),
+                done.fetch_add(1, Ordering::Relaxed) + 1,
+            )
+        })
+        .collect()
+        .await;
+    let mut reports = Vec::with_capacity(joined.len());
+    let mut broken = Vec::new();
+    for j in joined {
+        match j {
+            Ok(r) => reports.push(r),
+            Err(e) => broken.push(e),
+        }
+    }
+    if !broken.is_empty() {
+        return Err(Failure::new(
+            ErrorKind::Internal,
+            format!(
+                "bin sync stopped on a bug in zoi-mirror: the work on {} ended unexpectedly ({})",
+                if broken.len() == 1 { "one target" } else { "some targets" },
+                broken.join("; ")
+            ),
         )
-    })
-    .collect()
-    .await;
+        .hint(
+            "this is not a network or upstream failure: please report it with the message above; what was placed is complete (each file is placed whole), and running again continues",
+        ));
+    }
     reports.sort_by(|a, b| {
         (&a.package, &a.version, a.artifact, a.platform)
             .cmp(&(&b.package, &b.version, b.artifact, b.platform))
     });
-    reports
+    Ok(reports)
+}
+
+/// `@tier/name version platform (artifact)`, for a message about a job.
+fn job_label(job: &Job) -> String {
+    let platform = job
+        .platform
+        .map_or_else(|| "any".to_string(), |p| p.to_string());
+    let artifact = match job.artifact {
+        Artifact::Archive => "archive",
+        Artifact::Source => "source",
+        Artifact::Delta => "delta",
+    };
+    format!(
+        "@{}/{} {} {platform} ({artifact})",
+        job.pkg.repo, job.pkg.name, job.pkg.version
+    )
+}
+
+/// What a task that did not return says: its panic message, or that it
+/// was cancelled.
+fn join_error_text(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return "cancelled".to_string();
+    }
+    let panic = e.into_panic();
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    format!("panicked: {msg}")
 }
 
 /// Why an archive with an embedded `manifest.sig` is not re-signed (the
@@ -1255,6 +1327,100 @@ mod state_tests {
             "targets: [{package",
             "[[file, ",
             MetaSource::ALL.iter().map(|s| s.as_str()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn opts(pkgs: &[(&str, &str, &str)]) -> Options {
+        Options {
+            dest: PathBuf::from("/nowhere"),
+            layout: "{repo}/{os}/{arch}/{version}".into(),
+            source_layout: "{repo}/{version}".into(),
+            link: PkgLink::new("main", "https://up.example/{id}/{version}"),
+            source: None,
+            delta: None,
+            targets: pkgs
+                .iter()
+                .map(|(repo, name, version)| {
+                    (
+                        PackageRef {
+                            repo: (*repo).into(),
+                            name: (*name).into(),
+                            version: (*version).into(),
+                        },
+                        "linux-amd64".parse().unwrap(),
+                    )
+                })
+                .collect(),
+            dry_run: false,
+            retries: 0,
+            verify: None,
+            resign: None,
+        }
+    }
+
+    /// Indexing the downloaded part file (for the `.size`/`.files` upstream
+    /// lacks) fails on this machine when the file cannot be opened: `io`
+    /// (it was `connect`, with the network hint).
+    #[test]
+    fn a_part_file_that_cannot_be_read_is_io_and_a_bad_archive_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = index_part(&dir.path().join("gone.zpa.part")).unwrap_err();
+        assert_eq!(p.kind, Kind::Io, "{}", p.message);
+        assert!(p.message.starts_with("cannot read "), "{}", p.message);
+        let junk = dir.path().join("junk.zpa.part");
+        std::fs::write(&junk, "not zstd").unwrap();
+        assert_eq!(index_part(&junk).unwrap_err().kind, Kind::MalformedMetadata);
+    }
+
+    /// A job whose task panics (a hashing thread's panic is re-raised in
+    /// it) is a bug, not a network failure: the other jobs finish, then the
+    /// run is `internal` (exit 3) naming the target and the panic. It used
+    /// to take the whole process down (`expect("sync task")`, exit 101).
+    #[test]
+    fn a_panicked_job_fails_the_run_as_internal_once_the_others_end() {
+        let rt = crate::runtime::new(crate::runtime::Threads::PerCore).unwrap();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let seen = finished.clone();
+        let r = rt.block_on(run_all(
+            opts(&[("zillowe", "hello", "5.0.0"), ("zillowe", "zls", "1.1.1")]),
+            1,
+            |_, _| {},
+            move |_, job, _| {
+                let finished = finished.clone();
+                async move {
+                    if job.pkg.name == "hello" {
+                        panic!("hash thread: boom");
+                    }
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    new_report(&job, String::new())
+                }
+            },
+        ));
+        let f = r.unwrap_err();
+        assert_eq!(f.kind, ErrorKind::Internal);
+        assert_eq!(f.exit, crate::error::Exit::CouldNotRun);
+        assert!(
+            f.message.contains(
+                "@zillowe/hello 5.0.0 linux-amd64 (archive): panicked: hash thread: boom"
+            ),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.hint
+                .unwrap()
+                .starts_with("this is not a network or upstream failure")
+        );
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            1,
+            "the other job ran to its end"
         );
     }
 }

@@ -145,15 +145,27 @@ impl Tee {
         }
     }
 
-    async fn finish(self) -> Vec<Verdict> {
+    /// Every consumer's verdict, once the stream has ended. A consumer
+    /// that panicked is a bug, not a verdict: its panic is handed back
+    /// (after the others ended) for the job to abort its upload and
+    /// re-raise, so [`run_all`] fails the run as `internal` — a missing
+    /// verdict must never read as "no embedded signature" or "no metadata".
+    async fn finish(self) -> Result<Vec<Verdict>, Box<dyn std::any::Any + Send>> {
         drop(self.txs);
         let mut out = Vec::new();
+        let mut panicked = None;
         for h in self.handles {
-            if let Ok(v) = h.await {
-                out.push(v);
+            match h.await {
+                Ok(v) => out.push(v),
+                Err(e) if e.is_panic() => panicked = panicked.or(Some(e.into_panic())),
+                // Cancelled: only when the runtime shuts down.
+                Err(_) => {}
             }
         }
-        out
+        match panicked {
+            Some(p) => Err(p),
+            None => Ok(out),
+        }
     }
 }
 
@@ -164,7 +176,7 @@ pub async fn run(
     store: Arc<Store>,
     concurrency: usize,
     progress: impl Fn(u64, u64),
-) -> Vec<TargetReport> {
+) -> Result<Vec<TargetReport>, crate::error::Failure> {
     run_all(opts, concurrency, progress, move |opts, job, bytes| {
         sync_job(prober.clone(), opts, store.clone(), job, bytes)
     })
@@ -267,7 +279,9 @@ async fn sync_job(
         Ok(v) => v,
         Err(p) => {
             upload.abort().await;
-            let _ = tee.finish().await;
+            if let Err(panic) = tee.finish().await {
+                std::panic::resume_unwind(panic);
+            }
             if p.kind == Kind::NotFound {
                 report.status = TargetStatus::NotAvailable;
                 return report;
@@ -275,7 +289,13 @@ async fn sync_job(
             return failed(report, p);
         }
     };
-    let verdicts = tee.finish().await;
+    let verdicts = match tee.finish().await {
+        Ok(v) => v,
+        Err(panic) => {
+            upload.abort().await;
+            std::panic::resume_unwind(panic);
+        }
+    };
     report.bytes = len;
     report.resumed = resumed;
     let got = match &want {
@@ -498,4 +518,28 @@ pub async fn remove_archive(store: &Store, rel: &str) -> Result<(), StoreError> 
         store.delete(&format!("{rel}.{ext}")).await?;
     }
     store.delete(rel).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A verifier that panicked gives no verdict: `finish` hands the panic
+    /// back (it was dropped, and the missing verdict read as "no embedded
+    /// signature" or "no generated metadata").
+    #[test]
+    fn a_panicked_consumer_is_handed_back_not_dropped() {
+        let rt = crate::runtime::new(crate::runtime::Threads::PerCore).unwrap();
+        rt.block_on(async {
+            let mut tee = Tee::new();
+            tee.add(|_| panic!("embedded reader: boom"));
+            tee.add(|_| Verdict::Signed(Ok(Vec::new())));
+            tee.send(&Bytes::from_static(b"x")).await;
+            let panic = tee.finish().await.err().expect("the panic");
+            assert_eq!(panic.downcast_ref::<&str>(), Some(&"embedded reader: boom"));
+            let mut tee = Tee::new();
+            tee.add(|_| Verdict::Signed(Ok(Vec::new())));
+            assert_eq!(tee.finish().await.ok().map(|v| v.len()), Some(1));
+        });
+    }
 }

@@ -330,7 +330,7 @@ pub fn run(
     let http = crate::net::client::Options::default();
     let bundle_url = format!("{base}/{}/", rendered.dir_name);
     let pin = bundle::manifest::sha512_hex(&rendered.files[bundle::manifest::FILE_NAME]);
-    let loaded = load::open(load::Source::parse(&bundle_url), Some(&pin), &http)?;
+    let loaded = load::open(load::Source::parse(&bundle_url)?, Some(&pin), &http)?;
     for w in &loaded.warnings {
         on_warning(w);
     }

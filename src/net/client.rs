@@ -86,8 +86,9 @@ impl Http {
         for (name, value) in &opts.headers {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .with_context(|| format!("invalid header name {name:?}"))?;
-            let mut value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|_| anyhow::anyhow!("invalid value for header {name} (not shown)"))?;
+            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                anyhow::anyhow!("invalid value for header {name} (value not shown)")
+            })?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }

@@ -26,32 +26,28 @@ const TOP_KEYS: [&str; 6] = [
 
 /// Loads and validates a spec file.
 pub fn load(path: &Path, upstream: &UpstreamInput) -> anyhow::Result<Spec> {
-    let src = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(e) => {
-                let offset = e.utf8_error().valid_up_to();
-                let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
-                let d = Diagnostic::at(
-                    path,
-                    &valid,
-                    offset,
-                    "the file is not UTF-8 text (TOML requires UTF-8)",
-                    Some("save mirror.toml as UTF-8".into()),
-                );
-                return fail(spec_failure(path, vec![d]));
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return fail(
-                Failure::new(
-                    ErrorKind::SpecMissing,
-                    format!("spec file {} not found", path.display()),
-                )
-                .hint("create one with `zoi-mirror init`, or pass its path with -c"),
+    // Missing or a directory: spec_missing (exit 2); unreadable: io (3).
+    let bytes = crate::fsutil::read_input(
+        "spec file",
+        path,
+        "mirror.toml",
+        ErrorKind::SpecMissing,
+        "create one with `zoi-mirror init`, or pass its path with -c",
+    )?;
+    let src = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let offset = e.utf8_error().valid_up_to();
+            let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
+            let d = Diagnostic::at(
+                path,
+                &valid,
+                offset,
+                "the file is not UTF-8 text (TOML requires UTF-8)",
+                Some("save mirror.toml as UTF-8".into()),
             );
+            return fail(spec_failure(path, vec![d]));
         }
-        Err(e) => return fail(crate::error::io_failure("read", path, &e)),
     };
     load_str(path, &src, upstream)
 }

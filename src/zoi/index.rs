@@ -109,18 +109,15 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<PackageRef>, String> {
     }
     let mut out = Vec::with_capacity(idx.packages.len());
     for (id, e) in idx.packages {
-        let name = id
-            .rsplit('/')
-            .next()
-            .unwrap_or(&id)
-            .trim_start_matches('@')
-            .to_string();
-        if name.is_empty() {
-            return Err(format!("package id {id:?} has no name"));
-        }
+        let Some(name) = key_name(&id, &e.repo) else {
+            return Err(format!(
+                "package key {id:?} is not @{repo}/<name> (its entry's repo is {repo:?}): Zoi writes every key as @<repo>/<name> and looks packages up by that exact key; zoi-mirror will not guess which package this one means",
+                repo = e.repo
+            ));
+        };
         let p = PackageRef {
-            repo: e.repo,
-            name,
+            repo: e.repo.clone(),
+            name: name.to_string(),
             version: e.version,
         };
         if let Some(why) = p.problem() {
@@ -129,6 +126,20 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<PackageRef>, String> {
         out.push(p);
     }
     Ok(out)
+}
+
+/// The name in an index key, if the key is exactly `@<repo>/<name>` for the
+/// entry's `repo` and a one-segment name: the only shape Zoi writes
+/// (`zoi-package` `registry.rs` `generate_metadata`: `@{repo_path}/{name}`,
+/// with `repo_path` the entry's `repo`) and the one it looks up
+/// (`zoi-purl` `resolve_purl_with_db`: `@{repo}/{name}`, exact match). The
+/// name's characters are [`PackageRef::problem`]'s to judge.
+fn key_name<'a>(key: &'a str, repo: &str) -> Option<&'a str> {
+    let name = key
+        .strip_prefix('@')?
+        .strip_prefix(repo)?
+        .strip_prefix('/')?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 #[cfg(test)]
@@ -167,5 +178,45 @@ mod tests {
         let evil = br#"{"version":"2","packages":{"@../x":{"repo":"..","version":"1"}}}"#;
         assert!(parse(evil).is_err());
         assert!(PackageRef::parse("@core/x@1/../2").is_err());
+    }
+
+    /// Zoi writes every key as `@{repo}/{name}` (`generate_metadata`) and
+    /// looks packages up by that exact key (`resolve_purl_with_db`): a key
+    /// that is not one names no package a client can ask for, and must not
+    /// be read as another package (or a path) by dropping what precedes its
+    /// last `/`.
+    #[test]
+    fn a_key_that_is_not_at_repo_slash_name_is_refused_naming_it() {
+        let idx = |key: &str, repo: &str| {
+            format!(
+                r#"{{"version":"2","packages":{{"{key}":{{"repo":"{repo}","version":"1.0.0"}}}}}}"#
+            )
+        };
+        for (key, repo) in [
+            ("@core/../x", "core"),
+            ("@core//etc/passwd", "core"),
+            ("@core/./x", "core"),
+            ("@core/tools/x", "core"),
+            ("@main/x", "core"),
+            ("core/x", "core"),
+            ("@core/x/", "core"),
+            ("@Core/x", "core"),
+        ] {
+            let err = parse(idx(key, repo).as_bytes()).expect_err(key);
+            assert!(
+                err.contains(&format!("package key {key:?}"))
+                    && err.contains(&format!("@{repo}/<name>")),
+                "{key}: {err}"
+            );
+        }
+        // Nested tiers are fine when the key says the same as `repo`.
+        assert_eq!(
+            parse(idx("@community/tools/x", "community/tools").as_bytes()).unwrap(),
+            [PackageRef {
+                repo: "community/tools".into(),
+                name: "x".into(),
+                version: "1.0.0".into()
+            }]
+        );
     }
 }

@@ -522,6 +522,39 @@ fn bad_bin_sync_input() {
         "{}",
         r.stderr
     );
+    // An index by a URL whose scheme nothing reads: a usage error naming
+    // the URL and the scheme (it was read as a path: "No such file").
+    let r = bin_sync(
+        h,
+        &u.spec,
+        Path::new("ftp://mirror.example/packages.json"),
+        &h.join("d"),
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let doc = r.json();
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+    assert_eq!(
+        doc["error"]["message"],
+        "packages.json ftp://mirror.example/packages.json: URL scheme `ftp` is not supported (only http, https and file)"
+    );
+    // A directory for the index: bad input (2), said as it is; `-c DIR` is
+    // the same mistake, same answer (it was exit 3).
+    let r = bin_sync(h, &u.spec, h, &h.join("d"), &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let doc = r.json();
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+    assert_eq!(
+        doc["error"]["message"],
+        format!("packages.json {} is a directory, not a file", h.display())
+    );
+    assert_eq!(
+        doc["error"]["hint"],
+        format!("pass the file itself: {}", u.index.display())
+    );
+    let r = bin_sync(h, h, &u.index, &h.join("d"), &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.json()["error"]["kind"], "spec_missing");
     // A destination that cannot be written: exit 3 before anything is
     // fetched (not a "connect" failure per target), and the file is kept.
     let file = h.join("a-file");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::support::cmd::ZmCmd;
-use crate::support::{self, Spec, zm_cmd, zoi_types};
+use crate::support::{self, Spec, zm, zm_cmd, zoi_types};
 
 /// `build -c SPEC -o OUT`; add flags and expectations, then `.run()`.
 fn build(home: &Path, spec: &Path, out: &Path) -> ZmCmd {
@@ -737,6 +737,43 @@ fn a_missing_spec_file_is_bad_input() {
         .expect_status(2)
         .expect_stderr_contains("spec file nope.toml not found")
         .expect_stderr_contains("hint: create one with `zoi-mirror init`")
+        .run();
+}
+
+/// `-c DIR` is bad input as `--index DIR` is (it was exit 3, "cannot read
+/// …: Is a directory"), for every command that reads a spec, and the hint
+/// names the spec inside when there is one.
+#[test]
+fn a_spec_path_that_is_a_directory_is_bad_input() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    fs::create_dir_all(h.join("conf")).unwrap();
+    for args in [
+        &["build", "-c", "conf", "-o", "out"][..],
+        &["db", "sync", "-c", "conf", "--dry-run"][..],
+        &["bin", "sync", "-c", "conf", "--dest", "out"][..],
+        &["sync", "-c", "conf", "--dest", "out"][..],
+    ] {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["--format", "json"]);
+        let r = zm(h, &a);
+        assert_eq!(r.code, 2, "{args:?}: {}\n{}", r.stdout, r.stderr);
+        let doc = r.json();
+        assert_eq!(doc["error"]["kind"], "spec_missing", "{args:?}: {doc}");
+        assert_eq!(
+            doc["error"]["message"], "spec file conf is a directory, not a file",
+            "{args:?}"
+        );
+        assert_eq!(
+            doc["error"]["hint"], "pass the file itself (e.g. conf/mirror.toml), not its folder",
+            "{args:?}"
+        );
+    }
+    fs::write(h.join("conf/mirror.toml"), "").unwrap();
+    zm_cmd(h)
+        .args(["build", "-c", "conf", "-o", "out"])
+        .expect_status(2)
+        .expect_stderr_contains("hint: pass the file itself: conf/mirror.toml")
         .run();
 }
 

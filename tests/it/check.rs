@@ -635,7 +635,7 @@ fn bad_check_input_is_exit_2() {
     let r = zm(home.path(), &["check", "--repo-yaml", "missing.yaml"]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("cannot read repo.yaml missing.yaml"),
+        r.stderr.contains("repo.yaml missing.yaml not found"),
         "{}",
         r.stderr
     );
@@ -657,6 +657,117 @@ fn bad_check_input_is_exit_2() {
     let r = zm(home.path(), &["check", "--client"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("run `zoi sync`"), "{}", r.stderr);
+}
+
+/// An input named by a URL whose scheme nothing reads is a usage error
+/// naming the URL and the scheme (it was read as a local path, and failed
+/// as "No such file"); a `file://` URL is its path; a directory where a
+/// file goes is bad input, said as it is, like `-c DIR`.
+#[test]
+fn inputs_with_another_url_scheme_or_a_directory_for_a_file_are_usage_errors() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    fs::write(h.join("r.yaml"), "name: a\ndescription: b\n").unwrap();
+    let json = |args: &[&str]| {
+        let mut a = vec!["check"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--platform", "linux-amd64", "--format", "json"]);
+        let r = zm(h, &a);
+        assert_eq!(r.code, 2, "{args:?}: {}\n{}", r.stdout, r.stderr);
+        let doc = r.json();
+        assert_eq!(doc["error"]["kind"], "usage", "{args:?}: {doc}");
+        (
+            doc["error"]["message"].as_str().unwrap().to_string(),
+            doc["error"]["hint"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    for args in [
+        &[
+            "--repo-yaml",
+            "r.yaml",
+            "--index",
+            "ftp://mirror.example/packages.json",
+        ][..],
+        &["--repo-yaml", "ftp://mirror.example/packages.json"][..],
+        &["--bundle", "ftp://mirror.example/packages.json"][..],
+    ] {
+        let (m, hint) = json(args);
+        assert!(
+            m.contains("ftp://mirror.example/packages.json")
+                && m.contains("URL scheme `ftp` is not supported"),
+            "{args:?}: {m}"
+        );
+        assert!(
+            hint.starts_with("give an http(s) URL or a file path"),
+            "{hint}"
+        );
+    }
+    // a file:// URL is the file; a path with a ':' is a path
+    let (m, _) = json(&[
+        "--repo-yaml",
+        "r.yaml",
+        "--index",
+        "file:///nowhere/packages.json",
+    ]);
+    assert_eq!(m, "packages.json /nowhere/packages.json not found");
+    let (m, _) = json(&["--repo-yaml", "r.yaml", "--index", "backup:1/packages.json"]);
+    assert_eq!(m, "packages.json backup:1/packages.json not found");
+    let rel = format!("file://{}", h.join("r.yaml").display());
+    let r = zm(h, &["check", "--repo-yaml", &rel, "--no-registry"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // a directory where the file goes
+    fs::create_dir(h.join("idx")).unwrap();
+    let (m, hint) = json(&["--repo-yaml", "r.yaml", "--index", "idx"]);
+    assert_eq!(m, "packages.json idx is a directory, not a file");
+    assert_eq!(
+        hint,
+        "pass the file itself (e.g. idx/packages.json), not its folder"
+    );
+    let (m, _) = json(&["--repo-yaml", "idx"]);
+    assert_eq!(m, "repo.yaml idx is a directory, not a file");
+}
+
+/// An index key Zoi would not write (`@<repo>/<name>` for its entry's
+/// repo) refuses the index, naming the key: it was read as `@core/x` (and
+/// `@core/passwd`) before.
+#[test]
+fn an_index_key_that_is_not_repo_slash_name_is_refused_naming_it() {
+    let home = tempfile::tempdir().unwrap();
+    fs::write(home.path().join("r.yaml"), "name: a\ndescription: b\n").unwrap();
+    for key in ["@core/../x", "@core//etc/passwd"] {
+        let idx = home.path().join("packages.json");
+        fs::write(
+            &idx,
+            serde_json::json!({"version": "2", "packages": {key: {"repo": "core", "version": "1.0.0"}}})
+                .to_string(),
+        )
+        .unwrap();
+        let r = zm(
+            home.path(),
+            &[
+                "check",
+                "--repo-yaml",
+                "r.yaml",
+                "--index",
+                "packages.json",
+                "--platform",
+                "linux-amd64",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(r.code, 2, "{key}: {}\n{}", r.stdout, r.stderr);
+        let doc = r.json();
+        assert_eq!(doc["error"]["kind"], "index_invalid", "{doc}");
+        let msg = doc["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("package key {key:?} is not @core/<name>")),
+            "{msg}"
+        );
+    }
 }
 
 #[test]

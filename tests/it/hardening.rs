@@ -650,6 +650,41 @@ fn malformed_input_is_exit_2_not_1_or_3() {
             .label(format!("{h:?}"))
             .run();
     }
+    // A header with no name is refused as such, and a refused header's
+    // value (here an everyday word) does not blank out the wording: it
+    // read "(*** not shown)" when the value was "value".
+    for (h, says) in [
+        (
+            ": value",
+            "a --header has no name before its `:` (value not shown)",
+        ),
+        (
+            ":value",
+            "a --header has no name before its `:` (value not shown)",
+        ),
+        (
+            "  : Bearer value",
+            "a --header has no name before its `:` (value not shown)",
+        ),
+        (
+            "Bad Name: value",
+            "--header name \"Bad Name\" is not a valid HTTP header name (value not shown)",
+        ),
+        (
+            "X-Token: value\u{1}",
+            "the value of --header X-Token is not a valid HTTP header value (value not shown)",
+        ),
+    ] {
+        let r = zm_cmd(home.path())
+            .args(["check", "--repo-yaml", ry.to_str().unwrap(), "--header", h])
+            .args(["--format", "json"])
+            .expect_status(2)
+            .label(format!("{h:?}"))
+            .run();
+        let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(doc["error"]["kind"], "usage", "{h:?}: {doc}");
+        assert_eq!(doc["error"]["message"], says, "{h:?}");
+    }
 }
 
 // ----------------------------------------------- 12: bundle.json errors
