@@ -460,7 +460,9 @@ pub struct BinSyncArgs {
     pub platforms: Vec<crate::zoi::platform::Platform>,
     /// Remove archives of versions no longer in the index, but not for a
     /// package and platform whose index version failed or is not
-    /// published upstream.
+    /// published upstream. Only the selected packages' (--tier, --package,
+    /// --shard): a file is read as the package of the index whose name is
+    /// the longest that fits (`foo-bar-1.0` is foo-bar's, not foo's).
     #[arg(long)]
     pub prune: bool,
     /// With --prune: keep this many previous versions for rollbacks.
