@@ -397,6 +397,52 @@ fn prune_keeps_the_index_version_and_n_previous_ones() {
     assert!(dest.join("zillowe/linux/amd64/README").exists());
 }
 
+/// Upstream re-publishes an archive (new bytes, so a new `.hash`) without
+/// the `.sig` it had: the mirror's copy of the old `.sig` must not stay
+/// beside the new bytes, where a client that trusts keys would read it as
+/// a bad signature (and `check` reports `signature_bad`).
+#[test]
+fn a_redownloaded_archive_keeps_no_sidecar_upstream_no_longer_has() {
+    let u = upstream();
+    let h = u.home.path();
+    let dest = h.join("dest");
+    let r = bin_sync(h, &u.spec, &u.index, &dest, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let local = dest.join("zillowe/linux/amd64/5.0.0/hello-5.0.0-linux-amd64.zpa");
+    let sig = PathBuf::from(format!("{}.sig", local.display()));
+    assert!(sig.exists(), "upstream's .sig placed the first time");
+
+    let remote = u
+        .generic
+        .join("zillowe.hello/5.0.0/hello-5.0.0-linux-amd64.zpa");
+    let (bytes, _) = simple_zpa("hello", b"rebuilt, unsigned");
+    fs::write(&remote, &bytes).unwrap();
+    fs::remove_file(format!("{}.sig", remote.display())).unwrap();
+    zm(h, &["index", "--force", u.generic.to_str().unwrap()]).ok();
+
+    let r = bin_sync(h, &u.spec, &u.index, &dest, &["--package", "hello"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    assert_eq!(
+        status_of(&doc, "@zillowe/hello", "linux-amd64"),
+        "downloaded"
+    );
+    assert_eq!(fs::read(&local).unwrap(), bytes);
+    assert!(!sig.exists(), "the old .sig was left beside the new bytes");
+    for ext in ["hash", "size", "files"] {
+        assert_eq!(
+            fs::read(format!("{}.{ext}", local.display())).unwrap(),
+            fs::read(format!("{}.{ext}", remote.display())).unwrap(),
+            ".{ext} is upstream's new one"
+        );
+    }
+    // the other platform, not re-published, keeps its .sig
+    assert!(
+        dest.join("zillowe/macos/arm64/5.0.0/hello-5.0.0-macos-arm64.zpa.sig")
+            .exists()
+    );
+}
+
 /// A flat layout (`{repo}/{os}/{arch}`, no version folder) puts `foo` and
 /// `foo-bar` side by side, and `foo-bar-1.0.0-linux-amd64.zpa` reads as
 /// `foo` at `bar-1.0.0` by its name alone. `bin sync --package foo --prune`
