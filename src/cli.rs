@@ -894,7 +894,9 @@ pub struct IndexArgs {
     #[arg(long, value_name = "TEMPLATE", conflicts_with = "bundle")]
     pub layout: Option<String>,
     /// Lint against the layout and archive format recorded in this bundle's
-    /// bundle.json (`binaries.layout`, `binaries.format`).
+    /// bundle.json (`binaries.layout`, `binaries.format`); the folder or
+    /// the bundle.json itself, read as `apply` reads it (a format version
+    /// this zoi-mirror does not read is `bundle_format`).
     #[arg(long, value_name = "DIR")]
     pub bundle: Option<PathBuf>,
     /// Also list the archives that are fine.
