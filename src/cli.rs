@@ -467,7 +467,9 @@ pub struct BinSyncArgs {
     pub platforms: Vec<crate::zoi::platform::Platform>,
     /// Remove archives of versions no longer in the index, but not for a
     /// package and platform whose index version failed or is not
-    /// published upstream.
+    /// published upstream. Only the selected packages' (--tier, --package,
+    /// --shard): a file is read as the package of the index whose name is
+    /// the longest that fits (`foo-bar-1.0` is foo-bar's, not foo's).
     #[arg(long)]
     pub prune: bool,
     /// With --prune: keep this many previous versions for rollbacks.
@@ -902,7 +904,9 @@ pub struct IndexArgs {
     #[arg(long, value_name = "TEMPLATE", conflicts_with = "bundle")]
     pub layout: Option<String>,
     /// Lint against the layout and archive format recorded in this bundle's
-    /// bundle.json (`binaries.layout`, `binaries.format`).
+    /// bundle.json (`binaries.layout`, `binaries.format`); the folder or
+    /// the bundle.json itself, read as `apply` reads it (a format version
+    /// this zoi-mirror does not read is `bundle_format`).
     #[arg(long, value_name = "DIR")]
     pub bundle: Option<PathBuf>,
     /// Also list the archives that are fine.

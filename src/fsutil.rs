@@ -324,28 +324,49 @@ pub fn sync_dir(dir: &Path) {
 /// Writes a set of files as a new directory `target`, replacing any
 /// existing one only once every file is written. Files from an older
 /// version of the directory do not survive.
+///
+/// Every file and folder of the new directory is flushed to disk before
+/// the renames that swap it in, and their parent after: otherwise a power
+/// cut could leave the new name over empty files, the old version already
+/// gone.
 pub fn replace_dir_with(target: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
-    let parent = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = parent_dir(target);
     fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let staging = tempfile::Builder::new()
         .prefix(".zoi-mirror-staging.")
         .tempdir_in(parent)
         .with_context(|| format!("cannot create a staging directory in {}", parent.display()))?;
+    let mut written: Vec<fs::File> = Vec::with_capacity(files.len());
+    let mut dirs: std::collections::BTreeSet<PathBuf> = [staging.path().to_path_buf()].into();
     for (rel, bytes) in files {
         let path = staging.path().join(rel);
         if let Some(p) = path.parent() {
             fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+            dirs.extend(
+                p.ancestors()
+                    .take_while(|d| d.starts_with(staging.path()))
+                    .map(Path::to_path_buf),
+            );
         }
-        fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        let f = fs::File::create(&path)
+            .and_then(|mut f| f.write_all(bytes).map(|()| f))
+            .with_context(|| format!("cannot write {}", path.display()))?;
         #[cfg(unix)]
         if rel.extension().is_some_and(|e| e == "sh") || rel.starts_with("tools") {
             use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+            f.set_permissions(fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("cannot make {} executable", path.display()))?;
         }
+        written.push(f);
     }
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    sync_together(&written.iter().collect::<Vec<_>>(), &dirs).with_context(|| {
+        format!(
+            "cannot flush the new bundle to disk in {}",
+            staging.path().display()
+        )
+    })?;
+    drop(written);
     let staged = staging.keep();
     let old = parent.join(format!(
         ".{}.old",

@@ -93,18 +93,7 @@ pub fn open(
     }
     let (dir, tmp) = match &source {
         Source::Dir(d) => {
-            if !d.is_dir() {
-                // A file, a symlink loop, a missing path: each said as it is.
-                let what = match std::fs::metadata(d) {
-                    Ok(_) => "is not a directory".to_string(),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => "not found".to_string(),
-                    Err(e) => format!("cannot be read: {e}"),
-                };
-                return fail(
-                    bad(ErrorKind::BundleMissing, format!("bundle directory {} {what}", d.display()))
-                        .hint("pass the directory `zoi-mirror build` wrote (DIR/<name>-<version>) or its http(s) URL"),
-                );
-            }
+            bundle_dir(d)?;
             (d.clone(), None)
         }
         Source::Url(_) => {
@@ -116,29 +105,7 @@ pub fn open(
     };
 
     let manifest_bytes = match &source {
-        Source::Dir(d) => match std::fs::read(d.join(manifest::FILE_NAME)) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return fail(
-                    bad(
-                        ErrorKind::BundleInvalid,
-                        format!(
-                            "{} has no {}: not a zoi-mirror bundle",
-                            d.display(),
-                            manifest::FILE_NAME
-                        ),
-                    )
-                    .hint("pass the directory `zoi-mirror build` wrote (DIR/<name>-<version>)"),
-                );
-            }
-            Err(e) => {
-                return fail(crate::error::io_failure(
-                    "read",
-                    &d.join(manifest::FILE_NAME),
-                    &e,
-                ));
-            }
-        },
+        Source::Dir(d) => read_manifest(d, &d.join(manifest::FILE_NAME))?,
         Source::Url(u) => {
             let b = download(http, u, manifest::FILE_NAME)?;
             std::fs::write(dir.join(manifest::FILE_NAME), &b)?;
@@ -183,6 +150,67 @@ pub fn open(
         warnings,
         http: http.clone(),
     })
+}
+
+/// The manifest of the bundle at `path` (its directory, or its
+/// `bundle.json`), read and checked exactly as [`open`] checks it — format
+/// version, extension name, the paths it lists, with the same errors — for
+/// a command that needs only what the manifest says (`index --bundle`: the
+/// layout and the archive format), not the files it pins.
+pub fn manifest_at(path: &Path) -> Result<Manifest> {
+    let (dir, file) = if path.is_file() {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        (dir.to_path_buf(), path.to_path_buf())
+    } else {
+        bundle_dir(path)?;
+        (path.to_path_buf(), path.join(manifest::FILE_NAME))
+    };
+    let bytes = read_manifest(&dir, &file)?;
+    parse_manifest(&bytes, &Source::Dir(dir))
+}
+
+/// A bundle directory must be one: a file, a symlink loop or a missing path
+/// is no bundle, each said as it is.
+fn bundle_dir(d: &Path) -> Result<()> {
+    if d.is_dir() {
+        return Ok(());
+    }
+    let what = match std::fs::metadata(d) {
+        Ok(_) => "is not a directory".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "not found".to_string(),
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    fail(
+        bad(
+            ErrorKind::BundleMissing,
+            format!("bundle directory {} {what}", d.display()),
+        )
+        .hint(
+            "pass the directory `zoi-mirror build` wrote (DIR/<name>-<version>) or its http(s) URL",
+        ),
+    )
+}
+
+/// The bytes of bundle `dir`'s manifest `file`.
+fn read_manifest(dir: &Path, file: &Path) -> Result<Vec<u8>> {
+    match std::fs::read(file) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fail(
+            bad(
+                ErrorKind::BundleInvalid,
+                format!(
+                    "{} has no {}: not a zoi-mirror bundle",
+                    dir.display(),
+                    manifest::FILE_NAME
+                ),
+            )
+            .hint("pass the directory `zoi-mirror build` wrote (DIR/<name>-<version>)"),
+        ),
+        Err(e) => fail(crate::error::io_failure("read", file, &e)),
+    }
 }
 
 /// The hint every malformed-bundle error carries.

@@ -87,7 +87,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
             ),
         ),
     };
-    let mut targets = bins::select(
+    let bins::Selection { known, mut targets } = bins::select(
         &spec,
         &index_bytes,
         &index_source,
@@ -103,6 +103,7 @@ pub fn sync(args: &BinSyncArgs, format: Format) -> Result<Exit> {
     let run = bins::Run {
         dest: dest.clone(),
         targets,
+        known,
         dry_run: args.dry_run,
         retries: args.retries,
         concurrency: args.concurrency,

@@ -7,13 +7,13 @@
 //! `--help` (`cli.rs`), which is where a script author looks.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::bundle::manifest::{self, Manifest};
+use crate::bundle::manifest;
 use crate::cli::IndexArgs;
 use crate::error::{ErrorKind, Exit, Failure, fail, io_failure};
 use crate::mirror::index::{self, Event, Lint, Options, Report, Status};
@@ -135,31 +135,13 @@ fn lint_settings(args: &IndexArgs) -> Result<Option<Lint>> {
     let Some(dir) = &args.bundle else {
         return Ok(None);
     };
-    let file: PathBuf = if dir.is_file() {
+    // Read and checked as `apply` reads it: format version, name, paths.
+    let m = crate::bundle::load::manifest_at(dir)?;
+    let file = if dir.is_file() {
         dir.clone()
     } else {
         dir.join(manifest::FILE_NAME)
     };
-    let bytes = match fs::read(&file) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return fail(
-                Failure::new(
-                    ErrorKind::BundleMissing,
-                    format!("no {} at {}", manifest::FILE_NAME, file.display()),
-                )
-                .hint("give the bundle folder `zoi-mirror build` wrote (dist/<name>-<version>)"),
-            );
-        }
-        Err(e) => return Err(io_failure("read", &file, &e).into()),
-    };
-    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-        Failure::new(
-            ErrorKind::BundleInvalid,
-            format!("{} is not a bundle manifest: {e}", file.display()),
-        )
-        .hint("rebuild the bundle with `zoi-mirror build`")
-    })?;
     let layout_text = if m.binaries.layout.trim().is_empty() {
         crate::spec::DEFAULT_LAYOUT
     } else {
@@ -170,6 +152,7 @@ fn lint_settings(args: &IndexArgs) -> Result<Option<Lint>> {
             ErrorKind::BundleInvalid,
             format!("{}: binaries.layout: {msg}", file.display()),
         )
+        .hint("rebuild the bundle with `zoi-mirror build`, or give the layout with --layout")
     })?;
     let format =
         ArchiveKind::of_file_name(&format!("x.{}", m.binaries.format)).ok_or_else(|| {
@@ -181,6 +164,7 @@ fn lint_settings(args: &IndexArgs) -> Result<Option<Lint>> {
                     m.binaries.format
                 ),
             )
+            .hint("rebuild the bundle with `zoi-mirror build`, or give the layout with --layout")
         })?;
     Ok(Some(Lint {
         layout,

@@ -58,13 +58,24 @@ pub fn archive_link(upstream: &RepoYaml) -> Result<PkgLink> {
     }
 }
 
-/// Every (package at its index version, platform) to mirror.
+/// What a run mirrors, out of the index it read.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Every package of the index, selected or not: `--prune` reads the
+    /// host's file names against all of them ([`prune::candidates`]).
+    pub known: Vec<PackageRef>,
+    /// Every (package at its index version, platform) to mirror.
+    pub targets: Vec<(PackageRef, Platform)>,
+}
+
+/// Every (package at its index version, platform) to mirror, with the
+/// index's packages.
 pub fn select(
     spec: &Spec,
     index_bytes: &[u8],
     index_source: &str,
     filter: &Filter,
-) -> Result<Vec<(PackageRef, Platform)>> {
+) -> Result<Selection> {
     let packages = crate::probe::plan::index_packages(index_bytes, index_source)?;
     for p in &filter.platforms {
         if !spec.binaries.platforms.contains(p) {
@@ -83,8 +94,8 @@ pub fn select(
         filter.platforms.clone()
     };
     let names = package_globs(&filter.packages)?;
-    Ok(packages
-        .into_iter()
+    let targets = packages
+        .iter()
         .filter(|p| filter.tiers.is_empty() || filter.tiers.contains(&p.repo))
         .filter(|p| {
             filter.packages.is_empty()
@@ -92,7 +103,11 @@ pub fn select(
                 || names.is_match(format!("@{}/{}", p.repo, p.name))
         })
         .flat_map(|p| platforms.iter().map(move |pl| (p.clone(), *pl)))
-        .collect())
+        .collect();
+    Ok(Selection {
+        known: packages,
+        targets,
+    })
 }
 
 /// `--package` patterns (`*`, `?`, as globs: `*` may span the `/` of
@@ -145,6 +160,8 @@ pub fn destination(
 pub struct Run {
     pub dest: PathBuf,
     pub targets: Vec<(PackageRef, Platform)>,
+    /// Every package of the index ([`Selection::known`]).
+    pub known: Vec<PackageRef>,
     pub dry_run: bool,
     pub retries: u32,
     pub concurrency: usize,
@@ -331,6 +348,7 @@ pub fn mirror_to_store(
             for (path, version) in prune::candidates_in(
                 files,
                 &spec.binaries.layout,
+                &run.known,
                 &run.targets,
                 &prune::held(&targets),
                 keep,
@@ -354,7 +372,9 @@ pub fn mirror_to_store(
 pub fn prune(run: &Run, layout: &str, keep: usize, outcome: &Outcome) -> Result<Vec<Pruned>> {
     let held = prune::held(&outcome.targets);
     let mut pruned = Vec::new();
-    for (path, version) in prune::candidates(&run.dest, layout, &run.targets, &held, keep) {
+    for (path, version) in
+        prune::candidates(&run.dest, layout, &run.known, &run.targets, &held, keep)
+    {
         if !run.dry_run {
             prune::remove_archive(&path)
                 .map_err(|e| crate::error::io_failure("remove", &path, &e))?;

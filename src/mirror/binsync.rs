@@ -737,36 +737,67 @@ pub(crate) fn check_received(
     }
 }
 
-/// The sidecars placed after an archive, in order, `.hash` last (a `.hash`
-/// never names a file that is not there yet), each with where it came
-/// from: upstream's, else generated from the archive as `index` would,
-/// and the signature (upstream's or ours).
-pub(crate) fn sidecar_files(
+/// Every sidecar a placed file may have beside it.
+const SIDECARS: [&str; 4] = ["size", "files", "sig", "hash"];
+
+/// One step of placing a file's sidecars ([`sidecar_steps`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SidecarStep {
+    /// Write `<file>.<ext>` with these bytes.
+    Write(&'static str, Vec<u8>, MetaSource),
+    /// Remove `<file>.<ext>` if it is there: a sidecar of the bytes this
+    /// placement replaced, which upstream no longer has (and nothing here
+    /// generates, as for a `.zsa`). Left beside the new bytes, an old
+    /// `.sig` is a bad signature to every client that trusts keys.
+    Remove(&'static str),
+}
+
+/// The sidecars placed after a file, in order, each with where it came
+/// from: upstream's, else generated from the archive as `index` would, and
+/// the signature (upstream's or ours); then the removal of every sidecar
+/// not written; the `.hash` last (a `.hash` never names a file that is not
+/// there yet, nor one whose other sidecars describe the bytes before).
+pub(crate) fn sidecar_steps(
     sidecars: Sidecars,
     generated: Option<&Summary>,
     sig_out: Option<(Vec<u8>, MetaSource)>,
     hash_body: Option<Vec<u8>>,
-) -> Vec<(&'static str, Vec<u8>, MetaSource)> {
-    let mut files = Vec::new();
+) -> Vec<SidecarStep> {
+    use SidecarStep::{Remove, Write};
+    let mut steps = Vec::new();
     match (sidecars.size, generated) {
-        (Some(b), _) => files.push(("size", b, MetaSource::Upstream)),
-        (None, Some(g)) => files.push(("size", g.size_body().into_bytes(), MetaSource::Generated)),
+        (Some(b), _) => steps.push(Write("size", b, MetaSource::Upstream)),
+        (None, Some(g)) => steps.push(Write(
+            "size",
+            g.size_body().into_bytes(),
+            MetaSource::Generated,
+        )),
         (None, None) => {}
     }
     match (sidecars.files, generated) {
-        (Some(b), _) => files.push(("files", b, MetaSource::Upstream)),
-        (None, Some(g)) => {
-            files.push(("files", g.files_body().into_bytes(), MetaSource::Generated))
-        }
+        (Some(b), _) => steps.push(Write("files", b, MetaSource::Upstream)),
+        (None, Some(g)) => steps.push(Write(
+            "files",
+            g.files_body().into_bytes(),
+            MetaSource::Generated,
+        )),
         (None, None) => {}
     }
     if let Some((b, source)) = sig_out {
-        files.push(("sig", b, source));
+        steps.push(Write("sig", b, source));
     }
+    let written = |ext: &str| {
+        ext == "hash" && hash_body.is_some()
+            || steps
+                .iter()
+                .any(|s| matches!(s, Write(e, _, _) if *e == ext))
+    };
+    let stale: Vec<&'static str> = SIDECARS.into_iter().filter(|e| !written(e)).collect();
+    steps.extend(stale.into_iter().map(Remove));
     if let Some(b) = hash_body {
-        files.push(("hash", b, MetaSource::Upstream));
+        steps.push(Write("hash", b, MetaSource::Upstream));
     }
-    files
+    steps
 }
 
 /// `gpg --detach-sign` of the bytes read from `r`, fed to gpg's stdin as
@@ -1157,11 +1188,30 @@ async fn sync_job(
         files: files_body,
         sig: None,
     };
-    for (ext, bytes, source) in sidecar_files(sidecars, generated.as_ref(), sig_out, hash_body) {
-        if let Err(e) = crate::fsutil::atomic_write(&meta_path(&archive, ext), &bytes) {
-            return failed(report, Problem::new(Kind::Io, format!("{e:#}")));
+    for step in sidecar_steps(sidecars, generated.as_ref(), sig_out, hash_body) {
+        match step {
+            SidecarStep::Write(ext, bytes, source) => {
+                if let Err(e) = crate::fsutil::atomic_write(&meta_path(&archive, ext), &bytes) {
+                    return failed(report, Problem::new(Kind::Io, format!("{e:#}")));
+                }
+                report.metadata.push((ext.to_string(), source));
+            }
+            SidecarStep::Remove(ext) => {
+                let path = meta_path(&archive, ext);
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return failed(
+                            report,
+                            Problem::new(
+                                Kind::Io,
+                                format!("cannot remove the stale {}: {e}", path.display()),
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+            }
         }
-        report.metadata.push((ext.to_string(), source));
     }
     report.status = TargetStatus::Downloaded;
     report
@@ -1421,6 +1471,75 @@ mod tests {
             seen.load(Ordering::SeqCst),
             1,
             "the other job ran to its end"
+        );
+    }
+}
+
+#[cfg(test)]
+mod sidecar_tests {
+    use super::SidecarStep::{Remove, Write};
+    use super::{MetaSource, Sidecars, sidecar_steps};
+
+    fn exts(steps: &[super::SidecarStep]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Write(e, _, _) => format!("write {e}"),
+                Remove(e) => format!("remove {e}"),
+            })
+            .collect()
+    }
+
+    /// A file placed again (its upstream `.hash` changed) keeps no sidecar
+    /// of the bytes before: whatever is not written now is removed, before
+    /// the `.hash` that publishes the new bytes.
+    #[test]
+    fn what_is_not_written_is_removed_before_the_hash() {
+        // A .zsa upstream signs no more: nothing generates .size or .files.
+        let steps = sidecar_steps(
+            Sidecars {
+                size: None,
+                files: None,
+                sig: None,
+            },
+            None,
+            None,
+            Some(b"h".to_vec()),
+        );
+        assert_eq!(
+            exts(&steps),
+            ["remove size", "remove files", "remove sig", "write hash"]
+        );
+        // Everything upstream has, and our signature.
+        let steps = sidecar_steps(
+            Sidecars {
+                size: Some(b"down: 1\n".to_vec()),
+                files: Some(b"f".to_vec()),
+                sig: None,
+            },
+            None,
+            Some((b"s".to_vec(), MetaSource::Resigned)),
+            Some(b"h".to_vec()),
+        );
+        assert_eq!(
+            exts(&steps),
+            ["write size", "write files", "write sig", "write hash"]
+        );
+        // No .hash upstream (a source bundle without a hash link): a stale
+        // one goes too.
+        let steps = sidecar_steps(
+            Sidecars {
+                size: None,
+                files: None,
+                sig: None,
+            },
+            None,
+            Some((b"s".to_vec(), MetaSource::Upstream)),
+            None,
+        );
+        assert_eq!(
+            exts(&steps),
+            ["write sig", "remove size", "remove files", "remove hash"]
         );
     }
 }

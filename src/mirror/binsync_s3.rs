@@ -34,9 +34,9 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::binsync::{
-    Artifact, Job, KeyReport, Options, Sidecars, TargetReport, check_received, failed, fetch_keys,
-    gpg_sign_reader, judge, new_report, run_all, sidecar_files, sign_failed, stored_hash_current,
-    upstream_hash, upstream_sidecars, would_download,
+    Artifact, Job, KeyReport, Options, SidecarStep, Sidecars, TargetReport, check_received, failed,
+    fetch_keys, gpg_sign_reader, judge, new_report, run_all, sidecar_steps, sign_failed,
+    stored_hash_current, upstream_hash, upstream_sidecars, would_download,
 };
 use super::binsync::{KeyStatus, MetaSource, Sha512Ctx, SignatureCheck, TargetStatus};
 use crate::net::classify::classify;
@@ -391,18 +391,28 @@ async fn sync_job(
         files: files_body,
         sig: None,
     };
-    for (ext, bytes, source) in sidecar_files(sidecars, generated.as_ref(), sig_out, hash_body) {
-        let meta = match (&etag, ext) {
-            (Some(t), "hash") => vec![(ARCHIVE_ETAG_META, t.clone())],
-            _ => Vec::new(),
-        };
-        if let Err(e) = store
-            .put(&format!("{key}.{ext}"), bytes, &Expect::Any, &meta)
-            .await
-        {
-            return failed(report, store_problem(e));
+    for step in sidecar_steps(sidecars, generated.as_ref(), sig_out, hash_body) {
+        match step {
+            SidecarStep::Write(ext, bytes, source) => {
+                let meta = match (&etag, ext) {
+                    (Some(t), "hash") => vec![(ARCHIVE_ETAG_META, t.clone())],
+                    _ => Vec::new(),
+                };
+                if let Err(e) = store
+                    .put(&format!("{key}.{ext}"), bytes, &Expect::Any, &meta)
+                    .await
+                {
+                    return failed(report, store_problem(e));
+                }
+                report.metadata.push((ext.to_string(), source));
+            }
+            // A DELETE of a missing key succeeds: no listing needed first.
+            SidecarStep::Remove(ext) => {
+                if let Err(e) = store.delete(&format!("{key}.{ext}")).await {
+                    return failed(report, store_problem(e));
+                }
+            }
         }
-        report.metadata.push((ext.to_string(), source));
     }
     report.status = TargetStatus::Downloaded;
     report

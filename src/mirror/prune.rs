@@ -5,18 +5,22 @@
 //! version, beyond the `keep` newest (semver order when both parse, else
 //! string order). Only archives sitting exactly where the layout
 //! ([`crate::zoi::layout`]) puts them are candidates, and whatever a target
-//! currently lives at never is, so nothing else in the tree is touched.
+//! currently lives at never is, so nothing else in the tree is touched. A
+//! file is read as a version of the package it is among every package of
+//! the index ([`Owners`]), and only the selected packages' files are
+//! candidates: a run over some of them never removes another's.
 //! A package and platform whose index version is not in place after the
 //! run (its download failed, or upstream does not publish it) keeps all
 //! its archives: an older version is then the newest the mirror has.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::binsync::{Artifact, TargetReport, TargetStatus, meta_path};
 use crate::zoi::index::PackageRef;
-use crate::zoi::layout::archive_path;
+use crate::zoi::layout::{Owners, archive_path};
 use crate::zoi::platform::Platform;
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,10 +52,15 @@ pub fn held(reports: &[TargetReport]) -> Held {
 /// Versions of the synced packages other than the index version, beyond
 /// the `keep` newest, with their metadata. Only archives sitting exactly
 /// where the layout puts them are considered, so nothing else in the tree
-/// is ever touched.
+/// is ever touched. `known` is every package of the index, selected or not:
+/// a file is the package [`Owners`] reads it as among all of them, and only
+/// the selected ones' (`targets`) files are candidates, so a run over some
+/// packages (`--package`, `--tier`, `--shard`) never takes another's
+/// archive for a version of its own (`foo-bar-1.0` for `foo` at `bar-1.0`).
 pub fn candidates(
     dest: &Path,
     layout: &str,
+    known: &[PackageRef],
     targets: &[(PackageRef, Platform)],
     held: &Held,
     keep: usize,
@@ -61,7 +70,7 @@ pub fn candidates(
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
         .filter_map(|e| e.path().strip_prefix(dest).ok().map(Path::to_path_buf));
-    let mut out: Vec<(PathBuf, String)> = candidates_in(files, layout, targets, held, keep)
+    let mut out: Vec<(PathBuf, String)> = candidates_in(files, layout, known, targets, held, keep)
         .into_iter()
         .map(|(p, v)| (dest.join(p), v))
         .collect();
@@ -74,57 +83,40 @@ pub fn candidates(
 pub fn candidates_in(
     files: impl IntoIterator<Item = PathBuf>,
     layout: &str,
+    known: &[PackageRef],
     targets: &[(PackageRef, Platform)],
     held: &Held,
     keep: usize,
 ) -> Vec<(PathBuf, String)> {
     // Whatever a target currently lives at is never a candidate, whatever
     // its name looks like (`foo-bar-1.0` is not `foo` at version `bar-1.0`).
-    let current: std::collections::HashSet<PathBuf> = targets
+    let current: HashSet<PathBuf> = targets
         .iter()
         .map(|(p, pl)| archive_path(layout, p, *pl))
         .collect();
-    let mut found: std::collections::BTreeMap<(String, String, Platform), Vec<(String, PathBuf)>> =
+    let selected: HashSet<(&str, &str, Platform)> = targets
+        .iter()
+        .map(|(p, pl)| (p.repo.as_str(), p.name.as_str(), *pl))
+        .collect();
+    let owners = Owners::new(layout, known.iter().chain(targets.iter().map(|(p, _)| p)));
+    let mut found: BTreeMap<(String, String, Platform), Vec<(String, PathBuf)>> =
         Default::default();
     for path in files {
-        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            continue;
-        };
-        let Some(stem) = name.strip_suffix(".zpa") else {
-            continue;
-        };
         if current.contains(&path) {
             continue;
         }
-        // The longest package name that prefixes the file wins.
-        let mut owner: Option<(&PackageRef, Platform, String)> = None;
-        for (pkg, pl) in targets {
-            let Some(version) = stem
-                .strip_prefix(&format!("{}-", pkg.name))
-                .and_then(|s| s.strip_suffix(&format!("-{pl}")))
-            else {
-                continue;
-            };
-            if version == pkg.version {
-                continue;
-            }
-            let other = PackageRef {
-                version: version.to_string(),
-                ..pkg.clone()
-            };
-            let longer = owner
-                .as_ref()
-                .is_none_or(|(o, _, _)| pkg.name.len() > o.name.len());
-            if other.problem().is_none() && archive_path(layout, &other, *pl) == path && longer {
-                owner = Some((pkg, *pl, version.to_string()));
-            }
+        let Some(o) = owners.owner(&path) else {
+            continue;
+        };
+        if o.version == o.package.version
+            || !selected.contains(&(&o.package.repo, &o.package.name, o.platform))
+        {
+            continue;
         }
-        if let Some((pkg, pl, version)) = owner {
-            found
-                .entry((pkg.repo.clone(), pkg.name.clone(), pl))
-                .or_default()
-                .push((version, path.clone()));
-        }
+        found
+            .entry((o.package.repo.clone(), o.package.name.clone(), o.platform))
+            .or_default()
+            .push((o.version, path));
     }
     let mut out = Vec::new();
     for ((repo, name, pl), mut versions) in found {
@@ -180,7 +172,15 @@ mod tests {
             version: version.into(),
         };
         let targets = [(p("foo", "2.0"), pl), (p("foo-bar", "1.0"), pl)];
-        let got = candidates(d.path(), "{repo}/{os}/{arch}", &targets, &Held::new(), 0);
+        let known = [p("foo", "2.0"), p("foo-bar", "1.0")];
+        let got = candidates(
+            d.path(),
+            "{repo}/{os}/{arch}",
+            &known,
+            &targets,
+            &Held::new(),
+            0,
+        );
         assert_eq!(
             got,
             [(dir.join("foo-1.0-linux-amd64.zpa"), "1.0".to_string())]
@@ -188,11 +188,48 @@ mod tests {
         // foo's index version did not make it: all its archives stay, and
         // foo-bar's are still its own.
         let held = Held::from([("@core/foo".to_string(), pl)]);
-        assert!(candidates(d.path(), "{repo}/{os}/{arch}", &targets, &held, 0).is_empty());
+        assert!(candidates(d.path(), "{repo}/{os}/{arch}", &known, &targets, &held, 0).is_empty());
         let held = Held::from([("@core/foo".to_string(), "macos-arm64".parse().unwrap())]);
         assert_eq!(
-            candidates(d.path(), "{repo}/{os}/{arch}", &targets, &held, 0).len(),
+            candidates(d.path(), "{repo}/{os}/{arch}", &known, &targets, &held, 0).len(),
             1
+        );
+    }
+
+    /// `--package foo` (or a tier, or a shard) selects foo alone: foo-bar's
+    /// archives, current or old, read as foo's `bar-…` by their names
+    /// alone, are another package's and stay.
+    #[test]
+    fn a_run_over_some_packages_never_takes_anothers_archives() {
+        let pl: Platform = "linux-amd64".parse().unwrap();
+        let p = |name: &str, version: &str| PackageRef {
+            repo: "core".into(),
+            name: name.into(),
+            version: version.into(),
+        };
+        let known = [p("foo", "2.0"), p("foo-bar", "1.0")];
+        let targets = [(p("foo", "2.0"), pl)];
+        let files = [
+            "core/linux/amd64/foo-2.0-linux-amd64.zpa",
+            "core/linux/amd64/foo-1.0-linux-amd64.zpa",
+            "core/linux/amd64/foo-bar-1.0-linux-amd64.zpa",
+            "core/linux/amd64/foo-bar-0.9-linux-amd64.zpa",
+        ]
+        .map(PathBuf::from);
+        let got = candidates_in(
+            files,
+            "{repo}/{os}/{arch}",
+            &known,
+            &targets,
+            &Held::new(),
+            0,
+        );
+        assert_eq!(
+            got,
+            [(
+                PathBuf::from("core/linux/amd64/foo-1.0-linux-amd64.zpa"),
+                "1.0".to_string()
+            )]
         );
     }
 

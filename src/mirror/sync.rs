@@ -147,10 +147,12 @@ pub fn run(o: &Options, log: &dyn Fn(String)) -> Result<Report> {
         "upstream {}'s packages.json at {tip}",
         redact(&prepared.opts.upstream)
     );
-    let targets = bins::select(&spec, &index_bytes, &what, &bins::Filter::default())?;
+    let bins::Selection { known, targets } =
+        bins::select(&spec, &index_bytes, &what, &bins::Filter::default())?;
     let run = bins::Run {
         dest: o.dest.clone(),
         targets,
+        known,
         dry_run: false,
         retries: o.retries,
         concurrency: o.concurrency,

@@ -50,6 +50,89 @@ pub fn archive_path(layout: &str, pkg: &PackageRef, platform: Platform) -> PathB
     folder(layout, &c).join(c.archive_file_name("zpa"))
 }
 
+/// Which package an archive on the host is, among every package a registry
+/// index names.
+///
+/// A file name `{name}-{version}-{platform}.zpa` alone is ambiguous, since
+/// names and versions may both contain `-`: `foo-bar-1.0-linux-amd64.zpa`
+/// is `foo-bar` at `1.0`, or `foo` at `bar-1.0`. So a file is read as the
+/// package that puts it exactly there ([`archive_path`]), the index
+/// version of any package first (a package's current archive is always
+/// its own), else the longest package name: a name is never a version of
+/// a shorter one while the index knows the longer one. A path two
+/// packages of different tiers would share (a layout without `{repo}` or
+/// `{id}`) belongs to neither.
+pub struct Owners<'a> {
+    layout: &'a str,
+    by_name: std::collections::HashMap<&'a str, Vec<&'a PackageRef>>,
+}
+
+/// What an archive file is: a version (maybe the index one) of a package.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Owned<'a> {
+    /// The package as the index names it, at its index version.
+    pub package: &'a PackageRef,
+    /// The version this file is of.
+    pub version: String,
+    pub platform: Platform,
+}
+
+impl<'a> Owners<'a> {
+    /// `known`: every package of the index, not only the ones a run
+    /// selected, so that a file is never taken for a version of another.
+    pub fn new(layout: &'a str, known: impl IntoIterator<Item = &'a PackageRef>) -> Self {
+        let mut by_name: std::collections::HashMap<&str, Vec<&PackageRef>> = Default::default();
+        for p in known {
+            let same = by_name.entry(p.name.as_str()).or_default();
+            if !same.contains(&p) {
+                same.push(p);
+            }
+        }
+        Owners { layout, by_name }
+    }
+
+    /// The package `rel` (a path relative to the host's root) is an
+    /// archive of, if one of the known packages puts a `.zpa` exactly there.
+    pub fn owner(&self, rel: &std::path::Path) -> Option<Owned<'a>> {
+        let file = rel.file_name()?.to_str()?;
+        let (name_version, platform) = split_platform(file.strip_suffix(".zpa")?)?;
+        // Every split of `name-version` a known package fits, longest
+        // name first.
+        let mut fits: Vec<(&'a PackageRef, &str)> = Vec::new();
+        for (i, _) in name_version
+            .match_indices('-')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            let (name, version) = (&name_version[..i], &name_version[i + 1..]);
+            for pkg in self.by_name.get(name).into_iter().flatten() {
+                let at = PackageRef {
+                    version: version.to_string(),
+                    ..(*pkg).clone()
+                };
+                if at.problem().is_none() && archive_path(self.layout, &at, platform) == rel {
+                    fits.push((pkg, version));
+                }
+            }
+        }
+        let owned = |(package, version): (&'a PackageRef, &str)| Owned {
+            package,
+            version: version.to_string(),
+            platform,
+        };
+        if let Some(current) = fits.iter().find(|(p, v)| p.version == *v) {
+            return Some(owned(*current));
+        }
+        let (first, _) = *fits.first()?;
+        let longest: Vec<_> = fits
+            .iter()
+            .filter(|(p, _)| p.name.len() == first.name.len())
+            .collect();
+        (longest.len() == 1).then(|| owned(*longest[0]))
+    }
+}
+
 /// A binary-host layout template (`binaries.layout`), as a matcher for the
 /// folders an archive sits in.
 ///
@@ -364,6 +447,64 @@ mod tests {
         assert!(Layout::parse("a/../b").is_err());
         assert!(Layout::parse("a//b").is_err());
         assert_eq!(Layout::parse("/{repo}/").unwrap().template(), "{repo}");
+    }
+
+    #[test]
+    fn owners_read_a_file_as_the_package_the_index_knows() {
+        let p = |repo: &str, name: &str, version: &str| PackageRef {
+            repo: repo.into(),
+            name: name.into(),
+            version: version.into(),
+        };
+        let known = [
+            p("core", "foo", "2.0"),
+            p("core", "foo-bar", "1.0-rc.1"),
+            p("extra", "foo-bar", "3.0"),
+        ];
+        let pl: Platform = "linux-amd64".parse().unwrap();
+        let flat = Owners::new("{repo}/{os}/{arch}", &known);
+        let of = |o: &Owners, rel: &str| {
+            o.owner(Path::new(rel))
+                .map(|o| (o.package.display(), o.version, o.platform))
+        };
+        // The longer name wins, whatever its version looks like.
+        assert_eq!(
+            of(&flat, "core/linux/amd64/foo-bar-0.9-2-linux-amd64.zpa"),
+            Some(("@core/foo-bar@1.0-rc.1".into(), "0.9-2".into(), pl))
+        );
+        assert_eq!(
+            of(&flat, "core/linux/amd64/foo-1.0-linux-amd64.zpa"),
+            Some(("@core/foo@2.0".into(), "1.0".into(), pl))
+        );
+        // Only a package that puts the file exactly there: @extra/foo-bar
+        // lives in extra/, and nothing knows a `baz`.
+        assert_eq!(
+            of(&flat, "extra/linux/amd64/foo-bar-2.0-linux-amd64.zpa"),
+            Some(("@extra/foo-bar@3.0".into(), "2.0".into(), pl))
+        );
+        assert_eq!(of(&flat, "extra/linux/amd64/foo-1.0-linux-amd64.zpa"), None);
+        assert_eq!(of(&flat, "core/linux/amd64/baz-1.0-linux-amd64.zpa"), None);
+        assert_eq!(of(&flat, "core/linux/amd64/foo-1.0-linux-amd64.zsa"), None);
+        // A package's index version is its own even if a longer name fits:
+        // `foo-bar` at `1.0-rc.1` is @core/foo-bar's current archive, not
+        // @core/foo-bar-1.0's `rc.1`.
+        let mut more = known.to_vec();
+        more.push(p("core", "foo-bar-1.0", "9"));
+        assert_eq!(
+            of(
+                &Owners::new("{repo}/{os}/{arch}", &more),
+                "core/linux/amd64/foo-bar-1.0-rc.1-linux-amd64.zpa"
+            ),
+            Some(("@core/foo-bar@1.0-rc.1".into(), "1.0-rc.1".into(), pl))
+        );
+        // Without {repo}, both foo-bars put their files in one folder: a
+        // file there is neither's to claim.
+        let shared = Owners::new("{os}/{arch}", &known);
+        assert_eq!(of(&shared, "linux/amd64/foo-bar-0.9-linux-amd64.zpa"), None);
+        assert_eq!(
+            of(&shared, "linux/amd64/foo-bar-3.0-linux-amd64.zpa"),
+            Some(("@extra/foo-bar@3.0".into(), "3.0".into(), pl))
+        );
     }
 
     #[test]

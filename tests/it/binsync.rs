@@ -397,6 +397,118 @@ fn prune_keeps_the_index_version_and_n_previous_ones() {
     assert!(dest.join("zillowe/linux/amd64/README").exists());
 }
 
+/// Upstream re-publishes an archive (new bytes, so a new `.hash`) without
+/// the `.sig` it had: the mirror's copy of the old `.sig` must not stay
+/// beside the new bytes, where a client that trusts keys would read it as
+/// a bad signature (and `check` reports `signature_bad`).
+#[test]
+fn a_redownloaded_archive_keeps_no_sidecar_upstream_no_longer_has() {
+    let u = upstream();
+    let h = u.home.path();
+    let dest = h.join("dest");
+    let r = bin_sync(h, &u.spec, &u.index, &dest, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let local = dest.join("zillowe/linux/amd64/5.0.0/hello-5.0.0-linux-amd64.zpa");
+    let sig = PathBuf::from(format!("{}.sig", local.display()));
+    assert!(sig.exists(), "upstream's .sig placed the first time");
+
+    let remote = u
+        .generic
+        .join("zillowe.hello/5.0.0/hello-5.0.0-linux-amd64.zpa");
+    let (bytes, _) = simple_zpa("hello", b"rebuilt, unsigned");
+    fs::write(&remote, &bytes).unwrap();
+    fs::remove_file(format!("{}.sig", remote.display())).unwrap();
+    zm(h, &["index", "--force", u.generic.to_str().unwrap()]).ok();
+
+    let r = bin_sync(h, &u.spec, &u.index, &dest, &["--package", "hello"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    assert_eq!(
+        status_of(&doc, "@zillowe/hello", "linux-amd64"),
+        "downloaded"
+    );
+    assert_eq!(fs::read(&local).unwrap(), bytes);
+    assert!(!sig.exists(), "the old .sig was left beside the new bytes");
+    for ext in ["hash", "size", "files"] {
+        assert_eq!(
+            fs::read(format!("{}.{ext}", local.display())).unwrap(),
+            fs::read(format!("{}.{ext}", remote.display())).unwrap(),
+            ".{ext} is upstream's new one"
+        );
+    }
+    // the other platform, not re-published, keeps its .sig
+    assert!(
+        dest.join("zillowe/macos/arm64/5.0.0/hello-5.0.0-macos-arm64.zpa.sig")
+            .exists()
+    );
+}
+
+/// A flat layout (`{repo}/{os}/{arch}`, no version folder) puts `foo` and
+/// `foo-bar` side by side, and `foo-bar-1.0.0-linux-amd64.zpa` reads as
+/// `foo` at `bar-1.0.0` by its name alone. `bin sync --package foo --prune`
+/// must remove foo's old version and nothing of foo-bar's, which the index
+/// knows although this run did not select it.
+#[test]
+fn prune_over_some_packages_leaves_another_packages_archives_alone() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let generic = h.join("www/generic");
+    for (name, version) in [("foo", "2.0.0"), ("foo-bar", "1.0.0")] {
+        upstream_archive(&generic, "zillowe", name, version, "linux-amd64");
+    }
+    zm(h, &["index", generic.to_str().unwrap()]).ok();
+    let srv = Nginx::start(&h.join("www"));
+    let yaml = upstream_repo_yaml(h, &srv.url("generic"));
+    let spec = Spec::minimal()
+        .inline(
+            "extension.maintainer",
+            &[("name", "IT"), ("email", "it@acme.example")],
+        )
+        .set("registry.upstream_repo_yaml", yaml.display().to_string())
+        .set("binaries.layout", "{repo}/{os}/{arch}")
+        .list("binaries.platforms", ["linux-amd64"])
+        .write(h);
+    let index = index(
+        h,
+        &[("zillowe", "foo", "2.0.0"), ("zillowe", "foo-bar", "1.0.0")],
+    );
+    let dest = h.join("dest");
+    let r = bin_sync(h, &spec, &index, &dest, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let flat = dest.join("zillowe/linux/amd64");
+    let file = |name: &str, v: &str| flat.join(format!("{name}-{v}-linux-amd64.zpa"));
+    assert!(file("foo-bar", "1.0.0").exists(), "{:?}", walk(&dest));
+    // Older versions on the host: foo's goes, foo-bar's is not foo's.
+    for (name, v) in [("foo", "1.0.0"), ("foo-bar", "0.9.0")] {
+        fs::write(file(name, v), b"old").unwrap();
+        fs::write(format!("{}.hash", file(name, v).display()), b"x").unwrap();
+    }
+
+    let r = bin_sync(h, &spec, &index, &dest, &["--package", "foo", "--prune"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    let pruned: Vec<&str> = doc["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pruned,
+        ["zillowe/linux/amd64/foo-1.0.0-linux-amd64.zpa"],
+        "{}",
+        r.stdout
+    );
+    assert!(!file("foo", "1.0.0").exists());
+    for (name, v) in [("foo", "2.0.0"), ("foo-bar", "1.0.0"), ("foo-bar", "0.9.0")] {
+        assert!(file(name, v).exists(), "{name} {v} kept: {:?}", walk(&dest));
+        assert!(
+            fs::metadata(format!("{}.hash", file(name, v).display())).is_ok(),
+            "{name} {v}'s .hash kept"
+        );
+    }
+}
+
 /// Upstream serving hello 5.0.0 for linux-amd64: its sidecars as they
 /// should be, the archive itself as `archive` says. Returns the server and
 /// the archive's path on it.

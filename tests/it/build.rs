@@ -879,3 +879,90 @@ repos:
         assert!(!text.contains(u), "{u} left in:\n{text}");
     }
 }
+
+/// A bundle replaces the previous one only once every one of its files,
+/// and the folders holding them, are on disk: a power cut must leave the
+/// old bundle or the whole new one, never a new name over empty files.
+/// Watched with strace, the real system calls of a real build over an
+/// existing bundle: every file of the new bundle is flushed before the
+/// rename that publishes it (and before the old one is moved aside), and
+/// the folder holding both names after.
+#[test]
+fn a_new_bundle_is_flushed_before_the_rename_that_publishes_it() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("dist");
+    // A tool, so the bundle has a folder of its own (tools/<platform>/).
+    let tool_bin = home.path().join("zoi-mirror-tool");
+    fs::write(&tool_bin, b"#!/bin/sh\necho tool\n").unwrap();
+    let tool = format!("linux-amd64={}", tool_bin.display());
+    let args = |c: &mut std::process::Command| {
+        c.args(["build", "-c"])
+            .arg(support::example_spec())
+            .arg("-o")
+            .arg(&out)
+            .args(["--tool", &tool]);
+    };
+    let mut first = support::cmd(home.path());
+    args(&mut first);
+    assert_eq!(support::run(&mut first).code, 0);
+    let log = home.path().join("strace.log");
+    let mut c = support::cmd(home.path());
+    args(&mut c);
+    let r = support::run(&mut support::under_strace(
+        &c,
+        &log,
+        "fsync,fdatasync,rename,renameat,renameat2",
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let text = fs::read_to_string(&log).unwrap();
+    let events = support::strace_events(&text);
+    let target = out.join("acme-mirror-1.2.0");
+    let target_s = target.to_string_lossy().into_owned();
+    // rename(<staging>, <target>): the one that publishes the new bundle.
+    let (published, staging) = events
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| match e {
+            support::Syscall::Renamed { from, to } if *to == target_s => Some((i, from.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the bundle is never renamed into place:\n{text}"));
+    let moved_aside = events
+        .iter()
+        .position(|e| matches!(e, support::Syscall::Renamed { from, .. } if *from == target_s))
+        .unwrap_or_else(|| panic!("the old bundle is never moved aside:\n{text}"));
+    let flushed = |path: &str| -> Option<usize> {
+        events
+            .iter()
+            .position(|e| matches!(e, support::Syscall::Flushed(p) if p == path))
+    };
+    let files = support::read_tree(&target);
+    assert!(
+        files.iter().any(|(rel, _)| rel.starts_with("tools/")),
+        "{files:?}"
+    );
+    let mut must: Vec<String> = files
+        .iter()
+        .map(|(rel, _)| format!("{staging}/{rel}"))
+        .collect();
+    must.push(staging.clone());
+    must.push(format!("{staging}/tools"));
+    must.push(format!("{staging}/tools/linux-amd64"));
+    for path in &must {
+        let at = flushed(path)
+            .unwrap_or_else(|| panic!("{path} is never flushed before it is published:\n{text}"));
+        assert!(
+            at < moved_aside && at < published,
+            "{path} is flushed only after the bundle is renamed:\n{text}"
+        );
+    }
+    let parent = out.to_string_lossy().into_owned();
+    assert!(
+        events
+            .iter()
+            .skip(published)
+            .any(|e| matches!(e, support::Syscall::Flushed(p) if *p == parent)),
+        "the bundle's new name is never flushed:\n{text}"
+    );
+}

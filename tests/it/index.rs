@@ -791,6 +791,73 @@ fn bundle_supplies_layout_and_format() {
     );
 }
 
+/// `index --bundle` reads bundle.json as `apply` does: a format version
+/// this zoi-mirror does not read, an extension name that is not one, a
+/// file outside the bundle are refused by both with the same kind and exit
+/// code, never taken for a layout.
+#[test]
+fn index_bundle_refuses_the_bundle_json_apply_refuses() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("dist");
+    zm_cmd(home.path())
+        .args(["build", "-c"])
+        .arg(support::example_spec())
+        .arg("-o")
+        .arg(&out)
+        .run();
+    let bundle = out.join("acme-mirror-1.2.0");
+    let manifest = bundle.join("bundle.json");
+    let good: Value = serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+    let root = home.path().join("pkgs");
+    fs::create_dir(&root).unwrap();
+    type Edit = fn(&mut Value);
+    let cases: [(&str, Edit, &str); 3] = [
+        (
+            "format version 99",
+            |m| m["format_version"] = 99.into(),
+            "bundle_format",
+        ),
+        (
+            "bad extension name",
+            |m| m["extension"]["name"] = "../evil".into(),
+            "bundle_invalid",
+        ),
+        (
+            "a file outside the bundle",
+            |m| m["files"]["../x"] = m["files"]["repo.yaml"].clone(),
+            "bundle_invalid",
+        ),
+    ];
+    for (what, edit, kind) in cases {
+        let mut m = good.clone();
+        edit(&mut m);
+        fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+        let applied = zm_cmd(home.path())
+            .arg("apply")
+            .arg(&bundle)
+            .args(["--no-zoi", "--dry-run", "--format", "json"])
+            .expect_status(2)
+            .label(format!("apply: {what}"))
+            .run();
+        assert_eq!(applied.json()["error"]["kind"], kind, "apply: {what}");
+        // The bundle folder, and bundle.json itself, as --bundle takes both.
+        for given in [&bundle, &manifest] {
+            let indexed = index(home.path(), &root)
+                .arg("--bundle")
+                .arg(given)
+                .expect_status(2)
+                .label(format!("index --bundle {}: {what}", given.display()))
+                .run();
+            assert_eq!(
+                indexed.json()["error"],
+                applied.json()["error"],
+                "index --bundle {}: {what}",
+                given.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let home = tempfile::tempdir().unwrap();

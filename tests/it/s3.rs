@@ -688,6 +688,96 @@ fn s3_shards_fill_one_bucket_together_and_prune_removes_old_versions() {
     assert!(keys.contains(&key_of("alpha", "1.0.0")));
 }
 
+/// Upstream re-publishes an archive (new bytes, a new `.hash`) without the
+/// `.sig` it had: the bucket's old `.sig` goes, before the new `.hash` is
+/// written, rather than stay beside bytes it does not sign.
+#[test]
+fn s3_a_redownloaded_archive_keeps_no_sidecar_upstream_no_longer_has() {
+    let sw = Seaweed::start();
+    let pkgs = [("alpha", "1.0.0")];
+    let u = small_upstream(&sw, &pkgs);
+    let h = u.home.path();
+    let index = index_json(h, &pkgs);
+    let remote = u
+        .generic
+        .join(format!("core.alpha/1.0.0/alpha-1.0.0-{PLATFORM}.zpa"));
+    let remote_sig = format!("{}.sig", remote.display());
+    fs::write(&remote_sig, b"-----BEGIN PGP SIGNATURE-----\nold\n").unwrap();
+    let r = sync_to(h, &sw, &u.spec, &index, "s3://zoi/pkgs", &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let key = key_of("alpha", "1.0.0");
+    assert!(sw.get("zoi", &format!("{key}.sig")).is_some());
+
+    let (bytes, _) = simple_zpa("alpha", b"rebuilt, unsigned");
+    fs::write(&remote, &bytes).unwrap();
+    fs::remove_file(&remote_sig).unwrap();
+    support::zm(h, &["index", "--force", u.generic.to_str().unwrap()]).ok();
+    let r = sync_to(h, &sw, &u.spec, &index, "s3://zoi/pkgs", &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["totals"]["downloaded"], 1);
+    assert_eq!(sw.get("zoi", &key).unwrap(), bytes);
+    let keys = sw.keys("zoi");
+    assert!(
+        !keys.contains(&format!("{key}.sig")),
+        "the old .sig was left beside the new bytes: {keys:?}"
+    );
+    assert_eq!(
+        sw.get("zoi", &format!("{key}.hash")).unwrap(),
+        fs::read(format!("{}.hash", remote.display())).unwrap()
+    );
+}
+
+/// `--prune` on the bucket's listing, with a flat layout where `foo` and
+/// `foo-bar` share a folder: a run selecting `foo` alone removes foo's old
+/// version and none of foo-bar's (which the name alone would read as foo
+/// at `bar-…`).
+#[test]
+fn s3_prune_over_some_packages_leaves_another_packages_archives_alone() {
+    let sw = Seaweed::start();
+    let pkgs = [("foo", "2.0.0"), ("foo-bar", "1.0.0")];
+    let u = small_upstream(&sw, &pkgs);
+    let h = u.home.path();
+    Spec::parse(&fs::read_to_string(&u.spec).unwrap())
+        .set("binaries.layout", "{repo}/{os}/{arch}")
+        .write_to(&u.spec);
+    let index = index_json(h, &pkgs);
+    let key = |name: &str, v: &str| format!("pkgs/core/linux/amd64/{name}-{v}-{PLATFORM}.zpa");
+    let r = sync_to(h, &sw, &u.spec, &index, "s3://zoi/pkgs", &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(sw.get("zoi", &key("foo-bar", "1.0.0")).is_some());
+    for (name, v) in [("foo", "1.0.0"), ("foo-bar", "0.9.0")] {
+        sw.put("zoi", &key(name, v), b"old");
+        sw.put("zoi", &format!("{}.hash", key(name, v)), b"x");
+    }
+
+    let r = sync_to(
+        h,
+        &sw,
+        &u.spec,
+        &index,
+        "s3://zoi/pkgs",
+        &["--package", "foo", "--prune"],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let doc = r.json();
+    let pruned: Vec<&str> = doc["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(pruned, ["core/linux/amd64/foo-1.0.0-linux-amd64.zpa"]);
+    let keys = sw.keys("zoi");
+    assert!(!keys.contains(&key("foo", "1.0.0")), "{keys:?}");
+    for (name, v) in [("foo", "2.0.0"), ("foo-bar", "1.0.0"), ("foo-bar", "0.9.0")] {
+        assert!(keys.contains(&key(name, v)), "{name} {v} kept: {keys:?}");
+        assert!(
+            keys.contains(&format!("{}.hash", key(name, v))),
+            "{name} {v}'s .hash kept: {keys:?}"
+        );
+    }
+}
+
 /// Upstream for the upload paths: `bigone` (12 MiB: a multipart upload)
 /// and `small` (4 KiB: one PUT), of noise seeded with `seed`, indexed and
 /// served by nginx; the spec points the binary host at the bucket.

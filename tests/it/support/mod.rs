@@ -138,6 +138,54 @@ pub fn under_strace(c: &Command, log: &Path, calls: &str) -> Command {
     traced
 }
 
+/// A flush or a rename, in an [`under_strace`] log of
+/// `fsync,fdatasync,rename,renameat,renameat2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Syscall {
+    /// A flush that returned 0, of the file or folder at this path.
+    Flushed(String),
+    /// A rename that returned 0.
+    Renamed { from: String, to: String },
+}
+
+/// The flushes and renames of an [`under_strace`] log, in the order they
+/// took effect: a flush when it returned (threads log `<unfinished ...>`,
+/// then `<... fsync resumed>`), a rename when it was made. Panics on a
+/// failed call: an ordering test must see every one succeed.
+pub fn strace_events(text: &str) -> Vec<Syscall> {
+    let mut pending: std::collections::HashMap<&str, String> = Default::default();
+    let mut events = Vec::new();
+    let fd_path = |line: &str| -> String {
+        let start = line.find('<').unwrap() + 1;
+        let end = line[start..].find('>').unwrap() + start;
+        line[start..end].to_string()
+    };
+    for line in text.lines() {
+        let (pid, call) = line.split_once(' ').unwrap();
+        let call = call.trim_start();
+        if call.starts_with("<... fsync resumed>") || call.starts_with("<... fdatasync resumed>") {
+            assert!(call.ends_with("= 0"), "{line}");
+            events.push(Syscall::Flushed(pending.remove(pid).unwrap()));
+        } else if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
+            if call.ends_with("<unfinished ...>") {
+                pending.insert(pid, fd_path(call));
+            } else {
+                assert!(call.ends_with("= 0"), "{line}");
+                events.push(Syscall::Flushed(fd_path(call)));
+            }
+        } else if call.starts_with("rename") {
+            assert!(call.ends_with("= 0"), "{line}");
+            // rename("from", "to") = 0, renameat(AT_FDCWD, "from", AT_FDCWD, "to") = 0
+            let quoted: Vec<&str> = call.split('"').collect();
+            events.push(Syscall::Renamed {
+                from: quoted[1].to_string(),
+                to: quoted[3].to_string(),
+            });
+        }
+    }
+    events
+}
+
 /// Where `tool` is on PATH (`command -v`), if it is.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let out = Command::new("sh")
