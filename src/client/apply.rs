@@ -236,8 +236,23 @@ fn check_other_extensions(
     keys: &[String],
     target: &Target,
 ) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(&target.state_dir) else {
-        return Ok(());
+    let entries = match std::fs::read_dir(&target.state_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return fail(
+                Failure::new(
+                    ErrorKind::StateInvalid,
+                    format!(
+                        "cannot read zoi-mirror's state directory {}: {e}",
+                        target.state_dir.display()
+                    ),
+                )
+                .hint(format!(
+                    "zoi-mirror reads the state of every extension applied there, so that two never manage the same setting: make the directory readable, then apply {name} again; nothing was changed"
+                )),
+            );
+        }
     };
     let suffix = format!(".{}.json", scope.as_str());
     let mut others: Vec<(String, Vec<String>)> = Vec::new();
@@ -249,8 +264,24 @@ fn check_other_extensions(
         if other == name || other.starts_with('.') {
             continue;
         }
-        let Ok(Some(st)) = state::read(&e.path()) else {
-            continue;
+        // A state that cannot be read could name any key: skipping it
+        // would let two extensions manage the same one unnoticed.
+        let st = match state::read(&e.path()) {
+            Ok(Some(st)) => st,
+            Ok(None) => continue,
+            Err(err) => {
+                return fail(
+                    Failure::new(
+                        ErrorKind::StateInvalid,
+                        format!("cannot tell which settings {other} manages: {err:#}"),
+                    )
+                    .hint(format!(
+                        "zoi-mirror reads the state of every extension applied to {}, so that two never manage the same setting. Restore {} from a backup (`zoi-mirror revert {other}` needs it), or remove it if {other} is no longer applied; then apply {name} again. Nothing was changed",
+                        target.config_path.display(),
+                        e.path().display()
+                    )),
+                );
+            }
         };
         if st.config_path != target.config_path {
             continue;

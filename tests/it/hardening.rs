@@ -615,6 +615,49 @@ fn a_second_extension_on_the_same_keys_is_refused_naming_the_first() {
     assert_eq!(fs::read_to_string(&cfg).unwrap(), USER);
 }
 
+/// The guard against two bundles on one key reads every other state in the
+/// directory: one it cannot read or parse could name any key, so the apply
+/// is refused, naming the file, rather than skipping it.
+#[test]
+fn another_extensions_state_that_cannot_be_read_is_refused_naming_it() {
+    let home = home_with(false);
+    let cfg = write_cfg(home.path(), USER);
+    let dir = state_dir(home.path());
+    fs::create_dir_all(&dir).unwrap();
+    let other = dir.join("beta-mirror.user.json");
+    let check = |what: &str| {
+        let r = apply(home.path(), V12)
+            .args(["--format", "json"])
+            .expect_status(2)
+            .label(what.to_string())
+            .run();
+        let e = &r.json()["error"];
+        assert_eq!(e["kind"], "state_invalid", "{what}: {e}");
+        let msg = e["message"].as_str().unwrap();
+        assert!(
+            msg.contains("beta-mirror") && msg.contains(other.to_str().unwrap()),
+            "{what}: {msg}"
+        );
+        let hint = e["hint"].as_str().unwrap();
+        assert!(
+            hint.contains("zoi-mirror revert beta-mirror")
+                && hint.contains(other.to_str().unwrap()),
+            "{what}: {hint}"
+        );
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{what}");
+        assert!(!dir.join("acme-mirror.user.json").exists(), "{what}");
+    };
+    fs::write(&other, "{ \"format\": 1, half a state").unwrap();
+    check("not JSON");
+    // A directory where the file should be: reading fails, even for root.
+    fs::remove_file(&other).unwrap();
+    fs::create_dir(&other).unwrap();
+    check("unreadable");
+    // Once it is out of the way, the apply goes ahead.
+    fs::remove_dir(&other).unwrap();
+    apply(home.path(), V12).run();
+}
+
 // ----------------------------------------------------- 11: exit codes
 
 #[test]
