@@ -391,7 +391,7 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
                     .unwrap_or_default(),
                 Scope::System => Mapping::new(),
             };
-            new_file_text(&name, &version, &system)
+            new_file_text(&name, bundle.version(), &system)
         },
     )?;
     let zoi = plan_zoi(

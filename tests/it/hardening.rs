@@ -658,6 +658,53 @@ fn another_extensions_state_that_cannot_be_read_is_refused_naming_it() {
     apply(home.path(), V12).run();
 }
 
+/// `extension.version` reaches the header comment of a new config file,
+/// the state and the terminal: one that is not a semantic version (as
+/// `build` always writes) is refused before anything is written, so a line
+/// break cannot add keys to the user's config.
+#[test]
+fn a_bundle_json_version_that_is_not_semver_never_reaches_a_config() {
+    for version in [
+        "1.2.0\nrepos: [evil]",
+        "1.2.0: x",
+        "1.2.0\r\noffline_mode: true",
+    ] {
+        let home = home_with(false);
+        let p = home.path().join(V12).join("bundle.json");
+        let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        m["extension"]["version"] = version.into();
+        fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+        let label = format!("{version:?}");
+        let refused = || {
+            let r = apply(home.path(), V12)
+                .args(["--format", "json"])
+                .expect_status(2)
+                .label(label.clone())
+                .run();
+            let e = r.json()["error"].clone();
+            assert_eq!(e["kind"], "bundle_invalid", "{label}: {e}");
+            let msg = e["message"].as_str().unwrap();
+            assert!(
+                msg.contains("bundle.json") && msg.contains("extension.version"),
+                "{label}: {msg}"
+            );
+            assert!(
+                e["hint"].as_str().unwrap().contains("semantic version"),
+                "{label}: {e}"
+            );
+        };
+        // No config yet: none is created (its header would name the version).
+        refused();
+        assert!(!user_cfg(home.path()).exists(), "{label}");
+        assert!(!state_dir(home.path()).exists(), "{label}");
+        // A config already there stays byte-identical.
+        let cfg = write_cfg(home.path(), USER);
+        refused();
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{label}");
+        assert!(!state_dir(home.path()).exists(), "{label}");
+    }
+}
+
 // ----------------------------------------------------- 11: exit codes
 
 #[test]
