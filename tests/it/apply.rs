@@ -613,6 +613,75 @@ fn apply_from_an_http_url_with_a_pinned_bundle_json() {
         .run();
 }
 
+/// `apply URL --verify --rollback-on-fail` has written the config when
+/// --verify fetches the bundle's repo.yaml (apply itself never reads it).
+/// A mirror that no longer serves it must not leave the config applied:
+/// setup.sh tells the user "nothing was changed".
+#[test]
+fn a_bundle_file_verify_cannot_download_rolls_the_apply_back() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+    fs::remove_file(home.path().join(BUNDLE).join("repo.yaml")).unwrap();
+    let srv = Nginx::start(&home.path().join("dist"));
+    let url = srv.url("acme-mirror-1.2.0/");
+    let state = home
+        .path()
+        .join(".local/state/zoi-mirror/acme-mirror.user.json");
+
+    let r = zm_cmd(home.path())
+        .args(["apply", &url, "--no-zoi", "--verify", "--rollback-on-fail"])
+        .args(["--format", "json"])
+        .expect_status(1)
+        .run();
+    let e = &r.json()["error"];
+    assert_eq!(e["kind"], "download", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "the bundle was applied, but --verify could not check the mirror; this run's changes were undone: cannot download"
+        ) && msg.contains("repo.yaml"),
+        "{msg}"
+    );
+    assert!(e["hint"].is_string(), "{e}");
+    // The run got as far as applying: the user layer was fetched, then the
+    // 404 for repo.yaml.
+    let log = srv.access_log();
+    assert!(
+        log.contains("GET /acme-mirror-1.2.0/config.user.yaml"),
+        "{log}"
+    );
+    assert!(
+        log.contains("GET /acme-mirror-1.2.0/repo.yaml HTTP/1.1\" 404"),
+        "{log}"
+    );
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+    assert!(!state.exists(), "the state of the undone run is gone");
+
+    // Human output: the sentence, then the download error as its cause.
+    let r = zm_cmd(home.path())
+        .args(["apply", &url, "--no-zoi", "--verify", "--rollback-on-fail"])
+        .expect_status(1)
+        .expect_stderr_contains(
+            "error: the bundle was applied, but --verify could not check the mirror; this run's changes were undone\nCaused by:\n  cannot download",
+        )
+        .run();
+    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+
+    // Without --rollback-on-fail the config stays applied, and it says so.
+    zm_cmd(home.path())
+        .args(["apply", &url, "--no-zoi", "--verify"])
+        .expect_status(1)
+        .expect_stderr_contains(
+            "error: the bundle was applied, but --verify could not check the mirror (the config stays applied: `zoi-mirror revert acme-mirror` undoes it)\nCaused by:\n  cannot download",
+        )
+        .run();
+    assert_ne!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+    assert!(state.exists());
+}
+
 /// A stand-in for `zoi`, for the faults the real one cannot be told to
 /// produce on cue: each call is logged to `$FAKE_ZOI_DIR/calls` (and each
 /// file `extension add` is given copied to `added.<call>`); `remove`
@@ -721,6 +790,59 @@ fn a_rollback_registers_the_replaced_version_again() {
         "0.9.0 registered again from Zoi's own copy"
     );
     assert_eq!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+}
+
+/// The rollback of `--rollback-on-fail` can fail too (here Zoi cannot
+/// remove what the run added): the error names both failures and what was
+/// and was not put back.
+#[test]
+fn a_rollback_that_fails_names_both_errors() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+    fs::remove_file(home.path().join(BUNDLE).join("repo.yaml")).unwrap();
+    let srv = Nginx::start(&home.path().join("dist"));
+    let url = srv.url("acme-mirror-1.2.0/");
+    let zoi = fake_zoi(home.path());
+    let r = zm_cmd(home.path())
+        .args(["apply", &url, "--zoi"])
+        .arg(&zoi)
+        .args(["--verify", "--rollback-on-fail", "--format", "json"])
+        .env("FAKE_ZOI_DIR", home.path())
+        .env("FAKE_ZOI_REMOVE_EXIT", "1")
+        .expect_status(3)
+        .run();
+    let e = &r.json()["error"];
+    assert_eq!(e["kind"], "zoi_failed", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "the bundle was applied, but --verify could not check the mirror: cannot download "
+        ) && msg.contains("repo.yaml: HTTP 404"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(", and this run could not be fully undone: the config was restored unchanged; NOT put back: Zoi still holds acme-mirror 1.2.0 (`zoi extension remove acme-mirror` failed: ")
+            && msg.contains("fault injected")
+            && msg.contains("the state was kept, so `zoi-mirror revert acme-mirror` can remove it"),
+        "{msg}"
+    );
+    let hint = e["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("holds the config as it was before this run"),
+        "{hint}"
+    );
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+    let st: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            home.path()
+                .join(".local/state/zoi-mirror/acme-mirror.user.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st["zoi_registered"], true, "kept, for revert to remove it");
 }
 
 /// When Zoi fails, apply puts the config and the state back; a restore
