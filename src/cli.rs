@@ -666,7 +666,8 @@ pub struct ApplyArgs {
     /// answer (exit 1 when they do not).
     #[arg(long)]
     pub verify: bool,
-    /// When --verify fails, restore the previous state (as `revert` would).
+    /// When --verify fails, or cannot run (a bundle file it needs cannot be
+    /// downloaded), undo this run's changes.
     #[arg(long, requires = "verify")]
     pub rollback_on_fail: bool,
     #[command(flatten)]

@@ -182,7 +182,9 @@ error_kinds! {
     Io = "io" => CouldNotRun,
     /// The `zoi` executable cannot be used (`--zoi PATH`, `--no-zoi`).
     Zoi = "zoi" => BadInput,
-    /// `apply`: Zoi could not add the extension; the config was restored.
+    /// `apply`: Zoi could not add (or replace) the extension; the config,
+    /// the state and the version Zoi held were put back, and the hint says
+    /// what could not be.
     ZoiFailed = "zoi_failed" => CouldNotRun,
     /// The user declined the confirmation; nothing was changed.
     Aborted = "aborted" => No,

@@ -54,6 +54,8 @@ pub struct Loaded {
     _tmp: Option<tempfile::TempDir>,
     pub manifest: Manifest,
     pub manifest_sha512: String,
+    /// `manifest.extension.version`, checked to be a semantic version.
+    version: semver::Version,
     /// What the caller should tell the user (a bundle over plain http with
     /// no pinned hash); the library never prints.
     pub warnings: Vec<String>,
@@ -130,7 +132,7 @@ pub fn open(
         );
     }
 
-    let manifest = parse_manifest(&manifest_bytes, &source)?;
+    let (manifest, version) = parse_manifest(&manifest_bytes, &source)?;
     let mut warnings = Vec::new();
     if let Source::Url(u) = &source
         && u.scheme() == "http"
@@ -147,6 +149,7 @@ pub fn open(
         _tmp: tmp,
         manifest,
         manifest_sha512,
+        version,
         warnings,
         http: http.clone(),
     })
@@ -225,7 +228,8 @@ fn malformed(source: &Source, what: String) -> Failure {
     .hint(REBUILD_HINT)
 }
 
-fn parse_manifest(bytes: &[u8], source: &Source) -> Result<Manifest> {
+/// The manifest, and its extension's version parsed.
+fn parse_manifest(bytes: &[u8], source: &Source) -> Result<(Manifest, semver::Version)> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         let html = bytes
             .iter()
@@ -272,7 +276,22 @@ fn parse_manifest(bytes: &[u8], source: &Source) -> Result<Manifest> {
             format!("names the extension {:?}: {why}", m.extension.name),
         ));
     }
-    Ok(m)
+    // The version reaches the user's config (the header of a new file),
+    // the state, Zoi's store path and the terminal. `build` writes the
+    // spec's `extension.version`, a semantic version, and Zoi parses
+    // extension versions as semver (`zoi update`, `zoi downgrade`): a
+    // semver has no room for a line break, a `:` or a control character.
+    let version = semver::Version::parse(&m.extension.version).map_err(|e| {
+        malformed(
+            source,
+            format!(
+                "gives extension.version {:?}, which is not a semantic version: {e}",
+                m.extension.version
+            ),
+        )
+        .hint("`zoi-mirror build` writes the spec's extension.version there, a semantic version such as 1.2.0: this bundle.json was changed after it was built, or not written by zoi-mirror. Rebuild the bundle (or fetch it again); nothing was changed")
+    })?;
+    Ok((m, version))
 }
 
 /// A bundle-relative path must stay inside the bundle.
@@ -353,8 +372,14 @@ impl Loaded {
         Ok(self.dir.join(rel))
     }
 
+    /// The extension's name, checked to be a Zoi package name.
     pub fn name(&self) -> &str {
         &self.manifest.extension.name
+    }
+
+    /// The extension's version, checked to be a semantic version.
+    pub fn version(&self) -> &semver::Version {
+        &self.version
     }
 
     pub fn extension_file(&self) -> String {

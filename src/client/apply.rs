@@ -236,8 +236,23 @@ fn check_other_extensions(
     keys: &[String],
     target: &Target,
 ) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(&target.state_dir) else {
-        return Ok(());
+    let entries = match std::fs::read_dir(&target.state_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return fail(
+                Failure::new(
+                    ErrorKind::StateInvalid,
+                    format!(
+                        "cannot read zoi-mirror's state directory {}: {e}",
+                        target.state_dir.display()
+                    ),
+                )
+                .hint(format!(
+                    "zoi-mirror reads the state of every extension applied there, so that two never manage the same setting: make the directory readable, then apply {name} again; nothing was changed"
+                )),
+            );
+        }
     };
     let suffix = format!(".{}.json", scope.as_str());
     let mut others: Vec<(String, Vec<String>)> = Vec::new();
@@ -249,8 +264,24 @@ fn check_other_extensions(
         if other == name || other.starts_with('.') {
             continue;
         }
-        let Ok(Some(st)) = state::read(&e.path()) else {
-            continue;
+        // A state that cannot be read could name any key: skipping it
+        // would let two extensions manage the same one unnoticed.
+        let st = match state::read(&e.path()) {
+            Ok(Some(st)) => st,
+            Ok(None) => continue,
+            Err(err) => {
+                return fail(
+                    Failure::new(
+                        ErrorKind::StateInvalid,
+                        format!("cannot tell which settings {other} manages: {err:#}"),
+                    )
+                    .hint(format!(
+                        "zoi-mirror reads the state of every extension applied to {}, so that two never manage the same setting. Restore {} from a backup (`zoi-mirror revert {other}` needs it), or remove it if {other} is no longer applied; then apply {name} again. Nothing was changed",
+                        target.config_path.display(),
+                        e.path().display()
+                    )),
+                );
+            }
         };
         if st.config_path != target.config_path {
             continue;
@@ -360,7 +391,7 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
                     .unwrap_or_default(),
                 Scope::System => Mapping::new(),
             };
-            new_file_text(&name, &version, &system)
+            new_file_text(&name, bundle.version(), &system)
         },
     )?;
     let zoi = plan_zoi(
@@ -422,6 +453,7 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
     execute(
         &Execution {
             zoi: opts.zoi.as_ref(),
+            zoi_data_dir: target.zoi_data_dir.as_deref(),
             scope,
             name: &name,
             ext_file: &ext_file,
@@ -655,6 +687,8 @@ fn plan_zoi(
 /// Everything [`execute`] needs, planned.
 struct Execution<'a> {
     zoi: Option<&'a zoi_cli::Zoi>,
+    /// Zoi's data dir, where its store says what it holds.
+    zoi_data_dir: Option<&'a Path>,
     scope: Scope,
     name: &'a str,
     /// The extension file `zoi extension add` is given.
@@ -705,12 +739,22 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
     }
     failpoint("after-backup");
     let previous_state_bytes = std::fs::read(x.state_path).ok();
+    // The version Zoi holds, which this run replaces: `zoi extension
+    // remove` deletes Zoi's copy of its file, kept here so that it can be
+    // registered again if the run cannot finish, or is undone.
+    let replaced = match (x.zoi, x.zoi_run) {
+        (Some(_), Some(run)) => run.registered.as_ref().map(PreviousExtension::of),
+        _ => None,
+    };
     report.undo = Some(Undo {
         config_path: x.config_path.to_path_buf(),
         config_before: x.current.text.clone(),
         state_path: x.state_path.to_path_buf(),
         state_before: previous_state_bytes.clone(),
         zoi_added: report.zoi.action.adds(),
+        version: report.version.clone(),
+        replaced: replaced.clone(),
+        backup: report.backup.clone(),
         scope,
     });
 
@@ -762,36 +806,85 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
     fsutil::sync_together(&files, &dirs).map_err(|e| io_failure("write", x.config_path, &e))?;
 
     if let (Some(zoi), Some(run)) = (x.zoi, x.zoi_run) {
-        let restore = |why: String| -> anyhow::Error {
-            // Put the config and state back as they were before this run.
-            let _ = if existed {
-                write_config(x.config_path, &x.edits.old_text, scope)
-            } else {
-                std::fs::remove_file(x.config_path).map_err(Into::into)
-            };
-            let _ = match &previous_state_bytes {
-                Some(b) => fsutil::atomic_write(x.state_path, b),
-                None => std::fs::remove_file(x.state_path).map_err(Into::into),
-            };
-            Failure::new(ErrorKind::ZoiFailed, why)
-                .hint("Zoi could not add the extension (see its output above); the config was restored unchanged")
+        // On any failure from here on, the config, the state and Zoi's
+        // record are put back as they were before this run, and the error
+        // says exactly what could not be.
+        let backup = report.backup.clone();
+        let fail = |kind: ErrorKind,
+                    why: String,
+                    what: &str,
+                    removed: Option<&PreviousExtension>,
+                    zoi_text: Option<&str>|
+         -> anyhow::Error {
+            let restored = put_back(&PutBack {
+                zoi: Some(zoi),
+                name: x.name,
+                scope,
+                config_path: x.config_path,
+                config_before: x.current.text.as_deref(),
+                zoi_text,
+                backup: backup.as_deref(),
+                state: Some((x.state_path, previous_state_bytes.as_deref())),
+                removed,
+            });
+            // The kind is the failure's own; the hint says what a failed
+            // restore left behind.
+            Failure::new(kind, why)
+                .hint(format!("{what}; {}", restored.summary()))
                 .into()
         };
-        if run.registered.is_some() {
-            zoi.extension_remove(x.name)
-                .map_err(|e| restore(format!("{e:#}")))?;
+        let mut removed = None;
+        let mut zoi_text = None;
+        if let Some(prev) = &replaced {
+            if let Err(e) = zoi.extension_remove(x.name) {
+                // A remove that failed half-way may have deleted the
+                // record all the same: then it is registered again.
+                let gone = x
+                    .zoi_data_dir
+                    .is_some_and(|d| zoi_cli::registered(d, x.name).is_none());
+                return Err(fail(
+                    ErrorKind::ZoiFailed,
+                    format!("{e:#}"),
+                    &format!(
+                        "Zoi could not remove {} {}, which this run replaces (see its output above)",
+                        x.name, prev.version
+                    ),
+                    gone.then_some(prev),
+                    None,
+                ));
+            }
+            removed = Some(prev);
+            // The config without the old version's changes: the version is
+            // registered again on top of it, should that be needed.
+            zoi_text = std::fs::read_to_string(x.config_path).ok();
         }
         if !run.strip.is_empty() {
-            let stripped = splice(
+            let written = splice(
                 &x.edits.old_text,
                 &x.current.mapping,
                 &run.strip,
                 &mut Vec::new(),
-            )?;
-            write_config(x.config_path, &stripped, scope)?;
+            )
+            .and_then(|stripped| write_config(x.config_path, &stripped, scope));
+            if let Err(e) = written {
+                return Err(fail(
+                    kind_of(&e),
+                    format!("{e:#}"),
+                    "the tiers Zoi would refuse could not be hidden from it",
+                    removed,
+                    zoi_text.as_deref(),
+                ));
+            }
         }
-        zoi.extension_add(x.ext_file)
-            .map_err(|e| restore(format!("{e:#}")))?;
+        if let Err(e) = zoi.extension_add(x.ext_file) {
+            return Err(fail(
+                ErrorKind::ZoiFailed,
+                format!("{e:#}"),
+                "Zoi could not add the extension (see its output above)",
+                removed,
+                zoi_text.as_deref(),
+            ));
+        }
         failpoint("after-zoi");
     }
 
@@ -821,7 +914,8 @@ fn open_to_flush(path: &Path) -> std::io::Result<std::fs::File> {
 
 /// What one apply run changed, to put back (`apply --rollback-on-fail`):
 /// the config text and state file from just before the run, and whether
-/// the run registered the extension with Zoi.
+/// the run registered the extension with Zoi (and which version it
+/// replaced there).
 #[derive(Debug, Clone)]
 pub struct Undo {
     pub config_path: PathBuf,
@@ -829,29 +923,261 @@ pub struct Undo {
     pub state_path: PathBuf,
     pub state_before: Option<Vec<u8>>,
     pub zoi_added: bool,
+    /// The version the run registered.
+    pub version: String,
+    /// The version Zoi held before, which the run removed.
+    pub replaced: Option<PreviousExtension>,
+    /// The backup of the config taken by the run.
+    pub backup: Option<PathBuf>,
     pub scope: Scope,
 }
 
-/// Undoes exactly one apply run (not the whole history `revert` undoes).
-pub fn undo(u: &Undo, name: &str, zoi: Option<&zoi_cli::Zoi>) -> Result<()> {
-    if u.zoi_added
-        && let Some(zoi) = zoi
-    {
-        zoi.extension_remove(name)?;
-    }
-    match &u.config_before {
-        Some(text) => write_config(&u.config_path, text, u.scope)?,
-        None => {
-            let _ = std::fs::remove_file(&u.config_path);
+/// A version of the extension Zoi held, with Zoi's own copy of the file it
+/// was added from (`package.pkg.lua` in its store, which `zoi extension
+/// remove` deletes): what it takes to register it again.
+#[derive(Debug, Clone)]
+pub struct PreviousExtension {
+    pub version: String,
+    /// `None`: Zoi's copy could not be read.
+    source: Option<Vec<u8>>,
+}
+
+impl PreviousExtension {
+    fn of(r: &zoi_cli::Registered) -> Self {
+        PreviousExtension {
+            version: r.version.clone(),
+            source: std::fs::read(r.dir.join("package.pkg.lua")).ok(),
         }
     }
-    match &u.state_before {
-        Some(b) => fsutil::atomic_write(&u.state_path, b)?,
-        None => {
-            let _ = std::fs::remove_file(&u.state_path);
-        }
-    }
+}
+
+/// `zoi extension add` of `prev` again, from a copy of its file.
+fn register_again(
+    zoi: &zoi_cli::Zoi,
+    name: &str,
+    prev: &PreviousExtension,
+    scope: Scope,
+) -> Result<()> {
+    let Some(source) = &prev.source else {
+        anyhow::bail!("Zoi's copy of its file (package.pkg.lua in Zoi's store) could not be read");
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("zoi-mirror-previous.")
+        .tempdir()?;
+    let file = dir.path().join(format!("{name}.pkg.lua"));
+    std::fs::write(&file, source)?;
+    // Under sudo, Zoi runs as the invoking user, who must read the copy.
+    give_to_invoking_user(dir.path(), scope);
+    give_to_invoking_user(&file, scope);
+    zoi.extension_add(&file)?;
     Ok(())
+}
+
+/// What to put back after a run that could not finish (or is undone).
+struct PutBack<'a> {
+    zoi: Option<&'a zoi_cli::Zoi>,
+    name: &'a str,
+    scope: Scope,
+    config_path: &'a Path,
+    /// The config's text before the run; `None`: there was no file.
+    config_before: Option<&'a str>,
+    /// The config as Zoi left it when it removed `removed`: the version is
+    /// registered again on top of it (`None`: on the file as it is).
+    zoi_text: Option<&'a str>,
+    backup: Option<&'a Path>,
+    /// The state file and its bytes before the run (`None`: there was
+    /// none); `None` when the state is to stay as it is.
+    state: Option<(&'a Path, Option<&'a [u8]>)>,
+    /// The version the run removed from Zoi, to register again.
+    removed: Option<&'a PreviousExtension>,
+}
+
+/// What [`put_back`] did and could not do, in words for the user.
+#[derive(Debug, Default)]
+struct Restored {
+    done: Vec<String>,
+    failed: Vec<String>,
+    /// The kind of the first failure (`None`: nothing failed).
+    kind: Option<ErrorKind>,
+}
+
+impl Restored {
+    fn failed(&mut self, kind: ErrorKind, what: String) {
+        self.kind.get_or_insert(kind);
+        self.failed.push(what);
+    }
+
+    fn summary(&self) -> String {
+        let done = if self.done.is_empty() {
+            "nothing could be put back".to_string()
+        } else {
+            self.done.join(", ")
+        };
+        if self.failed.is_empty() {
+            done
+        } else {
+            format!("{done}; NOT put back: {}", self.failed.join("; "))
+        }
+    }
+}
+
+/// Puts Zoi's record, the config and the state back as they were before a
+/// run, each step tried whatever the others gave; says what it did.
+fn put_back(p: &PutBack<'_>) -> Restored {
+    let mut r = Restored::default();
+    let mut zoi_lost = false;
+    if let Some(prev) = p.removed {
+        let again = match p.zoi {
+            Some(zoi) => p
+                .zoi_text
+                .map_or(Ok(()), |t| write_config(p.config_path, t, p.scope))
+                .and_then(|()| register_again(zoi, p.name, prev, p.scope)),
+            None => Err(anyhow::anyhow!("zoi was not found")),
+        };
+        match again {
+            Ok(()) => r
+                .done
+                .push(format!("Zoi holds {} {} again", p.name, prev.version)),
+            Err(e) => {
+                zoi_lost = true;
+                r.failed(
+                    ErrorKind::ZoiFailed,
+                    format!(
+                        "Zoi no longer holds {} {} and could not register it again ({e:#}); the state records that, and applying that version's bundle again registers it",
+                        p.name, prev.version
+                    ),
+                );
+            }
+        }
+    }
+    let config = match p.config_before {
+        Some(text) => write_config(p.config_path, text, p.scope),
+        None => remove_if_there(p.config_path),
+    };
+    match config {
+        Ok(()) => r.done.push(if p.config_before.is_some() {
+            "the config was restored unchanged".to_string()
+        } else {
+            "the config this run created was removed".to_string()
+        }),
+        Err(e) => r.failed(
+            ErrorKind::Io,
+            format!(
+                "the config {} could not be {} ({e:#}){}",
+                p.config_path.display(),
+                if p.config_before.is_some() {
+                    "restored"
+                } else {
+                    "removed"
+                },
+                p.backup
+                    .map(|b| format!("; the backup {} holds it as it was", b.display()))
+                    .unwrap_or_default()
+            ),
+        ),
+    }
+    if let Some((path, before)) = p.state {
+        // The state must not say Zoi holds what it no longer does.
+        let bytes = match before {
+            Some(b) if zoi_lost => Some(without_zoi_record(b)),
+            b => b.map(<[u8]>::to_vec),
+        };
+        let written = match &bytes {
+            Some(b) => fsutil::atomic_write(path, b),
+            None => remove_if_there(path),
+        };
+        match written {
+            Ok(()) if zoi_lost && bytes.is_some() => r.done.push(
+                "zoi-mirror's state was restored (recording that Zoi does not hold the extension)"
+                    .into(),
+            ),
+            Ok(()) => r.done.push("zoi-mirror's state was restored".into()),
+            Err(e) => r.failed(
+                ErrorKind::Io,
+                format!(
+                    "zoi-mirror's state {} could not be restored ({e:#})",
+                    path.display()
+                ),
+            ),
+        }
+    }
+    r
+}
+
+/// A state's bytes, saying Zoi holds no record of the extension.
+fn without_zoi_record(bytes: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<State>(bytes) {
+        Ok(mut st) => {
+            st.zoi_registered = false;
+            state::encode(&st).unwrap_or_else(|_| bytes.to_vec())
+        }
+        Err(_) => bytes.to_vec(),
+    }
+}
+
+fn remove_if_there(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io_failure("remove", path, &e).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The kind of the first [`Failure`] in `e`'s chain (`internal` if none).
+fn kind_of(e: &anyhow::Error) -> ErrorKind {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<Failure>())
+        .map_or(ErrorKind::Internal, |f| f.kind)
+}
+
+/// Undoes exactly one apply run (not the whole history `revert` undoes):
+/// Zoi's record (the run's version removed, the one it replaced registered
+/// again), the config, the state. Every step is tried; the error, if any,
+/// says what was and was not put back.
+pub fn undo(u: &Undo, name: &str, zoi: Option<&zoi_cli::Zoi>) -> Result<()> {
+    let mut removed_ours = true;
+    let mut zoi_step = None;
+    if u.zoi_added {
+        let removal = match zoi {
+            Some(zoi) => zoi.extension_remove(name).map(drop),
+            None => Err(anyhow::anyhow!("zoi was not found")),
+        };
+        zoi_step = Some(removal.map_err(|e| {
+            removed_ours = false;
+            format!(
+                "Zoi still holds {name} {} (`zoi extension remove {name}` failed: {e:#}); the state was kept, so `zoi-mirror revert {name}` can remove it",
+                u.version
+            )
+        }));
+    }
+    let mut r = put_back(&PutBack {
+        zoi,
+        name,
+        scope: u.scope,
+        config_path: &u.config_path,
+        config_before: u.config_before.as_deref(),
+        zoi_text: None,
+        backup: u.backup.as_deref(),
+        // While Zoi holds this run's version, only this run's state says so.
+        state: removed_ours.then_some((u.state_path.as_path(), u.state_before.as_deref())),
+        removed: if removed_ours {
+            u.replaced.as_ref()
+        } else {
+            None
+        },
+    });
+    match zoi_step {
+        Some(Ok(())) => r
+            .done
+            .insert(0, format!("Zoi no longer holds {name} {}", u.version)),
+        Some(Err(why)) => r.failed(ErrorKind::ZoiFailed, why),
+        None => {}
+    }
+    match r.kind {
+        None => Ok(()),
+        Some(kind) => Err(Failure::new(kind, r.summary()).into()),
+    }
 }
 
 fn merge_list(v: Option<&Value>) -> Vec<String> {
@@ -1124,6 +1450,7 @@ mod tests {
         execute(
             &Execution {
                 zoi: None,
+                zoi_data_dir: None,
                 scope: Scope::User,
                 name: "acme",
                 ext_file: Path::new("/nonexistent"),

@@ -217,7 +217,11 @@ pub fn backup(path: &Path) -> Result<PathBuf> {
 /// A key present in a layer decides over the layers below it, so the
 /// settings a user file would now "decide" take the system layer's values
 /// where it has them: creating the file changes nothing Zoi already did.
-pub(super) fn new_file_text(name: &str, version: &str, system: &Mapping) -> String {
+///
+/// The header comment names the bundle: `name` and `version` are the
+/// checked values of `bundle.json` (a Zoi package name, a semantic
+/// version), which cannot hold a line break or anything YAML would read.
+pub(super) fn new_file_text(name: &str, version: &semver::Version, system: &Mapping) -> String {
     const DECIDING: [&str; 10] = [
         "telemetry_enabled",
         "audit_log_enabled",
@@ -241,8 +245,13 @@ pub(super) fn new_file_text(name: &str, version: &str, system: &Mapping) -> Stri
             layer.insert(k, v.clone());
         }
     }
+    let header = format!("# Zoi config, created by zoi-mirror apply ({name} {version}).");
+    debug_assert!(
+        !header.contains(['\n', '\r']) && crate::zoi::names::package_name_problem(name).is_none(),
+        "an unchecked name reached the header: {header:?}"
+    );
     format!(
-        "# Zoi config, created by zoi-mirror apply ({name} {version}).\n{}",
+        "{header}\n{}",
         serde_yaml::to_string(&layer).expect("config serialises")
     )
 }

@@ -32,8 +32,8 @@ pub mod yamledit;
 pub mod zoi_cli;
 
 pub use apply::{
-    ApplyOptions, ApplyReport, KeyReport, Undo, ZoiAction, ZoiReport, apply, extension_changes,
-    undo,
+    ApplyOptions, ApplyReport, KeyReport, PreviousExtension, Undo, ZoiAction, ZoiReport, apply,
+    extension_changes, undo,
 };
 pub use config_file::{Current, backup, read_current, unified_diff};
 pub use lock::{Lock, lock};

@@ -148,15 +148,27 @@ pub struct Registered {
 
 /// Finds the record Zoi keeps for extension `name` under
 /// `<data>/pkgs/store/<id>-<name>/<version>/manifest.json`.
+///
+/// An entry that cannot be read (a file where Zoi keeps a folder, a folder
+/// without permission) is skipped, as Zoi skips it: it must not hide the
+/// record next to it (revert would then skip `zoi extension remove`). The
+/// entries are visited in name order, so the answer does not depend on the
+/// order the file system lists them in.
 pub fn registered(zoi_data_dir: &Path, name: &str) -> Option<Registered> {
     let store = zoi_data_dir.join("pkgs").join("store");
     let suffix = format!("-{name}");
-    for pkg in std::fs::read_dir(&store).ok()?.flatten() {
-        let file_name = pkg.file_name();
-        if !file_name.to_string_lossy().ends_with(&suffix) {
+    let mut pkgs: Vec<PathBuf> = std::fs::read_dir(&store)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(&suffix))
+        .map(|e| e.path())
+        .collect();
+    pkgs.sort();
+    for pkg in pkgs {
+        let Ok(versions) = std::fs::read_dir(&pkg) else {
             continue;
-        }
-        for ver in std::fs::read_dir(pkg.path()).ok()?.flatten() {
+        };
+        for ver in versions.flatten() {
             let manifest = ver.path().join("manifest.json");
             let Ok(bytes) = std::fs::read(&manifest) else {
                 continue;
@@ -175,4 +187,41 @@ pub fn registered(zoi_data_dir: &Path, name: &str) -> Option<Registered> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(store: &Path, dir: &str, version: &str) {
+        let d = store.join(dir).join(version);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("manifest.json"),
+            format!(r#"{{"name":"acme","version":"{version}","package_type":"extension"}}"#),
+        )
+        .unwrap();
+    }
+
+    /// A store entry `read_dir` fails on, even for root: a file where Zoi
+    /// keeps a folder. Many of them, made before and after the record, so
+    /// that whatever order the file system lists them in, one comes first.
+    #[test]
+    fn an_unreadable_store_entry_does_not_hide_the_record_next_to_it() {
+        let data = tempfile::tempdir().unwrap();
+        let store = data.path().join("pkgs/store");
+        std::fs::create_dir_all(&store).unwrap();
+        for i in 0..20 {
+            std::fs::write(store.join(format!("a{i:02}-acme")), "not a folder").unwrap();
+        }
+        record(&store, "b-acme", "1.0.0");
+        for i in 20..40 {
+            std::fs::write(store.join(format!("a{i:02}-acme")), "not a folder").unwrap();
+        }
+        let r = registered(data.path(), "acme").expect("the record is found");
+        assert_eq!(r.version, "1.0.0");
+        assert_eq!(r.dir, store.join("b-acme/1.0.0"));
+        // and another extension's record is not ours
+        assert_eq!(registered(data.path(), "beta"), None);
+    }
 }

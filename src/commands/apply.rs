@@ -47,28 +47,31 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
     }
 
     // --verify: the registry and binary host the bundle points at answer.
-    let mut plan = crate::probe::plan::from_bundle(&bundle)?;
-    plan.registry_content = None;
-    // Zoi syncs from the main remote; `mirror` remotes only with --fallback.
-    plan.git.retain(|(role, _)| role == "main");
-    crate::probe::plan::allow_headers(&mut http, &plan);
-    let check = crate::probe::run_blocking(
-        plan,
-        &http,
-        &crate::probe::RunOptions {
-            concurrency: 8,
-            per_host: 8,
-            retries: 2,
-            progress: false,
-        },
-    )?;
+    // From here on the config is applied: an error that stops the check
+    // (a bundle file it needs cannot be downloaded, say) leaves it so, and
+    // with --rollback-on-fail counts as a failed verification.
+    let check = match verify(&bundle, &mut http) {
+        Ok(check) => check,
+        Err(e) => return Err(verify_could_not_run(e, args, &report, opts.zoi.as_ref())),
+    };
     // Roll back this run only: what it changed, not earlier applies.
     let mut rolled_back = false;
     if !check.ok() && args.rollback_on_fail {
         match &report.undo {
             Some(u) => {
-                let (_, zoi) = machine(&args.machine)?;
-                client::undo(u, &report.extension, zoi.as_ref())?;
+                if let Err(e) = client::undo(u, &report.extension, opts.zoi.as_ref()) {
+                    // One error, with the check's results above it (JSON:
+                    // the error document alone, as for any failed run).
+                    if format == Format::Human {
+                        output::human::apply::print(&report);
+                        output::human::check::print(&check);
+                    }
+                    return Err(undo_failed(
+                        e,
+                        "verification failed: the mirror does not answer as it should",
+                        &report,
+                    ));
+                }
                 rolled_back = true;
             }
             None => output::info("nothing to roll back: this run changed nothing"),
@@ -100,6 +103,82 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
             .into(),
     );
     Ok(Exit::No)
+}
+
+/// The check `--verify` runs over the bundle just applied.
+fn verify(
+    bundle: &load::Loaded,
+    http: &mut crate::net::client::Options,
+) -> Result<crate::probe::report::Report> {
+    let mut plan = crate::probe::plan::from_bundle(bundle)?;
+    plan.registry_content = None;
+    // Zoi syncs from the main remote; `mirror` remotes only with --fallback.
+    plan.git.retain(|(role, _)| role == "main");
+    crate::probe::plan::allow_headers(http, &plan);
+    crate::probe::run_blocking(
+        plan,
+        http,
+        &crate::probe::RunOptions {
+            concurrency: 8,
+            per_host: 8,
+            retries: 2,
+            progress: false,
+        },
+    )
+}
+
+/// The error of a `--verify` that could not run, once the config was
+/// applied: with --rollback-on-fail this run is undone first. The error
+/// keeps its own kind, exit code and hint (its cause), and says first what
+/// happened to the config.
+fn verify_could_not_run(
+    e: anyhow::Error,
+    args: &ApplyArgs,
+    report: &client::ApplyReport,
+    zoi: Option<&client::zoi_cli::Zoi>,
+) -> anyhow::Error {
+    let outer = "the bundle was applied, but --verify could not check the mirror";
+    let what = match (&report.undo, args.rollback_on_fail) {
+        (Some(u), true) => match client::undo(u, &report.extension, zoi) {
+            Ok(()) => format!("{outer}; this run's changes were undone"),
+            Err(undo) => return undo_failed(undo, &format!("{outer}: {e:#}"), report),
+        },
+        (None, true) => format!("{outer}; this run changed nothing"),
+        (_, false) => format!(
+            "{outer} (the config stays applied: `{}` undoes it)",
+            report.revert_command
+        ),
+    };
+    e.context(what)
+}
+
+/// `why` (what made the run roll back), and the rollback failing too: what
+/// could not be put back, in the rollback's kind.
+fn undo_failed(undo: anyhow::Error, why: &str, report: &client::ApplyReport) -> anyhow::Error {
+    let kind = failure_of(&undo).map_or(ErrorKind::Internal, |f| f.kind);
+    let backup = report
+        .backup
+        .as_ref()
+        .map(|b| {
+            format!(
+                "the backup {} holds the config as it was before this run; ",
+                b.display()
+            )
+        })
+        .unwrap_or_default();
+    Failure::new(
+        kind,
+        format!("{why}, and this run could not be fully undone: {undo:#}"),
+    )
+    .hint(format!(
+        "{backup}`{}` undoes every apply of {} once what failed is fixed",
+        report.revert_command, report.extension
+    ))
+    .into()
+}
+
+fn failure_of(e: &anyhow::Error) -> Option<&Failure> {
+    e.chain().find_map(|c| c.downcast_ref::<Failure>())
 }
 
 fn print(r: &client::ApplyReport, format: Format) -> Result<Exit> {

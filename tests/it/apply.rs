@@ -613,6 +613,356 @@ fn apply_from_an_http_url_with_a_pinned_bundle_json() {
         .run();
 }
 
+/// `apply URL --verify --rollback-on-fail` has written the config when
+/// --verify fetches the bundle's repo.yaml (apply itself never reads it).
+/// A mirror that no longer serves it must not leave the config applied:
+/// setup.sh tells the user "nothing was changed".
+#[test]
+fn a_bundle_file_verify_cannot_download_rolls_the_apply_back() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+    fs::remove_file(home.path().join(BUNDLE).join("repo.yaml")).unwrap();
+    let srv = Nginx::start(&home.path().join("dist"));
+    let url = srv.url("acme-mirror-1.2.0/");
+    let state = home
+        .path()
+        .join(".local/state/zoi-mirror/acme-mirror.user.json");
+
+    let r = zm_cmd(home.path())
+        .args(["apply", &url, "--no-zoi", "--verify", "--rollback-on-fail"])
+        .args(["--format", "json"])
+        .expect_status(1)
+        .run();
+    let e = &r.json()["error"];
+    assert_eq!(e["kind"], "download", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "the bundle was applied, but --verify could not check the mirror; this run's changes were undone: cannot download"
+        ) && msg.contains("repo.yaml"),
+        "{msg}"
+    );
+    assert!(e["hint"].is_string(), "{e}");
+    // The run got as far as applying: the user layer was fetched, then the
+    // 404 for repo.yaml.
+    let log = srv.access_log();
+    assert!(
+        log.contains("GET /acme-mirror-1.2.0/config.user.yaml"),
+        "{log}"
+    );
+    assert!(
+        log.contains("GET /acme-mirror-1.2.0/repo.yaml HTTP/1.1\" 404"),
+        "{log}"
+    );
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+    assert!(!state.exists(), "the state of the undone run is gone");
+
+    // Human output: the sentence, then the download error as its cause.
+    let r = zm_cmd(home.path())
+        .args(["apply", &url, "--no-zoi", "--verify", "--rollback-on-fail"])
+        .expect_status(1)
+        .expect_stderr_contains(
+            "error: the bundle was applied, but --verify could not check the mirror; this run's changes were undone\nCaused by:\n  cannot download",
+        )
+        .run();
+    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+
+    // Without --rollback-on-fail the config stays applied, and it says so.
+    zm_cmd(home.path())
+        .args(["apply", &url, "--no-zoi", "--verify"])
+        .expect_status(1)
+        .expect_stderr_contains(
+            "error: the bundle was applied, but --verify could not check the mirror (the config stays applied: `zoi-mirror revert acme-mirror` undoes it)\nCaused by:\n  cannot download",
+        )
+        .run();
+    assert_ne!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+    assert!(state.exists());
+}
+
+/// A stand-in for `zoi`, for the faults the real one cannot be told to
+/// produce on cue: each call is logged to `$FAKE_ZOI_DIR/calls` (and each
+/// file `extension add` is given copied to `added.<call>`); `remove`
+/// deletes `$FAKE_ZOI_STORE` (the record it removes); a path in
+/// `$FAKE_ZOI_BREAK_ON_REMOVE`/`_ADD` is replaced by a non-empty directory
+/// (so no file can be renamed over it, even by root); `add` and `remove`
+/// exit with `$FAKE_ZOI_ADD_EXIT`/`$FAKE_ZOI_REMOVE_EXIT`.
+fn fake_zoi(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("fake-zoi");
+    fs::write(
+        &p,
+        r#"#!/bin/sh
+if [ "$1" = "--version" ]; then echo "Number: 1.29.4"; exit 0; fi
+echo "$*" >> "$FAKE_ZOI_DIR/calls"
+n=$(wc -l < "$FAKE_ZOI_DIR/calls")
+brk() { [ -n "$1" ] && rm -rf "$1" && mkdir -p "$1/x"; return 0; }
+case "$2" in
+remove) [ -n "$FAKE_ZOI_REMOVE_EXIT" ] && { echo "Error: cannot remove (fault injected)" >&2; exit "$FAKE_ZOI_REMOVE_EXIT"; }
+  [ -n "$FAKE_ZOI_STORE" ] && rm -rf "$FAKE_ZOI_STORE"; brk "$FAKE_ZOI_BREAK_ON_REMOVE"; exit 0 ;;
+add) cp "$4" "$FAKE_ZOI_DIR/added.$n"; brk "$FAKE_ZOI_BREAK_ON_ADD"; echo "Error: cannot add (fault injected)" >&2; exit "${FAKE_ZOI_ADD_EXIT:-0}" ;;
+esac
+"#,
+    )
+    .unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// Version 1.0.0 of an extension in Zoi's store (`<data>/pkgs/store/
+/// <id>-<name>/1.0.0/`), as Zoi keeps it: its manifest and Zoi's copy of
+/// the file it was added from.
+struct StoreRecord {
+    dir: PathBuf,
+    source: String,
+}
+
+impl StoreRecord {
+    fn make(home: &Path, name: &str) -> StoreRecord {
+        let dir = home.join(format!(".local/share/zoi/pkgs/store/x1-{name}"));
+        fs::create_dir_all(dir.join("1.0.0")).unwrap();
+        fs::write(
+            dir.join("1.0.0/manifest.json"),
+            format!(r#"{{"name":"{name}","version":"1.0.0","package_type":"extension"}}"#),
+        )
+        .unwrap();
+        let source = format!("-- {name} 1.0.0, Zoi's copy\n");
+        fs::write(dir.join("1.0.0/package.pkg.lua"), &source).unwrap();
+        StoreRecord { dir, source }
+    }
+}
+
+/// `apply --verify --rollback-on-fail` of a run that replaced the version
+/// Zoi held: the rollback removes the new version and registers the old
+/// one again (from Zoi's copy, which Zoi's remove deleted).
+#[test]
+fn a_rollback_registers_the_replaced_version_again() {
+    let home = tempfile::tempdir().unwrap();
+    let registry = format!("file://{}/missing.git", home.path().display());
+    Spec::minimal()
+        .set("extension.name", "lab-mirror")
+        .set("registry.url", registry.as_str())
+        .set("binaries.url", "http://127.0.0.1:9/pkgs")
+        .write(home.path());
+    zm_cmd(home.path())
+        .args(["build", "-c", "mirror.toml", "-o", "dist"])
+        .run();
+    let bundle = "dist/lab-mirror-1.0.0";
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+    let record = StoreRecord::make(home.path(), "lab-mirror");
+    // Zoi holds 1.0.0 of lab-mirror; make it hold another version, so that
+    // this apply replaces it.
+    let manifest = record.dir.join("1.0.0/manifest.json");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replace("1.0.0", "0.9.0")).unwrap();
+    let zoi = fake_zoi(home.path());
+    let r = zm_cmd(home.path())
+        .args(["apply", bundle, "--zoi"])
+        .arg(&zoi)
+        .args(["--verify", "--rollback-on-fail", "--format", "json"])
+        .env("FAKE_ZOI_DIR", home.path())
+        .env("FAKE_ZOI_STORE", &record.dir)
+        .expect_status(1)
+        .run();
+    let doc = r.json();
+    assert_eq!(doc["apply"]["zoi"]["action"], "replaced", "{doc}");
+    assert_eq!(doc["rolled_back"], true, "{doc}");
+    let calls = fs::read_to_string(home.path().join("calls")).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert_eq!(calls[0], "extension remove -y lab-mirror");
+    assert!(
+        calls[1].ends_with("dist/lab-mirror-1.0.0/lab-mirror.pkg.lua"),
+        "{calls:?}"
+    );
+    assert_eq!(calls[2], "extension remove -y lab-mirror");
+    assert!(
+        calls[3].ends_with("/lab-mirror.pkg.lua") && !calls[3].contains("dist/"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(home.path().join("added.4")).unwrap(),
+        record.source,
+        "0.9.0 registered again from Zoi's own copy"
+    );
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+}
+
+/// The rollback of `--rollback-on-fail` can fail too (here Zoi cannot
+/// remove what the run added): the error names both failures and what was
+/// and was not put back.
+#[test]
+fn a_rollback_that_fails_names_both_errors() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+    fs::remove_file(home.path().join(BUNDLE).join("repo.yaml")).unwrap();
+    let srv = Nginx::start(&home.path().join("dist"));
+    let url = srv.url("acme-mirror-1.2.0/");
+    let zoi = fake_zoi(home.path());
+    let r = zm_cmd(home.path())
+        .args(["apply", &url, "--zoi"])
+        .arg(&zoi)
+        .args(["--verify", "--rollback-on-fail", "--format", "json"])
+        .env("FAKE_ZOI_DIR", home.path())
+        .env("FAKE_ZOI_REMOVE_EXIT", "1")
+        .expect_status(3)
+        .run();
+    let e = &r.json()["error"];
+    assert_eq!(e["kind"], "zoi_failed", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "the bundle was applied, but --verify could not check the mirror: cannot download "
+        ) && msg.contains("repo.yaml: HTTP 404"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(", and this run could not be fully undone: the config was restored unchanged; NOT put back: Zoi still holds acme-mirror 1.2.0 (`zoi extension remove acme-mirror` failed: ")
+            && msg.contains("fault injected")
+            && msg.contains("the state was kept, so `zoi-mirror revert acme-mirror` can remove it"),
+        "{msg}"
+    );
+    let hint = e["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("holds the config as it was before this run"),
+        "{hint}"
+    );
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), BUSY_USER_CONFIG);
+    let st: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            home.path()
+                .join(".local/state/zoi-mirror/acme-mirror.user.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st["zoi_registered"], true, "kept, for revert to remove it");
+}
+
+/// When Zoi fails, apply puts the config and the state back; a restore
+/// that fails itself is said, with the backup that holds the config.
+#[test]
+fn a_zoi_failure_says_what_could_not_be_put_back() {
+    let home = home_with_bundle();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+    let zoi = fake_zoi(home.path());
+    let r = zm_cmd(home.path())
+        .args(["apply", BUNDLE, "--zoi"])
+        .arg(&zoi)
+        .args(["--format", "json"])
+        .env("FAKE_ZOI_DIR", home.path())
+        .env("FAKE_ZOI_BREAK_ON_ADD", &cfg)
+        .env("FAKE_ZOI_ADD_EXIT", "1")
+        .expect_status(3)
+        .run();
+    let e = &r.json()["error"];
+    assert_eq!(e["kind"], "zoi_failed", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("fault injected"),
+        "{e}"
+    );
+    let hint = e["hint"].as_str().unwrap();
+    assert!(
+        hint.starts_with(&format!(
+            "Zoi could not add the extension (see its output above); zoi-mirror's state was restored; NOT put back: the config {} could not be restored (",
+            cfg.display()
+        )),
+        "{hint}"
+    );
+    assert!(!hint.contains("restored unchanged"), "{hint}");
+    let bak = hint
+        .split("the backup ")
+        .nth(1)
+        .and_then(|t| t.split(" holds it as it was").next())
+        .unwrap_or_else(|| panic!("no backup named: {hint}"));
+    assert_eq!(fs::read_to_string(bak).unwrap(), BUSY_USER_CONFIG);
+    assert!(
+        !home
+            .path()
+            .join(".local/state/zoi-mirror/acme-mirror.user.json")
+            .exists(),
+        "the state of the failed run is gone"
+    );
+}
+
+/// A run replacing the version Zoi holds removes it first: when the run
+/// then fails (here: the config cannot be written to hide a tier from
+/// Zoi), that version is registered again from Zoi's own copy of its file,
+/// and the state is put back.
+#[test]
+fn a_failure_after_zoi_removed_the_old_version_registers_it_again() {
+    let home = tempfile::tempdir().unwrap();
+    Spec::example()
+        .list("client.repo_add", ["acme"])
+        .write_to(&home.path().join("m.toml"));
+    zm_cmd(home.path())
+        .args(["build", "-c", "m.toml", "-o", "dist"])
+        .run();
+    let cfg = user_cfg(home.path());
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, BUSY_USER_CONFIG).unwrap();
+    // An earlier apply (its `acme` tier is what Zoi's repo-add would refuse)...
+    apply(home.path()).run();
+    let state = home
+        .path()
+        .join(".local/state/zoi-mirror/acme-mirror.user.json");
+    let state_before = fs::read(&state).unwrap();
+    // ... and version 1.0.0 in Zoi's store.
+    let record = StoreRecord::make(home.path(), "acme-mirror");
+    let old_source = record.source.as_str();
+
+    let zoi = fake_zoi(home.path());
+    let r = zm_cmd(home.path())
+        .args(["apply", BUNDLE, "--zoi"])
+        .arg(&zoi)
+        .args(["--format", "json"])
+        .env("FAKE_ZOI_DIR", home.path())
+        .env("FAKE_ZOI_STORE", &record.dir)
+        .env("FAKE_ZOI_BREAK_ON_REMOVE", &cfg)
+        .expect_status(3)
+        .run();
+    let e = &r.json()["error"];
+    assert_eq!(e["kind"], "io", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains(cfg.to_str().unwrap()),
+        "{e}"
+    );
+    let hint = e["hint"].as_str().unwrap();
+    for part in [
+        "the tiers Zoi would refuse could not be hidden from it",
+        "Zoi holds acme-mirror 1.0.0 again",
+        "zoi-mirror's state was restored",
+        "NOT put back: the config",
+    ] {
+        assert!(hint.contains(part), "{part:?} missing: {hint}");
+    }
+    let calls = fs::read_to_string(home.path().join("calls")).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0], "extension remove -y acme-mirror");
+    assert!(
+        calls[1].starts_with("extension add -y ") && calls[1].ends_with("/acme-mirror.pkg.lua"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(home.path().join("added.2")).unwrap(),
+        old_source,
+        "registered again from Zoi's own copy"
+    );
+    assert_eq!(fs::read(&state).unwrap(), state_before, "state put back");
+}
+
 // ------------------------------------------------------------- status
 
 /// `status BUNDLE --no-zoi --format json`.

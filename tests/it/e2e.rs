@@ -301,6 +301,93 @@ fn flow2_apply_with_zoi_present_then_status_and_revert() {
     assert!(!w.sb.data().join("pgps/mirror-signing.asc").exists());
 }
 
+/// An upgrade replaces the version Zoi holds: zoi-mirror removes it, then
+/// adds the new one. When the real Zoi refuses the new one (its key URL
+/// answers 404), the old version is registered again from Zoi's own copy
+/// and the config and state are byte-identical to before; when the old one
+/// cannot be registered again either (its key is gone too), the state says
+/// Zoi no longer holds it, and revert still gives the user's config back.
+#[test]
+fn flow2_a_failed_upgrade_registers_the_old_version_again() {
+    let w = World::new();
+    let spec = w.spec("lab-up", "mirror.git", "", &w.key_client());
+    let v1 = w.build(&spec);
+    w.sb.write_home(".config/zoi/config.yaml", COMMENTED.as_bytes());
+    let r =
+        w.sb.sh(&format!("zoi-mirror apply {} --format json", v1.display()));
+    assert_eq!(r.code, 0);
+    assert_eq!(r.json()["zoi"]["action"], "added");
+    let applied = fs::read(w.sb.config()).unwrap();
+    let state_path = w.sb.home.join(".local/state/zoi-mirror/lab-up.user.json");
+    let state = fs::read(&state_path).unwrap();
+    let registered = |version: &str| {
+        zoi_mirror::client::zoi_cli::registered(&w.sb.data(), "lab-up")
+            .is_some_and(|r| r.version == version)
+    };
+    assert!(registered("1.0.0"));
+
+    // 2.0.0 takes its key from a URL that answers 404: Zoi refuses it.
+    let broken = format!(
+        "tiers = [\"core\", \"main\", \"zillowe\"]\n[[client.pgp]]\nname = \"mirror-signing\"\nurl = \"{}/keys/gone.asc\"\n",
+        w.base()
+    );
+    let spec2 = w.spec("lab-up", "mirror.git", "", &broken);
+    let text = fs::read_to_string(&spec2).unwrap();
+    fs::write(
+        &spec2,
+        text.replace("version = \"1.0.0\"", "version = \"2.0.0\""),
+    )
+    .unwrap();
+    let v2 = w.build(&spec2);
+    assert!(v2.ends_with("lab-up-2.0.0"));
+    let upgrade = || {
+        let r =
+            w.sb.sh(&format!("zoi-mirror apply {} --format json", v2.display()));
+        assert_eq!(r.code, 3);
+        let e = r.json()["error"].clone();
+        assert_eq!(e["kind"], "zoi_failed", "{e}");
+        e["hint"].as_str().unwrap().to_string()
+    };
+    let hint = upgrade();
+    assert_eq!(
+        hint,
+        "Zoi could not add the extension (see its output above); Zoi holds lab-up 1.0.0 again, the config was restored unchanged, zoi-mirror's state was restored"
+    );
+    assert!(
+        registered("1.0.0"),
+        "the old version is back in Zoi's store"
+    );
+    assert_eq!(fs::read(w.sb.config()).unwrap(), applied);
+    assert_eq!(fs::read(&state_path).unwrap(), state);
+    assert!(w.sb.data().join("pgps/mirror-signing.asc").exists());
+
+    // Now the old version's key is gone as well: it cannot be registered
+    // again, and the state must not say Zoi holds it.
+    fs::remove_file(w.site.join("keys/mirror-signing.asc")).unwrap();
+    let hint = upgrade();
+    assert!(
+        hint.contains(
+            "NOT put back: Zoi no longer holds lab-up 1.0.0 and could not register it again"
+        ),
+        "{hint}"
+    );
+    assert!(hint.contains("the config was restored unchanged"), "{hint}");
+    assert!(!registered("1.0.0") && !registered("2.0.0"));
+    assert_eq!(fs::read(w.sb.config()).unwrap(), applied);
+    let st: serde_json::Value = serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
+    assert_eq!(st["zoi_registered"], false, "{st}");
+    assert_eq!(st["version"], "1.0.0");
+
+    let r = w.sb.sh("zoi-mirror revert lab-up --format json");
+    assert_eq!(r.code, 0);
+    assert_eq!(r.json()["zoi"], "not_registered");
+    let after = fs::read_to_string(w.sb.config()).unwrap();
+    assert!(
+        support::yaml_eq(&after, COMMENTED),
+        "config as before:\n{after}"
+    );
+}
+
 #[test]
 fn flow3_zoi_syncs_from_our_mirror_and_enforces_authorities() {
     let w = World::new();

@@ -615,6 +615,96 @@ fn a_second_extension_on_the_same_keys_is_refused_naming_the_first() {
     assert_eq!(fs::read_to_string(&cfg).unwrap(), USER);
 }
 
+/// The guard against two bundles on one key reads every other state in the
+/// directory: one it cannot read or parse could name any key, so the apply
+/// is refused, naming the file, rather than skipping it.
+#[test]
+fn another_extensions_state_that_cannot_be_read_is_refused_naming_it() {
+    let home = home_with(false);
+    let cfg = write_cfg(home.path(), USER);
+    let dir = state_dir(home.path());
+    fs::create_dir_all(&dir).unwrap();
+    let other = dir.join("beta-mirror.user.json");
+    let check = |what: &str| {
+        let r = apply(home.path(), V12)
+            .args(["--format", "json"])
+            .expect_status(2)
+            .label(what.to_string())
+            .run();
+        let e = &r.json()["error"];
+        assert_eq!(e["kind"], "state_invalid", "{what}: {e}");
+        let msg = e["message"].as_str().unwrap();
+        assert!(
+            msg.contains("beta-mirror") && msg.contains(other.to_str().unwrap()),
+            "{what}: {msg}"
+        );
+        let hint = e["hint"].as_str().unwrap();
+        assert!(
+            hint.contains("zoi-mirror revert beta-mirror")
+                && hint.contains(other.to_str().unwrap()),
+            "{what}: {hint}"
+        );
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{what}");
+        assert!(!dir.join("acme-mirror.user.json").exists(), "{what}");
+    };
+    fs::write(&other, "{ \"format\": 1, half a state").unwrap();
+    check("not JSON");
+    // A directory where the file should be: reading fails, even for root.
+    fs::remove_file(&other).unwrap();
+    fs::create_dir(&other).unwrap();
+    check("unreadable");
+    // Once it is out of the way, the apply goes ahead.
+    fs::remove_dir(&other).unwrap();
+    apply(home.path(), V12).run();
+}
+
+/// `extension.version` reaches the header comment of a new config file,
+/// the state and the terminal: one that is not a semantic version (as
+/// `build` always writes) is refused before anything is written, so a line
+/// break cannot add keys to the user's config.
+#[test]
+fn a_bundle_json_version_that_is_not_semver_never_reaches_a_config() {
+    for version in [
+        "1.2.0\nrepos: [evil]",
+        "1.2.0: x",
+        "1.2.0\r\noffline_mode: true",
+    ] {
+        let home = home_with(false);
+        let p = home.path().join(V12).join("bundle.json");
+        let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        m["extension"]["version"] = version.into();
+        fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+        let label = format!("{version:?}");
+        let refused = || {
+            let r = apply(home.path(), V12)
+                .args(["--format", "json"])
+                .expect_status(2)
+                .label(label.clone())
+                .run();
+            let e = r.json()["error"].clone();
+            assert_eq!(e["kind"], "bundle_invalid", "{label}: {e}");
+            let msg = e["message"].as_str().unwrap();
+            assert!(
+                msg.contains("bundle.json") && msg.contains("extension.version"),
+                "{label}: {msg}"
+            );
+            assert!(
+                e["hint"].as_str().unwrap().contains("semantic version"),
+                "{label}: {e}"
+            );
+        };
+        // No config yet: none is created (its header would name the version).
+        refused();
+        assert!(!user_cfg(home.path()).exists(), "{label}");
+        assert!(!state_dir(home.path()).exists(), "{label}");
+        // A config already there stays byte-identical.
+        let cfg = write_cfg(home.path(), USER);
+        refused();
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), USER, "{label}");
+        assert!(!state_dir(home.path()).exists(), "{label}");
+    }
+}
+
 // ----------------------------------------------------- 11: exit codes
 
 #[test]
