@@ -172,7 +172,8 @@ pub fn manifest_at(path: &Path) -> Result<Manifest> {
         (path.to_path_buf(), path.join(manifest::FILE_NAME))
     };
     let bytes = read_manifest(&dir, &file)?;
-    parse_manifest(&bytes, &Source::Dir(dir))
+    // The version is checked all the same (the same errors as apply).
+    parse_manifest(&bytes, &Source::Dir(dir)).map(|(m, _version)| m)
 }
 
 /// A bundle directory must be one: a file, a symlink loop or a missing path
