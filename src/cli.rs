@@ -335,7 +335,8 @@ pub struct SyncArgs {
     /// Downloads at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one::<usize>)]
     pub concurrency: usize,
-    /// Retries after a 5xx, 429, reset or timeout (downloads resume).
+    /// Retries after a 5xx, 408, 425 or 429, a reset or a timeout (downloads
+    /// resume); never after another 4xx.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
     /// Place files without verifying upstream's signatures (also
@@ -472,7 +473,8 @@ pub struct BinSyncArgs {
     /// Downloads at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one::<usize>)]
     pub concurrency: usize,
-    /// Retries after a 5xx, 429, reset or timeout (downloads resume).
+    /// Retries after a 5xx, 408, 425 or 429, a reset or a timeout (downloads
+    /// resume); never after another 4xx.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
     /// Place archives without verifying upstream's signatures (for
@@ -597,8 +599,9 @@ pub struct CheckScopeArgs {
     /// Requests in flight at once to one host.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = at_least_one::<usize>)]
     pub per_host: usize,
-    /// Retries after a 5xx, 429, reset or timeout (exponential backoff with
-    /// jitter; Retry-After honoured).
+    /// Retries after a 5xx, 408, 425 or 429, a reset or a timeout
+    /// (exponential backoff with jitter; Retry-After honoured); never after
+    /// another 4xx.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
 }

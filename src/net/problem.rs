@@ -157,6 +157,11 @@ impl Kind {
 pub struct Problem {
     pub kind: Kind,
     pub message: String,
+    /// The HTTP status that made it, when one did: whether another attempt
+    /// may help depends on it ([`crate::net::retry::retryable`]), not on the
+    /// kind alone. Not part of the JSON (reports carry the status apart).
+    #[serde(skip)]
+    pub status: Option<u16>,
 }
 
 impl Problem {
@@ -166,7 +171,14 @@ impl Problem {
         Problem {
             kind,
             message: crate::output::redact_secrets(&message.into()),
+            status: None,
         }
+    }
+
+    /// The problem an HTTP answer with this status made.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
     }
 }
 

@@ -477,6 +477,47 @@ fn a_rate_limited_download_waits_as_retry_after_says() {
     );
 }
 
+/// A client error other than 408, 425 and 429 is the same on every
+/// attempt: the archive is asked for once and the target fails as
+/// `http_error`; a 5xx is asked for again, as many times as --retries says.
+#[test]
+fn a_client_error_is_not_retried_and_a_server_error_is() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (bytes, _) = simple_zpa("hello", &[7u8; 1000]);
+    let index = index(h, &[("zillowe", "hello", "5.0.0")]);
+    for (status, asked) in [
+        ("400 Bad Request", 1),
+        ("405 Method Not Allowed", 1),
+        ("416 Range Not Satisfiable", 1),
+        ("451 Unavailable For Legal Reasons", 1),
+        ("503 Service Unavailable", 3),
+    ] {
+        let (srv, base) = serve_hello(&bytes, Fault::Status(status, b"no".to_vec()));
+        let yaml = upstream_repo_yaml(h, &srv.url("http", "/generic"));
+        let spec = spec(h, &yaml);
+        let dest = h.join("dest");
+        let r = bin_sync(
+            h,
+            &spec,
+            &index,
+            &dest,
+            &["--platform", "linux-amd64", "--retries", "2"],
+        );
+        assert_eq!(r.code, 1, "{status}: {}\n{}", r.stdout, r.stderr);
+        let t = &r.json()["targets"][0];
+        assert_eq!(t["status"], "failed", "{status}: {t}");
+        assert_eq!(t["error"]["kind"], "http_error", "{status}: {t}");
+        let code = &status[..3];
+        assert_eq!(
+            t["error"]["message"].as_str().unwrap(),
+            format!("HTTP {code}"),
+            "{t}"
+        );
+        assert_eq!(srv.hits(&base), asked, "{status}: asked {asked} time(s)");
+    }
+}
+
 #[test]
 fn bad_bin_sync_input() {
     let u = upstream();

@@ -497,6 +497,46 @@ fn transient_failures_are_retried_and_persistent_ones_classified() {
     );
 }
 
+/// The one retry policy in check: a 408 (the server gave up waiting) may
+/// pass next time and is asked again; a 400 or 405 is asked once.
+#[test]
+fn check_retries_a_408_but_not_other_client_errors() {
+    let cases = [
+        ("timeout408", "408 Request Timeout", 2),
+        ("bad400", "400 Bad Request", 1),
+        ("method405", "405 Method Not Allowed", 1),
+    ];
+    let mut routes = Vec::new();
+    for (name, status, _) in cases {
+        let (path, bytes, _) = archive_routes(name);
+        routes.push((
+            format!("{path}.hash"),
+            Fault::Status(status, b"no".to_vec()),
+        ));
+        routes.push((path, ok_archive(bytes)));
+    }
+    let srv = FaultServer::start(
+        routes
+            .iter()
+            .map(|(p, f)| (p.as_str(), f.clone()))
+            .collect(),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let ry = faulty_repo_yaml(home.path(), &srv.url("http", ""));
+    for (name, _, asked) in cases {
+        let r = check_pkg(home.path(), &ry, name, &["--retries", "1"]);
+        assert_eq!(r.code, 1, "{name}: {}", r.stdout);
+        let h = hash_check(&r);
+        assert_eq!(h["error"]["kind"], "http_error", "{name}: {h}");
+        assert_eq!(h["attempts"], asked, "{name}: {h}");
+        assert_eq!(
+            srv.hits(&format!("{}.hash", archive_routes(name).0)),
+            asked,
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn a_private_ca_fails_without_ca_cert_and_passes_with_it() {
     let ca = test_ca();

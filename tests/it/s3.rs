@@ -477,7 +477,10 @@ fn s3_a_cut_download_resumes_a_truncated_or_mismatching_one_leaves_no_object() {
     // uploads that must be completed or aborted.
     let mut routes: Vec<(String, Fault)> = Vec::new();
     let mut bodies = Vec::new();
-    for (i, name) in ["cutonce", "truncated", "mismatch"].iter().enumerate() {
+    for (i, name) in ["cutonce", "truncated", "mismatch", "refused"]
+        .iter()
+        .enumerate()
+    {
         let (bytes, _) = simple_zpa(name, &noise(12 << 20, 7 + i as u64));
         let file = format!("{name}-1.0.0-{PLATFORM}.zpa");
         let base = format!("/generic/core.{name}/1.0.0/{file}");
@@ -505,6 +508,8 @@ fn s3_a_cut_download_resumes_a_truncated_or_mismatching_one_leaves_no_object() {
         let f = match *name {
             "cutonce" => Fault::CutOnceThenRange(bytes.clone()),
             "truncated" => Fault::Truncate(bytes.clone()),
+            // The same answer every time: asked once, not retried.
+            "refused" => Fault::Status("400 Bad Request", b"no".to_vec()),
             _ => Fault::Ok(bytes.clone(), vec![]),
         };
         routes.push((base, f));
@@ -527,6 +532,7 @@ fn s3_a_cut_download_resumes_a_truncated_or_mismatching_one_leaves_no_object() {
             ("cutonce", "1.0.0"),
             ("truncated", "1.0.0"),
             ("mismatch", "1.0.0"),
+            ("refused", "1.0.0"),
         ],
     );
     let r = sync_to(h, &sw, &spec, &index, "s3://zoi/pkgs", &["--retries", "2"]);
@@ -545,8 +551,18 @@ fn s3_a_cut_download_resumes_a_truncated_or_mismatching_one_leaves_no_object() {
     let t = target(&doc, "mismatch", "archive");
     assert_eq!(t["status"], "failed", "{t}");
     assert_eq!(t["error"]["kind"], "hash_mismatch", "{t}");
+    let t = target(&doc, "refused", "archive");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["error"]["kind"], "http_error", "{t}");
+    assert_eq!(
+        srv.hits(&format!(
+            "/generic/core.refused/1.0.0/refused-1.0.0-{PLATFORM}.zpa"
+        )),
+        1,
+        "a 400 is asked once"
+    );
     let keys = sw.keys("zoi");
-    for name in ["truncated", "mismatch"] {
+    for name in ["truncated", "mismatch", "refused"] {
         let left: Vec<&String> = keys.iter().filter(|k| k.contains(name)).collect();
         assert!(left.is_empty(), "{name}: nothing visible: {left:?}");
     }

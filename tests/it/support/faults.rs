@@ -42,6 +42,8 @@ pub enum Fault {
     /// Headers promising the whole body, half of it, then the connection
     /// closes: a truncated body, every time.
     Truncate(Vec<u8>),
+    /// This status (`"400 Bad Request"`) with the body, every time.
+    Status(&'static str, Vec<u8>),
 }
 
 pub struct FaultServer {
@@ -159,6 +161,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             Fault::Ok(body, headers) => response("200 OK", headers, body, head_only),
+            Fault::Status(status, body) => response(status, &[], body, head_only),
             Fault::EchoAuth => {
                 let body = format!("down: {}\n", header("authorization").unwrap_or_default());
                 response("200 OK", &[], body.as_bytes(), head_only)
