@@ -556,7 +556,9 @@ pub struct SpecArg {
 /// Options for commands that fetch over HTTP.
 #[derive(Debug, Args, Clone)]
 pub struct NetArgs {
-    /// Extra CA certificate (PEM) to trust besides the system store; repeatable.
+    /// Extra CA certificate (PEM) to trust besides the system store;
+    /// repeatable. A file that is missing or holds no PEM certificate is
+    /// refused before anything runs (exit 2).
     #[arg(long = "ca-cert", value_name = "FILE")]
     pub ca_certs: Vec<PathBuf>,
     /// Extra request header `Name: value` (e.g. an Authorization token);

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::support::faults::{Fault, FaultServer, test_ca};
 use crate::support::gitd::{self, GitDaemon, bare_registry, bare_registry_with};
+use crate::support::net::free_port;
 use crate::support::nginx::Nginx;
 use crate::support::{self, Run, Spec, tree, zm};
 
@@ -568,6 +569,44 @@ fn a_private_ca_fails_without_ca_cert_and_passes_with_it() {
         &["--ca-cert", ca_file.to_str().unwrap()],
     );
     assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+/// A `--ca-cert` that cannot be used is bad input, found before anything
+/// is fetched: exit 2 `usage`, naming the file and what is wrong with it.
+#[test]
+fn an_unusable_ca_cert_is_a_usage_error_naming_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // Nothing listens here: a CA file that passed would fail as connect_refused.
+    let ry = faulty_repo_yaml(h, &format!("http://127.0.0.1:{}", free_port()));
+    fs::write(h.join("notes.txt"), "our CA is on the wiki\n").unwrap();
+    fs::write(
+        h.join("garbled.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    fs::create_dir_all(h.join("certs")).unwrap();
+    for (file, says) in [
+        ("missing.pem", "not found"),
+        ("notes.txt", "holds no PEM certificate"),
+        ("garbled.pem", "is not a valid certificate"),
+        ("certs", "cannot be read"),
+    ] {
+        let path = h.join(file);
+        let r = check_pkg(h, &ry, "x", &["--ca-cert", path.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{file}: {}\n{}", r.stdout, r.stderr);
+        let err = &r.json()["error"];
+        assert_eq!(err["kind"], "usage", "{file}: {err}");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("--ca-cert {}", path.display())) && message.contains(says),
+            "{file}: {message}"
+        );
+        assert!(
+            err["hint"].as_str().unwrap_or_default().contains("PEM"),
+            "{file}: {err}"
+        );
+    }
 }
 
 #[test]
