@@ -849,6 +849,11 @@ pub struct BuildArgs {
     pub publish: Option<PathBuf>,
     #[command(flatten)]
     pub storage: StorageArgs,
+    // For --publish's check that clients can read the bucket at its public
+    // URL (--ca-cert for a corporate CA, the timeouts), as `publish` takes
+    // them. That GET is anonymous, as Zoi's are: no --header goes with it.
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Debug, Args)]

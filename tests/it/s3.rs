@@ -1181,6 +1181,60 @@ fn s3_build_publish_puts_the_bundle_in_the_bucket_and_apply_reads_it_from_there(
     assert!(root.join("setup.sh").is_file() && root.join("index.html").is_file());
 }
 
+/// `build --publish` takes the network flags `publish` takes: the
+/// public-read check of a bucket served over HTTPS by a private CA (real
+/// nginx with a test CA's certificate) fails without `--ca-cert` and passes
+/// with it, as for `zoi-mirror publish`.
+#[test]
+fn s3_build_publish_honours_ca_cert_for_the_public_read_check() {
+    let sw = Seaweed::start();
+    let ca = crate::support::faults::test_ca();
+    let www = tempfile::tempdir().unwrap();
+    let public = Nginx::start_tls(www.path(), &ca);
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let spec = Spec::example()
+        .set("binaries.storage.public_url", public.url("zoi"))
+        .write(h);
+    let ca_file = h.join("corp-ca.pem");
+    fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let prefix = "s3://zoi/bundle/acme-mirror-1.2.0";
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "-c", spec.to_str().unwrap(), "-o", "dist"];
+        args.extend_from_slice(&["--publish", prefix, "--format", "json"]);
+        args.extend_from_slice(extra);
+        zm_s3(h, &sw, &args)
+    };
+    // Without the CA the TLS handshake fails: nothing in the bucket, the
+    // bundle itself written.
+    let r = build(&[]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let err = &r.json()["error"];
+    assert_eq!(err["kind"], "storage_unreachable", "{err}");
+    assert!(sw.keys("zoi").is_empty(), "{:?}", sw.keys("zoi"));
+    assert!(h.join("dist/acme-mirror-1.2.0/bundle.json").is_file());
+    let r = build(&["--ca-cert", ca_file.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let published = &r.json()["published"];
+    assert_eq!(
+        published["public_url"],
+        public.url("zoi/bundle/acme-mirror-1.2.0")
+    );
+    assert!(
+        sw.keys("zoi")
+            .contains(&"bundle/acme-mirror-1.2.0/bundle.json".to_string()),
+        "{:?}",
+        sw.keys("zoi")
+    );
+    assert!(
+        public
+            .access_log()
+            .contains("GET /zoi/bundle/acme-mirror-1.2.0/.zoi-mirror-public-read-probe"),
+        "the check went to the public URL over TLS:\n{}",
+        public.access_log()
+    );
+}
+
 // ------------------------------------------------------ re-signing into S3
 
 #[test]

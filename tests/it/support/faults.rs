@@ -325,6 +325,10 @@ impl FaultServer {
 pub struct TestCa {
     pub ca_pem: String,
     pub server: Arc<tokio_rustls::rustls::ServerConfig>,
+    /// The server certificate and its key, PEM, for a real server
+    /// (`Nginx::start_tls`).
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
 }
 
 pub fn test_ca() -> TestCa {
@@ -353,5 +357,7 @@ pub fn test_ca() -> TestCa {
     TestCa {
         ca_pem: ca.pem(),
         server: Arc::new(server),
+        server_cert_pem: cert.pem(),
+        server_key_pem: key.serialize_pem(),
     }
 }
