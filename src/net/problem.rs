@@ -170,7 +170,7 @@ impl Problem {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         Problem {
             kind,
-            message: crate::output::redact_secrets(&message.into()),
+            message: super::redact::redact_secrets(&message.into()),
             status: None,
         }
     }

@@ -6,8 +6,9 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 
-use super::redact::{self, printable, redact_secrets};
+use super::redact::{self, printable};
 use super::style::{Style, paint, stderr_color};
+use crate::net::redact::redact_secrets;
 
 /// What the global flags asked for, set once by `main`.
 #[derive(Debug, Clone, Copy, Default)]
