@@ -83,7 +83,7 @@ fn write_stdout(bytes: &[u8]) {
 /// Data on stdout, as is but for redacted secrets (`out!`/`outln!` are the
 /// shorthands). Human data may carry the printer's own ANSI colour, so
 /// controls are not escaped here: values from outside are escaped where
-/// they are formatted.
+/// they are formatted ([`super::human::shown`]).
 pub fn stdout_text(text: &str) {
     write_stdout(redact_secrets(text).as_bytes());
 }

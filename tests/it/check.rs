@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::faults::{Fault, FaultServer, test_ca};
+use crate::support::faults::{EVIL_S3_BODY, Fault, FaultServer, test_ca};
 use crate::support::gitd::{self, GitDaemon, bare_registry, bare_registry_with};
 use crate::support::net::free_port;
 use crate::support::nginx::Nginx;
@@ -569,6 +569,59 @@ fn a_private_ca_fails_without_ca_cert_and_passes_with_it() {
         &["--ca-cert", ca_file.to_str().unwrap()],
     );
     assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+/// What a server sends never drives the terminal: the human report shows
+/// its control characters escaped; the JSON keeps the text as it came
+/// (serde escapes it in the document).
+#[test]
+fn control_characters_from_a_server_are_escaped_in_the_human_report() {
+    let (path, bytes, _) = archive_routes("evil");
+    let srv = FaultServer::start(vec![
+        (
+            &format!("{path}.hash"),
+            Fault::Status("403 Forbidden", EVIL_S3_BODY.to_vec()),
+        ),
+        (&path, ok_archive(bytes)),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let ry = faulty_repo_yaml(home.path(), &srv.url("http", ""));
+    let r = zm(
+        home.path(),
+        &[
+            "check",
+            "--repo-yaml",
+            &ry,
+            "--package",
+            "@core/evil@1.0.0",
+            "--platform",
+            PL,
+            "--retries",
+            "0",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains(['\x1b', '\x07']),
+        "a raw control reached stdout: {:?}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(r"S3 \u{1b}[31mEvil\u{1b}]0;pwned\u{7}"),
+        "{}",
+        r.stdout
+    );
+    let r = check_pkg(home.path(), &ry, "evil", &["--retries", "0"]);
+    let h = hash_check(&r);
+    assert_eq!(h["error"]["kind"], "forbidden", "{h}");
+    assert!(
+        h["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("S3 \x1b[31mEvil\x1b]0;pwned\x07"),
+        "{h}"
+    );
 }
 
 /// A `--ca-cert` that cannot be used is bad input, found before anything

@@ -46,6 +46,11 @@ pub enum Fault {
     Status(&'static str, Vec<u8>),
 }
 
+/// An S3-style error body whose `<Code>` carries terminal controls (a
+/// colour, a window title, a bell): what a hostile or broken server can send.
+pub const EVIL_S3_BODY: &[u8] =
+    b"<Error><Code>\x1b[31mEvil\x1b]0;pwned\x07</Code><Message>x</Message></Error>";
+
 pub struct FaultServer {
     pub addr: SocketAddr,
     pub hits: Arc<Mutex<HashMap<String, usize>>>,
