@@ -339,7 +339,8 @@ pub struct SyncArgs {
     /// Downloads at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one::<usize>)]
     pub concurrency: usize,
-    /// Retries after a 5xx, 429, reset or timeout (downloads resume).
+    /// Retries after a 5xx, 408, 425 or 429, a reset or a timeout (downloads
+    /// resume); never after another 4xx.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
     /// Place files without verifying upstream's signatures (also
@@ -481,7 +482,8 @@ pub struct BinSyncArgs {
     /// Downloads at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one::<usize>)]
     pub concurrency: usize,
-    /// Retries after a 5xx, 429, reset or timeout (downloads resume).
+    /// Retries after a 5xx, 408, 425 or 429, a reset or a timeout (downloads
+    /// resume); never after another 4xx.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
     /// Place archives without verifying upstream's signatures (for
@@ -563,7 +565,9 @@ pub struct SpecArg {
 /// Options for commands that fetch over HTTP.
 #[derive(Debug, Args, Clone)]
 pub struct NetArgs {
-    /// Extra CA certificate (PEM) to trust besides the system store; repeatable.
+    /// Extra CA certificate (PEM) to trust besides the system store;
+    /// repeatable. A file that is missing or holds no PEM certificate is
+    /// refused before anything runs (exit 2).
     #[arg(long = "ca-cert", value_name = "FILE")]
     pub ca_certs: Vec<PathBuf>,
     /// Extra request header `Name: value` (e.g. an Authorization token);
@@ -609,8 +613,9 @@ pub struct CheckScopeArgs {
     /// Requests in flight at once to one host.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = at_least_one::<usize>)]
     pub per_host: usize,
-    /// Retries after a 5xx, 429, reset or timeout (exponential backoff with
-    /// jitter; Retry-After honoured).
+    /// Retries after a 5xx, 408, 425 or 429, a reset or a timeout
+    /// (exponential backoff with jitter; Retry-After honoured); never after
+    /// another 4xx.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
 }
@@ -857,6 +862,11 @@ pub struct BuildArgs {
     pub publish: Option<PathBuf>,
     #[command(flatten)]
     pub storage: StorageArgs,
+    // For --publish's check that clients can read the bucket at its public
+    // URL (--ca-cert for a corporate CA, the timeouts), as `publish` takes
+    // them. That GET is anonymous, as Zoi's are: no --header goes with it.
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Debug, Args)]

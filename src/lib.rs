@@ -7,9 +7,9 @@
 //! | --- | --- | --- |
 //! | 0 | [`zoi`] | Zoi's formats and rules, the single source of truth about how the real client behaves |
 //! | 1 | [`error`], [`fsutil`], [`runtime`] | failures and exit codes, atomic file writes, the one async-runtime helper |
-//! | 2 | [`output`] | the printer: every byte to stdout/stderr, styles, progress, diffs, the error shape |
-//! | 3 | [`net`] | the HTTP client, prober, failure kinds, classification, retry and redaction |
-//! | 4 | [`storage`] | where a binary host lives: a folder or S3 |
+//! | 2 | [`net`] | the HTTP client, prober, failure kinds, classification, retry and redaction (the secret registry included) |
+//! | 3 | [`storage`] | where a binary host lives: a folder or S3 |
+//! | 4 | [`output`] | the printer: every byte to stdout/stderr, styles, progress, diffs, the error shape |
 //! | 5 | [`spec`] | mirror.toml |
 //! | 6 | [`bundle`] | rendering and loading bundles |
 //! | 7 | [`client`] | editing Zoi's config on a machine |

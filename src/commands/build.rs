@@ -27,6 +27,8 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
         ),
         None => None,
     };
+    // Checked before anything is written, as `publish` does.
+    let http = super::net_options(&args.net)?;
     let mut spec = crate::mirror::db::load_spec(
         &args.spec.path,
         args.upstream_repo_yaml.as_deref(),
@@ -96,7 +98,7 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
                 &dir,
                 to,
                 &settings,
-                &crate::net::client::Options::default(),
+                &http,
                 !args.storage.private_bucket,
             ) {
                 Ok(p) => Some(p),

@@ -112,6 +112,7 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
         crate::output::register_secret(value);
         headers.push((name.to_string(), value.to_string()));
     }
+    check_ca_certs(&net.ca_certs)?;
     Ok(client::Options {
         ca_certs: net.ca_certs.clone(),
         headers,
@@ -121,6 +122,33 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
         // Each command allows the hosts it is pointed at.
         header_hosts: Vec::new(),
     })
+}
+
+/// Every `--ca-cert` file read and parsed before the command does
+/// anything: a bad one is bad input (exit 2), not a failure half-way (after
+/// `apply` wrote, when `--verify` builds its client).
+fn check_ca_certs(paths: &[std::path::PathBuf]) -> Result<()> {
+    for path in paths {
+        let Err(problem) = client::read_ca_certs(path) else {
+            continue;
+        };
+        let hint = match problem {
+            client::CaCertProblem::NotFound | client::CaCertProblem::Unreadable(_) => {
+                "give --ca-cert the path of a PEM file with your corporate CA's certificate (-----BEGIN CERTIFICATE-----)"
+            }
+            client::CaCertProblem::NoPem | client::CaCertProblem::NotACertificate(_) => {
+                "--ca-cert wants PEM text (-----BEGIN CERTIFICATE-----); convert a DER certificate with `openssl x509 -inform der -in FILE -out FILE.pem`"
+            }
+        };
+        return fail(
+            Failure::new(
+                ErrorKind::Usage,
+                format!("--ca-cert {}: {problem}", path.display()),
+            )
+            .hint(hint),
+        );
+    }
+    Ok(())
 }
 
 /// The environment and the zoi executable to use.

@@ -400,6 +400,7 @@ async fn download(
                     return Err(Failed {
                         problem: status_problem(&r).unwrap_or_else(|| {
                             Problem::new(Kind::HttpError, format!("HTTP {status}"))
+                                .with_status(status)
                         }),
                         retry_after: retry_after_of(resp.headers()),
                     });

@@ -472,6 +472,7 @@ async fn stream_into(
                     return Err(Failed {
                         problem: status_problem(&r).unwrap_or_else(|| {
                             Problem::new(Kind::HttpError, format!("HTTP {status}"))
+                                .with_status(status)
                         }),
                         retry_after: retry_after_of(resp.headers()),
                     });

@@ -9,7 +9,7 @@
 //! ([`super::classify::DnsError`]).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,10 +99,10 @@ impl Http {
             .redirect(redirect_policy())
             .dns_resolver(Arc::new(Resolver));
         for path in &opts.ca_certs {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+            // Commands check these files up front (`net_options`); a caller
+            // that did not still gets the same words.
+            let certs = read_ca_certs(path)
+                .map_err(|p| anyhow::anyhow!("CA certificate {}: {p}", path.display()))?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
@@ -167,6 +167,57 @@ impl Http {
             }
         }
     }
+}
+
+/// Why a CA certificate file (`--ca-cert`) cannot be used.
+#[derive(Debug)]
+pub enum CaCertProblem {
+    NotFound,
+    /// A folder, no permission, …
+    Unreadable(std::io::Error),
+    /// No `-----BEGIN CERTIFICATE-----` block (a DER file, a key, a note).
+    NoPem,
+    /// A `CERTIFICATE` block that does not hold a valid certificate.
+    NotACertificate(String),
+}
+
+impl std::fmt::Display for CaCertProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaCertProblem::NotFound => f.write_str("not found"),
+            CaCertProblem::Unreadable(e) => write!(f, "cannot be read: {e}"),
+            CaCertProblem::NoPem => f.write_str("holds no PEM certificate"),
+            CaCertProblem::NotACertificate(e) => {
+                write!(f, "holds a PEM block that is not a valid certificate ({e})")
+            }
+        }
+    }
+}
+
+/// The certificates of a PEM file, each parsed: reqwest's own reader
+/// skips what is not PEM, so a file holding none would be trusted as
+/// "nothing" and every TLS handshake fail later, far from the cause.
+pub fn read_ca_certs(path: &Path) -> Result<Vec<reqwest::Certificate>, CaCertProblem> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CaCertProblem::NotFound,
+        _ => CaCertProblem::Unreadable(e),
+    })?;
+    let bad = |e: &dyn std::fmt::Display| CaCertProblem::NotACertificate(e.to_string());
+    let mut certs = Vec::new();
+    for der in CertificateDer::pem_slice_iter(&pem) {
+        let der = der.map_err(|e| bad(&e))?;
+        // The same parse rustls makes when the client is built.
+        rustls::RootCertStore::empty()
+            .add(der.clone())
+            .map_err(|e| bad(&e))?;
+        certs.push(reqwest::Certificate::from_der(&der).map_err(|e| bad(&e))?);
+    }
+    if certs.is_empty() {
+        return Err(CaCertProblem::NoPem);
+    }
+    Ok(certs)
 }
 
 /// GETs a small file (a bundle member) and returns its bytes; any status

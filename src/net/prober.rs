@@ -1,7 +1,7 @@
 //! One HTTP request, done the way a careful client would: bounded
 //! concurrency (global and per host), retries as [`super::retry`] says
-//! (exponential backoff with jitter on 5xx, 429 — honouring `Retry-After`
-//! —, resets and timeouts), and every failure classified into a kind with
+//! (exponential backoff with jitter on 5xx, 408, 425 and 429 — honouring
+//! `Retry-After` —, resets and timeouts), and every failure classified into a kind with
 //! its own message and hint ([`super::classify`], [`super::reply`]).
 //!
 //! Connection reuse comes from sharing one `reqwest::Client` (keep-alive
@@ -16,7 +16,7 @@ use super::classify::{classify, classify_body};
 use super::client::Http;
 use super::problem::{Kind, Problem};
 use super::reply::Reply;
-use super::retry::{Failed, Retry, retry_after_of};
+use super::retry::{Failed, Retry, retry_after_of, retryable_status};
 
 /// How to ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,10 +101,11 @@ impl Prober {
             body: Vec::new(),
         };
         let status = reply.status;
-        if status == 429 || status >= 500 {
+        if retryable_status(status) {
             let reason = resp.status().canonical_reason().unwrap_or_default();
             return Err(Failed {
-                problem: Problem::new(Kind::HttpError, format!("HTTP {status} {reason}")),
+                problem: Problem::new(Kind::HttpError, format!("HTTP {status} {reason}"))
+                    .with_status(status),
                 retry_after: retry_after_of(headers),
             });
         }
@@ -140,8 +141,9 @@ impl Prober {
         Ok(reply)
     }
 
-    /// Sends with retries. Statuses other than 5xx/429 are returned as
-    /// replies for the caller to judge.
+    /// Sends with retries. Statuses not worth another attempt
+    /// ([`retryable_status`]) are returned as replies for the caller to
+    /// judge.
     pub async fn send(&self, url: &url::Url, method: Method) -> Outcome {
         let _global = self.global.acquire().await.expect("semaphore open");
         let gate = self.host_gate(url);

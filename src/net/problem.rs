@@ -157,6 +157,11 @@ impl Kind {
 pub struct Problem {
     pub kind: Kind,
     pub message: String,
+    /// The HTTP status that made it, when one did: whether another attempt
+    /// may help depends on it ([`crate::net::retry::retryable`]), not on the
+    /// kind alone. Not part of the JSON (reports carry the status apart).
+    #[serde(skip)]
+    pub status: Option<u16>,
 }
 
 impl Problem {
@@ -165,8 +170,15 @@ impl Problem {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         Problem {
             kind,
-            message: crate::output::redact_secrets(&message.into()),
+            message: super::redact::redact_secrets(&message.into()),
+            status: None,
         }
+    }
+
+    /// The problem an HTTP answer with this status made.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
     }
 }
 

@@ -37,7 +37,7 @@ pub fn status_problem(r: &Reply) -> Option<Problem> {
         404 | 410 => Problem::new(Kind::NotFound, format!("HTTP {s} Not Found")),
         _ => Problem::new(Kind::HttpError, format!("HTTP {s}")),
     };
-    Some(with_s3_detail(p, r))
+    Some(with_s3_detail(p.with_status(s), r))
 }
 
 /// S3-compatible stores answer errors with an XML body naming the cause

@@ -7,20 +7,30 @@ use std::time::{Duration, SystemTime};
 
 use super::problem::{Kind, Problem};
 
-/// Whether a failure of this kind may go away on its own: a slow, dropped
-/// or refused connection, a body cut short, or a 5xx/429 answer. Anything
-/// else (a 404, a bad certificate, a name that does not resolve) fails the
-/// same way next time.
-pub fn retryable(kind: Kind) -> bool {
-    matches!(
-        kind,
+/// Whether a failure may go away on its own: a slow, dropped or refused
+/// connection, a body cut short, or an answer whose status says so
+/// ([`retryable_status`]). Anything else (a 404, a 400, a bad certificate,
+/// a name that does not resolve) fails the same way next time. An
+/// `http_error` without a status (a store's own failure) is retried, as a
+/// 5xx would be.
+pub fn retryable(problem: &Problem) -> bool {
+    match problem.kind {
         Kind::Timeout
-            | Kind::Truncated
-            | Kind::ConnectionReset
-            | Kind::ConnectRefused
-            | Kind::Connect
-            | Kind::HttpError
-    )
+        | Kind::Truncated
+        | Kind::ConnectionReset
+        | Kind::ConnectRefused
+        | Kind::Connect => true,
+        Kind::HttpError => problem.status.is_none_or(retryable_status),
+        _ => false,
+    }
+}
+
+/// The statuses worth another attempt: a 5xx (the server failed), 408 (it
+/// gave up waiting for the request), 425 (it will take the request once
+/// the handshake is done) and 429 (rate limited). Every other 4xx is the
+/// request's fault and gets the same answer next time (RFC 9110 §15.5).
+pub fn retryable_status(status: u16) -> bool {
+    status >= 500 || matches!(status, 408 | 425 | 429)
 }
 
 /// One failed attempt: the problem, and the wait the server asked for.
@@ -68,7 +78,7 @@ impl Retry {
     /// After a failed attempt: waits as the policy says and returns `Ok`
     /// when another attempt is due, or hands the problem back when not.
     pub async fn next(&mut self, failed: Failed) -> Result<(), Problem> {
-        if self.attempts > self.retries || !retryable(failed.problem.kind) {
+        if self.attempts > self.retries || !retryable(&failed.problem) {
             return Err(failed.problem);
         }
         let wait = failed.retry_after.unwrap_or_else(|| backoff(self.attempts));
@@ -154,6 +164,19 @@ mod tests {
         let mut r = Retry::new(5);
         r.attempt();
         assert!(r.next(p(Kind::NotFound)).await.is_err());
-        assert!(!retryable(Kind::Tls) && !retryable(Kind::Dns));
+        let kind = |k| retryable(&Problem::new(k, "x"));
+        assert!(!kind(Kind::Tls) && !kind(Kind::Dns));
+        assert!(kind(Kind::HttpError), "a store failure without a status");
+    }
+
+    #[test]
+    fn only_server_errors_and_a_few_client_errors_are_retried() {
+        let status = |s| retryable(&Problem::new(Kind::HttpError, "x").with_status(s));
+        for s in [500, 502, 503, 504, 408, 425, 429] {
+            assert!(status(s), "{s}");
+        }
+        for s in [400, 405, 409, 412, 416, 451, 206] {
+            assert!(!status(s), "{s}");
+        }
     }
 }

@@ -31,8 +31,9 @@
 //!   with its own hint.
 //!
 //! Library code returns values, warnings (`Vec<String>`) and errors; it
-//! uses this module only for [`redact_secrets`]/[`escape_controls`], the
-//! [`diff`] helper and the [`progress`] helper, never to print.
+//! uses this module only for [`excerpt`]/[`escape_controls`], the [`diff`]
+//! helper and the [`progress`] helper, never to print. (Secrets are
+//! redacted with [`crate::net::redact::redact_secrets`].)
 
 pub mod diff;
 mod error;
@@ -44,11 +45,14 @@ mod style;
 
 use serde::Serialize;
 
+/// The secret registry is net's (its messages are redacted where they are
+/// made); what the printer redacts is registered there.
+pub use crate::net::redact::register_secret;
 pub use error::{print_error, report_error};
 pub use printer::{
     Settings, finish, hint, info, init, json, prompt, stdout_line, stdout_text, warn,
 };
-pub use redact::{escape_controls, excerpt, printable, redact_secrets, register_secret};
+pub use redact::{escape_controls, excerpt, printable};
 pub use style::{Style, paint, stderr_color, stdout_color};
 
 /// The `--format` every command accepts.

@@ -6,8 +6,9 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 
-use super::redact::{self, printable, redact_secrets};
+use super::redact::{self, printable};
 use super::style::{Style, paint, stderr_color};
+use crate::net::redact::redact_secrets;
 
 /// What the global flags asked for, set once by `main`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,7 +83,7 @@ fn write_stdout(bytes: &[u8]) {
 /// Data on stdout, as is but for redacted secrets (`out!`/`outln!` are the
 /// shorthands). Human data may carry the printer's own ANSI colour, so
 /// controls are not escaped here: values from outside are escaped where
-/// they are formatted.
+/// they are formatted ([`super::human::shown`]).
 pub fn stdout_text(text: &str) {
     write_stdout(redact_secrets(text).as_bytes());
 }

@@ -1,52 +1,11 @@
 //! What every printed byte goes through: registered secrets replaced by
-//! `***`, and (on stderr) terminal controls escaped.
+//! `***` (the registry is net's, [`crate::net::redact`]: the client takes
+//! the secrets and its messages are redacted where they are made), and (on
+//! stderr) terminal controls escaped.
 
 use std::io::Write;
-use std::sync::RwLock;
 
-/// Secret values (request header values) that must never be printed, set
-/// once by the command that received them.
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
-
-/// Registers a value to redact from everything printed (stdout, stderr,
-/// JSON). Values shorter than 4 bytes are not registered: replacing them
-/// would mangle ordinary text and they protect nothing.
-pub fn register_secret(value: &str) {
-    let v = value.trim();
-    if v.len() < 4 {
-        return;
-    }
-    if let Ok(mut s) = SECRETS.write() {
-        let mut parts = vec![v.to_string()];
-        // `Bearer <token>`: the token alone is as secret as the whole value.
-        if let Some((_, token)) = v.split_once(char::is_whitespace)
-            && token.trim().len() >= 4
-        {
-            parts.push(token.trim().to_string());
-        }
-        for p in parts {
-            if !s.contains(&p) {
-                s.push(p);
-            }
-        }
-        // Longest first, so a value containing another is replaced whole.
-        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
-    }
-}
-
-/// `text` with every registered secret replaced by `***`.
-pub fn redact_secrets(text: &str) -> String {
-    let Ok(secrets) = SECRETS.read() else {
-        return text.to_string();
-    };
-    let mut out = text.to_string();
-    for s in secrets.iter() {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "***");
-        }
-    }
-    out
-}
+use crate::net::redact::redact_secrets;
 
 /// The first `max` characters of what a server sent, for a message: secrets
 /// are redacted *before* it is cut, so no part of one survives the cut.
@@ -97,7 +56,7 @@ pub(super) struct Redacting<W: Write> {
 /// A [`Redacting`] writer over `inner`, or `None` when no secret is
 /// registered (the stream then needs no pass at all).
 pub(super) fn redacting<W: Write>(inner: W) -> Option<Redacting<W>> {
-    redacting_these(inner, &SECRETS.read().ok()?)
+    redacting_these(inner, &crate::net::redact::secrets())
 }
 
 fn redacting_these<W: Write>(inner: W, secrets: &[String]) -> Option<Redacting<W>> {

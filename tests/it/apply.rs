@@ -538,6 +538,23 @@ fn malformed_inputs_fail_with_their_message_and_exit_code_and_change_nothing() {
             2,
             "a --header must look like `Name: value`",
         ),
+        // --verify needs the CA only after the config is written: a bad
+        // one is found before that.
+        (
+            "a --ca-cert that does not exist",
+            Box::new(|_: &Path| vec!["--verify".into(), "--ca-cert".into(), "nope.pem".into()]),
+            2,
+            "--ca-cert nope.pem: not found",
+        ),
+        (
+            "a --ca-cert holding no certificate",
+            Box::new(|h: &Path| {
+                fs::write(h.join("ca.pem"), "not a certificate\n").unwrap();
+                vec!["--verify".into(), "--ca-cert".into(), "ca.pem".into()]
+            }),
+            2,
+            "--ca-cert ca.pem: holds no PEM certificate",
+        ),
     ];
     assert!(cases.len() >= 12);
     for (label, setup, code, message) in cases {

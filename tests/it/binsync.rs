@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::archives::simple_zpa;
-use crate::support::faults::{Fault, FaultServer};
+use crate::support::faults::{EVIL_S3_BODY, Fault, FaultServer};
 use crate::support::nginx::Nginx;
 use crate::support::{self, Run, Spec, zm};
 
@@ -586,6 +586,102 @@ fn a_rate_limited_download_waits_as_retry_after_says() {
     assert!(
         took >= std::time::Duration::from_secs(2),
         "retried after {took:?}, before the 2 s Retry-After"
+    );
+}
+
+/// A client error other than 408, 425 and 429 is the same on every
+/// attempt: the archive is asked for once and the target fails as
+/// `http_error`; a 5xx is asked for again, as many times as --retries says.
+#[test]
+fn a_client_error_is_not_retried_and_a_server_error_is() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (bytes, _) = simple_zpa("hello", &[7u8; 1000]);
+    let index = index(h, &[("zillowe", "hello", "5.0.0")]);
+    for (status, asked) in [
+        ("400 Bad Request", 1),
+        ("405 Method Not Allowed", 1),
+        ("416 Range Not Satisfiable", 1),
+        ("451 Unavailable For Legal Reasons", 1),
+        ("503 Service Unavailable", 3),
+    ] {
+        let (srv, base) = serve_hello(&bytes, Fault::Status(status, b"no".to_vec()));
+        let yaml = upstream_repo_yaml(h, &srv.url("http", "/generic"));
+        let spec = spec(h, &yaml);
+        let dest = h.join("dest");
+        let r = bin_sync(
+            h,
+            &spec,
+            &index,
+            &dest,
+            &["--platform", "linux-amd64", "--retries", "2"],
+        );
+        assert_eq!(r.code, 1, "{status}: {}\n{}", r.stdout, r.stderr);
+        let t = &r.json()["targets"][0];
+        assert_eq!(t["status"], "failed", "{status}: {t}");
+        assert_eq!(t["error"]["kind"], "http_error", "{status}: {t}");
+        let code = &status[..3];
+        assert_eq!(
+            t["error"]["message"].as_str().unwrap(),
+            format!("HTTP {code}"),
+            "{t}"
+        );
+        assert_eq!(srv.hits(&base), asked, "{status}: asked {asked} time(s)");
+    }
+}
+
+/// A server's error text reaches bin sync's human report with its
+/// terminal controls escaped; the JSON keeps it as it came.
+#[test]
+fn control_characters_from_upstream_are_escaped_in_the_human_report() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (bytes, _) = simple_zpa("hello", &[7u8; 1000]);
+    let base = "/generic/zillowe.hello/5.0.0/hello-5.0.0-linux-amd64.zpa";
+    let srv = FaultServer::start(vec![
+        (
+            &format!("{base}.hash"),
+            Fault::Status("403 Forbidden", EVIL_S3_BODY.to_vec()),
+        ),
+        (base, Fault::Ok(bytes, vec![])),
+    ]);
+    let yaml = upstream_repo_yaml(h, &srv.url("http", "/generic"));
+    let spec = spec(h, &yaml);
+    let index = index(h, &[("zillowe", "hello", "5.0.0")]);
+    let mut args = vec![
+        "bin",
+        "sync",
+        "-c",
+        spec.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+        "--dest",
+        "dest",
+        "--platform",
+        "linux-amd64",
+    ];
+    let r = zm(h, &args);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains(['\x1b', '\x07']),
+        "a raw control reached stdout: {:?}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(r"S3 \u{1b}[31mEvil\u{1b}]0;pwned\u{7}"),
+        "{}",
+        r.stdout
+    );
+    args.extend(["--format", "json"]);
+    let doc = zm(h, &args).json();
+    let t = target_of(&doc, "@zillowe/hello", "linux-amd64");
+    assert!(
+        t["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("S3 \x1b[31mEvil\x1b]0;pwned\x07"),
+        "{t}"
     );
 }
 

@@ -7,8 +7,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::faults::{Fault, FaultServer, test_ca};
+use crate::support::faults::{EVIL_S3_BODY, Fault, FaultServer, test_ca};
 use crate::support::gitd::{self, GitDaemon, bare_registry, bare_registry_with};
+use crate::support::net::free_port;
 use crate::support::nginx::Nginx;
 use crate::support::{self, Run, Spec, tree, zm};
 
@@ -497,6 +498,46 @@ fn transient_failures_are_retried_and_persistent_ones_classified() {
     );
 }
 
+/// The one retry policy in check: a 408 (the server gave up waiting) may
+/// pass next time and is asked again; a 400 or 405 is asked once.
+#[test]
+fn check_retries_a_408_but_not_other_client_errors() {
+    let cases = [
+        ("timeout408", "408 Request Timeout", 2),
+        ("bad400", "400 Bad Request", 1),
+        ("method405", "405 Method Not Allowed", 1),
+    ];
+    let mut routes = Vec::new();
+    for (name, status, _) in cases {
+        let (path, bytes, _) = archive_routes(name);
+        routes.push((
+            format!("{path}.hash"),
+            Fault::Status(status, b"no".to_vec()),
+        ));
+        routes.push((path, ok_archive(bytes)));
+    }
+    let srv = FaultServer::start(
+        routes
+            .iter()
+            .map(|(p, f)| (p.as_str(), f.clone()))
+            .collect(),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let ry = faulty_repo_yaml(home.path(), &srv.url("http", ""));
+    for (name, _, asked) in cases {
+        let r = check_pkg(home.path(), &ry, name, &["--retries", "1"]);
+        assert_eq!(r.code, 1, "{name}: {}", r.stdout);
+        let h = hash_check(&r);
+        assert_eq!(h["error"]["kind"], "http_error", "{name}: {h}");
+        assert_eq!(h["attempts"], asked, "{name}: {h}");
+        assert_eq!(
+            srv.hits(&format!("{}.hash", archive_routes(name).0)),
+            asked,
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn a_private_ca_fails_without_ca_cert_and_passes_with_it() {
     let ca = test_ca();
@@ -528,6 +569,97 @@ fn a_private_ca_fails_without_ca_cert_and_passes_with_it() {
         &["--ca-cert", ca_file.to_str().unwrap()],
     );
     assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+/// What a server sends never drives the terminal: the human report shows
+/// its control characters escaped; the JSON keeps the text as it came
+/// (serde escapes it in the document).
+#[test]
+fn control_characters_from_a_server_are_escaped_in_the_human_report() {
+    let (path, bytes, _) = archive_routes("evil");
+    let srv = FaultServer::start(vec![
+        (
+            &format!("{path}.hash"),
+            Fault::Status("403 Forbidden", EVIL_S3_BODY.to_vec()),
+        ),
+        (&path, ok_archive(bytes)),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let ry = faulty_repo_yaml(home.path(), &srv.url("http", ""));
+    let r = zm(
+        home.path(),
+        &[
+            "check",
+            "--repo-yaml",
+            &ry,
+            "--package",
+            "@core/evil@1.0.0",
+            "--platform",
+            PL,
+            "--retries",
+            "0",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains(['\x1b', '\x07']),
+        "a raw control reached stdout: {:?}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(r"S3 \u{1b}[31mEvil\u{1b}]0;pwned\u{7}"),
+        "{}",
+        r.stdout
+    );
+    let r = check_pkg(home.path(), &ry, "evil", &["--retries", "0"]);
+    let h = hash_check(&r);
+    assert_eq!(h["error"]["kind"], "forbidden", "{h}");
+    assert!(
+        h["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("S3 \x1b[31mEvil\x1b]0;pwned\x07"),
+        "{h}"
+    );
+}
+
+/// A `--ca-cert` that cannot be used is bad input, found before anything
+/// is fetched: exit 2 `usage`, naming the file and what is wrong with it.
+#[test]
+fn an_unusable_ca_cert_is_a_usage_error_naming_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // Nothing listens here: a CA file that passed would fail as connect_refused.
+    let ry = faulty_repo_yaml(h, &format!("http://127.0.0.1:{}", free_port()));
+    fs::write(h.join("notes.txt"), "our CA is on the wiki\n").unwrap();
+    fs::write(
+        h.join("garbled.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    fs::create_dir_all(h.join("certs")).unwrap();
+    for (file, says) in [
+        ("missing.pem", "not found"),
+        ("notes.txt", "holds no PEM certificate"),
+        ("garbled.pem", "is not a valid certificate"),
+        ("certs", "cannot be read"),
+    ] {
+        let path = h.join(file);
+        let r = check_pkg(h, &ry, "x", &["--ca-cert", path.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{file}: {}\n{}", r.stdout, r.stderr);
+        let err = &r.json()["error"];
+        assert_eq!(err["kind"], "usage", "{file}: {err}");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("--ca-cert {}", path.display())) && message.contains(says),
+            "{file}: {message}"
+        );
+        assert!(
+            err["hint"].as_str().unwrap_or_default().contains("PEM"),
+            "{file}: {err}"
+        );
+    }
 }
 
 #[test]

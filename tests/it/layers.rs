@@ -21,9 +21,11 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["zoi"],
     &["error", "fsutil", "runtime"],
-    &["output"],
     &["net"],
     &["storage"],
+    // The printer redacts with net's secret registry: above net, and below
+    // everything that prints through it or uses its diffs and bars.
+    &["output"],
     &["spec"],
     &["bundle"],
     &["client"],

@@ -409,7 +409,8 @@ fn the_human_stderr_of_build_apply_and_check_errors() {
     let r = zm(h, &["apply", bundle, "--no-zoi"]);
     insta::assert_snapshot!("stderr_apply_broken_bundle_json", stable_stderr(h, &r));
 
-    // check's errors: bad input (exit 2), and one with a cause (exit 3).
+    // check's errors: bad input (exit 2), a --ca-cert that is not there
+    // among them (found before anything is fetched).
     fs::write(h.join("r.yaml"), "pkg: []\n").unwrap();
     fs::write(h.join("ok.yaml"), "name: a\ndescription: b\n").unwrap();
     let mut all = String::new();

@@ -477,7 +477,10 @@ fn s3_a_cut_download_resumes_a_truncated_or_mismatching_one_leaves_no_object() {
     // uploads that must be completed or aborted.
     let mut routes: Vec<(String, Fault)> = Vec::new();
     let mut bodies = Vec::new();
-    for (i, name) in ["cutonce", "truncated", "mismatch"].iter().enumerate() {
+    for (i, name) in ["cutonce", "truncated", "mismatch", "refused"]
+        .iter()
+        .enumerate()
+    {
         let (bytes, _) = simple_zpa(name, &noise(12 << 20, 7 + i as u64));
         let file = format!("{name}-1.0.0-{PLATFORM}.zpa");
         let base = format!("/generic/core.{name}/1.0.0/{file}");
@@ -505,6 +508,8 @@ fn s3_a_cut_download_resumes_a_truncated_or_mismatching_one_leaves_no_object() {
         let f = match *name {
             "cutonce" => Fault::CutOnceThenRange(bytes.clone()),
             "truncated" => Fault::Truncate(bytes.clone()),
+            // The same answer every time: asked once, not retried.
+            "refused" => Fault::Status("400 Bad Request", b"no".to_vec()),
             _ => Fault::Ok(bytes.clone(), vec![]),
         };
         routes.push((base, f));
@@ -527,6 +532,7 @@ fn s3_a_cut_download_resumes_a_truncated_or_mismatching_one_leaves_no_object() {
             ("cutonce", "1.0.0"),
             ("truncated", "1.0.0"),
             ("mismatch", "1.0.0"),
+            ("refused", "1.0.0"),
         ],
     );
     let r = sync_to(h, &sw, &spec, &index, "s3://zoi/pkgs", &["--retries", "2"]);
@@ -545,8 +551,18 @@ fn s3_a_cut_download_resumes_a_truncated_or_mismatching_one_leaves_no_object() {
     let t = target(&doc, "mismatch", "archive");
     assert_eq!(t["status"], "failed", "{t}");
     assert_eq!(t["error"]["kind"], "hash_mismatch", "{t}");
+    let t = target(&doc, "refused", "archive");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["error"]["kind"], "http_error", "{t}");
+    assert_eq!(
+        srv.hits(&format!(
+            "/generic/core.refused/1.0.0/refused-1.0.0-{PLATFORM}.zpa"
+        )),
+        1,
+        "a 400 is asked once"
+    );
     let keys = sw.keys("zoi");
-    for name in ["truncated", "mismatch"] {
+    for name in ["truncated", "mismatch", "refused"] {
         let left: Vec<&String> = keys.iter().filter(|k| k.contains(name)).collect();
         assert!(left.is_empty(), "{name}: nothing visible: {left:?}");
     }
@@ -1253,6 +1269,60 @@ fn s3_build_publish_puts_the_bundle_in_the_bucket_and_apply_reads_it_from_there(
         fs::read(bundle.join("bundle.json")).unwrap()
     );
     assert!(root.join("setup.sh").is_file() && root.join("index.html").is_file());
+}
+
+/// `build --publish` takes the network flags `publish` takes: the
+/// public-read check of a bucket served over HTTPS by a private CA (real
+/// nginx with a test CA's certificate) fails without `--ca-cert` and passes
+/// with it, as for `zoi-mirror publish`.
+#[test]
+fn s3_build_publish_honours_ca_cert_for_the_public_read_check() {
+    let sw = Seaweed::start();
+    let ca = crate::support::faults::test_ca();
+    let www = tempfile::tempdir().unwrap();
+    let public = Nginx::start_tls(www.path(), &ca);
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let spec = Spec::example()
+        .set("binaries.storage.public_url", public.url("zoi"))
+        .write(h);
+    let ca_file = h.join("corp-ca.pem");
+    fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let prefix = "s3://zoi/bundle/acme-mirror-1.2.0";
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "-c", spec.to_str().unwrap(), "-o", "dist"];
+        args.extend_from_slice(&["--publish", prefix, "--format", "json"]);
+        args.extend_from_slice(extra);
+        zm_s3(h, &sw, &args)
+    };
+    // Without the CA the TLS handshake fails: nothing in the bucket, the
+    // bundle itself written.
+    let r = build(&[]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let err = &r.json()["error"];
+    assert_eq!(err["kind"], "storage_unreachable", "{err}");
+    assert!(sw.keys("zoi").is_empty(), "{:?}", sw.keys("zoi"));
+    assert!(h.join("dist/acme-mirror-1.2.0/bundle.json").is_file());
+    let r = build(&["--ca-cert", ca_file.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let published = &r.json()["published"];
+    assert_eq!(
+        published["public_url"],
+        public.url("zoi/bundle/acme-mirror-1.2.0")
+    );
+    assert!(
+        sw.keys("zoi")
+            .contains(&"bundle/acme-mirror-1.2.0/bundle.json".to_string()),
+        "{:?}",
+        sw.keys("zoi")
+    );
+    assert!(
+        public
+            .access_log()
+            .contains("GET /zoi/bundle/acme-mirror-1.2.0/.zoi-mirror-public-read-probe"),
+        "the check went to the public URL over TLS:\n{}",
+        public.access_log()
+    );
 }
 
 // ------------------------------------------------------ re-signing into S3

@@ -1,7 +1,10 @@
 //! The `bin sync` report: each key and file (fetched, skipped, to fetch,
 //! failed; warnings as `warning:` lines on stderr naming the file), what
-//! was pruned, then one line of totals.
+//! was pruned, then one line of totals. Names, versions, paths and
+//! messages come from upstream and the destination: each is shown through
+//! [`shown`].
 
+use super::shown;
 use crate::mirror::bins::Report;
 use crate::mirror::binsync;
 use crate::output::{self, Style, outln, paint};
@@ -13,17 +16,17 @@ pub fn print(report: &Report) {
             (_, Some(e)) => outln!(
                 "{} key {}: {}: {}",
                 paint("FAIL   ", Style::Red, color),
-                k.name,
+                shown(&k.name),
                 e.kind.as_str(),
-                e.message
+                shown(&e.message)
             ),
             ("placed", _) => outln!(
                 "{} key {} → {}",
                 paint("placed ", Style::Green, color),
-                k.name,
-                k.path
+                shown(&k.name),
+                shown(&k.path)
             ),
-            ("would_place", _) => outln!("would place key {} → {}", k.name, k.path),
+            ("would_place", _) => outln!("would place key {} → {}", shown(&k.name), shown(&k.path)),
             _ => {}
         }
     }
@@ -35,8 +38,8 @@ pub fn print(report: &Report) {
         };
         let label = format!(
             "{}@{}{}{what}",
-            t.package,
-            t.version,
+            shown(&t.package),
+            shown(&t.version),
             t.platform.map(|p| format!(" {p}")).unwrap_or_default()
         );
         for w in &t.warnings {
@@ -53,13 +56,13 @@ pub fn print(report: &Report) {
                 "{} {label}: not available upstream",
                 paint("skip   ", Style::Dim, color)
             ),
-            "would_download" => outln!("would fetch {label} → {}", t.path),
+            "would_download" => outln!("would fetch {label} → {}", shown(&t.path)),
             "failed" => outln!(
                 "{} {label}: {}",
                 paint("FAIL   ", Style::Red, color),
                 t.error
                     .as_ref()
-                    .map(|e| format!("{}: {}", e.kind.as_str(), e.message))
+                    .map(|e| format!("{}: {}", e.kind.as_str(), shown(&e.message)))
                     .unwrap_or_default()
             ),
             _ => {}
@@ -73,7 +76,7 @@ pub fn print(report: &Report) {
             } else {
                 "pruned"
             },
-            p.path
+            shown(&p.path)
         );
     }
     let t = &report.totals;

@@ -1,5 +1,8 @@
-//! The `check` report (also printed by `apply --verify`).
+//! The `check` report (also printed by `apply --verify`). URLs, names and
+//! messages come from repo.yaml, an index and the servers: each is shown
+//! through [`shown`].
 
+use super::shown;
 use crate::output::{Style, info, outln, paint, stdout_color, warn};
 use crate::probe::report::{CheckKind, Report};
 
@@ -15,7 +18,7 @@ pub fn print(r: &Report) {
             if c.ok {
                 outln!(
                     "{ok} registry {} ({}{})",
-                    c.url,
+                    shown(&c.url),
                     reg.role,
                     match c.kind {
                         CheckKind::RepoYaml => ", repo.yaml",
@@ -26,10 +29,10 @@ pub fn print(r: &Report) {
             } else if let Some(e) = &c.error {
                 outln!(
                     "{bad} registry {} ({}): {}: {}",
-                    c.url,
+                    shown(&c.url),
                     reg.role,
                     e.kind.as_str(),
-                    e.message
+                    shown(&e.message)
                 );
             }
             for w in &c.warnings {
@@ -39,15 +42,20 @@ pub fn print(r: &Report) {
     }
     for k in &r.keys {
         match &k.error {
-            None => outln!("{ok} key {}", k.url),
-            Some(e) => outln!("{bad} key {}: {}: {}", k.url, e.kind.as_str(), e.message),
+            None => outln!("{ok} key {}", shown(&k.url)),
+            Some(e) => outln!(
+                "{bad} key {}: {}: {}",
+                shown(&k.url),
+                e.kind.as_str(),
+                shown(&e.message)
+            ),
         }
         for w in &k.warnings {
             warn(format!("key {}: {w}", k.url));
         }
     }
     for t in r.packages.iter() {
-        let label = format!("{}@{} {}", t.package, t.version, t.platform);
+        let label = format!("{}@{} {}", shown(&t.package), shown(t.version), t.platform);
         if t.ok {
             outln!("{ok} {label}");
         } else {
@@ -58,8 +66,8 @@ pub fn print(r: &Report) {
                         "       {}: {} ({}) {}",
                         c.kind,
                         e.kind.as_str(),
-                        e.message,
-                        c.url
+                        shown(&e.message),
+                        shown(&c.url)
                     );
                 }
             }
@@ -74,14 +82,14 @@ pub fn print(r: &Report) {
         match &h.error {
             None => outln!(
                 "{ok} binary host {} (HTTP {})",
-                h.url,
+                shown(&h.url),
                 h.status.unwrap_or_default()
             ),
             Some(e) => outln!(
                 "{bad} binary host {}: {}: {}",
-                h.url,
+                shown(&h.url),
                 e.kind.as_str(),
-                e.message
+                shown(&e.message)
             ),
         }
     }
@@ -96,9 +104,9 @@ pub fn print(r: &Report) {
             if let Some(e) = &f.error {
                 outln!(
                     "     fallback {}: {}: {}",
-                    f.url,
+                    shown(&f.url),
                     e.kind.as_str(),
-                    e.message
+                    shown(&e.message)
                 );
             }
         }

@@ -1,5 +1,7 @@
-//! The `check --freshness` report: fresh or not, and each problem.
+//! The `check --freshness` report: fresh or not, and each problem. Both
+//! quote the beacon, which a server sent: shown through [`shown`].
 
+use super::shown;
 use crate::mirror::freshness::Report;
 use crate::output::{Style, outln, paint, stdout_color};
 
@@ -12,9 +14,9 @@ pub fn print(report: &Report) {
         } else {
             paint("FAIL", Style::Red, color)
         },
-        report.summary
+        shown(&report.summary)
     );
     for p in &report.problems {
-        outln!("  {}: {}", p.kind, p.message);
+        outln!("  {}: {}", p.kind, shown(&p.message));
     }
 }

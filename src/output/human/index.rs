@@ -1,10 +1,13 @@
 //! The `index` report: one line per archive that needs attention (all of
 //! them with `--verbose`), orphans, layout problems, then the totals.
+//! Paths are the tree's (a bucket's keys) and messages quote archives:
+//! each is shown through [`shown`].
 
 use std::time::Duration;
 
 use indicatif::HumanBytes;
 
+use super::shown;
 use crate::mirror::index::{Report, Status};
 use crate::output::{Style, hint, outln, paint, stdout_color, warn};
 
@@ -16,20 +19,20 @@ pub fn print(report: &Report, verbose: bool, elapsed: Duration) {
             Status::Written => outln!(
                 "{} {}  ({}, install {}, {} paths)",
                 label("written", Style::Green),
-                a.path,
+                shown(&a.path),
                 HumanBytes(a.down.unwrap_or(0)),
                 HumanBytes(a.install.unwrap_or(0)),
                 a.files.unwrap_or(0)
             ),
             Status::Unchanged if verbose => {
-                outln!("{} {}", label("unchanged", Style::Dim), a.path)
+                outln!("{} {}", label("unchanged", Style::Dim), shown(&a.path))
             }
-            Status::Ok if verbose => outln!("{} {}", label("ok", Style::Green), a.path),
+            Status::Ok if verbose => outln!("{} {}", label("ok", Style::Green), shown(&a.path)),
             Status::Unchanged | Status::Ok => {}
             Status::Mismatch => {
-                outln!("{} {}", label("mismatch", Style::Red), a.path);
+                outln!("{} {}", label("mismatch", Style::Red), shown(&a.path));
                 for p in &a.problems {
-                    outln!("{:<9}   {}", "", p.message);
+                    outln!("{:<9}   {}", "", shown(&p.message));
                 }
             }
             Status::Error => {
@@ -37,9 +40,9 @@ pub fn print(report: &Report, verbose: bool, elapsed: Duration) {
                     outln!(
                         "{} {}: {}: {}",
                         label("error", Style::Red),
-                        a.path,
+                        shown(&a.path),
                         e.kind,
-                        e.message
+                        shown(&e.message)
                     );
                 }
             }
@@ -47,16 +50,17 @@ pub fn print(report: &Report, verbose: bool, elapsed: Duration) {
     }
     for o in &report.orphans {
         outln!(
-            "{} {o}  (no archive next to it)",
-            label("orphan", Style::Yellow)
+            "{} {}  (no archive next to it)",
+            label("orphan", Style::Yellow),
+            shown(o)
         );
     }
     for l in &report.layout_problems {
         outln!(
             "{} {}: {}",
             label("layout", Style::Yellow),
-            l.path,
-            l.message
+            shown(&l.path),
+            shown(&l.message)
         );
     }
 

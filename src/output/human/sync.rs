@@ -1,6 +1,7 @@
 //! The `sync` report: upstream's tip, the files, what is missing, and
 //! whether the registry was published.
 
+use super::shown;
 use crate::mirror::sync::{Report, SyncOutcome};
 use crate::output::{Style, outln, paint, stdout_color};
 
@@ -33,15 +34,15 @@ pub fn print(report: &Report) {
         outln!(
             "{} {} {}{} ({}): {}: {}",
             paint("MISSING", Style::Red, color),
-            g.package,
-            g.version,
+            shown(&g.package),
+            shown(&g.version),
             g.platform
                 .as_deref()
                 .map(|p| format!(" {p}"))
                 .unwrap_or_default(),
             g.artifact,
             g.kind,
-            g.message
+            shown(&g.message)
         );
     }
     match (&report.registry, report.outcome) {

@@ -42,7 +42,14 @@ pub enum Fault {
     /// Headers promising the whole body, half of it, then the connection
     /// closes: a truncated body, every time.
     Truncate(Vec<u8>),
+    /// This status (`"400 Bad Request"`) with the body, every time.
+    Status(&'static str, Vec<u8>),
 }
+
+/// An S3-style error body whose `<Code>` carries terminal controls (a
+/// colour, a window title, a bell): what a hostile or broken server can send.
+pub const EVIL_S3_BODY: &[u8] =
+    b"<Error><Code>\x1b[31mEvil\x1b]0;pwned\x07</Code><Message>x</Message></Error>";
 
 pub struct FaultServer {
     pub addr: SocketAddr,
@@ -159,6 +166,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             Fault::Ok(body, headers) => response("200 OK", headers, body, head_only),
+            Fault::Status(status, body) => response(status, &[], body, head_only),
             Fault::EchoAuth => {
                 let body = format!("down: {}\n", header("authorization").unwrap_or_default());
                 response("200 OK", &[], body.as_bytes(), head_only)
@@ -322,6 +330,10 @@ impl FaultServer {
 pub struct TestCa {
     pub ca_pem: String,
     pub server: Arc<tokio_rustls::rustls::ServerConfig>,
+    /// The server certificate and its key, PEM, for a real server
+    /// (`Nginx::start_tls`).
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
 }
 
 pub fn test_ca() -> TestCa {
@@ -350,5 +362,7 @@ pub fn test_ca() -> TestCa {
     TestCa {
         ca_pem: ca.pem(),
         server: Arc::new(server),
+        server_cert_pem: cert.pem(),
+        server_key_pem: key.serialize_pem(),
     }
 }

@@ -11,6 +11,8 @@ use super::net::{free_port, wait_port};
 pub struct Nginx {
     pub port: u16,
     pub root: PathBuf,
+    /// `https` when started with a certificate, else `http`.
+    scheme: &'static str,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -31,10 +33,30 @@ impl Nginx {
     /// Serves `root` (read-only, no listings) with `extra` appended inside
     /// the `server` block.
     pub fn start_with(root: &Path, extra: &str) -> Nginx {
+        Nginx::start_inner(root, extra, None)
+    }
+
+    /// Serves `root` over HTTPS only, with the server certificate of `ca`
+    /// (for 127.0.0.1): clients trust it only when given `ca.ca_pem`.
+    pub fn start_tls(root: &Path, ca: &super::faults::TestCa) -> Nginx {
+        Nginx::start_inner(root, "", Some((&ca.server_cert_pem, &ca.server_key_pem)))
+    }
+
+    fn start_inner(root: &Path, extra: &str, tls: Option<(&str, &str)>) -> Nginx {
         for _attempt in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
             let d = dir.path().display();
+            let ssl = match tls {
+                None => String::new(),
+                Some((cert, key)) => {
+                    std::fs::write(dir.path().join("server.crt"), cert).unwrap();
+                    std::fs::write(dir.path().join("server.key"), key).unwrap();
+                    format!(
+                        " ssl;\n        ssl_certificate {d}/server.crt;\n        ssl_certificate_key {d}/server.key"
+                    )
+                }
+            };
             // Workers switch to `nobody` when started by root, and could not
             // read the test's private temp dirs.
             let user = if nix::unistd::geteuid().is_root() {
@@ -67,7 +89,7 @@ http {{
     sendfile on;
     keepalive_requests 100000;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{ssl};
         root {root};
         autoindex off;
         {extra}
@@ -91,6 +113,7 @@ http {{
                 return Nginx {
                     port,
                     root: root.to_path_buf(),
+                    scheme: if tls.is_some() { "https" } else { "http" },
                     child,
                     _dir: dir,
                 };
@@ -112,7 +135,8 @@ http {{
 
     pub fn url(&self, path: &str) -> String {
         format!(
-            "http://127.0.0.1:{}/{}",
+            "{}://127.0.0.1:{}/{}",
+            self.scheme,
             self.port,
             path.trim_start_matches('/')
         )
