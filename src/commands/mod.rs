@@ -109,7 +109,7 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
         // it. Registered once the header is known to be sent: a refused one
         // is never sent, and its value (which may be an everyday word) must
         // not blank out words of the refusal ("value not shown").
-        crate::output::register_secret(value);
+        crate::net::redact::register_secret(value);
         headers.push((name.to_string(), value.to_string()));
     }
     check_ca_certs(&net.ca_certs)?;

@@ -17,9 +17,10 @@
 //!   terminal.
 //! - **Colour** only on a terminal, per stream, never with `NO_COLOR` set
 //!   (<https://no-color.org>).
-//! - **Secrets** registered with [`register_secret`] (header values) are
-//!   replaced by `***` on both streams and in JSON; stderr text also has
-//!   terminal controls escaped ([`printable`]).
+//! - **Secrets** registered with [`crate::net::redact::register_secret`]
+//!   (header values; the registry is net's, whose messages are redacted
+//!   where they are made) are replaced by `***` on both streams and in
+//!   JSON; stderr text also has terminal controls escaped ([`printable`]).
 //! - **A closed pipe is not a failure** (`check … | head -1`): once stdout's
 //!   reader is gone, further data is dropped, the command runs to its end
 //!   and exits with the code it would have had. Any other lost write (a
@@ -45,9 +46,6 @@ mod style;
 
 use serde::Serialize;
 
-/// The secret registry is net's (its messages are redacted where they are
-/// made); what the printer redacts is registered there.
-pub use crate::net::redact::register_secret;
 pub use error::{print_error, report_error};
 pub use printer::{
     Settings, finish, hint, info, init, json, prompt, stdout_line, stdout_text, warn,
