@@ -113,7 +113,8 @@ fn verify(
     let mut plan = crate::probe::plan::from_bundle(bundle)?;
     plan.registry_content = None;
     // Zoi syncs from the main remote; `mirror` remotes only with --fallback.
-    plan.git.retain(|(role, _)| role == "main");
+    plan.git
+        .retain(|(role, _)| *role == crate::probe::report::RegistryRole::Main);
     crate::probe::plan::allow_headers(http, &plan);
     crate::probe::run_blocking(
         plan,

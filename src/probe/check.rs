@@ -16,8 +16,8 @@ use futures::StreamExt;
 
 use super::git::{self, PkgLuas};
 use super::report::{
-    CheckKind, Counts, Finished, RegistryCheck, Report, Row, TargetCheck, Targets, UrlCheck,
-    row_url,
+    CheckKind, Counts, Finished, RegistryCheck, RegistryRole, Report, Row, TargetCheck, Targets,
+    UrlCheck, row_url,
 };
 use crate::net::prober::{Method, Prober};
 use crate::net::problem::{Kind, Problem};
@@ -32,7 +32,7 @@ use crate::zoi::sidecars::{self, FilesFault, HashFault, SizeFault};
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// (role `main`/`mirror`, URL) of the registry's git remotes.
-    pub git: Vec<(String, String)>,
+    pub git: Vec<(RegistryRole, String)>,
     pub branch: String,
     /// The `pkg` link Zoi uses, if the registry has one.
     pub link: Option<PkgLink>,
@@ -656,7 +656,7 @@ async fn check_registry(
     prober: &Prober,
     plan: &Plan,
     store: &super::trust::Store,
-    role: &str,
+    role: RegistryRole,
     url: &str,
     any_packages: bool,
 ) -> (RegistryCheck, Option<Result<PkgLuas, String>>) {
@@ -676,7 +676,9 @@ async fn check_registry(
     let mut checks = vec![c];
     let verify = !plan.authorities.is_empty();
     let mut index: Option<Result<PkgLuas, String>> = None;
-    if role == "main" && checks[0].ok && (plan.registry_content.is_some() || verify || any_packages)
+    if role == RegistryRole::Main
+        && checks[0].ok
+        && (plan.registry_content.is_some() || verify || any_packages)
     {
         let t = Instant::now();
         let snap = git::head_snapshot(url, plan.git_timeout).await;
@@ -738,7 +740,7 @@ async fn check_registry(
     }
     (
         RegistryCheck {
-            role: role.to_string(),
+            role,
             url: crate::net::redact::redact(url),
             ok: checks.iter().all(|c| c.ok),
             checks,
@@ -812,7 +814,7 @@ pub async fn run(
     let registry_f = futures::future::join_all(
         plan.git
             .iter()
-            .map(|(role, url)| check_registry(&prober, &plan, &store, role, url, any_packages)),
+            .map(|(role, url)| check_registry(&prober, &plan, &store, *role, url, any_packages)),
     );
 
     // Package-major, each package on every platform; planned one at a
@@ -860,7 +862,7 @@ pub async fn run(
     let (registry, hosts, ()) = tokio::join!(registry_f, hosts_f, targets_f);
     let (registry, indexes): (Vec<RegistryCheck>, Vec<_>) = registry.into_iter().unzip();
     if let (Some(Some(index)), Some(main)) = (indexes.first(), registry.first())
-        && main.role == "main"
+        && main.role == RegistryRole::Main
     {
         for t in &mut targets.list {
             judge_in_registry(t, &packages[t.pkg as usize], index, &main.url);

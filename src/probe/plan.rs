@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::check::Plan;
+use super::report::RegistryRole;
 use super::trust::KeySource;
 use crate::bundle::load::Loaded;
 use crate::error::{ErrorKind, Failure, fail};
@@ -29,17 +30,17 @@ fn parse_repo_yaml(bytes: &[u8], what: &str) -> Result<RepoYaml> {
 }
 
 fn base(repo: &RepoYaml, branch: String, cache_mirrors: Vec<String>) -> Plan {
-    let mut git: Vec<(String, String)> = repo
+    let mut git: Vec<(RegistryRole, String)> = repo
         .git
         .iter()
         .filter(|g| g.link_type == "main")
-        .map(|g| ("main".to_string(), g.url.clone()))
+        .map(|g| (RegistryRole::Main, g.url.clone()))
         .collect();
     git.extend(
         repo.git
             .iter()
             .filter(|g| g.link_type == "mirror")
-            .map(|g| ("mirror".to_string(), g.url.clone())),
+            .map(|g| (RegistryRole::Mirror, g.url.clone())),
     );
     Plan {
         git,
@@ -208,8 +209,8 @@ pub fn from_client(env: &Env, layout: LayoutKind) -> Result<Plan> {
     held.sort_by(|a, b| a.name().cmp(b.name()));
     plan.key_sources = held;
     // Zoi syncs from the configured URL, not from repo.yaml's own `git`.
-    plan.git.retain(|(role, _)| role != "main");
-    plan.git.insert(0, ("main".into(), reg.url));
+    plan.git.retain(|(role, _)| *role != RegistryRole::Main);
+    plan.git.insert(0, (RegistryRole::Main, reg.url));
     Ok(plan)
 }
 

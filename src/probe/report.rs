@@ -23,6 +23,16 @@ use crate::zoi::platform::Platform;
 use crate::zoi::repo::{ArchiveUrls, PkgLink, archive_urls};
 
 string_enum! {
+    /// Which of the spec's registry git remotes a [`RegistryCheck`] is.
+    pub enum RegistryRole {
+        /// `registry.url`: the one Zoi clones.
+        Main = "main",
+        /// One of `registry.mirrors`.
+        Mirror = "mirror",
+    }
+}
+
+string_enum! {
     /// What a checked URL is.
     pub enum CheckKind {
         /// A registry's git URL (reachable, a git repository, HEAD).
@@ -91,7 +101,7 @@ impl UrlCheck {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RegistryCheck {
-    pub role: String,
+    pub role: RegistryRole,
     pub url: String,
     pub ok: bool,
     pub checks: Vec<UrlCheck>,
