@@ -1198,37 +1198,15 @@ fn every_rename_waits_for_the_flushes_a_power_cut_would_need() {
     ));
     assert_eq!(r.code, 0, "{}", r.stderr);
 
-    // Events in the order they happened: a flush counts when it returned
-    // (threads: `<unfinished ...>`, then `<... fsync resumed>`), a rename
-    // when it was made.
+    // Events in the order they took effect (`support::strace_events`).
     let text = fs::read_to_string(&log).unwrap();
-    let mut pending: std::collections::HashMap<String, String> = Default::default();
-    let mut events: Vec<(&str, String)> = Vec::new();
-    let fd_path = |line: &str| -> String {
-        let start = line.find('<').unwrap() + 1;
-        let end = line[start..].find('>').unwrap() + start;
-        line[start..end].to_string()
-    };
-    for line in text.lines() {
-        let (pid, call) = line.split_once(' ').unwrap();
-        let call = call.trim_start();
-        if call.starts_with("<... fsync resumed>") || call.starts_with("<... fdatasync resumed>") {
-            assert!(call.ends_with("= 0"), "{line}");
-            events.push(("flushed", pending.remove(pid).unwrap()));
-        } else if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
-            if call.ends_with("<unfinished ...>") {
-                pending.insert(pid.to_string(), fd_path(call));
-            } else {
-                assert!(call.ends_with("= 0"), "{line}");
-                events.push(("flushed", fd_path(call)));
-            }
-        } else if call.starts_with("rename") {
-            assert!(call.ends_with("= 0"), "{line}");
-            // renameat(AT_FDCWD, "from", AT_FDCWD, "to") = 0
-            let quoted: Vec<&str> = call.split('"').collect();
-            events.push(("renamed", quoted[3].to_string()));
-        }
-    }
+    let events: Vec<(&str, String)> = support::strace_events(&text)
+        .into_iter()
+        .map(|e| match e {
+            support::Syscall::Flushed(p) => ("flushed", p),
+            support::Syscall::Renamed { to, .. } => ("renamed", to),
+        })
+        .collect();
     let at = |what: &str, pred: &dyn Fn(&str) -> bool| -> Vec<usize> {
         events
             .iter()
