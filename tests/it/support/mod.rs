@@ -186,6 +186,16 @@ pub fn strace_events(text: &str) -> Vec<Syscall> {
     events
 }
 
+/// Asserts a human report shows a server's control characters only
+/// escaped: no raw ESC or BEL in `stdout`, and `escaped` in it.
+pub fn assert_escaped(stdout: &str, escaped: &str) {
+    assert!(
+        !stdout.contains(['\x1b', '\x07']),
+        "a raw control reached stdout: {stdout:?}"
+    );
+    assert!(stdout.contains(escaped), "{stdout}");
+}
+
 /// Where `tool` is on PATH (`command -v`), if it is.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let out = Command::new("sh")
