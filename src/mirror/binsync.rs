@@ -758,6 +758,10 @@ pub(crate) enum SidecarStep {
 /// the signature (upstream's or ours); then the removal of every sidecar
 /// not written; the `.hash` last (a `.hash` never names a file that is not
 /// there yet, nor one whose other sidecars describe the bytes before).
+/// Without a new `.hash` the old one goes first: while it is there a later
+/// run takes the file for current (`stored_hash_current`), so a run killed
+/// mid-way must not leave it beside new bytes (the folder path removes it
+/// before the file is even renamed into place).
 pub(crate) fn sidecar_steps(
     sidecars: Sidecars,
     generated: Option<&Summary>,
@@ -766,6 +770,9 @@ pub(crate) fn sidecar_steps(
 ) -> Vec<SidecarStep> {
     use SidecarStep::{Remove, Write};
     let mut steps = Vec::new();
+    if hash_body.is_none() {
+        steps.push(Remove("hash"));
+    }
     match (sidecars.size, generated) {
         (Some(b), _) => steps.push(Write("size", b, MetaSource::Upstream)),
         (None, Some(g)) => steps.push(Write(
@@ -793,7 +800,10 @@ pub(crate) fn sidecar_steps(
                 .iter()
                 .any(|s| matches!(s, Write(e, _, _) if *e == ext))
     };
-    let stale: Vec<&'static str> = SIDECARS.into_iter().filter(|e| !written(e)).collect();
+    let stale: Vec<&'static str> = SIDECARS
+        .into_iter()
+        .filter(|e| *e != "hash" && !written(e))
+        .collect();
     steps.extend(stale.into_iter().map(Remove));
     if let Some(b) = hash_body {
         steps.push(Write("hash", b, MetaSource::Upstream));
@@ -1176,7 +1186,23 @@ async fn sync_job(
     }
 
     // 8. into place: the file, then its metadata (each atomic), the .hash
-    // last: a .hash never names a file that is not there yet.
+    // last: a .hash never names a file that is not there yet. A stale .hash
+    // that upstream no longer has goes before (see `sidecar_steps`).
+    if hash_body.is_none() {
+        let stale = meta_path(&archive, "hash");
+        if let Err(e) = std::fs::remove_file(&stale)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            let _ = std::fs::remove_file(&part);
+            return failed(
+                report,
+                Problem::new(
+                    Kind::Io,
+                    format!("cannot remove the stale {}: {e}", stale.display()),
+                ),
+            );
+        }
+    }
     if let Err(e) = std::fs::rename(&part, &archive) {
         let _ = std::fs::remove_file(&part);
         return failed(
@@ -1527,7 +1553,7 @@ mod sidecar_tests {
             ["write size", "write files", "write sig", "write hash"]
         );
         // No .hash upstream (a source bundle without a hash link): a stale
-        // one goes too.
+        // one goes too, first (while it is there the file reads as current).
         let steps = sidecar_steps(
             Sidecars {
                 size: None,
@@ -1540,7 +1566,7 @@ mod sidecar_tests {
         );
         assert_eq!(
             exts(&steps),
-            ["write sig", "remove size", "remove files", "remove hash"]
+            ["remove hash", "write sig", "remove size", "remove files"]
         );
     }
 }
