@@ -326,9 +326,11 @@ pub fn sync_dir(dir: &Path) {
 /// version of the directory do not survive.
 ///
 /// Every file and folder of the new directory is flushed to disk before
-/// the renames that swap it in, and their parent after: otherwise a power
-/// cut could leave the new name over empty files, the old version already
-/// gone.
+/// the renames that swap it in (a file's failed flush fails the run; a
+/// folder's is best effort, as everywhere: some file systems refuse it),
+/// and their parent after, before the old version is deleted: otherwise a
+/// power cut could leave the new name over empty files, the old version
+/// already gone.
 pub fn replace_dir_with(target: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
     let parent = parent_dir(target);
     fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
@@ -386,8 +388,10 @@ pub fn replace_dir_with(target: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(
         return Err(e)
             .with_context(|| format!("cannot move the new bundle to {}", target.display()));
     }
-    let _ = fs::remove_dir_all(&old);
+    // The new name is made durable before the old bundle is deleted: a
+    // power cut in between then finds one or the other, never neither.
     sync_dir(parent);
+    let _ = fs::remove_dir_all(&old);
     Ok(())
 }
 
