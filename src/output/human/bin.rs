@@ -6,13 +6,13 @@
 
 use super::shown;
 use crate::mirror::bins::Report;
-use crate::mirror::binsync;
+use crate::mirror::binsync::{self, KeyStatus, TargetStatus};
 use crate::output::{self, Style, outln, paint};
 
 pub fn print(report: &Report) {
     let color = output::stdout_color();
     for k in &report.keys {
-        match (k.status.as_str(), &k.error) {
+        match (k.status, &k.error) {
             (_, Some(e)) => outln!(
                 "{} key {}: {}: {}",
                 paint("FAIL   ", Style::Red, color),
@@ -20,14 +20,17 @@ pub fn print(report: &Report) {
                 e.kind.as_str(),
                 shown(&e.message)
             ),
-            ("placed", _) => outln!(
+            (KeyStatus::Placed, _) => outln!(
                 "{} key {} → {}",
                 paint("placed ", Style::Green, color),
                 shown(&k.name),
                 shown(&k.path)
             ),
-            ("would_place", _) => outln!("would place key {} → {}", shown(&k.name), shown(&k.path)),
-            _ => {}
+            (KeyStatus::WouldPlace, _) => {
+                outln!("would place key {} → {}", shown(&k.name), shown(&k.path))
+            }
+            // Failed carries its error (above); an up-to-date key says nothing.
+            (KeyStatus::UpToDate | KeyStatus::Failed, None) => {}
         }
     }
     for t in &report.targets {
@@ -45,19 +48,19 @@ pub fn print(report: &Report) {
         for w in &t.warnings {
             output::warn(format!("{label}: {w}"));
         }
-        match t.status.as_str() {
-            "downloaded" => outln!(
+        match t.status {
+            TargetStatus::Downloaded => outln!(
                 "{} {label} ({} bytes{})",
                 paint("fetched", Style::Green, color),
                 t.bytes,
                 if t.resumed { ", resumed" } else { "" }
             ),
-            "not_available" => outln!(
+            TargetStatus::NotAvailable => outln!(
                 "{} {label}: not available upstream",
                 paint("skip   ", Style::Dim, color)
             ),
-            "would_download" => outln!("would fetch {label} → {}", shown(&t.path)),
-            "failed" => outln!(
+            TargetStatus::WouldDownload => outln!("would fetch {label} → {}", shown(&t.path)),
+            TargetStatus::Failed => outln!(
                 "{} {label}: {}",
                 paint("FAIL   ", Style::Red, color),
                 t.error
@@ -65,7 +68,7 @@ pub fn print(report: &Report) {
                     .map(|e| format!("{}: {}", e.kind.as_str(), shown(&e.message)))
                     .unwrap_or_default()
             ),
-            _ => {}
+            TargetStatus::UpToDate => {}
         }
     }
     for p in &report.pruned {
