@@ -325,9 +325,13 @@ pub fn fail<T>(failure: Failure) -> anyhow::Result<T> {
 
 /// The exit code an arbitrary error maps to.
 pub fn exit_of(err: &anyhow::Error) -> Exit {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<Failure>().map(|f| f.exit))
-        .unwrap_or(Exit::CouldNotRun)
+    failure_of(err).map_or(Exit::CouldNotRun, |f| f.exit)
+}
+
+/// The [`Failure`] that classifies `err`: the outermost one in its chain
+/// (context added around it does not change what it is).
+pub fn failure_of(err: &anyhow::Error) -> Option<&Failure> {
+    err.chain().find_map(|e| e.downcast_ref::<Failure>())
 }
 
 /// Wraps an I/O error on `path` as "could not run", naming the file.

@@ -1126,9 +1126,7 @@ fn remove_if_there(path: &Path) -> Result<()> {
 
 /// The kind of the first [`Failure`] in `e`'s chain (`internal` if none).
 fn kind_of(e: &anyhow::Error) -> ErrorKind {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<Failure>())
-        .map_or(ErrorKind::Internal, |f| f.kind)
+    crate::error::failure_of(e).map_or(ErrorKind::Internal, |f| f.kind)
 }
 
 /// Undoes exactly one apply run (not the whole history `revert` undoes):

@@ -6,7 +6,7 @@ use super::{confirm, interactive, lock_timeout, machine, net_options, print_warn
 use crate::bundle::load::{self, Source};
 use crate::cli::ApplyArgs;
 use crate::client::{self, ApplyOptions};
-use crate::error::{ErrorKind, Exit, Failure};
+use crate::error::{ErrorKind, Exit, Failure, failure_of};
 use crate::output::{self, Format};
 
 pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
@@ -176,10 +176,6 @@ fn undo_failed(undo: anyhow::Error, why: &str, report: &client::ApplyReport) -> 
         report.revert_command, report.extension
     ))
     .into()
-}
-
-fn failure_of(e: &anyhow::Error) -> Option<&Failure> {
-    e.chain().find_map(|c| c.downcast_ref::<Failure>())
 }
 
 fn print(r: &client::ApplyReport, format: Format) -> Result<Exit> {

@@ -8,7 +8,7 @@ use super::Format;
 use super::printer::{error_text, hint_line, json};
 use super::redact::printable;
 use super::style::{Style, paint, stderr_color};
-use crate::error::{Diagnostic, ErrorKind, Exit, Failure};
+use crate::error::{Diagnostic, ErrorKind, Exit, failure_of};
 
 #[derive(Serialize)]
 struct ErrorDoc<'a> {
@@ -54,10 +54,6 @@ pub fn print_error(err: &anyhow::Error) {
     error_text(&render(err, stderr_color()));
 }
 
-fn failure_of(err: &anyhow::Error) -> Option<&Failure> {
-    err.chain().find_map(|e| e.downcast_ref::<Failure>())
-}
-
 /// The stderr text of `err`: each located diagnostic (with its hint)
 /// first, then the error, its causes and its hint.
 fn render(err: &anyhow::Error, color: bool) -> String {
@@ -91,6 +87,7 @@ fn render(err: &anyhow::Error, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Failure;
     use anyhow::Context as _;
 
     #[test]
