@@ -125,15 +125,22 @@ pub fn net_options(net: &NetArgs) -> Result<client::Options> {
 }
 
 /// Every `--ca-cert` file read and parsed before the command does
-/// anything: a bad one is bad input (exit 2), not a failure half-way (after
-/// `apply` wrote, when `--verify` builds its client).
+/// anything: a bad one is bad input (exit 2; one that is there but cannot
+/// be read is `io`, exit 3, as for every input), not a failure half-way
+/// (after `apply` wrote, when `--verify` builds its client).
 fn check_ca_certs(paths: &[std::path::PathBuf]) -> Result<()> {
     for path in paths {
         let Err(problem) = client::read_ca_certs(path) else {
             continue;
         };
+        let kind = match problem {
+            client::CaCertProblem::Unreadable(_) => ErrorKind::Io,
+            _ => ErrorKind::Usage,
+        };
         let hint = match problem {
-            client::CaCertProblem::NotFound | client::CaCertProblem::Unreadable(_) => {
+            client::CaCertProblem::NotFound
+            | client::CaCertProblem::Directory
+            | client::CaCertProblem::Unreadable(_) => {
                 "give --ca-cert the path of a PEM file with your corporate CA's certificate (-----BEGIN CERTIFICATE-----)"
             }
             client::CaCertProblem::NoPem | client::CaCertProblem::NotACertificate(_) => {
@@ -141,11 +148,7 @@ fn check_ca_certs(paths: &[std::path::PathBuf]) -> Result<()> {
             }
         };
         return fail(
-            Failure::new(
-                ErrorKind::Usage,
-                format!("--ca-cert {}: {problem}", path.display()),
-            )
-            .hint(hint),
+            Failure::new(kind, format!("--ca-cert {}: {problem}", path.display())).hint(hint),
         );
     }
     Ok(())

@@ -173,7 +173,9 @@ impl Http {
 #[derive(Debug)]
 pub enum CaCertProblem {
     NotFound,
-    /// A folder, no permission, …
+    /// A folder where a file is wanted.
+    Directory,
+    /// There, but not readable (no permission, an I/O error).
     Unreadable(std::io::Error),
     /// No `-----BEGIN CERTIFICATE-----` block (a DER file, a key, a note).
     NoPem,
@@ -185,6 +187,7 @@ impl std::fmt::Display for CaCertProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CaCertProblem::NotFound => f.write_str("not found"),
+            CaCertProblem::Directory => f.write_str("is a directory, not a file"),
             CaCertProblem::Unreadable(e) => write!(f, "cannot be read: {e}"),
             CaCertProblem::NoPem => f.write_str("holds no PEM certificate"),
             CaCertProblem::NotACertificate(e) => {
@@ -202,6 +205,7 @@ pub fn read_ca_certs(path: &Path) -> Result<Vec<reqwest::Certificate>, CaCertPro
     use rustls::pki_types::pem::PemObject;
     let pem = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => CaCertProblem::NotFound,
+        _ if path.is_dir() => CaCertProblem::Directory,
         _ => CaCertProblem::Unreadable(e),
     })?;
     let bad = |e: &dyn std::fmt::Display| CaCertProblem::NotACertificate(e.to_string());

@@ -634,7 +634,7 @@ fn an_unusable_ca_cert_is_a_usage_error_naming_the_file() {
         ("missing.pem", "not found"),
         ("notes.txt", "holds no PEM certificate"),
         ("garbled.pem", "is not a valid certificate"),
-        ("certs", "cannot be read"),
+        ("certs", "is a directory, not a file"),
     ] {
         let path = h.join(file);
         let r = check_pkg(h, &ry, "x", &["--ca-cert", path.to_str().unwrap()]);
