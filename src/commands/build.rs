@@ -27,8 +27,13 @@ pub fn run(args: &BuildArgs, format: Format) -> Result<Exit> {
         ),
         None => None,
     };
-    // Checked before anything is written, as `publish` does.
-    let http = super::net_options(&args.net)?;
+    // Checked before anything is written, as `publish` does; only for a
+    // publish (a local build makes no request, and a stale --ca-cert or
+    // ZOI_MIRROR_HEADER must not fail it).
+    let http = match publish_to {
+        Some(_) => super::net_options(&args.net)?,
+        None => Default::default(),
+    };
     let mut spec = crate::mirror::db::load_spec(
         &args.spec.path,
         args.upstream_repo_yaml.as_deref(),

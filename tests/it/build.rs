@@ -966,3 +966,31 @@ fn a_new_bundle_is_flushed_before_the_rename_that_publishes_it() {
         "the bundle's new name is never flushed:\n{text}"
     );
 }
+
+/// A local build makes no request: the network options (flags or
+/// environment) are read only for `--publish`, so a stale `--ca-cert` or a
+/// malformed `ZOI_MIRROR_HEADER` does not fail it.
+#[test]
+fn a_local_build_reads_no_network_options_a_publish_does() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    Spec::minimal().write(h);
+    let missing = h.join("gone.pem");
+    let r = zm_cmd(h)
+        .args(["build", "-c", "mirror.toml", "-o", "dist", "--ca-cert"])
+        .arg(&missing)
+        .env("ZOI_MIRROR_HEADER", "no colon here")
+        .run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = zm_cmd(h)
+        .args(["build", "-c", "mirror.toml", "-o", "dist2", "--ca-cert"])
+        .arg(&missing)
+        .args(["--publish", "dist3", "--format", "json"])
+        .expect_status(2)
+        .run();
+    assert_eq!(r.json()["error"]["kind"], "usage", "{}", r.stdout);
+    assert!(
+        !h.join("dist2").exists(),
+        "checked before anything is written"
+    );
+}
