@@ -811,7 +811,7 @@ fn index_bundle_refuses_the_bundle_json_apply_refuses() {
     let root = home.path().join("pkgs");
     fs::create_dir(&root).unwrap();
     type Edit = fn(&mut Value);
-    let cases: [(&str, Edit, &str); 3] = [
+    let cases: [(&str, Edit, &str); 4] = [
         (
             "format version 99",
             |m| m["format_version"] = 99.into(),
@@ -825,6 +825,11 @@ fn index_bundle_refuses_the_bundle_json_apply_refuses() {
         (
             "a file outside the bundle",
             |m| m["files"]["../x"] = m["files"]["repo.yaml"].clone(),
+            "bundle_invalid",
+        ),
+        (
+            "a version that is not semver",
+            |m| m["extension"]["version"] = "1.2.0\nrepos: [evil]".into(),
             "bundle_invalid",
         ),
     ];
