@@ -164,7 +164,7 @@ fn lint_settings(args: &IndexArgs) -> Result<Option<Lint>> {
                     m.binaries.format
                 ),
             )
-            .hint("rebuild the bundle with `zoi-mirror build`, or give the layout with --layout")
+            .hint("rebuild the bundle with `zoi-mirror build`, or give --layout instead of --bundle (the archive format is then not checked)")
         })?;
     Ok(Some(Lint {
         layout,
