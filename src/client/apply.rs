@@ -1078,8 +1078,12 @@ fn put_back(p: &PutBack<'_>) -> Restored {
     }
     if let Some((path, before)) = p.state {
         // The state must not say Zoi holds what it no longer does.
+        let mut unmarked = None;
         let bytes = match before {
-            Some(b) if zoi_lost => Some(without_zoi_record(b)),
+            Some(b) if zoi_lost => Some(without_zoi_record(b).unwrap_or_else(|why| {
+                unmarked = Some(why);
+                b.to_vec()
+            })),
             b => b.map(<[u8]>::to_vec),
         };
         let written = match &bytes {
@@ -1087,6 +1091,13 @@ fn put_back(p: &PutBack<'_>) -> Restored {
             None => remove_if_there(path),
         };
         match written {
+            Ok(()) if let Some(why) = unmarked => r.failed(
+                ErrorKind::Io,
+                format!(
+                    "zoi-mirror's state {} was restored, but still says Zoi holds the extension: it could not be rewritten ({why})",
+                    path.display()
+                ),
+            ),
             Ok(()) if zoi_lost && bytes.is_some() => r.done.push(
                 "zoi-mirror's state was restored (recording that Zoi does not hold the extension)"
                     .into(),
@@ -1105,14 +1116,10 @@ fn put_back(p: &PutBack<'_>) -> Restored {
 }
 
 /// A state's bytes, saying Zoi holds no record of the extension.
-fn without_zoi_record(bytes: &[u8]) -> Vec<u8> {
-    match serde_json::from_slice::<State>(bytes) {
-        Ok(mut st) => {
-            st.zoi_registered = false;
-            state::encode(&st).unwrap_or_else(|_| bytes.to_vec())
-        }
-        Err(_) => bytes.to_vec(),
-    }
+fn without_zoi_record(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut st = serde_json::from_slice::<State>(bytes).map_err(|e| e.to_string())?;
+    st.zoi_registered = false;
+    state::encode(&st).map_err(|e| format!("{e:#}"))
 }
 
 fn remove_if_there(path: &Path) -> Result<()> {
