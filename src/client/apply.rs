@@ -938,15 +938,15 @@ pub struct Undo {
 #[derive(Debug, Clone)]
 pub struct PreviousExtension {
     pub version: String,
-    /// `None`: Zoi's copy could not be read.
-    source: Option<Vec<u8>>,
+    /// Zoi's copy of the file, or why it could not be read.
+    source: Result<Vec<u8>, String>,
 }
 
 impl PreviousExtension {
     fn of(r: &zoi_cli::Registered) -> Self {
         PreviousExtension {
             version: r.version.clone(),
-            source: std::fs::read(r.dir.join("package.pkg.lua")).ok(),
+            source: std::fs::read(r.dir.join("package.pkg.lua")).map_err(|e| e.to_string()),
         }
     }
 }
@@ -958,8 +958,11 @@ fn register_again(
     prev: &PreviousExtension,
     scope: Scope,
 ) -> Result<()> {
-    let Some(source) = &prev.source else {
-        anyhow::bail!("Zoi's copy of its file (package.pkg.lua in Zoi's store) could not be read");
+    let source = match &prev.source {
+        Ok(s) => s,
+        Err(why) => anyhow::bail!(
+            "Zoi's copy of its file (package.pkg.lua in Zoi's store) could not be read: {why}"
+        ),
     };
     let dir = tempfile::Builder::new()
         .prefix("zoi-mirror-previous.")
