@@ -876,7 +876,23 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
                 ));
             }
         }
-        if let Err(e) = zoi.extension_add(x.ext_file) {
+        // Under sudo Zoi runs as the invoking user, who cannot read a
+        // downloaded bundle (root's private temp dir): it gets a copy of
+        // its own.
+        let handed = if zoi.runs_as_another_user() {
+            let bytes =
+                std::fs::read(x.ext_file).map_err(|e| io_failure("read", x.ext_file, &e))?;
+            Some(copy_for_zoi(
+                &bytes,
+                x.name,
+                scope,
+                "zoi-mirror-extension.",
+            )?)
+        } else {
+            None
+        };
+        let ext_file = handed.as_ref().map_or(x.ext_file, |(_, f)| f.as_path());
+        if let Err(e) = zoi.extension_add(ext_file) {
             return Err(fail(
                 ErrorKind::ZoiFailed,
                 format!("{e:#}"),
@@ -964,16 +980,26 @@ fn register_again(
             "Zoi's copy of its file (package.pkg.lua in Zoi's store) could not be read: {why}"
         ),
     };
-    let dir = tempfile::Builder::new()
-        .prefix("zoi-mirror-previous.")
-        .tempdir()?;
-    let file = dir.path().join(format!("{name}.pkg.lua"));
-    std::fs::write(&file, source)?;
-    // Under sudo, Zoi runs as the invoking user, who must read the copy.
-    give_to_invoking_user(dir.path(), scope);
-    give_to_invoking_user(&file, scope);
+    let (_dir, file) = copy_for_zoi(source, name, scope, "zoi-mirror-previous.")?;
     zoi.extension_add(&file)?;
     Ok(())
+}
+
+/// `bytes` as `<name>.pkg.lua` in a temp dir of its own (removed when the
+/// dir is dropped), both given to the invoking user under sudo: Zoi runs
+/// as them and must read it.
+fn copy_for_zoi(
+    bytes: &[u8],
+    name: &str,
+    scope: Scope,
+    prefix: &str,
+) -> Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    let file = dir.path().join(format!("{name}.pkg.lua"));
+    std::fs::write(&file, bytes).map_err(|e| io_failure("write", &file, &e))?;
+    give_to_invoking_user(dir.path(), scope);
+    give_to_invoking_user(&file, scope);
+    Ok((dir, file))
 }
 
 /// What to put back after a run that could not finish (or is undone).

@@ -70,16 +70,33 @@ impl Zoi {
         })
     }
 
+    /// The user behind `sudo`/`doas` that zoi runs as, when it does:
+    /// then a file handed to it must be theirs to read.
+    #[cfg(unix)]
+    fn invoking_user(&self) -> Option<nix::unistd::User> {
+        if self.as_invoking_user && nix::unistd::geteuid().is_root() {
+            crate::zoi::paths::invoking_user()
+        } else {
+            None
+        }
+    }
+
+    /// Whether zoi runs as another user than this process (see
+    /// [`Zoi::as_invoking_user`]).
+    pub fn runs_as_another_user(&self) -> bool {
+        #[cfg(unix)]
+        return self.invoking_user().is_some();
+        #[cfg(not(unix))]
+        false
+    }
+
     fn command(&self) -> Command {
         let mut c = Command::new(&self.path);
         if let Some(root) = &self.root {
             c.arg("--root").arg(root);
         }
         #[cfg(unix)]
-        if self.as_invoking_user
-            && nix::unistd::geteuid().is_root()
-            && let Some(user) = crate::zoi::paths::invoking_user()
-        {
+        if let Some(user) = self.invoking_user() {
             use std::os::unix::process::CommandExt;
             c.uid(user.uid.as_raw())
                 .gid(user.gid.as_raw())

@@ -1409,6 +1409,76 @@ fn under_sudo_the_invoking_users_home_is_used_and_files_stay_theirs() {
     }
 }
 
+/// Under sudo (user scope) Zoi runs as the invoking user, who cannot read
+/// root's temp dir under a strict umask (077 here, as hardened hosts set
+/// for root), where a bundle from a URL is downloaded: Zoi gets a copy of
+/// the extension file that is theirs. A stand-in zoi reads the file it is
+/// given, as that user.
+#[cfg(unix)]
+#[test]
+fn under_sudo_zoi_can_read_the_extension_of_a_downloaded_bundle() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run zoi as another user");
+        return;
+    }
+    let home = home_with_bundle();
+    let user = nix::unistd::User::from_name("zoi-mirror-test")
+        .unwrap()
+        .expect("the test user (scripts/test-deps.sh creates it)");
+    // The stand-in, its log and the root dir all reachable by the user.
+    let open = home.path().join("open");
+    fs::create_dir_all(&open).unwrap();
+    fs::set_permissions(home.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let zoi = open.join("zoi");
+    fs::write(
+        &zoi,
+        r#"#!/bin/sh
+if [ "$1" = "--version" ]; then echo "Number: 1.29.4"; exit 0; fi
+for a in "$@"; do last=$a; done
+case "$*" in
+*"extension add"*) cat "$last" > "$ZOI_READ_LOG" || exit 1; id -u >> "$ZOI_READ_LOG" ;;
+esac
+exit 0
+"#,
+    )
+    .unwrap();
+    fs::set_permissions(&zoi, fs::Permissions::from_mode(0o755)).unwrap();
+    let root = open.join("img");
+    let srv = Nginx::start(&home.path().join("dist"));
+    let url = srv.url("acme-mirror-1.2.0/");
+    let log = open.join("read");
+    let mut c = cmd(home.path());
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: umask is async-signal-safe and touches no memory.
+        unsafe {
+            c.pre_exec(|| {
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+                Ok(())
+            });
+        }
+    }
+    let r = run(c
+        .args(["apply", &url, "--zoi", zoi.to_str().unwrap()])
+        .args(["--root", root.to_str().unwrap(), "--format", "json"])
+        .env("SUDO_USER", "zoi-mirror-test")
+        .env("ZOI_READ_LOG", &log)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("XDG_DATA_HOME"));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["zoi"]["action"], "added", "{}", r.stdout);
+    let read = fs::read_to_string(&log).unwrap();
+    let bundled = fs::read_to_string(home.path().join(BUNDLE).join("acme-mirror.pkg.lua")).unwrap();
+    assert_eq!(
+        read,
+        format!("{bundled}{}\n", user.uid),
+        "zoi, as the invoking user, read the whole extension file"
+    );
+}
+
 #[test]
 fn an_upgrade_drops_entries_the_old_bundle_added_and_keeps_the_users() {
     let home = home_with_bundle();
