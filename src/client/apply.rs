@@ -1205,7 +1205,11 @@ pub fn undo(u: &Undo, name: &str, zoi: Option<&zoi_cli::Zoi>) -> Result<()> {
         Some(Ok(())) => r
             .done
             .insert(0, format!("Zoi no longer holds {name} {}", u.version)),
-        Some(Err(why)) => r.failed(ErrorKind::ZoiFailed, why),
+        // Zoi's step came first: its failure is the one the kind names.
+        Some(Err(why)) => {
+            r.kind = Some(ErrorKind::ZoiFailed);
+            r.failed.insert(0, why);
+        }
         None => {}
     }
     match r.kind {
