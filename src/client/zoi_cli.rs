@@ -170,7 +170,8 @@ pub struct Registered {
 /// without permission) is skipped, as Zoi skips it: it must not hide the
 /// record next to it (revert would then skip `zoi extension remove`). The
 /// entries are visited in name order, so the answer does not depend on the
-/// order the file system lists them in.
+/// order the file system lists them in; within one, the version `latest`
+/// links to, as Zoi reads it.
 pub fn registered(zoi_data_dir: &Path, name: &str) -> Option<Registered> {
     let store = zoi_data_dir.join("pkgs").join("store");
     let suffix = format!("-{name}");
@@ -182,11 +183,23 @@ pub fn registered(zoi_data_dir: &Path, name: &str) -> Option<Registered> {
         .collect();
     pkgs.sort();
     for pkg in pkgs {
-        let Ok(versions) = std::fs::read_dir(&pkg) else {
-            continue;
+        // Zoi reads what is installed through `<pkg>/latest`, the link it
+        // points at the version it added last (zoi-resolver's local.rs);
+        // other version folders are not what it holds. Without the link,
+        // every version folder, in name order.
+        let latest = pkg.join("latest");
+        let versions: Vec<PathBuf> = if latest.is_dir() {
+            vec![std::fs::canonicalize(&latest).unwrap_or(latest)]
+        } else {
+            let Ok(rd) = std::fs::read_dir(&pkg) else {
+                continue;
+            };
+            let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            v.sort();
+            v
         };
-        for ver in versions.flatten() {
-            let manifest = ver.path().join("manifest.json");
+        for ver in versions {
+            let manifest = ver.join("manifest.json");
             let Ok(bytes) = std::fs::read(&manifest) else {
                 continue;
             };
@@ -198,7 +211,7 @@ pub fn registered(zoi_data_dir: &Path, name: &str) -> Option<Registered> {
             if is_ours {
                 return Some(Registered {
                     version: v["version"].as_str().unwrap_or_default().to_string(),
-                    dir: ver.path(),
+                    dir: ver,
                 });
             }
         }
@@ -240,5 +253,22 @@ mod tests {
         assert_eq!(r.dir, store.join("b-acme/1.0.0"));
         // and another extension's record is not ours
         assert_eq!(registered(data.path(), "beta"), None);
+    }
+
+    /// With several versions kept, the one Zoi holds is the one `latest`
+    /// links to, whatever the folders' names or listing order.
+    #[cfg(unix)]
+    #[test]
+    fn the_version_latest_links_to_is_the_record() {
+        let data = tempfile::tempdir().unwrap();
+        let store = data.path().join("pkgs/store");
+        for v in ["0.9.0", "1.0.0", "2.0.0"] {
+            record(&store, "x1-acme", v);
+        }
+        std::os::unix::fs::symlink(store.join("x1-acme/1.0.0"), store.join("x1-acme/latest"))
+            .unwrap();
+        let r = registered(data.path(), "acme").expect("the record is found");
+        assert_eq!(r.version, "1.0.0");
+        assert_eq!(r.dir, store.join("x1-acme/1.0.0"));
     }
 }
