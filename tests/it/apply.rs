@@ -633,7 +633,7 @@ fn apply_from_an_http_url_with_a_pinned_bundle_json() {
 /// `apply URL --verify --rollback-on-fail` has written the config when
 /// --verify fetches the bundle's repo.yaml (apply itself never reads it).
 /// A mirror that no longer serves it must not leave the config applied:
-/// setup.sh tells the user "nothing was changed".
+/// setup.sh tells the user only what zoi-mirror says it could not undo.
 #[test]
 fn a_bundle_file_verify_cannot_download_rolls_the_apply_back() {
     let home = home_with_bundle();
