@@ -794,11 +794,11 @@ pub(crate) fn sidecar_steps(
     if let Some((b, source)) = sig_out {
         steps.push(Write("sig", b, source));
     }
+    // The .hash is decided above (removed first) or below (written last).
     let written = |ext: &str| {
-        ext == "hash" && hash_body.is_some()
-            || steps
-                .iter()
-                .any(|s| matches!(s, Write(e, _, _) if *e == ext))
+        steps
+            .iter()
+            .any(|s| matches!(s, Write(e, _, _) if *e == ext))
     };
     let stale: Vec<&'static str> = SIDECARS
         .into_iter()
