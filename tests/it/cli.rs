@@ -136,6 +136,49 @@ fn zsh_fish_powershell_and_elvish_scripts_name_every_command() {
     );
 }
 
+/// clap builds a command's arguments only when that command runs
+/// (`cli::Lazy`), and each command's `--help` still leads with the summary
+/// the command list gives it, not the doc comment of its arguments' struct.
+#[test]
+fn only_the_command_that_runs_is_built_and_each_help_leads_with_its_summary() {
+    let top = zoi_mirror::cli::Cli::command();
+    let apply = top.find_subcommand("apply").unwrap();
+    assert_eq!(
+        apply.get_arguments().count(),
+        0,
+        "apply's arguments are built before it runs"
+    );
+    let home = tempfile::tempdir().unwrap();
+    for path in command_paths() {
+        let mut cmd = &top;
+        for name in &path {
+            cmd = cmd.find_subcommand(name).unwrap();
+        }
+        // --help shows the long summary where there is one.
+        let about = cmd
+            .get_long_about()
+            .or(cmd.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let mut args = path.clone();
+        args.push("--help".into());
+        let out = zm_cmd(home.path()).args(&args).run();
+        // --help wraps the summary: its first line is the summary's start.
+        let first: Vec<&str> = out
+            .stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let summary: Vec<&str> = about.split_whitespace().collect();
+        assert!(
+            !first.is_empty() && summary.starts_with(&first),
+            "{path:?} --help starts {first:?}, not with its summary {about:?}"
+        );
+    }
+}
+
 #[test]
 fn an_unknown_shell_is_a_usage_error() {
     let home = tempfile::tempdir().unwrap();
