@@ -99,44 +99,46 @@ pub fn stage_replacement(path: &Path, bytes: &[u8]) -> Result<Staged> {
 }
 
 /// Flushes every file in `files` (data and inode) and every directory in
-/// `dirs` (its entries) to disk, all at once: each flush waits for the
-/// disk's write cache, and flushes issued together are merged by the block
-/// layer into about one wait instead of one each. An error flushing a file
-/// is returned (its bytes must not be relied on); directories are best
-/// effort, like [`sync_dir`].
+/// `dirs` (its entries) to disk, at about the cost of one flush: each flush
+/// waits for the filesystem's journal commit and the disk's write cache,
+/// and one commit can carry them all. So every file's writeback is started
+/// first ([`start_writeback`]): the first flush's commit then takes the
+/// other files' data and inodes with it (ext4's ordered mode writes the data
+/// of every inode a commit carries), and the flushes after it find their
+/// commit done. Each flush is still made and checked, so on any filesystem
+/// every file is durable when this returns.
+///
+/// One after another, not one thread each: a thread costs more to start
+/// (about 0.15 ms here: its stack, signal stack and malloc arena) than the
+/// flush it would overlap, and with the writeback started the waits overlap
+/// anyway (a local apply, three flushes together: 5.68 ms against 5.96 with
+/// threads; under a writer flushing 32 MiB in a loop, 16.3 against 17.9).
+///
+/// An error flushing a file is returned (its bytes must not be relied on);
+/// directories are best effort, like [`sync_dir`].
 pub fn sync_together(files: &[&fs::File], dirs: &[&Path]) -> std::io::Result<()> {
-    let dir_handles: Vec<fs::File> = if cfg!(unix) {
-        dirs.iter().filter_map(|d| fs::File::open(d).ok()).collect()
-    } else {
-        Vec::new()
-    };
-    let mut jobs: Vec<(&fs::File, bool)> = files.iter().map(|f| (*f, true)).collect();
-    jobs.extend(dir_handles.iter().map(|d| (d, false)));
-    let Some((first, rest)) = jobs.split_first() else {
-        return Ok(());
-    };
-    let flush = |(f, must): (&fs::File, bool)| match f.sync_all() {
-        Err(e) if must => Err(e),
-        _ => Ok(()),
-    };
-    std::thread::scope(|s| {
-        let others: Vec<_> = rest.iter().map(|j| s.spawn(move || flush(*j))).collect();
-        let mut result = flush(*first);
-        for h in others {
-            let r = h
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("flush panicked")));
-            result = result.and(r);
-        }
-        result
-    })
+    for f in files {
+        // 0 bytes: to the end of the file.
+        start_writeback(f, 0, 0);
+    }
+    let mut result = Ok(());
+    for f in files {
+        // The first error is the one returned; the other files are still
+        // flushed, so what could be made durable is.
+        result = result.and(f.sync_all());
+    }
+    for d in dirs {
+        sync_dir(d);
+    }
+    result
 }
 
-/// Starts writing `len` bytes of `file` from `offset` on to disk, and
-/// returns without waiting for them to get there, only (briefly) for the
-/// writes to be queued (Linux's `sync_file_range` with
-/// `SYNC_FILE_RANGE_WRITE`; nothing elsewhere). A download calls it as it
-/// goes, so the disk writes while the rest arrives and the flush it ends
+/// Starts writing `len` bytes of `file` from `offset` on to disk (`len` 0:
+/// to the end of the file), and returns without waiting for them to get
+/// there, only (briefly) for the writes to be queued (Linux's
+/// `sync_file_range` with `SYNC_FILE_RANGE_WRITE`; nothing elsewhere).
+/// [`sync_together`] calls it for every file before the first flush. A
+/// download calls it as it goes, so the disk writes while the rest arrives and the flush it ends
 /// with finds little left: otherwise the kernel holds a whole big archive
 /// dirty in memory and the flush writes all of it only then. No error is
 /// returned: this only hurries writes that the final flush checks.

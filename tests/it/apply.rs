@@ -1194,7 +1194,7 @@ fn every_rename_waits_for_the_flushes_a_power_cut_would_need() {
     let r = run(&mut support::under_strace(
         &c,
         &log,
-        "fsync,fdatasync,rename,renameat,renameat2",
+        "fsync,fdatasync,rename,renameat,renameat2,sync_file_range",
     ));
     assert_eq!(r.code, 0, "{}", r.stderr);
 
@@ -1205,6 +1205,7 @@ fn every_rename_waits_for_the_flushes_a_power_cut_would_need() {
         .map(|e| match e {
             support::Syscall::Flushed(p) => ("flushed", p),
             support::Syscall::Renamed { to, .. } => ("renamed", to),
+            support::Syscall::WritebackStarted(p) => ("started", p),
         })
         .collect();
     let at = |what: &str, pred: &dyn Fn(&str) -> bool| -> Vec<usize> {
@@ -1267,6 +1268,31 @@ fn every_rename_waits_for_the_flushes_a_power_cut_would_need() {
         cfg_dir_flushes.iter().any(|i| *i > cfg_renamed),
         "the config's new name before the run ends:\n{text}"
     );
+    // The first wave costs about one wait, not one per file: the backup's
+    // and the staged state's writebacks both start before either is
+    // flushed, so one journal commit carries both (`fsutil::sync_together`).
+    let started = |pred: &dyn Fn(&str) -> bool, what: &str| -> usize {
+        *at("started", pred)
+            .first()
+            .unwrap_or_else(|| panic!("{what}'s writeback is never started:\n{text}"))
+    };
+    let wave = state_tmp.min(backup);
+    for (pred, what) in [
+        (
+            &(|p: &str| p.contains("/.acme-mirror.user.json.") && p.ends_with(".tmp"))
+                as &dyn Fn(&str) -> bool,
+            "the staged state",
+        ),
+        (
+            &|p: &str| p.contains("config.yaml.zoi-mirror-") && p.ends_with(".bak"),
+            "the backup",
+        ),
+    ] {
+        assert!(
+            started(pred, what) < wave,
+            "{what}'s writeback starts only after the first flush of its wave:\n{text}"
+        );
+    }
 }
 
 #[test]

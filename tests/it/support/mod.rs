@@ -138,18 +138,21 @@ pub fn under_strace(c: &Command, log: &Path, calls: &str) -> Command {
     traced
 }
 
-/// A flush or a rename, in an [`under_strace`] log of
-/// `fsync,fdatasync,rename,renameat,renameat2`.
+/// A flush, a rename or a started writeback, in an [`under_strace`] log of
+/// `fsync,fdatasync,rename,renameat,renameat2` (and `sync_file_range`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Syscall {
     /// A flush that returned 0, of the file or folder at this path.
     Flushed(String),
+    /// A `sync_file_range` (writeback started) that returned 0, of the file
+    /// at this path.
+    WritebackStarted(String),
     /// A rename that returned 0.
     Renamed { from: String, to: String },
 }
 
-/// The flushes and renames of an [`under_strace`] log, in the order they
-/// took effect: a flush when it returned (threads log `<unfinished ...>`,
+/// The flushes, renames and started writebacks of an [`under_strace`]
+/// log, in the order they took effect: a flush when it returned (threads log `<unfinished ...>`,
 /// then `<... fsync resumed>`), a rename when it was made. Panics on a
 /// failed call: an ordering test must see every one succeed.
 pub fn strace_events(text: &str) -> Vec<Syscall> {
@@ -173,6 +176,11 @@ pub fn strace_events(text: &str) -> Vec<Syscall> {
                 assert!(call.ends_with("= 0"), "{line}");
                 events.push(Syscall::Flushed(fd_path(call)));
             }
+        } else if call.starts_with("sync_file_range(") {
+            // Never from two threads at once where this parser is used: a
+            // call split by another thread's line would name no file.
+            assert!(call.ends_with("= 0"), "{line}");
+            events.push(Syscall::WritebackStarted(fd_path(call)));
         } else if call.starts_with("rename") {
             assert!(call.ends_with("= 0"), "{line}");
             // rename("from", "to") = 0, renameat(AT_FDCWD, "from", AT_FDCWD, "to") = 0
