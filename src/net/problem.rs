@@ -95,7 +95,9 @@ impl Kind {
             Kind::NotFound => {
                 "not mirrored, or not where repo.yaml's URLs say: run `zoi-mirror bin sync`, or check the layout with `zoi-mirror index --layout`"
             }
-            Kind::HttpError => "the server failed: see its error log",
+            Kind::HttpError => {
+                "the server answered with an error: a 5xx (or a storage service's error) is its own failure, see its error log; a 4xx is a refusal of the request itself (not retried): check the URL, and any proxy or firewall rule in between"
+            }
             Kind::HtmlInsteadOfMetadata => {
                 "an HTML page (a login or error page from a proxy or SSO) answered instead of the file; Zoi would read the page as metadata: serve the file directly"
             }
