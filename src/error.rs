@@ -249,8 +249,9 @@ error_kinds! {
     StorageError = "storage_error" => CouldNotRun,
     // --- everything else ---
     /// An error no layer classified (an unexpected OS or library failure,
-    /// or a bug in zoi-mirror such as a `bin sync` worker that panicked);
-    /// "could not run" is the conservative answer for a script.
+    /// or a bug in zoi-mirror: a panic, in a `bin sync` worker or anywhere
+    /// else, ends the run with this kind, not Rust's exit code 101); "could
+    /// not run" is the conservative answer for a script.
     Internal = "internal" => CouldNotRun,
 }
 
@@ -332,6 +333,27 @@ pub fn exit_of(err: &anyhow::Error) -> Exit {
 /// (context added around it does not change what it is).
 pub fn failure_of(err: &anyhow::Error) -> Option<&Failure> {
     err.chain().find_map(|e| e.downcast_ref::<Failure>())
+}
+
+/// What a panic says: its message (`panic!`'s text), or "no message".
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string())
+}
+
+/// The failure a panic that reached the top of a run becomes: a bug,
+/// reported as one (`internal`, exit 3, the JSON error document) rather
+/// than Rust's exit code 101, which no script expects. Where it happened is
+/// on stderr above it, in Rust's own panic text.
+pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Failure {
+    Failure::new(
+        ErrorKind::Internal,
+        format!("zoi-mirror hit a bug: {}", panic_message(payload)),
+    )
+    .hint("please report it with the command that ran; RUST_BACKTRACE=1 shows where it happened")
 }
 
 /// Wraps an I/O error on `path` as "could not run", naming the file.

@@ -42,9 +42,16 @@ pub use target::{Scope, Target, resolve_target};
 
 /// Test hook: `ZOI_MIRROR_FAILPOINT=<name>` aborts the process at that
 /// point, the way a power cut or `kill -9` would, so tests can prove every
-/// intermediate state is safe.
+/// intermediate state is safe; `ZOI_MIRROR_FAILPOINT=panic:<name>` panics
+/// there instead, the way a bug would.
 pub fn failpoint(name: &str) {
-    if std::env::var("ZOI_MIRROR_FAILPOINT").is_ok_and(|v| v == name) {
+    let Ok(v) = std::env::var("ZOI_MIRROR_FAILPOINT") else {
+        return;
+    };
+    if v == name {
         std::process::abort();
+    }
+    if v.strip_prefix("panic:") == Some(name) {
+        panic!("failpoint {name}");
     }
 }

@@ -25,7 +25,15 @@ use anyhow::Result;
 use crate::cli::{Cli, Command};
 use crate::error::Exit;
 
+/// Runs the command `cli` names. A panic on the way (a bug) is caught
+/// here and returned as an `internal` failure, so the run still ends with a
+/// documented exit code (3) and, with `--format json`, an error document.
 pub fn run(cli: Cli) -> Result<Exit> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&cli)))
+        .unwrap_or_else(|payload| Err(crate::error::panicked(payload.as_ref()).into()))
+}
+
+fn dispatch(cli: &Cli) -> Result<Exit> {
     let format = cli.format;
     match &cli.command {
         Command::Init(args) => init::run(args, format),

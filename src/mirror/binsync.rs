@@ -1350,13 +1350,10 @@ fn join_error_text(e: tokio::task::JoinError) -> String {
     if !e.is_panic() {
         return "cancelled".to_string();
     }
-    let panic = e.into_panic();
-    let msg = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_string());
-    format!("panicked: {msg}")
+    format!(
+        "panicked: {}",
+        crate::error::panic_message(e.into_panic().as_ref())
+    )
 }
 
 /// Why an archive with an embedded `manifest.sig` is not re-signed (the

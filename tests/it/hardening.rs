@@ -189,6 +189,37 @@ fn a_revert_killed_at_any_point_finishes_exactly_like_an_uninterrupted_one() {
     }
 }
 
+/// A bug that panics mid-run still ends the run the documented way: exit 3
+/// (kind `internal`, not Rust's 101), an error with a hint, the JSON error
+/// document with `--format json`; and the lock it held is let go.
+#[test]
+fn a_panic_is_an_internal_error_with_exit_3_and_an_error_document() {
+    let home = home_with(false);
+    let cfg = write_cfg(home.path(), USER);
+    apply(home.path(), V12)
+        .env("ZOI_MIRROR_FAILPOINT", "panic:after-lock")
+        .expect_status(3)
+        .expect_stderr_contains("error: zoi-mirror hit a bug: failpoint after-lock")
+        .expect_stderr_contains("hint: please report it")
+        .run();
+    let r = apply(home.path(), V12)
+        .args(["--format", "json"])
+        .env("ZOI_MIRROR_FAILPOINT", "panic:after-lock")
+        .expect_status(3)
+        .run();
+    let doc = r.json();
+    assert_eq!(doc["error"]["kind"], "internal", "{doc}");
+    assert_eq!(doc["error"]["exit_code"], 3, "{doc}");
+    assert_eq!(
+        fs::read_to_string(&cfg).unwrap(),
+        USER,
+        "nothing applied yet"
+    );
+    // The lock died with the panic's unwinding: the next run takes it.
+    apply(home.path(), V12).run();
+    assert!(fs::read_to_string(&cfg).unwrap().contains("acme"));
+}
+
 // --------------------------------------------- 2, 14: spec strings, escapes
 
 #[test]
