@@ -712,14 +712,18 @@ struct Execution<'a> {
 /// that need no order between them are issued together
 /// ([`fsutil::sync_together`]: about one wait for the lot):
 ///
-/// 1. the backup's bytes and the staged state's bytes. The state is renamed
-///    only after: renaming first could, after a power cut, replace a good
-///    state (with the user's original values) by an empty file.
+/// 1. the backup's bytes and the staged state's bytes, and the new config's
+///    bytes when no Zoi run comes first (after one, the text Zoi's file
+///    becomes is written and flushed whole at step 3): none needs another
+///    first, and one commit carrying all the data leaves step 2 only names
+///    to write. The state is renamed only after: renaming first could, after
+///    a power cut, replace a good state (with the user's original values)
+///    by an empty file.
 /// 2. the state directory (the state's new name) and the config directory
-///    (the backup's name), with the new config's bytes. All of it before the
-///    config is replaced: a power cut after the replacement must find the
-///    original values recorded and the backup in place, and the new text
-///    whole, never an empty or half-written config.
+///    (the backup's name). All of it before the config is replaced: a power
+///    cut after the replacement must find the original values recorded and
+///    the backup in place, and the new text whole, never an empty or
+///    half-written config.
 /// 3. the config directory again, after the rename: a run that says it
 ///    applied is still applied after a power cut (a lost rename would leave
 ///    the old config, which is safe, but not what the user was told).
@@ -776,13 +780,21 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
     }
     create_dirs(x.state_path, scope)?;
     let state_tmp = state::stage(x.state_path, &staged_state)?;
-    // Flush 1 (see above).
+    // Flush 1 (see above). Without Zoi the new text is staged now, to be
+    // flushed with the rest; with Zoi it is written after Zoi rewrote the
+    // file (flush 2).
     let backup_file = match &report.backup {
         Some(b) => Some(open_to_flush(b).map_err(|e| io_failure("write", b, &e))?),
         None => None,
     };
+    let config_tmp = if touches && x.zoi_run.is_none() {
+        Some(stage_config(x.config_path, &x.edits.new_text, scope)?)
+    } else {
+        None
+    };
     let mut files = vec![state_tmp.file()];
     files.extend(backup_file.as_ref());
+    files.extend(config_tmp.iter().map(|c| c.file()));
     fsutil::sync_together(&files, &[]).map_err(|e| io_failure("write", x.state_path, &e))?;
     let state_dir = state_tmp.dir().to_path_buf();
     state::rename_flushed(state_tmp, scope)?;
@@ -790,20 +802,13 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
     // cache survives it.
     failpoint("after-state");
 
-    // Flush 2. Without Zoi the new text is staged now, to be flushed with
-    // the rest; with Zoi it is written after Zoi rewrote the file.
-    let config_tmp = if touches && x.zoi_run.is_none() {
-        Some(stage_config(x.config_path, &x.edits.new_text, scope)?)
-    } else {
-        None
-    };
+    // Flush 2: the names (the new config's bytes went with flush 1).
     let config_dir = x.config_path.parent().unwrap_or(Path::new("."));
     let mut dirs = vec![state_dir.as_path()];
     if report.backup.is_some() {
         dirs.push(config_dir);
     }
-    let files: Vec<&std::fs::File> = config_tmp.iter().map(|c| c.file()).collect();
-    fsutil::sync_together(&files, &dirs).map_err(|e| io_failure("write", x.config_path, &e))?;
+    fsutil::sync_together(&[], &dirs).map_err(|e| io_failure("write", x.config_path, &e))?;
 
     if let (Some(zoi), Some(run)) = (x.zoi, x.zoi_run) {
         // On any failure from here on, the config, the state and Zoi's
