@@ -722,7 +722,8 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub verify: bool,
     /// When --verify fails, or cannot run (a bundle file it needs cannot be
-    /// downloaded), undo this run's changes.
+    /// downloaded), undo this run's changes. The run keeps its lock until
+    /// then, so no other run changes the config in between.
     #[arg(long, requires = "verify")]
     pub rollback_on_fail: bool,
     #[command(flatten)]

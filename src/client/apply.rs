@@ -361,7 +361,7 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
         Ok((current, previous))
     };
     preflight()?;
-    let _lock = if opts.dry_run {
+    let lock = if opts.dry_run {
         None
     } else {
         let l = lock::lock(&target.state_dir, opts.lock_timeout)?;
@@ -467,6 +467,9 @@ pub fn apply(bundle: &Loaded, opts: &ApplyOptions) -> Result<ApplyReport> {
         },
         &mut report,
     )?;
+    if let Some(u) = report.undo.as_mut() {
+        u.lock = lock.map(std::sync::Arc::new);
+    }
     Ok(report)
 }
 
@@ -760,6 +763,8 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
         replaced: replaced.clone(),
         backup: report.backup.clone(),
         scope,
+        // Handed over by `apply` once the run is done.
+        lock: None,
     });
 
     // The state goes first: it records the original values, so a crash at
@@ -951,6 +956,11 @@ pub struct Undo {
     /// The backup of the config taken by the run.
     pub backup: Option<PathBuf>,
     pub scope: Scope,
+    /// The lock the run took, held for as long as this lives: the caller
+    /// that may undo the run (`apply --verify --rollback-on-fail`, after
+    /// its checks) does so with no other run in between, which could
+    /// otherwise have its changes overwritten by this run's `config_before`.
+    pub lock: Option<std::sync::Arc<lock::Lock>>,
 }
 
 /// A version of the extension Zoi held, with Zoi's own copy of the file it

@@ -15,6 +15,7 @@ use anyhow::Result;
 use crate::error::{ErrorKind, Failure, fail, io_failure};
 
 /// An exclusive lock held for the life of the value.
+#[derive(Debug)]
 pub struct Lock {
     _file: File,
     pub path: PathBuf,

@@ -971,6 +971,78 @@ fn apply_verify_passes_or_rolls_back() {
     assert_eq!(fs::read_to_string(&cfg).unwrap(), applied);
 }
 
+/// `apply --verify --rollback-on-fail` is one run from its lock's view:
+/// while it checks the mirror, another apply waits (here, with
+/// --lock-timeout 0, fails lock_held) instead of changing the config in
+/// between, where the rollback would then overwrite its changes.
+#[test]
+fn a_verifying_apply_keeps_its_lock_until_its_rollback_is_done() {
+    let home = tempfile::tempdir().unwrap();
+    let registry = bare_registry(home.path());
+    // A binary host that takes connections and never answers: every check
+    // waits for --timeout, and the verification fails.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bin_url = format!("http://{}/pkgs", hole.local_addr().unwrap());
+    let cfg = home.path().join(".config/zoi/config.yaml");
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    let original = "# mine\nrepos: [core]\n";
+    fs::write(&cfg, original).unwrap();
+    let s = spec(home.path(), &registry, &bin_url, &["linux-amd64"]);
+    let bundle = build_bundle(home.path(), &s);
+
+    let mut first = support::cmd(home.path())
+        .args([
+            "apply",
+            &bundle,
+            "--no-zoi",
+            "--verify",
+            "--rollback-on-fail",
+        ])
+        .args(["--timeout", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Applied: the checks have begun.
+    let start = std::time::Instant::now();
+    while fs::read_to_string(&cfg).unwrap() == original {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = first.kill();
+            let _ = first.wait();
+            panic!("never applied");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let second = zm(
+        home.path(),
+        &[
+            "apply",
+            &bundle,
+            "--no-zoi",
+            "--lock-timeout",
+            "0",
+            "--format",
+            "json",
+        ],
+    );
+    let out = first.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(second.code, 3, "{}\n{}", second.stdout, second.stderr);
+    assert_eq!(
+        second.json()["error"]["kind"],
+        "lock_held",
+        "{}",
+        second.stdout
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("this run's changes were undone"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), original);
+    drop(hole);
+}
+
 fn pkt(s: &str) -> String {
     format!("{:04x}{s}", s.len() + 4)
 }
