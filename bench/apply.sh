@@ -1,6 +1,7 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # `zoi-mirror apply` on a local bundle against the real `zoi sync set URL`,
-# in one hyperfine run (target: apply <= 0.5x zoi sync set; and <= 20 ms).
+# in one run of four interleaved hyperfine rounds (target: apply <= 0.5x
+# zoi sync set; and <= 20 ms).
 #
 # Each run applies the shipped example bundle to a fresh temp home holding a
 # realistic user config, without zoi (--no-zoi), so what is measured is
@@ -59,26 +60,64 @@ zoi_ms=""
 warm_ms=""
 if command -v hyperfine >/dev/null 2>&1; then
     prepare="sh -c 'rm -rf $work/home && mkdir -p $work/home/.config/zoi && cp $work/user.yaml $work/home/.config/zoi/config.yaml'"
-    set -- --prepare "$prepare" "env HOME=$work/home XDG_CONFIG_HOME= XDG_STATE_HOME= $bin apply $bundle --no-zoi"
+    ours="env HOME=$work/home XDG_CONFIG_HOME= XDG_STATE_HOME= $bin apply $bundle --no-zoi"
+    set -- --prepare "$prepare" "$ours"
     if [ -x "$zoi" ]; then
         zoi_env="XDG_CONFIG_HOME= XDG_STATE_HOME= XDG_DATA_HOME= XDG_CACHE_HOME="
-        set -- "$@" --prepare "$prepare" "env HOME=$work/home $zoi_env $zoi sync set https://git.acme.example/zoi/zoidberg.git"
+        fresh="env HOME=$work/home $zoi_env $zoi sync set https://git.acme.example/zoi/zoidberg.git"
+        warm="env HOME=$work/warm $zoi_env $zoi sync set https://git.acme.example/zoi/zoidberg.git"
         # A home Zoi has set up once; only the config is put back.
         mkdir -p "$work/warm/.config/zoi"
         cp "$work/user.yaml" "$work/warm/.config/zoi/config.yaml"
         env HOME="$work/warm" XDG_CONFIG_HOME= XDG_STATE_HOME= XDG_DATA_HOME= XDG_CACHE_HOME= \
             "$zoi" sync set https://git.acme.example/zoi/zoidberg.git >/dev/null
-        set -- "$@" --prepare "cp $work/user.yaml $work/warm/.config/zoi/config.yaml" \
-            "env HOME=$work/warm $zoi_env $zoi sync set https://git.acme.example/zoi/zoidberg.git"
+        set -- "$@" --prepare "$prepare" "$fresh" \
+            --prepare "cp $work/user.yaml $work/warm/.config/zoi/config.yaml" "$warm"
     fi
-    hyperfine --runs "$runs" --warmup 5 -N --export-json "$work/h.json" "$@" >&2
-    median() {
-        python3 -c "import json,sys; print('%.2f' % (json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]['median']*1000))" "$work/h.json" "$1"
-    }
-    median_ms=$(median 0)
+    # hyperfine times one command's runs, then the next's: a machine that
+    # slows down meanwhile (a neighbour, writeback) moves the ratio. So the
+    # runs are split into rounds, the order reversed every other round, and
+    # the medians taken over all rounds' runs.
+    rounds=4
+    per_round=$(( (runs + rounds - 1) / rounds ))
+    r=0
+    while [ "$r" -lt "$rounds" ]; do
+        if [ $((r % 2)) -eq 0 ]; then
+            order=("$@")
+        else
+            # The (--prepare P COMMAND) triples, last first.
+            order=()
+            n=$#
+            args=("$@")
+            while [ "$n" -gt 0 ]; do
+                order+=("${args[n - 3]}" "${args[n - 2]}" "${args[n - 1]}")
+                n=$((n - 3))
+            done
+        fi
+        hyperfine --runs "$per_round" --warmup 5 -N --style basic \
+            --export-json "$work/h$r.json" "${order[@]}" >&2
+        r=$((r + 1))
+    done
+    medians=$(python3 - "$work" "$rounds" "$ours" "${fresh:-}" "${warm:-}" <<'PY'
+import json, statistics, sys
+work, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+times = {n: [] for n in names if n}
+ratios = []
+for r in range(rounds):
+    res = {x["command"]: x for x in json.load(open(f"{work}/h{r}.json"))["results"]}
+    for n in times:
+        times[n] += res[n]["times"]
+    if names[1]:
+        ratios.append(res[names[0]]["median"] / res[names[1]]["median"])
+out = ["%.2f" % (statistics.median(times[n]) * 1000) if n else "" for n in names]
+print(" ".join(out + ["/".join("%.2f" % x for x in ratios)]))
+PY
+)
+    median_ms=$(echo "$medians" | cut -d' ' -f1)
     if [ -x "$zoi" ]; then
-        zoi_ms=$(median 1)
-        warm_ms=$(median 2)
+        zoi_ms=$(echo "$medians" | cut -d' ' -f2)
+        warm_ms=$(echo "$medians" | cut -d' ' -f3)
+        round_ratios=$(echo "$medians" | cut -d' ' -f4)
     fi
 else
     times=""
@@ -98,6 +137,7 @@ echo "apply on a local bundle: median ${median_ms} ms over $runs runs (target <=
 if [ -n "$zoi_ms" ]; then
     echo "zoi sync set URL (same fresh home, same prepare): median ${zoi_ms} ms"
     echo "zoi sync set URL (home zoi already set up, for reference): median ${warm_ms} ms"
+    echo "apply / zoi sync set in each of the $rounds rounds: $round_ratios"
     python3 -c "import sys; r = float(sys.argv[1]) / float(sys.argv[2]); print('apply / zoi sync set: %.2fx (target <= 0.5x: %s)' % (r, 'met' if r <= 0.5 else 'NOT met'))" "$median_ms" "$zoi_ms"
 fi
 echo "load average:$(uptime | sed 's/.*load average://')"
