@@ -80,6 +80,7 @@ if command -v hyperfine >/dev/null 2>&1; then
     # the medians taken over all rounds' runs.
     rounds=4
     per_round=$(( (runs + rounds - 1) / rounds ))
+    measured=$(( per_round * rounds ))
     r=0
     while [ "$r" -lt "$rounds" ]; do
         if [ $((r % 2)) -eq 0 ]; then
@@ -133,7 +134,7 @@ else
     median_ms=$(echo "$times" | tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {printf "%.2f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}')
 fi
 
-echo "apply on a local bundle: median ${median_ms} ms over $runs runs (target <= 20 ms)"
+echo "apply on a local bundle: median ${median_ms} ms over ${measured:-$runs} runs (target <= 20 ms)"
 if [ -n "$zoi_ms" ]; then
     echo "zoi sync set URL (same fresh home, same prepare): median ${zoi_ms} ms"
     echo "zoi sync set URL (home zoi already set up, for reference): median ${warm_ms} ms"

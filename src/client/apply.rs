@@ -787,7 +787,7 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
     let state_tmp = state::stage(x.state_path, &staged_state)?;
     // Flush 1 (see above). Without Zoi the new text is staged now, to be
     // flushed with the rest; with Zoi it is written after Zoi rewrote the
-    // file (flush 2).
+    // file (flush 3).
     let backup_file = match &report.backup {
         Some(b) => Some(open_to_flush(b).map_err(|e| io_failure("write", b, &e))?),
         None => None,

@@ -41,9 +41,16 @@ pub fn run(args: &ApplyArgs, format: Format) -> Result<Exit> {
         ))?;
     }
     opts.dry_run = args.dry_run;
-    let report = client::apply(&bundle, &opts)?;
+    let mut report = client::apply(&bundle, &opts)?;
     if !args.verify || args.dry_run {
         return print(&report, format);
+    }
+    // Only a run that may roll back keeps its lock through the checks
+    // (which can take minutes of timeouts): others need not wait for them.
+    if !args.rollback_on_fail
+        && let Some(u) = report.undo.as_mut()
+    {
+        u.lock = None;
     }
 
     // --verify: the registry and binary host the bundle points at answer.

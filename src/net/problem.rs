@@ -96,7 +96,7 @@ impl Kind {
                 "not mirrored, or not where repo.yaml's URLs say: run `zoi-mirror bin sync`, or check the layout with `zoi-mirror index --layout`"
             }
             Kind::HttpError => {
-                "the server answered with an error: a 5xx (or a storage service's error) is its own failure, see its error log; a 4xx is a refusal of the request itself (not retried): check the URL, and any proxy or firewall rule in between"
+                "the server answered with an error: a 5xx (or a storage service's error) is its own failure, see its error log; 429 asks for fewer requests (retried, as 408 and 425 are): lower the concurrency or raise the server's limits; any other 4xx refuses the request itself (not retried): check the URL, and any proxy or firewall rule in between"
             }
             Kind::HtmlInsteadOfMetadata => {
                 "an HTML page (a login or error page from a proxy or SSO) answered instead of the file; Zoi would read the page as metadata: serve the file directly"

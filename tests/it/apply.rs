@@ -1283,15 +1283,16 @@ fn every_rename_waits_for_the_flushes_a_power_cut_would_need() {
         cfg_dir_flushes.iter().any(|i| *i > cfg_renamed),
         "the config's new name before the run ends:\n{text}"
     );
-    // The first wave costs about one wait, not one per file: the backup's
-    // and the staged state's writebacks both start before either is
-    // flushed, so one journal commit carries both (`fsutil::sync_together`).
+    // The first wave costs about one wait, not one per file: the backup's,
+    // the staged state's and the staged config's writebacks all start
+    // before any of them is flushed, so one journal commit carries them
+    // all (`fsutil::sync_together`).
     let started = |pred: &dyn Fn(&str) -> bool, what: &str| -> usize {
         *at("started", pred)
             .first()
             .unwrap_or_else(|| panic!("{what}'s writeback is never started:\n{text}"))
     };
-    let wave = state_tmp.min(backup);
+    let wave = state_tmp.min(backup).min(cfg_tmp);
     for (pred, what) in [
         (
             &(|p: &str| p.contains("/.acme-mirror.user.json.") && p.ends_with(".tmp"))
@@ -1301,6 +1302,10 @@ fn every_rename_waits_for_the_flushes_a_power_cut_would_need() {
         (
             &|p: &str| p.contains("config.yaml.zoi-mirror-") && p.ends_with(".bak"),
             "the backup",
+        ),
+        (
+            &|p: &str| p.contains("/.config.yaml.") && p.ends_with(".tmp"),
+            "the staged config",
         ),
     ] {
         assert!(

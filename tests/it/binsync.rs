@@ -630,7 +630,7 @@ fn a_client_error_is_not_retried_and_a_server_error_is() {
         // The hint fits a refusal as well as a failure.
         let hint = t["error"]["hint"].as_str().unwrap();
         assert!(
-            hint.contains("a 4xx is a refusal") && hint.contains("a 5xx"),
+            hint.contains("any other 4xx refuses") && hint.contains("a 5xx"),
             "{t}"
         );
     }

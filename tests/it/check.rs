@@ -974,7 +974,8 @@ fn apply_verify_passes_or_rolls_back() {
 /// `apply --verify --rollback-on-fail` is one run from its lock's view:
 /// while it checks the mirror, another apply waits (here, with
 /// --lock-timeout 0, fails lock_held) instead of changing the config in
-/// between, where the rollback would then overwrite its changes.
+/// between, where the rollback would then overwrite its changes. A plain
+/// `--verify`, which rolls nothing back, lets the lock go before its checks.
 #[test]
 fn a_verifying_apply_keeps_its_lock_until_its_rollback_is_done() {
     let home = tempfile::tempdir().unwrap();
@@ -986,47 +987,54 @@ fn a_verifying_apply_keeps_its_lock_until_its_rollback_is_done() {
     let cfg = home.path().join(".config/zoi/config.yaml");
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     let original = "# mine\nrepos: [core]\n";
-    fs::write(&cfg, original).unwrap();
     let s = spec(home.path(), &registry, &bin_url, &["linux-amd64"]);
     let bundle = build_bundle(home.path(), &s);
 
-    let mut first = support::cmd(home.path())
-        .args([
-            "apply",
-            &bundle,
-            "--no-zoi",
-            "--verify",
-            "--rollback-on-fail",
-        ])
-        .args(["--timeout", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Applied: the checks have begun.
-    let start = std::time::Instant::now();
-    while fs::read_to_string(&cfg).unwrap() == original {
-        if start.elapsed() > std::time::Duration::from_secs(20) {
-            let _ = first.kill();
-            let _ = first.wait();
-            panic!("never applied");
+    // Starts `apply --verify [extra]`, waits until it has applied (its
+    // checks have begun), then runs a second apply that does not wait for
+    // the lock; returns the first's (exit code, stderr) and the second run.
+    let race = |extra: &[&str]| -> (Option<i32>, String, Run) {
+        fs::write(&cfg, original).unwrap();
+        let mut first = support::cmd(home.path())
+            .args(["apply", &bundle, "--no-zoi", "--verify", "--timeout", "1"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while fs::read_to_string(&cfg).unwrap() == original {
+            if let Some(status) = first.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut first.stderr.take().unwrap(), &mut stderr)
+                    .unwrap();
+                panic!("the verifying apply ended ({status}) before applying: {stderr}");
+            }
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = first.kill();
+                let _ = first.wait();
+                panic!("never applied");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let second = zm(
-        home.path(),
-        &[
-            "apply",
-            &bundle,
-            "--no-zoi",
-            "--lock-timeout",
-            "0",
-            "--format",
-            "json",
-        ],
-    );
-    let out = first.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        let second = zm(
+            home.path(),
+            &[
+                "apply",
+                &bundle,
+                "--no-zoi",
+                "--lock-timeout",
+                "0",
+                "--format",
+                "json",
+            ],
+        );
+        let out = first.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr, second)
+    };
+
+    let (code, stderr, second) = race(&["--rollback-on-fail"]);
     assert_eq!(second.code, 3, "{}\n{}", second.stdout, second.stderr);
     assert_eq!(
         second.json()["error"]["kind"],
@@ -1034,12 +1042,19 @@ fn a_verifying_apply_keeps_its_lock_until_its_rollback_is_done() {
         "{}",
         second.stdout
     );
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("this run's changes were undone"),
         "{stderr}"
     );
     assert_eq!(fs::read_to_string(&cfg).unwrap(), original);
+
+    // Without --rollback-on-fail: the second run finds the config applied.
+    let (code, stderr, second) = race(&[]);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    assert_eq!(second.json()["already_applied"], true, "{}", second.stdout);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_ne!(fs::read_to_string(&cfg).unwrap(), original);
     drop(hole);
 }
 

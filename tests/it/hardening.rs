@@ -215,7 +215,7 @@ fn a_panic_is_an_internal_error_with_exit_3_and_an_error_document() {
         USER,
         "nothing applied yet"
     );
-    // The lock died with the panic's unwinding: the next run takes it.
+    // And the run after it is not held up: its lock went with the process.
     apply(home.path(), V12).run();
     assert!(fs::read_to_string(&cfg).unwrap().contains("acme"));
 }
