@@ -115,23 +115,32 @@ pub fn stage_replacement(path: &Path, bytes: &[u8]) -> Result<Staged> {
 /// cache flush of its own, so "one flush" is about, not exactly) (a local apply, three flushes together: 5.68 ms against 5.96 with
 /// threads; under a writer flushing 32 MiB in a loop, 16.3 against 17.9).
 ///
-/// An error flushing a file is returned (its bytes must not be relied on);
-/// directories are best effort, like [`sync_dir`].
-pub fn sync_together(files: &[&fs::File], dirs: &[&Path]) -> std::io::Result<()> {
+/// An error flushing a file is returned with the file's place in `files`,
+/// which the caller names (its bytes must not be relied on); directories are
+/// best effort, like [`sync_dir`].
+pub fn sync_together(files: &[&fs::File], dirs: &[&Path]) -> Result<(), Unflushed> {
     for f in files {
         // 0 bytes: to the end of the file.
         start_writeback(f, 0, 0);
     }
     let mut result = Ok(());
-    for f in files {
+    for (index, f) in files.iter().enumerate() {
         // The first error is the one returned; the other files are still
         // flushed, so what could be made durable is.
-        result = result.and(f.sync_all());
+        result = result.and(f.sync_all().map_err(|error| Unflushed { index, error }));
     }
     for d in dirs {
         sync_dir(d);
     }
     result
+}
+
+/// The file [`sync_together`] could not flush: its place in the list it
+/// was given, and why.
+#[derive(Debug)]
+pub struct Unflushed {
+    pub index: usize,
+    pub error: std::io::Error,
 }
 
 /// Starts writing `len` bytes of `file` from `offset` on to disk (`len` 0:
@@ -365,11 +374,12 @@ pub fn replace_dir_with(target: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(
         written.push(f);
     }
     let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
-    sync_together(&written.iter().collect::<Vec<_>>(), &dirs).with_context(|| {
-        format!(
-            "cannot flush the new bundle to disk in {}",
+    sync_together(&written.iter().collect::<Vec<_>>(), &dirs).map_err(|u| {
+        anyhow::Error::new(u.error).context(format!(
+            "cannot flush the new bundle's {} to disk in {}",
+            files[u.index].0.display(),
             staging.path().display()
-        )
+        ))
     })?;
     drop(written);
     let staged = staging.keep();

@@ -797,10 +797,13 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
     } else {
         None
     };
-    let mut files = vec![state_tmp.file()];
-    files.extend(backup_file.as_ref());
-    files.extend(config_tmp.iter().map(|c| c.file()));
-    fsutil::sync_together(&files, &[]).map_err(|e| io_failure("write", x.state_path, &e))?;
+    // Each file with the path an error names.
+    let mut files = vec![(state_tmp.file(), x.state_path)];
+    files.extend(backup_file.iter().zip(report.backup.as_deref()));
+    files.extend(config_tmp.iter().map(|c| (c.file(), x.config_path)));
+    let handles: Vec<&std::fs::File> = files.iter().map(|(f, _)| *f).collect();
+    fsutil::sync_together(&handles, &[])
+        .map_err(|u| io_failure("write", files[u.index].1, &u.error))?;
     let state_dir = state_tmp.dir().to_path_buf();
     state::rename_flushed(state_tmp, scope)?;
     // A kill here leaves the same files as one after flush 2: the page
@@ -813,7 +816,8 @@ fn execute(x: &Execution<'_>, report: &mut ApplyReport) -> Result<()> {
     if report.backup.is_some() {
         dirs.push(config_dir);
     }
-    fsutil::sync_together(&[], &dirs).map_err(|e| io_failure("write", x.config_path, &e))?;
+    // Only folders, whose flushes are best effort: nothing to fail.
+    let _ = fsutil::sync_together(&[], &dirs);
 
     if let (Some(zoi), Some(run)) = (x.zoi, x.zoi_run) {
         // On any failure from here on, the config, the state and Zoi's
