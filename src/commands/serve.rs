@@ -43,6 +43,7 @@ pub fn run(args: &ServeArgs, format: Format) -> Result<Exit> {
             Format::Json => output::json(&serde_json::json!({"url": url, "root": args.dir}))?,
             Format::Human => output::stdout_line(&url),
         }
+        crate::client::failpoint("serving");
         output::info(format!(
             "serving {} at {url} (Ctrl-C to stop)",
             args.dir.display()

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::Format;
-use super::printer::{error_text, hint_line, json};
+use super::printer::{error_text, hint_line, json, json_started};
 use super::redact::printable;
 use super::style::{Style, paint, stderr_color};
 use crate::error::{Diagnostic, ErrorKind, Exit, failure_of};
@@ -27,11 +27,13 @@ struct ErrorBody<'a> {
 }
 
 /// Reports a failed command: the error on stderr, and with `--format json`
-/// also the error document on stdout. Returns the exit code it maps to.
+/// also the error document on stdout, unless the run already began one
+/// there (`serve` announces itself, then fails; a bug panics mid-report):
+/// stdout carries one document at most. Returns the exit code it maps to.
 pub fn report_error(err: &anyhow::Error, format: Format) -> Exit {
     print_error(err);
     let failure = failure_of(err);
-    if format == Format::Json {
+    if format == Format::Json && !json_started() {
         let doc = ErrorDoc {
             error: ErrorBody {
                 kind: failure.map_or(ErrorKind::Internal, |f| f.kind),

@@ -147,8 +147,18 @@ pub fn prompt(text: &str) {
     write_stderr(&redact_secrets(text));
 }
 
+/// Whether a JSON document has been (or is being) written to stdout.
+static JSON_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`json`] has begun a document on stdout: a run prints one at
+/// most, so an error after it goes to stderr only.
+pub(super) fn json_started() -> bool {
+    JSON_STARTED.load(Ordering::Relaxed)
+}
+
 /// Prints one JSON document on stdout (pretty, with a final newline).
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    JSON_STARTED.store(true, Ordering::Relaxed);
     // Streamed in 64 KiB chunks rather than rendered whole first: a check
     // of 400,000 URLs is a document of hundreds of MB, which would
     // otherwise sit in memory next to the report it was made from.

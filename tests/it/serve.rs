@@ -397,3 +397,32 @@ fn a_bad_bind_is_a_usage_error_naming_the_value() {
         .expect_stdout("")
         .run();
 }
+
+/// stdout carries one JSON document at most: a run that fails after
+/// `serve` announced itself (here a bug, a panic made by a failpoint) says
+/// so on stderr, with its exit code, and adds no second document.
+#[test]
+fn a_failure_after_serve_announced_itself_adds_no_second_document() {
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    let r = zm_cmd(home.path())
+        .args(["serve"])
+        .arg(&root)
+        .args(["--port", "0", "--format", "json"])
+        .env("ZOI_MIRROR_FAILPOINT", "panic:serving")
+        .expect_status(3)
+        .expect_stderr_contains("error: zoi-mirror hit a bug: failpoint serving")
+        .run();
+    let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&r.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("stdout is not JSON documents ({e}): {}", r.stdout));
+    assert_eq!(docs.len(), 1, "{}", r.stdout);
+    assert!(
+        docs[0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+}
