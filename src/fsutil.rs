@@ -170,9 +170,12 @@ pub fn start_writeback(file: &fs::File, offset: u64, len: u64) {
 }
 
 /// Removes the temporary files [`stage`] made for `path` that a killed run
-/// left behind (`.<name>.XXXXXX.tmp` next to it, owned by the current
-/// user). Call it only while holding the lock that serialises writers of
-/// `path`: then no live run can own one. Returns how many were removed.
+/// left behind (`.<name>.XXXXXX.tmp` next to it, owned by the current user
+/// or by `path`'s owner: [`stage_replacement`] gives a temp the owner of
+/// the file it replaces, so one a run under sudo left in a user's config
+/// folder is the user's). Call it only while holding the lock that
+/// serialises writers of `path`: then no live run can own one. Returns how
+/// many were removed.
 pub fn remove_stale_temps(path: &Path) -> usize {
     // A symlinked file is staged next to where it points (`atomic_write`).
     let resolved = match fs::symlink_metadata(path) {
@@ -186,6 +189,14 @@ pub fn remove_stale_temps(path: &Path) -> usize {
     let prefix = format!(".{name}.");
     let Ok(entries) = fs::read_dir(parent_dir(path)) else {
         return 0;
+    };
+    #[cfg(unix)]
+    let owners = {
+        use std::os::unix::fs::MetadataExt;
+        [
+            Some(nix::unistd::geteuid().as_raw()),
+            fs::metadata(path).ok().map(|m| m.uid()),
+        ]
     };
     let mut removed = 0;
     for e in entries.flatten() {
@@ -208,7 +219,7 @@ pub fn remove_stale_temps(path: &Path) -> usize {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            if meta.uid() != nix::unistd::geteuid().as_raw() {
+            if !owners.contains(&Some(meta.uid())) {
                 continue;
             }
         }

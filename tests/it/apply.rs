@@ -1455,6 +1455,77 @@ fn under_sudo_the_invoking_users_home_is_used_and_files_stay_theirs() {
     }
 }
 
+/// Under sudo the staged config is given the config's owner, the invoking
+/// user: a run killed with it staged leaves a temp that is theirs, which
+/// the next run under sudo (root) still recognises as its own and removes.
+#[cfg(unix)]
+#[test]
+fn under_sudo_a_killed_runs_staged_config_is_removed_by_the_next_run() {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to act as sudo");
+        return;
+    }
+    let home = home_with_bundle();
+    let root = home.path().join("img");
+    let user = nix::unistd::User::from_name("zoi-mirror-test")
+        .unwrap()
+        .expect("the test user (scripts/test-deps.sh creates it)");
+    let cfg = PathBuf::from(format!(
+        "{}{}/.config/zoi/config.yaml",
+        root.display(),
+        user.dir.display()
+    ));
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, "# mine\nrepos: [extra]\n").unwrap();
+    for p in [cfg.as_path(), cfg.parent().unwrap()] {
+        nix::unistd::chown(p, Some(user.uid), Some(user.gid)).unwrap();
+    }
+    let sudo_apply = |failpoint: Option<&str>| {
+        let mut c = cmd(home.path());
+        c.args([
+            "apply",
+            BUNDLE,
+            "--no-zoi",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .env("SUDO_USER", "zoi-mirror-test")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("XDG_DATA_HOME");
+        if let Some(f) = failpoint {
+            c.env("ZOI_MIRROR_FAILPOINT", f);
+        }
+        run(&mut c)
+    };
+    let staged = || -> Vec<(String, u32)> {
+        fs::read_dir(cfg.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(".config.yaml.") && n.ends_with(".tmp")
+            })
+            .map(|e| {
+                let uid = e.metadata().unwrap().uid();
+                (e.file_name().to_string_lossy().into_owned(), uid)
+            })
+            .collect()
+    };
+    assert_ne!(
+        sudo_apply(Some("after-state")).code,
+        0,
+        "the failpoint fires"
+    );
+    let left = staged();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].1, user.uid.as_raw(), "the temp is the user's");
+    let r = sudo_apply(None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(staged(), [], "the rerun removes it");
+}
+
 /// Under sudo (user scope) Zoi runs as the invoking user, who cannot read
 /// root's temp dir under a strict umask (077 here, as hardened hosts set
 /// for root), where a bundle from a URL is downloaded: Zoi gets a copy of
