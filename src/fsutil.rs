@@ -111,9 +111,10 @@ pub fn stage_replacement(path: &Path, bytes: &[u8]) -> Result<Staged> {
 /// One after another, not one thread each: a thread costs more to start
 /// (about 0.15 ms here: its stack, signal stack and malloc arena) than the
 /// flush it would overlap, and with every writeback started first the
-/// files' I/O overlaps anyway (each later flush may still wait for a disk
-/// cache flush of its own, so "one flush" is about, not exactly) (a local apply, three flushes together: 5.68 ms against 5.96 with
-/// threads; under a writer flushing 32 MiB in a loop, 16.3 against 17.9).
+/// files' I/O overlaps anyway. A local apply, three flushes together: 5.68
+/// ms against 5.96 with threads; under a writer flushing 32 MiB in a loop,
+/// 16.3 against 17.9. (About one flush: a later one may still wait for a
+/// disk cache flush of its own.)
 ///
 /// An error flushing a file is returned with the file's place in `files`,
 /// which the caller names (its bytes must not be relied on); directories are
