@@ -1403,13 +1403,18 @@ fn a_held_lock_makes_a_second_run_wait_then_exit_3() {
     apply(home.path()).run();
 }
 
+/// The unprivileged user the sudo tests act for.
+fn test_user() -> nix::unistd::User {
+    nix::unistd::User::from_name(support::zoienv::USER)
+        .unwrap()
+        .expect("the test user (scripts/test-deps.sh creates it)")
+}
+
 #[test]
 fn under_sudo_the_invoking_users_home_is_used_and_files_stay_theirs() {
     let home = home_with_bundle();
     let root = home.path().join("img");
-    let user = nix::unistd::User::from_name("zoi-mirror-test")
-        .unwrap()
-        .expect("the test user (scripts/test-deps.sh creates it)");
+    let user = test_user();
     let r = run(cmd(home.path())
         .args([
             "apply",
@@ -1420,7 +1425,7 @@ fn under_sudo_the_invoking_users_home_is_used_and_files_stay_theirs() {
             "--format",
             "json",
         ])
-        .env("SUDO_USER", "zoi-mirror-test")
+        .env("SUDO_USER", support::zoienv::USER)
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_STATE_HOME")
         .env_remove("XDG_DATA_HOME"));
@@ -1468,9 +1473,7 @@ fn under_sudo_a_killed_runs_staged_config_is_removed_by_the_next_run() {
     }
     let home = home_with_bundle();
     let root = home.path().join("img");
-    let user = nix::unistd::User::from_name("zoi-mirror-test")
-        .unwrap()
-        .expect("the test user (scripts/test-deps.sh creates it)");
+    let user = test_user();
     let cfg = PathBuf::from(format!(
         "{}{}/.config/zoi/config.yaml",
         root.display(),
@@ -1490,7 +1493,7 @@ fn under_sudo_a_killed_runs_staged_config_is_removed_by_the_next_run() {
             "--root",
             root.to_str().unwrap(),
         ])
-        .env("SUDO_USER", "zoi-mirror-test")
+        .env("SUDO_USER", support::zoienv::USER)
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_STATE_HOME")
         .env_remove("XDG_DATA_HOME");
@@ -1540,9 +1543,7 @@ fn under_sudo_zoi_can_read_the_extension_of_a_downloaded_bundle() {
         return;
     }
     let home = home_with_bundle();
-    let user = nix::unistd::User::from_name("zoi-mirror-test")
-        .unwrap()
-        .expect("the test user (scripts/test-deps.sh creates it)");
+    let user = test_user();
     // The stand-in, its log and the root dir all reachable by the user.
     let open = home.path().join("open");
     fs::create_dir_all(&open).unwrap();
@@ -1580,7 +1581,7 @@ exit 0
     let r = run(c
         .args(["apply", &url, "--zoi", zoi.to_str().unwrap()])
         .args(["--root", root.to_str().unwrap(), "--format", "json"])
-        .env("SUDO_USER", "zoi-mirror-test")
+        .env("SUDO_USER", support::zoienv::USER)
         .env("ZOI_READ_LOG", &log)
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_STATE_HOME")
